@@ -80,7 +80,9 @@ def build_features(
             candidates per UE).
         cqi: candidate CQI(s), 0 .. 15; same broadcasting as ``rank``.
         prev_bler: float [N], previous period's true BLER per UE, NaN where unknown;
-            ``None`` means unknown for all.
+            ``None`` (the normal case) takes it from the reports themselves: the HARQ
+            counts of a report are those of the period that has just ended, so
+            ``reports.true_bler`` is the previous period's BLER of the decision to come.
 
     Returns:
         float64 ``[N, 12]`` if the candidates are ``[]`` or ``[N]``; ``[N, K, 12]`` for
@@ -110,13 +112,10 @@ def build_features(
     except ValueError as exc:
         raise ValueError(f"candidate shapes {rank_a.shape} and {cqi_a.shape} do not fit {n} UEs") from exc
 
-    if prev_bler is None:
-        prev = np.full(n, UNKNOWN_PREV_BLER)
-    else:
-        prev = np.asarray(prev_bler, dtype=np.float64)
-        if prev.shape != (n,):
-            raise ValueError(f"prev_bler must have shape ({n},), got {prev.shape}")
-        prev = np.where(np.isfinite(prev), np.clip(prev, 0.0, 1.0), UNKNOWN_PREV_BLER)
+    prev = reports.true_bler if prev_bler is None else np.asarray(prev_bler, dtype=np.float64)
+    if prev.shape != (n,):
+        raise ValueError(f"prev_bler must have shape ({n},), got {prev.shape}")
+    prev = np.where(np.isfinite(prev), np.clip(prev, 0.0, 1.0), UNKNOWN_PREV_BLER)
 
     layer = np.arange(MAX_RANK)[None, :]
     used = layer < reports.ri[:, None]
