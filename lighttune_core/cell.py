@@ -1,0 +1,206 @@
+"""One cell's decision loop: learn from the period that ended, then decide the next one.
+
+:class:`CellTuner` is the part of the policy that is pure computation, shared by the
+simulator's in-process experiments and the xApp. Per CSI-RS period it receives the cell's
+:class:`~lighttune_core.report.LinkReports` and
+
+1. **learns** (LightTune, buffer-less): every UE that had a decision applied in the period
+   that just ended and whose HARQ counts define a true BLER gives one sample
+   ``(x_pending, y_true)`` with ``y_true = λ·round(nNACK/(nACK+nNACK)/λ)``;
+2. **decides** the next period's (rank, CQI) per UE: ``off`` keeps the DU's table choice
+   (reported RI and CQI, no control sent), ``cqi`` runs CQI-Tune, ``ri_cqi`` runs
+   RI-CQI-Tune;
+3. **remembers** the features of the chosen decision of every UE until its outcome arrives.
+
+Learning is ordered *after* deciding (:meth:`CellTuner.decide` then :meth:`CellTuner.learn`)
+so a caller on the control path can send its control first; :meth:`CellTuner.step` does
+both in the order learn → decide when latency does not matter.
+
+Vectorised screen: LightTune updates only on samples with ``|ŷ − y| ≥ δ``. The period's
+samples are first predicted in one batched call with the model as it is; only the samples
+that fail that screen go, one at a time, through ``learn_one`` (which predicts again with
+the current, possibly already updated, model and updates only if the error is still
+``≥ δ``). After convergence few samples fail the screen, so the per-sample Python work is
+proportional to the number of *updates*, not of UEs.
+
+Per-UE state is kept in arrays indexed through a sorted array of UE ids (``searchsorted``),
+so no Python loop touches every UE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+
+from lighttune_core.features import N_FEATURES, bler_label, build_features
+from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
+from lighttune_core.report import MAX_RANK, LinkReports
+
+
+class TuneMode(str, Enum):
+    """What the policy does with its predictions."""
+
+    OFF = "off"
+    """No control: the DU's OLLA with table RI/CQI decides; the model still predicts and learns."""
+    CQI = "cqi"
+    """CQI-Tune: rank fixed at the reported RI, CQI backed off until predicted BLER <= 0.1."""
+    RI_CQI = "ri_cqi"
+    """RI-CQI-Tune: maximise r * SE(cqi) * (1 - predicted BLER) over r0-1..r0+1 and CQI."""
+
+
+class OnlineBlerModel(Protocol):
+    """What :class:`CellTuner` needs of a model (``lighttune_core.tuner.LightTuneModel``)."""
+
+    delta: float
+
+    def predict_many(self, x: np.ndarray) -> np.ndarray: ...
+
+    def learn_one(self, x: np.ndarray, y: float) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """The next period's decision per UE of one cell (``N`` UEs, order of the reports).
+
+    Attributes:
+        ue_id: int64 [N].
+        rank: int64 [N], 1 .. 4.
+        cqi: int64 [N], 0 .. 15.
+        predicted_bler: float64 [N], the model's BLER prediction for the chosen pair.
+        control: True when the decisions are to be sent to the DU (mode is not ``off``).
+    """
+
+    ue_id: np.ndarray
+    rank: np.ndarray
+    cqi: np.ndarray
+    predicted_bler: np.ndarray
+    control: bool
+
+
+@dataclass(frozen=True)
+class LearnOutcome:
+    """What one period's learning pass did.
+
+    Attributes:
+        n_samples: samples with a defined true BLER and a pending decision.
+        n_updates: LightTune updates made (``learn_one`` returned True).
+        abs_error: float64 [n_samples], |predicted − true| BLER of each sample, predicted
+            with the model as it was when the decision was made.
+        ue_id: int64 [n_samples], the UEs the samples belong to.
+    """
+
+    n_samples: int
+    n_updates: int
+    abs_error: np.ndarray
+    ue_id: np.ndarray
+
+
+class CellTuner:
+    """Per-cell LightTune policy state: one model, per-UE pending decisions.
+
+    Args:
+        model: the cell's online BLER model (``predict_many``, ``learn_one``, ``delta``).
+        mode: :class:`TuneMode` or its value.
+        learn: fine-tune online (False freezes the model: the paper's "no fine-tuning").
+        max_rank: largest rank RI-CQI-Tune may choose.
+    """
+
+    def __init__(
+        self,
+        model: OnlineBlerModel,
+        mode: TuneMode | str = TuneMode.RI_CQI,
+        learn: bool = True,
+        max_rank: int = MAX_RANK,
+    ) -> None:
+        if not 1 <= max_rank <= MAX_RANK:
+            raise ValueError(f"max_rank must be in 1..{MAX_RANK}, got {max_rank}")
+        self.model = model
+        self.mode = TuneMode(mode)
+        self.learn_enabled = bool(learn)
+        self.max_rank = int(max_rank)
+        self._ue_ids = np.zeros(0, dtype=np.int64)
+        self._pending_x = np.zeros((0, N_FEATURES), dtype=np.float64)
+        self._pending_pred = np.zeros(0, dtype=np.float64)
+        self._has_pending = np.zeros(0, dtype=bool)
+
+    @property
+    def n_ues(self) -> int:
+        """UEs the cell has state for."""
+        return int(self._ue_ids.shape[0])
+
+    def _index(self, ue_id: np.ndarray) -> np.ndarray:
+        """Row of each UE id in the per-UE state arrays, adding unseen UEs."""
+        new = np.setdiff1d(ue_id, self._ue_ids, assume_unique=False)
+        if new.size:
+            ids = np.concatenate([self._ue_ids, new])
+            order = np.argsort(ids, kind="stable")
+            n_new = new.shape[0]
+            self._ue_ids = ids[order]
+            self._pending_x = np.concatenate([self._pending_x, np.zeros((n_new, N_FEATURES))])[order]
+            self._pending_pred = np.concatenate([self._pending_pred, np.full(n_new, np.nan)])[order]
+            self._has_pending = np.concatenate([self._has_pending, np.zeros(n_new, dtype=bool)])[order]
+        return np.searchsorted(self._ue_ids, ue_id)
+
+    def forget(self, ue_id: np.ndarray) -> None:
+        """Drop the pending decisions of UEs that left the cell (unknown ids are ignored)."""
+        keep = ~np.isin(self._ue_ids, np.asarray(ue_id, dtype=np.int64))
+        self._ue_ids = self._ue_ids[keep]
+        self._pending_x = self._pending_x[keep]
+        self._pending_pred = self._pending_pred[keep]
+        self._has_pending = self._has_pending[keep]
+
+    def learn(self, reports: LinkReports) -> LearnOutcome:
+        """Learn from the outcome (HARQ counts) of the decisions applied last period.
+
+        Args:
+            reports: this period's reports (their ``n_ack``/``n_nack`` are the outcome of
+                the decisions remembered from the previous call of :meth:`decide`).
+        """
+        if len(reports) != np.unique(reports.ue_id).shape[0]:
+            raise ValueError("reports hold the same UE id twice")
+        idx = self._index(reports.ue_id)
+        label, valid = bler_label(reports.n_ack, reports.n_nack)
+        use = valid & self._has_pending[idx]
+        rows = idx[use]
+        self._has_pending[idx] = False
+        if rows.size == 0:
+            empty = np.zeros(0)
+            return LearnOutcome(0, 0, empty, np.zeros(0, dtype=np.int64))
+        x = self._pending_x[rows]
+        y = label[use]
+        abs_error = np.abs(self._pending_pred[rows] - y)
+        n_updates = 0
+        if self.learn_enabled:
+            screen = np.abs(self.model.predict_many(x) - y) >= self.model.delta - 1e-9
+            for i in np.flatnonzero(screen):
+                n_updates += bool(self.model.learn_one(x[i], float(y[i])))
+        return LearnOutcome(int(rows.size), n_updates, abs_error, reports.ue_id[use])
+
+    def decide(self, reports: LinkReports) -> Decisions:
+        """Choose each UE's (rank, CQI) for the next period and remember its features."""
+        idx = self._index(reports.ue_id)
+        predict = self.model.predict_many
+        if self.mode is TuneMode.RI_CQI:
+            rank, cqi, pred = ri_cqi_tune(predict, reports, max_rank=self.max_rank)
+        elif self.mode is TuneMode.CQI:
+            cqi, pred = cqi_tune(predict, reports)
+            rank = reports.ri.copy()
+        else:
+            rank = reports.ri.copy()
+            cqi = reports.cqi.copy()
+            pred = predict(build_features(reports, rank, cqi))
+        rank = np.asarray(rank, dtype=np.int64)
+        cqi = np.asarray(cqi, dtype=np.int64)
+        pred = np.asarray(pred, dtype=np.float64)
+        self._pending_x[idx] = build_features(reports, rank, cqi)
+        self._pending_pred[idx] = pred
+        self._has_pending[idx] = True
+        return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF)
+
+    def step(self, reports: LinkReports) -> tuple[Decisions, LearnOutcome]:
+        """Learn from the period that ended, then decide the next one."""
+        outcome = self.learn(reports)
+        return self.decide(reports), outcome
