@@ -1,0 +1,236 @@
+"""CQI-Tune and RI-CQI-Tune: adjust the DU's table decision with a BLER predictor.
+
+Both policies score a small grid of candidate decisions ``(rank r, CQI c)`` per UE with
+*one* batched call of a BLER predictor over all UEs × candidates:
+
+    X = build_features(reports, rank[N, K], cqi[N, K], prev_bler)   # [N, K, 12]
+    bler = predict(X.reshape(N · K, 12)).reshape(N, K)
+
+``predict`` is any callable ``features[M, 12] -> bler[M]`` (normally
+``LightTuneModel.predict_many``). Selection is vectorised; there is no per-UE Python loop.
+
+CQI-Tune (rank fixed at the reported RI ``r0``): candidates are the table CQI ``c0``
+(the reported CQI unless given) backed off one step at a time, ``c0, c0 − 1, ...,
+max(c0 − max_backoff, 1)``. The first candidate with predicted BLER ``<= target_bler``
+(0.1, the OLLA target) wins, i.e. the smallest back-off that meets the target. If none
+does, the candidate with the lowest predicted BLER wins (ties to the smaller back-off).
+The CQI never exceeds ``c0``. A UE with ``c0 = 0`` ("out of range") keeps CQI 0.
+
+RI-CQI-Tune: ranks ``r ∈ {r0, r0 − 1, r0 + 1} ∩ [1, max_rank]`` and CQIs
+``c ∈ [c0 − cqi_window + 1, c0] ∩ [1, 15]``; the pair maximising the expected throughput per
+RE, ``r · SE(c) · (1 − BLER_pred(r, c))``, wins. Ties go to the earlier candidate in the
+order (r0, then r0 − 1, then r0 + 1; higher CQI first). If every candidate is predicted
+to fail surely (all objectives 0), the lowest predicted BLER wins instead. Should the rank
+set be empty (a reported RI above ``max_rank + 1``), the rank is capped at ``max_rank``.
+
+Rank rule: the CSI report only carries a table CQI for the reported rank ``r0``. For
+``r ≠ r0`` we use the same CQI window anchored at ``c0``: the predictor, which sees the
+candidate rank as a feature, judges what a rank change does to the BLER. A higher rank
+splits the power over more layers, so its "own" CQI would be a few steps lower; the
+default window of 5 CQI steps (about 5–9 dB of SINR) leaves room for that.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from lighttune_core.features import N_FEATURES, build_features
+from lighttune_core.linkadapt.tables import spectral_efficiency
+from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
+
+BlerPredictor = Callable[[np.ndarray], np.ndarray]
+"""``features float [M, 12] -> predicted BLER float [M]``."""
+
+DEFAULT_TARGET_BLER: float = 0.1
+"""BLER a CQI-Tune decision must be predicted to meet (the OLLA target)."""
+DEFAULT_MAX_BACKOFF: int = MAX_CQI - 1
+"""CQI-Tune may back off all the way to CQI 1 by default."""
+DEFAULT_CQI_WINDOW: int = 5
+"""RI-CQI-Tune searches this many CQIs at and below the table CQI."""
+
+_BLER_TOLERANCE: float = 1e-9
+
+
+class CqiTuneResult(NamedTuple):
+    """CQI-Tune decision per UE."""
+
+    cqi: np.ndarray
+    """int64 [N], chosen CQI (<= the table CQI)."""
+    predicted_bler: np.ndarray
+    """float64 [N], predicted BLER of the chosen (RI, CQI)."""
+
+
+class RiCqiTuneResult(NamedTuple):
+    """RI-CQI-Tune decision per UE."""
+
+    rank: np.ndarray
+    """int64 [N], chosen rank in [1, max_rank]."""
+    cqi: np.ndarray
+    """int64 [N], chosen CQI (<= the table CQI)."""
+    predicted_bler: np.ndarray
+    """float64 [N], predicted BLER of the chosen pair."""
+
+
+def _table_cqi(reports: LinkReports, table_cqi: np.ndarray | None) -> np.ndarray:
+    n = len(reports)
+    if table_cqi is None:
+        c0 = reports.cqi
+    else:
+        c0 = np.asarray(table_cqi)
+        if c0.shape != (n,):
+            raise ValueError(f"table_cqi must have shape ({n},), got {c0.shape}")
+        if c0.dtype.kind not in "iu" and not (c0.dtype.kind == "f" and np.all(c0 == np.round(c0))):
+            raise ValueError("table_cqi must hold integers")
+        c0 = c0.astype(np.int64)
+    if np.any((c0 < 0) | (c0 > MAX_CQI)):
+        raise ValueError(f"table CQI must be in 0..{MAX_CQI}")
+    return c0
+
+
+def _reported_rank(reports: LinkReports) -> np.ndarray:
+    if np.any((reports.ri < 1) | (reports.ri > MAX_RANK)):
+        raise ValueError(
+            f"reports.ri must be in 1..{MAX_RANK}; drop invalid UEs with LinkReports.validate() first"
+        )
+    return reports.ri
+
+
+def _predict_rows(predict: BlerPredictor, features: np.ndarray) -> np.ndarray:
+    """Run the predictor on ``features [M, 12]`` and check its answer, float64 [M]."""
+    m = features.shape[0]
+    bler = np.asarray(predict(features), dtype=np.float64)
+    if bler.size != m:
+        raise ValueError(f"predict returned {bler.size} values for {m} feature rows")
+    bler = bler.reshape(m)
+    if not np.all(np.isfinite(bler)):
+        raise ValueError("predict returned non-finite BLER values")
+    return bler
+
+
+def cqi_tune(
+    predict: BlerPredictor,
+    reports: LinkReports,
+    prev_bler: np.ndarray | None = None,
+    table_cqi: np.ndarray | None = None,
+    target_bler: float = DEFAULT_TARGET_BLER,
+    max_backoff: int = DEFAULT_MAX_BACKOFF,
+) -> CqiTuneResult:
+    """CQI-Tune: smallest CQI back-off whose predicted BLER meets the target (see module doc).
+
+    Candidates ``c_k = max(c0 − k, 1)``, ``k = 0 .. K − 1`` with
+    ``K = min(max_backoff, max(c0) − 1) + 1``, rank ``r0`` = reported RI. Chosen
+    ``k* = min{k : BLER_k <= target}``, or ``argmin_k BLER_k`` if the set is empty.
+
+    Args:
+        predict: ``features [M, 12] -> bler [M]``, called once with ``M = N · K``.
+        reports: the cell's reports, ``N`` UEs (valid per ``LinkReports.validate``).
+        prev_bler: float [N] or None, passed to ``build_features``.
+        table_cqi: int [N], the DU's table CQI; default the reported CQI.
+        target_bler: BLER target in [0, 1].
+        max_backoff: largest back-off in CQI steps, >= 0.
+
+    Returns:
+        ``CqiTuneResult(cqi int64 [N], predicted_bler float64 [N])``.
+
+    Raises:
+        ValueError: bad arguments, reported RI outside 1..4, or a predictor answer of the
+            wrong size or with non-finite values.
+    """
+    if not 0.0 <= target_bler <= 1.0:
+        raise ValueError(f"target_bler must be in [0, 1], got {target_bler!r}")
+    if int(max_backoff) != max_backoff or max_backoff < 0:
+        raise ValueError(f"max_backoff must be a non-negative integer, got {max_backoff!r}")
+    n = len(reports)
+    c0 = _table_cqi(reports, table_cqi)
+    r0 = _reported_rank(reports)
+    if n == 0:
+        return CqiTuneResult(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+    k = int(min(int(max_backoff), max(int(c0.max()) - 1, 0))) + 1
+    backoff = np.arange(k, dtype=np.int64)[None, :]
+    cand = np.where(c0[:, None] > 0, np.maximum(c0[:, None] - backoff, 1), 0)  # [N, K]
+    rank = np.broadcast_to(r0[:, None], cand.shape)
+    x = build_features(reports, rank, cand, prev_bler).reshape(n * k, N_FEATURES)
+    bler = _predict_rows(predict, x).reshape(n, k)
+
+    meets = bler <= target_bler + _BLER_TOLERANCE
+    choice = np.where(meets.any(axis=1), np.argmax(meets, axis=1), np.argmin(bler, axis=1))
+    rows = np.arange(n)
+    return CqiTuneResult(cand[rows, choice].astype(np.int64), bler[rows, choice])
+
+
+def ri_cqi_tune(
+    predict: BlerPredictor,
+    reports: LinkReports,
+    prev_bler: np.ndarray | None = None,
+    max_rank: int = MAX_RANK,
+    cqi_window: int = DEFAULT_CQI_WINDOW,
+    table_cqi: np.ndarray | None = None,
+) -> RiCqiTuneResult:
+    """RI-CQI-Tune: the (rank, CQI) pair of best expected throughput (see module doc).
+
+    Grid (K = 3 · cqi_window slots per UE, ordered rank offset d ∈ (0, −1, +1) then
+    CQI step j = 0 .. cqi_window − 1): ``r = r0 + d``, ``c = c0 − j``; a slot is valid iff
+    ``1 <= r <= max_rank`` and ``1 <= c`` (for ``c0 = 0`` only ``(r0, 0)`` is valid).
+    Only valid slots are sent to ``predict`` (one call). Objective
+    ``J = r · SE(c) · (1 − BLER_pred)`` with SE from the reports' CQI table; chosen
+    ``argmax J`` (first on ties), or the lowest predicted BLER if ``max J <= 0``.
+
+    Args:
+        predict: ``features [M, 12] -> bler [M]``, called once.
+        reports: the cell's reports, ``N`` UEs (valid per ``LinkReports.validate``).
+        prev_bler: float [N] or None, passed to ``build_features``.
+        max_rank: highest rank allowed, 1 .. 4.
+        cqi_window: number of CQIs searched at and below the table CQI, >= 1.
+        table_cqi: int [N], the DU's table CQI; default the reported CQI.
+
+    Returns:
+        ``RiCqiTuneResult(rank int64 [N], cqi int64 [N], predicted_bler float64 [N])``.
+
+    Raises:
+        ValueError: bad arguments, reported RI outside 1..4, or a predictor answer of the
+            wrong size or with non-finite values.
+    """
+    if int(max_rank) != max_rank or not 1 <= max_rank <= MAX_RANK:
+        raise ValueError(f"max_rank must be in 1..{MAX_RANK}, got {max_rank!r}")
+    if int(cqi_window) != cqi_window or cqi_window < 1:
+        raise ValueError(f"cqi_window must be a positive integer, got {cqi_window!r}")
+    n = len(reports)
+    c0 = _table_cqi(reports, table_cqi)
+    r0 = _reported_rank(reports)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return RiCqiTuneResult(empty, empty.copy(), np.zeros(0, dtype=np.float64))
+    w = int(cqi_window)
+    rank_offset = np.repeat(np.array([0, -1, 1], dtype=np.int64), w)[None, :]  # [1, K]
+    cqi_step = np.tile(np.arange(w, dtype=np.int64), 3)[None, :]  # [1, K]
+    rank = r0[:, None] + rank_offset  # [N, K]
+    cqi = c0[:, None] - cqi_step
+    no_tx = (c0 == 0)[:, None]
+    valid = (rank >= 1) & (rank <= max_rank) & (cqi >= 1)
+    valid |= no_tx & (rank_offset == 0) & (cqi_step == 0)
+    # A reported RI above max_rank leaves no in-range rank among r0 ± 1 only if
+    # r0 > max_rank + 1; then fall back to max_rank itself at the table CQI window.
+    stranded = ~valid.any(axis=1)
+    if np.any(stranded):
+        rank = np.where(stranded[:, None], max_rank, rank)
+        valid |= stranded[:, None] & (rank_offset == 0) & ((cqi >= 1) | (no_tx & (cqi_step == 0)))
+    rank_safe = np.where(valid, rank, np.clip(r0, 1, max_rank)[:, None])
+    cqi_safe = np.where(valid, cqi, c0[:, None])
+
+    x = build_features(reports, rank_safe, cqi_safe, prev_bler)  # [N, K, 12]
+    bler = np.full(valid.shape, np.inf)
+    bler[valid] = _predict_rows(predict, x[valid])
+
+    se = spectral_efficiency(cqi_safe, reports.cqi_table)
+    objective = np.where(valid, rank_safe * se * (1.0 - np.minimum(bler, 1.0)), -np.inf)
+    best = np.argmax(objective, axis=1)
+    rows = np.arange(n)
+    hopeless = objective[rows, best] <= 0.0
+    choice = np.where(hopeless, np.argmin(bler, axis=1), best)
+    return RiCqiTuneResult(
+        rank_safe[rows, choice].astype(np.int64),
+        cqi_safe[rows, choice].astype(np.int64),
+        bler[rows, choice],
+    )
