@@ -1,0 +1,359 @@
+"""The xApp's run-time configuration: the descriptor's ``controls`` section.
+
+The OSC app manager hands an xApp its descriptor (``config-file.json``) through the file
+named by the environment variable ``CONFIG_FILE`` (mounted from the ConfigMap
+``configmap-ricxapp-lighttune-xapp-appconfig`` at ``/opt/ric/config``); ricxappframe calls
+its config handler with the parsed descriptor at start-up and whenever the file changes.
+This module turns that descriptor into a frozen :class:`XappConfig`:
+
+1. the ``controls`` section is validated against the controls schema
+   (``xapp-descriptor/schema.json``, the same file the onboarder uses) with a draft-07
+   validator;
+2. semantic checks the schema cannot express follow: finite numbers, ports pairwise
+   distinct and equal to the descriptor's ``messaging.ports`` of the same name, the A1
+   policy type listed in the ``rmrdata`` port's ``policies``, a ``directory`` for the file
+   store.
+
+Any failure raises :class:`ConfigError` whose message names the offending field
+(``controls.delta`` ...). :class:`ConfigWatcher` keeps the running configuration and
+replaces it only by a valid one, so a bad ConfigMap edit never stops the xApp.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+__all__ = [
+    "ConfigError",
+    "ConfigWatcher",
+    "TUNER_MODES",
+    "REPORT_PATHS",
+    "STORE_BACKENDS",
+    "XappConfig",
+    "find_controls_schema",
+    "load_config",
+    "load_config_file",
+    "load_controls_schema",
+]
+
+_log = logging.getLogger(__name__)
+
+TUNER_MODES: tuple[str, ...] = ("off", "cqi", "ri_cqi")
+"""Decision modes: keep the DU's choice, CQI-Tune, RI-CQI-Tune."""
+REPORT_PATHS: tuple[str, ...] = ("service_model", "kpm")
+"""E2 report paths: our link-adaptation service model, or standard E2SM-KPM (advisory)."""
+STORE_BACKENDS: tuple[str, ...] = ("sdl", "file", "memory")
+"""Model-store backends (see :mod:`lighttune_xapp.store`)."""
+
+SCHEMA_FILE_NAME = "schema.json"
+_REPO_SCHEMA = Path(__file__).resolve().parent.parent / "xapp-descriptor" / SCHEMA_FILE_NAME
+# Descriptor port names that the controls' ports must agree with.
+_PORT_NAMES: dict[str, str] = {"http": "http", "rmrData": "rmrdata", "rmrRoute": "rmrroute"}
+
+
+class ConfigError(ValueError):
+    """An invalid xApp configuration; ``field`` is the dotted path of the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class XappConfig:
+    """Validated xApp controls.
+
+    Attributes:
+        tuner_mode: ``"off"`` | ``"cqi"`` | ``"ri_cqi"``.
+        delta: fine-tuning threshold δ on |ŷ - y| (BLER, unitless, 0 < δ <= 1).
+        learning_rate: online SGD step size (> 0).
+        cell_allow_list: cell ids to tune; empty tuple = every cell.
+        checkpoint_interval_s: minimum time between model-store saves, seconds (> 0).
+        report_path: ``"service_model"`` | ``"kpm"``.
+        http_port, rmr_data_port, rmr_route_port: listening TCP ports.
+        model_path: offline model file every cell starts from.
+        store_backend: ``"sdl"`` | ``"file"`` | ``"memory"``.
+        store_namespace: SDL namespace (default ``"lighttune"``).
+        store_directory: directory of the file store (``None`` unless backend is ``file``).
+        a1_policy_type_id: A1 policy type id of the per-cell mode policy.
+        name, version: the descriptor's xApp name and version (``""`` when absent).
+    """
+
+    tuner_mode: str
+    delta: float
+    learning_rate: float
+    cell_allow_list: tuple[str, ...]
+    checkpoint_interval_s: float
+    report_path: str
+    http_port: int
+    rmr_data_port: int
+    rmr_route_port: int
+    model_path: str
+    store_backend: str
+    store_namespace: str
+    store_directory: str | None
+    a1_policy_type_id: int
+    name: str = ""
+    version: str = ""
+
+    def cell_allowed(self, cell_id: str) -> bool:
+        """Whether the xApp tunes ``cell_id`` (always true with an empty allow-list)."""
+        return not self.cell_allow_list or cell_id in self.cell_allow_list
+
+    @property
+    def control_enabled(self) -> bool:
+        """Whether decisions are sent to the DU: a tuning mode on the service-model path.
+
+        The KPM path carries no control (advisory mode: predictions and recommendations).
+        """
+        return self.tuner_mode != "off" and self.report_path == "service_model"
+
+
+def find_controls_schema() -> Path:
+    """Locate the controls schema file.
+
+    Looked for, in order: ``$XAPP_DESCRIPTOR_PATH/schema.json`` (set by the chart), the
+    directory of ``$CONFIG_FILE`` (the ConfigMap mounts both files side by side), and the
+    checkout's ``xapp-descriptor/schema.json``.
+
+    Raises:
+        ConfigError: (field ``schema``) when none exists.
+    """
+    candidates: list[Path] = []
+    descriptor_dir = os.environ.get("XAPP_DESCRIPTOR_PATH")
+    if descriptor_dir:
+        candidates.append(Path(descriptor_dir) / SCHEMA_FILE_NAME)
+    config_file = os.environ.get("CONFIG_FILE")
+    if config_file:
+        candidates.append(Path(config_file).parent / SCHEMA_FILE_NAME)
+    candidates.append(_REPO_SCHEMA)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError("schema", "controls schema not found in " + ", ".join(map(str, candidates)))
+
+
+def load_controls_schema(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Read and check the controls JSON schema (draft-07) from ``path`` or the default place."""
+    schema_path = Path(path) if path is not None else find_controls_schema()
+    try:
+        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError("schema", f"cannot read {schema_path}: {exc}") from exc
+    try:
+        jsonschema.Draft7Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ConfigError("schema", f"{schema_path} is not a valid draft-07 schema: {exc.message}") from exc
+    return schema
+
+
+def _dotted(prefix: str, path: Iterable[Any]) -> str:
+    out = prefix
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _schema_check(controls: Any, schema: Mapping[str, Any]) -> None:
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(controls), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if not errors:
+        return
+    error = errors[0]
+    field = _dotted("controls", error.path)
+    if error.validator == "required" or error.validator == "additionalProperties":
+        # The message names the missing/unexpected key; append it to the field path.
+        missing = [p for p in error.message.split("'")[1::2] if p]
+        if missing:
+            field = f"{field}.{missing[0]}"
+    raise ConfigError(field, error.message)
+
+
+def _finite(field: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ConfigError(field, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _descriptor_ports(descriptor: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    messaging = descriptor.get("messaging")
+    if messaging is None:
+        return {}
+    if not isinstance(messaging, Mapping) or not isinstance(messaging.get("ports"), list):
+        raise ConfigError("messaging.ports", "must be a list of port objects")
+    ports: dict[str, Mapping[str, Any]] = {}
+    for i, port in enumerate(messaging["ports"]):
+        if not isinstance(port, Mapping) or not isinstance(port.get("name"), str):
+            raise ConfigError(f"messaging.ports[{i}].name", "each port needs a string name")
+        ports[port["name"]] = port
+    return ports
+
+
+def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> XappConfig:
+    """Validate an xApp descriptor and return its controls as an :class:`XappConfig`.
+
+    Args:
+        descriptor: the parsed descriptor (the whole ``config-file.json`` object, as
+            ricxappframe passes it to the config handler). Its ``controls`` section is
+            required; ``messaging.ports`` is optional and, when present, cross-checked.
+        schema: the controls schema; default :func:`load_controls_schema`.
+
+    Raises:
+        ConfigError: schema violation or semantic error, naming the field.
+    """
+    if not isinstance(descriptor, Mapping):
+        raise ConfigError("descriptor", f"must be a JSON object, got {type(descriptor).__name__}")
+    if "controls" not in descriptor:
+        raise ConfigError("controls", "the descriptor has no controls section")
+    controls = descriptor["controls"]
+    _schema_check(controls, schema if schema is not None else load_controls_schema())
+
+    delta = _finite("controls.delta", controls["delta"])
+    learning_rate = _finite("controls.learningRate", controls["learningRate"])
+    interval = _finite("controls.checkpointIntervalS", controls["checkpointIntervalS"])
+
+    ports = {key: int(controls["ports"][key]) for key in _PORT_NAMES}
+    seen: dict[int, str] = {}
+    for key, number in ports.items():
+        if number in seen:
+            raise ConfigError(f"controls.ports.{key}", f"port {number} is also used by controls.ports.{seen[number]}")
+        seen[number] = key
+    declared = _descriptor_ports(descriptor)
+    if declared:
+        for key, port_name in _PORT_NAMES.items():
+            if port_name not in declared:
+                raise ConfigError("messaging.ports", f"no port named {port_name!r} (controls.ports.{key} needs one)")
+            if declared[port_name].get("port") != ports[key]:
+                raise ConfigError(
+                    f"controls.ports.{key}",
+                    f"{ports[key]} differs from messaging port {port_name!r} = {declared[port_name].get('port')!r}",
+                )
+        policies = declared["rmrdata"].get("policies", [])
+        if controls["a1PolicyTypeId"] not in policies:
+            raise ConfigError(
+                "controls.a1PolicyTypeId",
+                f"{controls['a1PolicyTypeId']} is not in the rmrdata port's policies {policies!r}",
+            )
+
+    store = controls["store"]
+    directory = store.get("directory")
+    if store["backend"] == "file" and not directory:
+        raise ConfigError("controls.store.directory", "the file store needs a directory")
+
+    return XappConfig(
+        tuner_mode=controls["tunerMode"],
+        delta=delta,
+        learning_rate=learning_rate,
+        cell_allow_list=tuple(controls["cellAllowList"]),
+        checkpoint_interval_s=interval,
+        report_path=controls["reportPath"],
+        http_port=ports["http"],
+        rmr_data_port=ports["rmrData"],
+        rmr_route_port=ports["rmrRoute"],
+        model_path=controls["modelPath"],
+        store_backend=store["backend"],
+        store_namespace=store.get("namespace", "lighttune"),
+        store_directory=directory if store["backend"] == "file" else None,
+        a1_policy_type_id=int(controls["a1PolicyTypeId"]),
+        name=str(descriptor.get("name", "")),
+        version=str(descriptor.get("version", "")),
+    )
+
+
+def load_config_file(path: str | os.PathLike[str] | None = None) -> XappConfig:
+    """Read the descriptor from ``path`` (default: env ``CONFIG_FILE``) and validate it.
+
+    Raises:
+        ConfigError: field ``CONFIG_FILE`` when no path is known or the file is not
+            readable JSON; otherwise as :func:`load_config`.
+    """
+    if path is None:
+        path = os.environ.get("CONFIG_FILE")
+        if not path:
+            raise ConfigError("CONFIG_FILE", "environment variable not set and no path given")
+    try:
+        descriptor = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError("CONFIG_FILE", f"cannot read descriptor {path}: {exc}") from exc
+    return load_config(descriptor)
+
+
+class ConfigWatcher:
+    """Holds the running :class:`XappConfig` and swaps it only for a valid one.
+
+    ``apply(descriptor)`` is what ricxappframe's ``config_handler`` calls with each new
+    descriptor; ``poll_file()`` does the same for a plain file watched by modification time
+    (local mode). An invalid descriptor is logged and counted in ``rejected``; the running
+    configuration stays. Listeners registered with :meth:`subscribe` get ``(old, new)``
+    after each accepted change. Thread-safe.
+    """
+
+    def __init__(self, initial: XappConfig, schema: Mapping[str, Any] | None = None) -> None:
+        self._config = initial
+        self._schema = dict(schema) if schema is not None else load_controls_schema()
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[XappConfig, XappConfig], None]] = []
+        self._file_mtime_ns: int | None = None
+        self.rejected = 0
+        self.last_error: ConfigError | None = None
+
+    @property
+    def config(self) -> XappConfig:
+        """The configuration in force."""
+        return self._config
+
+    def subscribe(self, listener: Callable[[XappConfig, XappConfig], None]) -> None:
+        """Call ``listener(old, new)`` after every accepted change."""
+        self._listeners.append(listener)
+
+    def apply(self, descriptor: Mapping[str, Any]) -> ConfigError | None:
+        """Validate ``descriptor``; install it if valid. Returns the error, or None on success."""
+        try:
+            new = load_config(descriptor, self._schema)
+        except ConfigError as exc:
+            with self._lock:
+                self.rejected += 1
+                self.last_error = exc
+            _log.error("config rejected, keeping the running one: %s", exc)
+            return exc
+        with self._lock:
+            old, self._config = self._config, new
+        if new != old:
+            _log.info("config applied: %s", new)
+            for listener in self._listeners:
+                listener(old, new)
+        return None
+
+    def poll_file(self, path: str | os.PathLike[str]) -> ConfigError | None:
+        """Re-read ``path`` if its modification time changed since the last poll and apply it."""
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError as exc:
+            error = ConfigError("CONFIG_FILE", f"cannot stat {path}: {exc}")
+            with self._lock:
+                self.rejected += 1
+                self.last_error = error
+            return error
+        if mtime == self._file_mtime_ns:
+            return None
+        self._file_mtime_ns = mtime
+        try:
+            descriptor = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            error = ConfigError("CONFIG_FILE", f"cannot read descriptor {path}: {exc}")
+            with self._lock:
+                self.rejected += 1
+                self.last_error = error
+            _log.error("config rejected, keeping the running one: %s", error)
+            return error
+        return self.apply(descriptor)
