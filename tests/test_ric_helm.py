@@ -1,0 +1,164 @@
+"""The helm chart: real `helm lint` / `helm template`, objects validated with kubernetes-validate.
+
+Needs a helm 3 binary (``scripts/install-test-deps`` installs one); the tests skip without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "lighttune-xapp"
+DESCRIPTOR_DIR = ROOT / "xapp-descriptor"
+DESCRIPTOR = json.loads((DESCRIPTOR_DIR / "config-file.json").read_text())
+NAME = DESCRIPTOR["name"]
+FULLNAME = f"ricxapp-{NAME}"
+
+
+HELM = os.environ.get("HELM") or shutil.which("helm")
+needs_helm = pytest.mark.skipif(HELM is None, reason="helm binary not found (scripts/install-test-deps installs it)")
+
+
+def _run_helm(*args: str) -> str:
+    assert HELM is not None
+    out = subprocess.run([HELM, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, f"helm {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def _render(*set_args: str) -> list[dict[str, Any]]:
+    text = _run_helm("template", "lighttune", str(CHART), "--namespace", "ricxapp", *set_args)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _by_kind_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[tuple[str, str], dict[str, Any]]:
+    if HELM is None:
+        pytest.skip("helm binary not found (scripts/install-test-deps installs it)")
+    return _by_kind_name(_render())
+
+
+def test_chart_files_equal_the_descriptor() -> None:
+    for name in ("config-file.json", "schema.json"):
+        assert (CHART / "files" / name).read_bytes() == (DESCRIPTOR_DIR / name).read_bytes(), (
+            f"helm/lighttune-xapp/files/{name} differs from xapp-descriptor/{name}: copy it over"
+        )
+
+
+def test_chart_version_follows_the_descriptor() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["name"] == NAME
+    assert chart["version"] == DESCRIPTOR["version"] == chart["appVersion"]
+
+
+@needs_helm
+def test_helm_lint() -> None:
+    out = _run_helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in out
+
+
+def test_objects_pass_strict_kubernetes_validation(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    version = kubernetes_validate.latest_version()
+    for obj in rendered.values():
+        kubernetes_validate.validate(obj, version, strict=True)
+    # strict mode really rejects unknown fields (so the loop above can fail)
+    deployment = json.loads(json.dumps(rendered[("Deployment", FULLNAME)]))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, version, strict=True)
+
+
+def test_names_and_namespace(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    assert set(rendered) == {
+        ("Deployment", FULLNAME),
+        ("Service", f"service-{FULLNAME}-rmr"),
+        ("Service", f"service-{FULLNAME}-http"),
+        ("ConfigMap", f"configmap-{FULLNAME}-appconfig"),
+        ("ConfigMap", f"configmap-{FULLNAME}-appenv"),
+        ("ConfigMap", f"configmap-{FULLNAME}-routes"),
+    }
+    assert {o["metadata"]["namespace"] for o in rendered.values()} == {"ricxapp"}
+    pod = rendered[("Deployment", FULLNAME)]["spec"]["template"]
+    assert pod["spec"]["hostname"] == NAME
+    selector = rendered[("Deployment", FULLNAME)]["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    for service in (f"service-{FULLNAME}-rmr", f"service-{FULLNAME}-http"):
+        assert rendered[("Service", service)]["spec"]["selector"] == selector
+
+
+def test_ports_match_the_descriptor(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    declared = {p["name"]: p["port"] for p in DESCRIPTOR["messaging"]["ports"]}
+    container = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == declared
+    rmr = rendered[("Service", f"service-{FULLNAME}-rmr")]["spec"]["ports"]
+    assert [(p["name"], p["port"]) for p in rmr] == [("rmrdata", 4560), ("rmrroute", 4561)]
+    http = rendered[("Service", f"service-{FULLNAME}-http")]["spec"]["ports"]
+    assert [(p["name"], p["port"]) for p in http] == [("http", declared["http"])]
+    for port in rmr + http:
+        assert port["targetPort"] == port["name"]
+
+
+def test_probes_annotations_image_and_security(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    pod = rendered[("Deployment", FULLNAME)]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    for key in ("livenessProbe", "readinessProbe"):
+        want = DESCRIPTOR[key]
+        assert container[key]["httpGet"] == want["httpGet"]
+        assert container[key]["initialDelaySeconds"] == want["initialDelaySeconds"]
+        assert container[key]["periodSeconds"] == want["periodSeconds"]
+    for key, value in DESCRIPTOR["annotations"].items():
+        assert pod["metadata"]["annotations"][key] == value
+    image = DESCRIPTOR["containers"][0]["image"]
+    assert container["image"] == f"{image['registry']}/{image['name']}:{image['tag']}"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["runAsUser"] != 0
+    assert set(container["resources"]) == {"requests", "limits"}
+
+
+def test_environment_and_config_mount(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    env = rendered[("ConfigMap", f"configmap-{FULLNAME}-appenv")]["data"]
+    assert env["CONFIG_FILE"] == "/opt/ric/config/config-file.json"
+    assert env["RMR_RTG_SVC"] == "4561"
+    assert env["RMR_SRC_ID"] == f"service-{FULLNAME}-rmr.ricxapp"
+    assert env["DBAAS_SERVICE_HOST"].startswith("service-ricplt-dbaas-tcp.ricplt")
+    assert env["DBAAS_SERVICE_PORT"] == "6379"
+    pod_spec = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    assert {"configMapRef": {"name": f"configmap-{FULLNAME}-appenv"}} in container["envFrom"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v["configMap"]["name"] for v in pod_spec["volumes"]}
+    assert volumes["appconfig"] == f"configmap-{FULLNAME}-appconfig"
+    assert mounts["appconfig"] == "/opt/ric/config"
+    routes = rendered[("ConfigMap", f"configmap-{FULLNAME}-routes")]["data"]
+    seed_dir, seed_file = env["RMR_SEED_RT"].rsplit("/", 1)
+    assert mounts[next(k for k, v in volumes.items() if v.endswith("-routes"))] == seed_dir
+    table = routes[seed_file].splitlines()
+    assert table[0] == "newrt|start" and table[-1] == "newrt|end"
+
+
+def test_configmap_content_equals_the_descriptor(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    data = rendered[("ConfigMap", f"configmap-{FULLNAME}-appconfig")]["data"]
+    assert data["config-file.json"] == (DESCRIPTOR_DIR / "config-file.json").read_text()
+    assert data["schema.json"] == (DESCRIPTOR_DIR / "schema.json").read_text()
+
+
+@needs_helm
+def test_image_values_override_the_descriptor() -> None:
+    objects = _by_kind_name(
+        _render("--set", "image.registry=registry.example.org:5000", "--set", "image.tag=9.9.9")
+    )
+    container = objects[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"registry.example.org:5000/{DESCRIPTOR['containers'][0]['image']['name']}:9.9.9"
