@@ -172,7 +172,8 @@ def ri_cqi_tune(
 
     Grid (K = 3 · cqi_window slots per UE, ordered rank offset d ∈ (0, −1, +1) then
     CQI step j = 0 .. cqi_window − 1): ``r = r0 + d``, ``c = c0 − j``; a slot is valid iff
-    ``1 <= r <= max_rank`` and ``1 <= c`` (for ``c0 = 0`` only ``(r0, 0)`` is valid).
+    ``1 <= r <= max_rank`` and ``1 <= c`` (for ``c0 = 0`` only (first valid rank, 0) is;
+    if no ``r0 + d`` is in range, ``max_rank`` replaces ``r0``).
     Only valid slots are sent to ``predict`` (one call). Objective
     ``J = r · SE(c) · (1 − BLER_pred)`` with SE from the reports' CQI table; chosen
     ``argmax J`` (first on ties), or the lowest predicted BLER if ``max J <= 0``.
@@ -203,21 +204,26 @@ def ri_cqi_tune(
         empty = np.zeros(0, dtype=np.int64)
         return RiCqiTuneResult(empty, empty.copy(), np.zeros(0, dtype=np.float64))
     w = int(cqi_window)
-    rank_offset = np.repeat(np.array([0, -1, 1], dtype=np.int64), w)[None, :]  # [1, K]
-    cqi_step = np.tile(np.arange(w, dtype=np.int64), 3)[None, :]  # [1, K]
-    rank = r0[:, None] + rank_offset  # [N, K]
-    cqi = c0[:, None] - cqi_step
-    no_tx = (c0 == 0)[:, None]
-    valid = (rank >= 1) & (rank <= max_rank) & (cqi >= 1)
-    valid |= no_tx & (rank_offset == 0) & (cqi_step == 0)
-    # A reported RI above max_rank leaves no in-range rank among r0 ± 1 only if
-    # r0 > max_rank + 1; then fall back to max_rank itself at the table CQI window.
-    stranded = ~valid.any(axis=1)
-    if np.any(stranded):
-        rank = np.where(stranded[:, None], max_rank, rank)
-        valid |= stranded[:, None] & (rank_offset == 0) & ((cqi >= 1) | (no_tx & (cqi_step == 0)))
-    rank_safe = np.where(valid, rank, np.clip(r0, 1, max_rank)[:, None])
-    cqi_safe = np.where(valid, cqi, c0[:, None])
+    rows = np.arange(n)
+    # ranks r0, r0 - 1, r0 + 1 that lie in [1, max_rank]; none (r0 > max_rank + 1): max_rank
+    rank_set = r0[:, None] + np.array([0, -1, 1], dtype=np.int64)[None, :]  # [N, 3]
+    rank_ok = (rank_set >= 1) & (rank_set <= max_rank)
+    stranded = ~rank_ok.any(axis=1)
+    rank_set[stranded, 0] = max_rank
+    rank_ok[stranded, 0] = True
+    first_rank = np.argmax(rank_ok, axis=1)  # [N], first valid rank slot
+    # grid [N, 3, W] -> [N, K]: rank slot a, CQI step j
+    step = np.arange(w, dtype=np.int64)
+    cqi_grid = np.broadcast_to(c0[:, None, None] - step[None, None, :], (n, 3, w))
+    rank_grid = np.broadcast_to(rank_set[:, :, None], (n, 3, w))
+    valid = rank_ok[:, :, None] & (cqi_grid >= 1)
+    # CQI 0 ("out of range"): the only candidate is (first valid rank, CQI 0)
+    no_tx = c0 == 0
+    valid[no_tx] = False
+    valid[rows[no_tx], first_rank[no_tx], 0] = True
+    rank_safe = np.where(valid, rank_grid, rank_set[rows, first_rank][:, None, None]).reshape(n, 3 * w)
+    cqi_safe = np.where(valid, cqi_grid, c0[:, None, None]).reshape(n, 3 * w)
+    valid = valid.reshape(n, 3 * w)
 
     x = build_features(reports, rank_safe, cqi_safe, prev_bler)  # [N, K, 12]
     bler = np.full(valid.shape, np.inf)
@@ -226,7 +232,6 @@ def ri_cqi_tune(
     se = spectral_efficiency(cqi_safe, reports.cqi_table)
     objective = np.where(valid, rank_safe * se * (1.0 - np.minimum(bler, 1.0)), -np.inf)
     best = np.argmax(objective, axis=1)
-    rows = np.arange(n)
     hopeless = objective[rows, best] <= 0.0
     choice = np.where(hopeless, np.argmin(bler, axis=1), best)
     return RiCqiTuneResult(

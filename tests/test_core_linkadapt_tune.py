@@ -1,0 +1,241 @@
+"""CQI-Tune and RI-CQI-Tune: batched decisions equal a slow per-UE reference, and the
+search respects its bounds (CQI never above the table CQI, ranks in [1, max_rank])."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from lighttune_core.features import build_features
+from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune, spectral_efficiency
+from lighttune_core.report import LinkReports
+
+
+def make_reports(n: int, seed: int, cqi_table: int = 1) -> LinkReports:
+    rng = np.random.default_rng(seed)
+    ri = rng.integers(1, 5, n)
+    sinr = rng.uniform(-5.0, 30.0, (n, 4))
+    sinr[np.arange(4)[None, :] >= ri[:, None]] = np.nan
+    n_ack = rng.integers(0, 50, n)
+    n_nack = rng.integers(0, 10, n)
+    return LinkReports(
+        ue_id=np.arange(n),
+        ri=ri,
+        cqi=rng.integers(0, 16, n),
+        sinr_layers_db=sinr,
+        csirs_snr_db=rng.uniform(0.0, 30.0, n),
+        rank=rng.integers(1, 5, n),
+        mcs=rng.integers(0, 29, n),
+        olla_offset_db=rng.uniform(-5.0, 5.0, n),
+        n_ack=n_ack,
+        n_nack=n_nack,
+        served_bits=n_ack * 1000,
+        csi_age_ms=rng.uniform(0.0, 80.0, n),
+        cqi_table=cqi_table,
+    )
+
+
+def quantised(x: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] and quantise to the model's 11 labels (so ties do occur)."""
+    return np.round(np.clip(x, 0.0, 1.0) * 10.0) / 10.0
+
+
+def synthetic_predictor(features: np.ndarray) -> np.ndarray:
+    """Row-wise deterministic BLER: rises with the candidate CQI above the reported one,
+    with the candidate rank above RI, and wiggles with the other features."""
+    d_cqi = 15.0 * (features[:, 7] - features[:, 4])
+    d_rank = 4.0 * (features[:, 6] - features[:, 5])
+    wiggle = 0.3 * np.sin(17.0 * features[:, 11] + 5.0 * features[:, 8] + 3.0 * features[:, 0])
+    return quantised(0.35 + 0.12 * d_cqi + 0.25 * d_rank + wiggle)
+
+
+class CountingPredictor:
+    """Wraps a predictor and records the batch sizes it was called with."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.fn = fn
+        self.calls: list[int] = []
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        assert features.ndim == 2 and features.shape[1] == 12
+        self.calls.append(features.shape[0])
+        return self.fn(features)
+
+
+def reference_cqi_tune(predict, reports: LinkReports, target: float, max_backoff: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slow per-UE loop: back off one step at a time, one prediction per candidate."""
+    cqis, blers = [], []
+    for i in range(len(reports)):
+        one = reports.select(np.array([i]))
+        c0, r0 = int(one.cqi[0]), int(one.ri[0])
+        if c0 == 0:
+            candidates = [0]
+        else:
+            candidates = [max(c0 - k, 1) for k in range(max_backoff + 1)]
+        best_c, best_b, chosen = None, np.inf, None
+        for c in candidates:
+            b = float(predict(build_features(one, np.array([r0]), np.array([c])))[0])
+            if b <= target + 1e-9:
+                chosen = (c, b)
+                break
+            if b < best_b:
+                best_c, best_b = c, b
+        if chosen is None:
+            chosen = (best_c, best_b)
+        cqis.append(chosen[0])
+        blers.append(chosen[1])
+    return np.array(cqis), np.array(blers)
+
+
+def reference_ri_cqi_tune(predict, reports: LinkReports, max_rank: int, window: int) -> tuple[np.ndarray, ...]:
+    """Slow per-UE loop over the (rank, CQI) grid maximising r · SE(c) · (1 − BLER)."""
+    ranks, cqis, blers = [], [], []
+    for i in range(len(reports)):
+        one = reports.select(np.array([i]))
+        c0, r0 = int(one.cqi[0]), int(one.ri[0])
+        rank_set = [r for r in (r0, r0 - 1, r0 + 1) if 1 <= r <= max_rank] or [max_rank]
+        if c0 == 0:
+            grid = [(rank_set[0], 0)]
+        else:
+            grid = [(r, c) for r in rank_set for c in range(c0, c0 - window, -1) if c >= 1]
+        scored = []
+        for r, c in grid:
+            b = float(predict(build_features(one, np.array([r]), np.array([c])))[0])
+            se = float(spectral_efficiency(c, one.cqi_table))
+            scored.append((r * se * (1.0 - min(b, 1.0)), b, r, c))
+        best = max(scored, key=lambda s: s[0])  # first maximum, like argmax
+        if best[0] <= 0.0:
+            best = min(scored, key=lambda s: s[1])  # first minimum BLER
+        ranks.append(best[2])
+        cqis.append(best[3])
+        blers.append(best[1])
+    return np.array(ranks), np.array(cqis), np.array(blers)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("target", "max_backoff"), [(0.1, 14), (0.3, 3), (0.0, 6)])
+def test_cqi_tune_equals_per_ue_reference(seed: int, target: float, max_backoff: int) -> None:
+    reports = make_reports(40, seed, cqi_table=1 + seed % 3)
+    predict = CountingPredictor(synthetic_predictor)
+    cqi, bler = cqi_tune(predict, reports, target_bler=target, max_backoff=max_backoff)
+    assert len(predict.calls) == 1  # one batched call for all UEs x candidates
+    ref_cqi, ref_bler = reference_cqi_tune(synthetic_predictor, reports, target, max_backoff)
+    np.testing.assert_array_equal(cqi, ref_cqi)
+    np.testing.assert_array_equal(bler, ref_bler)
+    assert cqi.dtype == np.int64 and bler.dtype == np.float64
+    # never above the table CQI; CQI 0 stays 0, everyone else stays >= 1
+    assert np.all(cqi <= reports.cqi)
+    assert np.all((cqi >= 1) | (reports.cqi == 0))
+    assert np.all(cqi >= reports.cqi - max_backoff)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+@pytest.mark.parametrize(("max_rank", "window"), [(4, 5), (2, 3), (1, 1), (3, 15)])
+def test_ri_cqi_tune_equals_per_ue_reference(seed: int, max_rank: int, window: int) -> None:
+    reports = make_reports(40, seed, cqi_table=1 + seed % 3)
+    predict = CountingPredictor(synthetic_predictor)
+    rank, cqi, bler = ri_cqi_tune(predict, reports, max_rank=max_rank, cqi_window=window)
+    assert len(predict.calls) == 1
+    ref_rank, ref_cqi, ref_bler = reference_ri_cqi_tune(synthetic_predictor, reports, max_rank, window)
+    np.testing.assert_array_equal(rank, ref_rank)
+    np.testing.assert_array_equal(cqi, ref_cqi)
+    np.testing.assert_array_equal(bler, ref_bler)
+    assert rank.dtype == np.int64 and cqi.dtype == np.int64
+    assert np.all((rank >= 1) & (rank <= max_rank))
+    assert np.all(cqi <= reports.cqi) and np.all(cqi >= reports.cqi - window + 1)
+
+
+def test_cqi_tune_backs_off_exactly_as_far_as_needed() -> None:
+    reports = make_reports(30, 8)
+    reports = reports.select(reports.cqi >= 4)
+    # BLER 0.4 at the table CQI, falling 0.1 per step back: three steps reach 0.1
+    cqi, bler = cqi_tune(lambda x: quantised(0.4 + 1.5 * (x[:, 7] - x[:, 4])), reports)
+    np.testing.assert_array_equal(cqi, reports.cqi - 3)
+    np.testing.assert_allclose(bler, 0.1)
+    # a predictor that is happy everywhere keeps the table CQI
+    cqi, bler = cqi_tune(lambda x: np.zeros(len(x)), reports)
+    np.testing.assert_array_equal(cqi, reports.cqi)
+    # hopeless everywhere except CQI 2: fallback to the lowest predicted BLER
+    cqi, _ = cqi_tune(lambda x: np.where(np.isclose(x[:, 7] * 15, 2), 0.5, 0.9), reports)
+    np.testing.assert_array_equal(cqi, np.full(len(reports), 2))
+
+
+def test_cqi_tune_uses_the_given_table_cqi() -> None:
+    reports = make_reports(20, 9)
+    table = np.clip(reports.cqi - 2, 0, 15)
+    cqi, _ = cqi_tune(lambda x: np.zeros(len(x)), reports, table_cqi=table)
+    np.testing.assert_array_equal(cqi, table)
+    with pytest.raises(ValueError, match="table_cqi"):
+        cqi_tune(lambda x: np.zeros(len(x)), reports, table_cqi=table[:-1])
+
+
+def _bler_by_rank(good_rank_delta: int) -> Callable[[np.ndarray], np.ndarray]:
+    """BLER 0 for candidates at RI + good_rank_delta (any CQI), 0.9 elsewhere."""
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        delta = np.round(4.0 * (x[:, 6] - x[:, 5]))
+        return np.where(delta == good_rank_delta, 0.0, 0.9)
+
+    return predict
+
+
+def test_ri_cqi_tune_moves_the_rank_when_the_predictor_says_so() -> None:
+    reports = make_reports(60, 10)
+    reports = reports.select(reports.cqi >= 1)
+    up = reports.select(reports.ri <= 3)
+    rank, cqi, bler = ri_cqi_tune(_bler_by_rank(+1), up)
+    np.testing.assert_array_equal(rank, up.ri + 1)
+    np.testing.assert_array_equal(cqi, up.cqi)  # no BLER penalty: the highest CQI wins
+    np.testing.assert_array_equal(bler, 0.0)
+    down = reports.select(reports.ri >= 2)
+    rank, _, _ = ri_cqi_tune(_bler_by_rank(-1), down)
+    np.testing.assert_array_equal(rank, down.ri - 1)
+    # objective trade-off: one more layer at 30 % BLER still beats r0 at 0 % when
+    # (r0 + 1) * 0.7 > r0, i.e. r0 < 2.33 -> RI 1 and 2 go up, RI 3 stays
+    rank, _, _ = ri_cqi_tune(lambda x: np.where(np.round(4 * (x[:, 6] - x[:, 5])) == 1, 0.3, 0.0), up)
+    np.testing.assert_array_equal(rank, np.where(up.ri <= 2, up.ri + 1, up.ri))
+
+
+def test_ri_cqi_tune_ranks_stay_in_bounds_even_for_a_high_reported_ri() -> None:
+    reports = make_reports(50, 12)
+    for max_rank in (1, 2, 3, 4):
+        rank, cqi, _ = ri_cqi_tune(_bler_by_rank(+1), reports, max_rank=max_rank)
+        assert np.all((rank >= 1) & (rank <= max_rank))
+        assert np.all(cqi <= reports.cqi)
+    rank, _, _ = ri_cqi_tune(lambda x: np.zeros(len(x)), reports.select(reports.ri == 4), max_rank=2)
+    np.testing.assert_array_equal(rank, 2)
+
+
+def test_tune_handles_empty_cells_and_cqi_zero() -> None:
+    empty = make_reports(5, 13).select(np.zeros(5, dtype=bool))
+    never = CountingPredictor(synthetic_predictor)
+    cqi, bler = cqi_tune(never, empty)
+    assert cqi.shape == (0,) and bler.shape == (0,)
+    rank, cqi, bler = ri_cqi_tune(never, empty)
+    assert rank.shape == cqi.shape == bler.shape == (0,)
+    assert never.calls == []
+    reports = make_reports(20, 14)
+    zero = reports.select(reports.cqi == 0)
+    assert len(zero) > 0
+    rank, cqi, _ = ri_cqi_tune(synthetic_predictor, zero)
+    np.testing.assert_array_equal(cqi, 0)
+    np.testing.assert_array_equal(rank, zero.ri)
+
+
+def test_bad_predictor_answers_and_arguments_raise_clear_errors() -> None:
+    reports = make_reports(10, 15)
+    with pytest.raises(ValueError, match="predict"):
+        cqi_tune(lambda x: np.zeros(len(x) - 1), reports)
+    with pytest.raises(ValueError, match="predict"):
+        ri_cqi_tune(lambda x: np.full(len(x), np.nan), reports)
+    with pytest.raises(ValueError, match="max_rank"):
+        ri_cqi_tune(synthetic_predictor, reports, max_rank=5)
+    with pytest.raises(ValueError, match="cqi_window"):
+        ri_cqi_tune(synthetic_predictor, reports, cqi_window=0)
+    with pytest.raises(ValueError, match="max_backoff"):
+        cqi_tune(synthetic_predictor, reports, max_backoff=-1)
+    bad = LinkReports(**{**{f: getattr(reports, f) for f in reports.__dataclass_fields__}, "ri": np.zeros(10, dtype=np.int64)})
+    with pytest.raises(ValueError, match="ri"):
+        cqi_tune(synthetic_predictor, bad)
