@@ -27,6 +27,8 @@ curves passes its own ``cqi_sinr_db`` / ``mcs_sinr_db``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from lighttune_core.linkadapt.tables import (
@@ -134,6 +136,16 @@ def default_mcs_sinr_db(mcs_table: int = 1, gap_db: float = DEFAULT_SHANNON_GAP_
     return shannon_sinr_threshold_db(_mcs_table(mcs_table)[:, SE_COLUMN], gap_db)
 
 
+@lru_cache(maxsize=None)
+def _cached_default_thresholds(cqi_table: int, mcs_table: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only default (CQI [16], valid-MCS [M_valid]) thresholds, computed once per pair."""
+    cqi_thr = default_cqi_sinr_db(cqi_table)
+    mcs_thr = default_mcs_sinr_db(mcs_table)[: MAX_MCS_BY_TABLE[mcs_table] + 1].copy()
+    cqi_thr.setflags(write=False)
+    mcs_thr.setflags(write=False)
+    return cqi_thr, mcs_thr
+
+
 def olla_mcs(
     cqi: np.ndarray | int,
     offset_db: np.ndarray | float,
@@ -173,14 +185,15 @@ def olla_mcs(
     _cqi_table(cqi_table)
     _mcs_table(mcs_table)
     n_valid = MAX_MCS_BY_TABLE[mcs_table] + 1
+    default_cqi_thr, default_mcs_thr = _cached_default_thresholds(cqi_table, mcs_table)
     if cqi_sinr_db is None:
-        cqi_thr = default_cqi_sinr_db(cqi_table)
+        cqi_thr = default_cqi_thr
     else:
         cqi_thr = np.asarray(cqi_sinr_db, dtype=np.float64)
         if cqi_thr.shape != (CQI_TABLES[cqi_table].shape[0],):
             raise ValueError(f"cqi_sinr_db must have shape (16,), got {cqi_thr.shape}")
     if mcs_sinr_db is None:
-        mcs_thr = default_mcs_sinr_db(mcs_table)[:n_valid]
+        mcs_thr = default_mcs_thr
     else:
         mcs_thr = np.asarray(mcs_sinr_db, dtype=np.float64)
         if mcs_thr.ndim < 1 or mcs_thr.shape[-1] < n_valid:
