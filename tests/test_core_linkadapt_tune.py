@@ -12,6 +12,8 @@ from lighttune_core.features import build_features
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune, spectral_efficiency
 from lighttune_core.report import LinkReports
 
+Predictor = Callable[[np.ndarray], np.ndarray]
+
 
 def make_reports(n: int, seed: int, cqi_table: int = 1) -> LinkReports:
     rng = np.random.default_rng(seed)
@@ -54,7 +56,7 @@ def synthetic_predictor(features: np.ndarray) -> np.ndarray:
 class CountingPredictor:
     """Wraps a predictor and records the batch sizes it was called with."""
 
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(self, fn: Predictor) -> None:
         self.fn = fn
         self.calls: list[int] = []
 
@@ -64,7 +66,7 @@ class CountingPredictor:
         return self.fn(features)
 
 
-def reference_cqi_tune(predict, reports: LinkReports, target: float, max_backoff: int) -> tuple[np.ndarray, np.ndarray]:
+def reference_cqi_tune(predict: Predictor, reports: LinkReports, target: float, max_backoff: int) -> tuple[np.ndarray, np.ndarray]:
     """Slow per-UE loop: back off one step at a time, one prediction per candidate."""
     cqis, blers = [], []
     for i in range(len(reports)):
@@ -89,7 +91,7 @@ def reference_cqi_tune(predict, reports: LinkReports, target: float, max_backoff
     return np.array(cqis), np.array(blers)
 
 
-def reference_ri_cqi_tune(predict, reports: LinkReports, max_rank: int, window: int) -> tuple[np.ndarray, ...]:
+def reference_ri_cqi_tune(predict: Predictor, reports: LinkReports, max_rank: int, window: int) -> tuple[np.ndarray, ...]:
     """Slow per-UE loop over the (rank, CQI) grid maximising r · SE(c) · (1 − BLER)."""
     ranks, cqis, blers = [], [], []
     for i in range(len(reports)):
@@ -171,7 +173,7 @@ def test_cqi_tune_uses_the_given_table_cqi() -> None:
         cqi_tune(lambda x: np.zeros(len(x)), reports, table_cqi=table[:-1])
 
 
-def _bler_by_rank(good_rank_delta: int) -> Callable[[np.ndarray], np.ndarray]:
+def _bler_by_rank(good_rank_delta: int) -> Predictor:
     """BLER 0 for candidates at RI + good_rank_delta (any CQI), 0.9 elsewhere."""
 
     def predict(x: np.ndarray) -> np.ndarray:
