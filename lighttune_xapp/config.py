@@ -331,7 +331,10 @@ class ConfigWatcher:
         if new != old:
             _log.info("config applied: %s", new)
             for listener in self._listeners:
-                listener(old, new)
+                try:
+                    listener(old, new)
+                except Exception:  # a listener bug must not break the config loop
+                    _log.exception("config listener %r failed", listener)
         return None
 
     def poll_file(self, path: str | os.PathLike[str]) -> ConfigError | None:

@@ -172,3 +172,18 @@ def test_watcher_polls_file_by_mtime(tmp_path: Path, descriptor: dict[str, Any])
 def test_schema_is_valid_draft7() -> None:
     schema = load_controls_schema(ROOT / "xapp-descriptor" / "schema.json")
     assert schema["type"] == "object"
+
+
+def test_failing_listener_does_not_break_apply(descriptor: dict[str, Any]) -> None:
+    watcher = ConfigWatcher(load_config(descriptor))
+    seen: list[str] = []
+
+    def broken(old: XappConfig, new: XappConfig) -> None:
+        raise RuntimeError("listener bug")
+
+    watcher.subscribe(broken)
+    watcher.subscribe(lambda old, new: seen.append(new.tuner_mode))
+    changed = copy.deepcopy(descriptor)
+    changed["controls"]["tunerMode"] = "cqi"
+    assert watcher.apply(changed) is None
+    assert watcher.config.tuner_mode == "cqi" and seen == ["cqi"]
