@@ -163,7 +163,7 @@ def test_class_agrees_with_the_pure_functions() -> None:
     from e2sim.channel.phy import subband_centre_frequencies_hz
 
     freq = tap_to_subband_matrix(profile.delays_s, profile.powers,
-                                 subband_centre_frequencies_hz(52, 8, 30)).astype(np.complex64)
+                                 subband_centre_frequencies_hz(52, link.subband_rb, 30)).astype(np.complex64)
     l_gnb, l_ue = cholesky_factors("medium", 4, 4)
     h = apply_correlation(frequency_response(replay.advance(), freq), l_ue, l_gnb)
     w = eigen_precoders(h, link.subband_n_rb)
@@ -183,3 +183,13 @@ def test_mmse_sinr_matches_direct_formula_for_one_matrix() -> None:
             cov = np.eye(4) + others @ others.conj().T
             direct = np.real(g[:, k].conj() @ np.linalg.solve(cov, g[:, k]))
             assert sinr[0, rank - 1, k, 0] == pytest.approx(direct, rel=1e-9)
+
+
+def test_subband_size_follows_the_delay_spread() -> None:
+    from e2sim.channel import auto_subband_rb
+
+    sizes = [auto_subband_rb(Scenario(profile=p)) for p in ("TDL-A30", "TDL-B50", "TDL-B100", "TDL-C300")]
+    assert sizes == [8, 4, 2, 1]
+    link = LinkChannel(Scenario(profile="TDL-C300", n_ue=2, n_rb=106))
+    assert link.n_subbands == 106 and link.step().sinr_db.shape == (2, 4, 4, 106)
+    assert int(LinkChannel(Scenario(n_ue=2)).subband_n_rb.sum()) == 106

@@ -9,11 +9,14 @@
    until the next CSI instant so the CSI ages in between;
 4. linear-MMSE SINR per rank, layer and subband at the UE's mean SNR, equal power per layer.
 
-Frequency granularity: subbands of ``subband_rb`` RBs (default 8, the 38.214 subband size
-for a 73–144 RB bandwidth part; 14 subbands for 106 RBs). Per-RB evaluation multiplies the
-per-slot cost by ~8 for little change: at 30 ns–300 ns delay spreads the coherence
-bandwidth (≈ 1/(5 τ_rms) ≥ 0.7 MHz) spans ≥ 2 RBs of 360 kHz, and the EESM of the BLER
-model averages over subbands anyway (see ``benchmarks/channel_speed.py``).
+Frequency granularity: one SINR sample per subband of ``subband_rb`` RBs, at the subband's
+centre frequency. By default it follows the delay spread (:func:`auto_subband_rb`): the
+largest of 8, 4, 2, 1 RBs whose width is at most half the coherence bandwidth
+B_c ≈ 1 / (5 τ_rms) — 8 RBs (14 subbands of 106 RBs) for TDL-A10/A30, 4 for TDL-B50,
+2 for TDL-B100, 1 (per RB) for TDL-B200/C200/C300. Coarser sampling of a strongly
+frequency-selective channel misrepresents its frequency diversity: at TDL-C300 the EESM
+effective SINR with 8-RB subbands differs from per-RB by ~1 dB rms, while per-RB costs
+about 3–4× the time of 8-RB at 64 UEs (``benchmarks/channel_speed.py``).
 
 The ``"AWGN"`` profile has no fading: H_s = the n_rx × n_tx DFT matrix (unit-modulus
 entries, orthogonal columns) on every subband and slot, so each layer of rank r sees
@@ -43,7 +46,23 @@ from e2sim.channel.profiles import power_delay_profile
 from e2sim.channel.scenario import AWGN_PROFILE, Scenario
 
 DEFAULT_SUBBAND_RB: int = 8
-"""RBs per SINR subband."""
+"""Largest (and, for flat or short-delay channels, the default) RBs per SINR subband."""
+
+COHERENCE_FRACTION: float = 0.5
+"""Largest subband width as a fraction of the coherence bandwidth 1 / (5 τ_rms)."""
+
+
+def auto_subband_rb(scenario: Scenario) -> int:
+    """Subband size in RBs for a scenario: the largest of 8, 4, 2, 1 with
+    subband_rb · 12 · scs <= 0.5 / (5 τ_rms); 8 for AWGN."""
+    if scenario.family == AWGN_PROFILE:
+        return DEFAULT_SUBBAND_RB
+    coherence_hz = 1.0 / (5.0 * scenario.delay_spread_ns * 1e-9)
+    rb_hz = 12.0 * scenario.scs_khz * 1e3
+    size = DEFAULT_SUBBAND_RB
+    while size > 1 and size * rb_hz > COHERENCE_FRACTION * coherence_hz:
+        size //= 2
+    return size
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,8 @@ class LinkChannel:
 
     Args:
         scenario: the cell's radio scenario.
-        subband_rb: RBs per subband (S = ceil(n_rb / subband_rb)).
+        subband_rb: RBs per subband (S = ceil(n_rb / subband_rb)); None picks
+            :func:`auto_subband_rb`.
         n_sinusoids: sinusoids per tap fading process.
 
     Attributes:
@@ -91,12 +111,14 @@ class LinkChannel:
     def __init__(
         self,
         scenario: Scenario,
-        subband_rb: int = DEFAULT_SUBBAND_RB,
+        subband_rb: int | None = None,
         n_sinusoids: int = DEFAULT_SINUSOIDS,
     ) -> None:
         self.scenario = scenario
         self.ue_snr_db: np.ndarray = scenario.ue_mean_snr_db()
         self._snr_linear = 10.0 ** (self.ue_snr_db / 10.0)
+        if subband_rb is None:
+            subband_rb = auto_subband_rb(scenario)
         _, self.subband_n_rb = subband_layout(scenario.n_rb, subband_rb)
         self.subband_rb = int(subband_rb)
         n_sub = self.subband_n_rb.shape[0]
@@ -183,4 +205,4 @@ class LinkChannel:
         )
 
 
-__all__ = ["LinkChannel", "SlotSINR", "MAX_RANK", "DEFAULT_SUBBAND_RB"]
+__all__ = ["LinkChannel", "SlotSINR", "MAX_RANK", "DEFAULT_SUBBAND_RB", "auto_subband_rb"]

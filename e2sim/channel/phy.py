@@ -111,6 +111,46 @@ def eigen_precoders(channel: np.ndarray, subband_weights: np.ndarray) -> np.ndar
     return vectors[..., ::-1]
 
 
+def inverse_diagonal_hpd(matrix: np.ndarray) -> np.ndarray:
+    """Diagonal of A⁻¹ for a stack of small Hermitian positive-definite matrices.
+
+    Cholesky A = L Lᴴ and M = L⁻¹ (both lower triangular) written out element by element
+    for the fixed small size r, each element vectorised over the stack (much faster than a
+    batched ``np.linalg.inv`` for r <= 4); then [A⁻¹]_kk = Σ_{i>=k} |M_ik|².
+
+    Args:
+        matrix: complex [..., r, r] Hermitian positive definite.
+
+    Returns:
+        float64 [..., r].
+    """
+    size = matrix.shape[-1]
+    lower: list[list[np.ndarray]] = [[np.zeros(0)] * size for _ in range(size)]
+    for j in range(size):
+        pivot = matrix[..., j, j].real.copy()
+        for k in range(j):
+            pivot -= np.abs(lower[j][k]) ** 2
+        root = np.sqrt(np.maximum(pivot, 1e-300))
+        lower[j][j] = root
+        for i in range(j + 1, size):
+            value = matrix[..., i, j].copy()
+            for k in range(j):
+                value -= lower[i][k] * np.conj(lower[j][k])
+            lower[i][j] = value / root
+    inverse: list[list[np.ndarray]] = [[np.zeros(0)] * size for _ in range(size)]
+    for i in range(size):
+        inverse[i][i] = 1.0 / lower[i][i]
+        for j in range(i - 1, -1, -1):
+            acc = lower[i][j] * inverse[j][j]
+            for k in range(j + 1, i):
+                acc = acc + lower[i][k] * inverse[k][j]
+            inverse[i][j] = -acc / lower[i][i]
+    diagonal = [
+        sum(np.abs(inverse[i][k]) ** 2 for i in range(k, size)) for k in range(size)
+    ]
+    return np.stack(diagonal, axis=-1)
+
+
 def mmse_sinr(channel: np.ndarray, precoders: np.ndarray, snr_linear: np.ndarray) -> np.ndarray:
     """Linear-MMSE post-equaliser SINR per rank, layer and subband (linear).
 
@@ -130,12 +170,8 @@ def mmse_sinr(channel: np.ndarray, precoders: np.ndarray, snr_linear: np.ndarray
     out = np.full((n_ue, MAX_RANK, MAX_RANK, n_sub), np.nan)
     for rank in range(1, min(n_tx, n_rx, MAX_RANK) + 1):
         system = np.eye(rank) + (rho / rank) * gram[..., :rank, :rank]
-        if rank == 1:
-            inverse_diag = 1.0 / system[..., 0, 0].real
-            diag = inverse_diag[..., None]
-        else:
-            diag = np.diagonal(np.linalg.inv(system), axis1=-2, axis2=-1).real
-        sinr = 1.0 / np.maximum(diag, 1e-30) - 1.0  # [U, S, rank]
+        diag = inverse_diagonal_hpd(system)  # [U, S, rank]
+        sinr = 1.0 / np.maximum(diag, 1e-30) - 1.0
         out[:, rank - 1, :rank, :] = np.swapaxes(np.maximum(sinr, 0.0), -1, -2)
     return out
 
