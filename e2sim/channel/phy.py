@@ -164,8 +164,10 @@ def mmse_sinr(channel: np.ndarray, precoders: np.ndarray, snr_linear: np.ndarray
         NaN for k >= r and for r > min(n_tx, n_rx).
     """
     n_ue, n_sub, n_rx, n_tx = channel.shape
-    effective = np.matmul(channel.astype(np.complex128), precoders[:, None, :, :])
-    gram = np.matmul(np.conj(np.swapaxes(effective, -1, -2)), effective)  # [U, S, tx, tx]
+    # H W and its Gram in the channel's precision (complex64 in the live link: half the
+    # time of complex128), the r x r systems in float64.
+    effective = np.matmul(channel, precoders[:, None, :, :].astype(channel.dtype))
+    gram = np.matmul(np.conj(np.swapaxes(effective, -1, -2)), effective).astype(np.complex128)
     rho = np.asarray(snr_linear, dtype=np.float64)[:, None, None, None]
     out = np.full((n_ue, MAX_RANK, MAX_RANK, n_sub), np.nan)
     for rank in range(1, min(n_tx, n_rx, MAX_RANK) + 1):
