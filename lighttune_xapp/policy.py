@@ -1,0 +1,209 @@
+"""The xApp's link-adaptation policy: one LightTune model per cell, decisions, persistence.
+
+Transport-agnostic: the local E2 termination and the RIC (RMR) adapter both hand decoded
+per-cell reports to :meth:`LinkAdaptationPolicy.on_reports` and send back what it returns.
+
+Per cell the policy keeps a :class:`~lighttune_core.cell.CellTuner` whose model starts
+from the stored fine-tuned model of that cell when the store has a usable one, and from a
+copy of the offline model otherwise (a corrupted or incompatible stored model is reported,
+counted and replaced, never fatal). Models that changed are saved by a
+:class:`~lighttune_xapp.store.Checkpointer` at most every ``checkpoint_interval_s``
+seconds, so a restart loses at most that much fine-tuning; :meth:`close` saves the rest.
+
+The mode of a cell is, by precedence: an A1 per-cell override (:meth:`set_cell_mode`),
+then ``off`` for a cell outside the configured allow-list, then the configured mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from lighttune_core.cell import CellTuner, Decisions, LearnOutcome, TuneMode
+from lighttune_core.report import LinkReports
+from lighttune_core.tuner import LightTuneModel
+from lighttune_xapp.config import XappConfig
+from lighttune_xapp.metrics import XappMetrics
+from lighttune_xapp.store import Checkpointer, ModelStore, restore
+
+_log = logging.getLogger(__name__)
+
+MODEL_META_KIND = "lighttune-ff"
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What the policy did for one cell-period.
+
+    Attributes:
+        cell_id: the cell.
+        mode: the cell's mode this period.
+        decisions: next-period (rank, CQI) per UE; ``decisions.control`` tells whether to
+            send them to the DU.
+        learned: the period's LightTune learning pass.
+        latency_s: wall time spent in the policy for this cell-period, seconds.
+    """
+
+    cell_id: str
+    mode: TuneMode
+    decisions: Decisions
+    learned: LearnOutcome
+    latency_s: float
+
+
+class LinkAdaptationPolicy:
+    """Per-cell models and decisions of the xApp.
+
+    Args:
+        config: validated controls (mode, δ, learning rate, allow-list, checkpoint interval).
+        offline_model: the offline-trained model every new cell starts from (not modified).
+        store: where fine-tuned models persist.
+        metrics: counters to update (optional).
+        clock: monotonic clock in seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        config: XappConfig,
+        offline_model: LightTuneModel,
+        store: ModelStore,
+        metrics: XappMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._offline_bytes = offline_model.to_bytes()
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.cells: dict[str, CellTuner] = {}
+        self.mode_overrides: dict[str, TuneMode] = {}
+        self.restore_status: dict[str, str] = {}
+        self.checkpointer = Checkpointer(store, self._snapshot, config.checkpoint_interval_s)
+
+    # ------------------------------------------------------------------ cells
+    def _new_model(self, cell_id: str) -> LightTuneModel:
+        result = restore(self.store, cell_id)
+        status = result.status
+        model: LightTuneModel | None = None
+        if result.ok and result.blob is not None:
+            try:
+                model = LightTuneModel.from_bytes(result.blob)
+            except ValueError as exc:
+                status = "incompatible"
+                _log.warning("cell %s: stored model unusable (%s); starting from the offline model", cell_id, exc)
+        elif status not in ("ok", "absent"):
+            _log.warning("cell %s: stored model %s (%s); starting from the offline model", cell_id, status, result.detail)
+        if model is None:
+            model = LightTuneModel.from_bytes(self._offline_bytes)
+        model.delta = self.config.delta
+        model.lr = self.config.learning_rate
+        self.restore_status[cell_id] = status
+        if self.metrics is not None:
+            self.metrics.model_restore.labels(status=status).inc()
+        return model
+
+    def cell(self, cell_id: str) -> CellTuner:
+        """The cell's tuner, created (and its model restored) on first use."""
+        tuner = self.cells.get(cell_id)
+        if tuner is None:
+            tuner = CellTuner(self._new_model(cell_id), self.mode_of(cell_id))
+            self.cells[cell_id] = tuner
+        return tuner
+
+    def mode_of(self, cell_id: str) -> TuneMode:
+        """The mode a cell runs in now (A1 override > allow-list > configured mode)."""
+        if cell_id in self.mode_overrides:
+            return self.mode_overrides[cell_id]
+        if not self.config.cell_allowed(cell_id):
+            return TuneMode.OFF
+        return TuneMode(self.config.tuner_mode)
+
+    def set_cell_mode(self, cell_id: str, mode: TuneMode | str | None) -> None:
+        """Override (or with ``None`` clear the override of) one cell's mode (A1 policy)."""
+        if mode is None:
+            self.mode_overrides.pop(cell_id, None)
+        else:
+            self.mode_overrides[cell_id] = TuneMode(mode)
+        if cell_id in self.cells:
+            self.cells[cell_id].mode = self.mode_of(cell_id)
+
+    def apply_config(self, config: XappConfig) -> None:
+        """Switch to a new (already validated) configuration; models are kept."""
+        self.config = config
+        self.checkpointer.interval_s = config.checkpoint_interval_s
+        for cell_id, tuner in self.cells.items():
+            tuner.mode = self.mode_of(cell_id)
+            tuner.model.delta = config.delta
+            tuner.model.lr = config.learning_rate
+
+    # ------------------------------------------------------------------ reports
+    def on_reports(self, cell_id: str, reports: LinkReports, now: float | None = None) -> CellResult:
+        """Learn from the period that ended and decide the next one for one cell.
+
+        Args:
+            cell_id: the cell the reports belong to.
+            reports: already validated reports (decoders drop invalid UEs).
+            now: monotonic time in seconds for the checkpoint policy (default ``clock()``).
+        """
+        start = time.perf_counter()
+        tuner = self.cell(cell_id)
+        tuner.mode = self.mode_of(cell_id)
+        decisions, learned = tuner.step(reports)
+        latency = time.perf_counter() - start
+        if learned.n_updates:
+            self.checkpointer.mark_dirty(cell_id)
+        self.checkpointer.poll(self.clock() if now is None else now)
+        if self.metrics is not None:
+            self._count(tuner.mode, reports, decisions, learned, latency)
+        return CellResult(cell_id, tuner.mode, decisions, learned, latency)
+
+    def _count(
+        self, mode: TuneMode, reports: LinkReports, decisions: Decisions, learned: LearnOutcome, latency: float
+    ) -> None:
+        m = self.metrics
+        assert m is not None
+        m.decision_latency.observe(latency)
+        m.finetune_updates.inc(learned.n_updates)
+        m.prediction_abs_error.observe_many(learned.abs_error)
+        if mode is TuneMode.OFF:
+            m.decisions.labels(kind="keep").inc(len(reports))
+            return
+        kinds = np.where(
+            decisions.rank != reports.ri,
+            "rank_change",
+            np.where(decisions.cqi < reports.cqi, "cqi_backoff", "keep"),
+        )
+        m.count_decisions(kinds)
+
+    # ------------------------------------------------------------------ persistence
+    def _snapshot(self, cell_id: str) -> tuple[bytes, dict[str, Any]]:
+        model = self.cells[cell_id].model
+        meta = {"kind": MODEL_META_KIND, "n_updates": model.n_updates, "n_seen": model.n_seen}
+        return model.to_bytes(), meta
+
+    def checkpoint(self) -> list[str]:
+        """Save every cell with unsaved fine-tuning now; returns the cells saved."""
+        return self.checkpointer.flush()
+
+    def close(self) -> None:
+        """Save what is unsaved (shutdown)."""
+        saved = self.checkpoint()
+        if saved:
+            _log.info("saved fine-tuned models of cells %s", ", ".join(saved))
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per cell: mode, fine-tuning updates and samples seen so far, restore status."""
+        return {
+            cell_id: {
+                "mode": tuner.mode.value,
+                "n_updates": tuner.model.n_updates,
+                "n_seen": tuner.model.n_seen,
+                "ues": tuner.n_ues,
+                "restored": self.restore_status.get(cell_id, ""),
+            }
+            for cell_id, tuner in self.cells.items()
+        }
