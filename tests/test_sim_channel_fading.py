@@ -19,6 +19,7 @@ from e2sim.channel.phy import (
     eigen_precoders,
     frequency_response,
     mmse_sinr,
+    subband_centre_frequencies_hz,
     tap_to_subband_matrix,
 )
 from e2sim.channel.profiles import power_delay_profile
@@ -160,8 +161,6 @@ def test_class_agrees_with_the_pure_functions() -> None:
     out = link.step()
     replay = SumOfSinusoidsFading(4, power_delay_profile("TDL-B50").n_taps, 4, 4, 10.0, 0.5e-3, seed=8)
     profile = power_delay_profile("TDL-B50")
-    from e2sim.channel.phy import subband_centre_frequencies_hz
-
     freq = tap_to_subband_matrix(profile.delays_s, profile.powers,
                                  subband_centre_frequencies_hz(52, link.subband_rb, 30)).astype(np.complex64)
     l_gnb, l_ue = cholesky_factors("medium", 4, 4)

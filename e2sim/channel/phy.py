@@ -22,6 +22,9 @@ import numpy as np
 MAX_RANK: int = 4
 """Number of ranks (and layers per rank) of the SINR output."""
 
+SINR_FLOOR: float = 1e-6
+"""Smallest SINR returned (−60 dB), so that dB values stay finite."""
+
 
 def subband_layout(n_rb: int, subband_rb: int) -> tuple[np.ndarray, np.ndarray]:
     """Partition n_rb resource blocks into subbands of ``subband_rb`` RBs (last may be short).
@@ -174,7 +177,7 @@ def mmse_sinr(channel: np.ndarray, precoders: np.ndarray, snr_linear: np.ndarray
         system = np.eye(rank) + (rho / rank) * gram[..., :rank, :rank]
         diag = inverse_diagonal_hpd(system)  # [U, S, rank]
         sinr = 1.0 / np.maximum(diag, 1e-30) - 1.0
-        out[:, rank - 1, :rank, :] = np.swapaxes(np.maximum(sinr, 0.0), -1, -2)
+        out[:, rank - 1, :rank, :] = np.swapaxes(np.maximum(sinr, SINR_FLOOR), -1, -2)
     return out
 
 
