@@ -1,0 +1,172 @@
+"""Start-up of the xApp, shared by local mode and RIC mode.
+
+:func:`build_runtime` turns a validated :class:`~lighttune_xapp.config.XappConfig` into the
+running parts: the offline model, the model store, metrics, health flags (and optionally
+the HTTP server for probes and metrics) and the :class:`~lighttune_xapp.policy.LinkAdaptationPolicy`.
+Transports (``lighttune_xapp.local`` for E2 over SCTP/TCP, ``lighttune_xapp.transport.ric``
+for RMR) only add their message handling on top.
+
+Where the descriptor comes from, in order: an explicit path, ``$CONFIG_FILE`` (set in the
+RIC image), then the checkout's ``xapp-descriptor/config-file.json`` (local runs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lighttune_core.tuner import LightTuneModel
+from lighttune_xapp.config import ConfigError, ConfigWatcher, XappConfig, load_config
+from lighttune_xapp.health import HealthServer, HealthState
+from lighttune_xapp.metrics import XappMetrics
+from lighttune_xapp.policy import LinkAdaptationPolicy
+from lighttune_xapp.store import FileStore, MemoryStore, ModelStore
+
+_log = logging.getLogger(__name__)
+
+BUILTIN_MODEL = "builtin"
+"""``modelPath`` value that selects the offline model shipped inside the package."""
+
+BUILTIN_MODEL_FILE = "offline-v1.ltm"
+_REPO_DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
+
+
+def find_descriptor(path: str | os.PathLike[str] | None = None) -> Path:
+    """The descriptor file to use (see module docstring for the search order).
+
+    Raises:
+        ConfigError: (field ``CONFIG_FILE``) when there is none.
+    """
+    if path is not None:
+        candidate = Path(path)
+        if not candidate.is_file():
+            raise ConfigError("CONFIG_FILE", f"descriptor {candidate} does not exist")
+        return candidate
+    env = os.environ.get("CONFIG_FILE")
+    if env:
+        if not Path(env).is_file():
+            raise ConfigError("CONFIG_FILE", f"$CONFIG_FILE names {env}, which does not exist")
+        return Path(env)
+    if _REPO_DESCRIPTOR.is_file():
+        return _REPO_DESCRIPTOR
+    raise ConfigError("CONFIG_FILE", "no descriptor: pass --config FILE or set CONFIG_FILE")
+
+
+def read_descriptor(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Parse the descriptor JSON (see :func:`find_descriptor`)."""
+    found = find_descriptor(path)
+    try:
+        data = json.loads(found.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError("CONFIG_FILE", f"cannot read descriptor {found}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("CONFIG_FILE", f"descriptor {found} is not a JSON object")
+    return data
+
+
+def load_offline_model(model_path: str) -> LightTuneModel:
+    """The offline-trained model: the packaged one for ``"builtin"``, else a ``.ltm`` file.
+
+    Raises:
+        ConfigError: (field ``controls.modelPath``) when the file is missing or not a model.
+    """
+    try:
+        if model_path == BUILTIN_MODEL:
+            data = resources.files("lighttune_xapp.models").joinpath(BUILTIN_MODEL_FILE).read_bytes()
+        else:
+            data = Path(model_path).read_bytes()
+    except OSError as exc:
+        raise ConfigError("controls.modelPath", f"cannot read offline model {model_path!r}: {exc}") from exc
+    try:
+        return LightTuneModel.from_bytes(data)
+    except ValueError as exc:
+        raise ConfigError("controls.modelPath", f"{model_path!r} is not a usable model: {exc}") from exc
+
+
+def build_store(config: XappConfig) -> ModelStore:
+    """The model store the configuration names (SDL needs ricsdl and a reachable Redis)."""
+    if config.store_backend == "memory":
+        return MemoryStore()
+    if config.store_backend == "file":
+        assert config.store_directory is not None
+        return FileStore(config.store_directory)
+    from lighttune_xapp.store import SdlStore
+
+    return SdlStore(namespace=config.store_namespace)
+
+
+@dataclass
+class XappRuntime:
+    """The running parts of the xApp, whatever the transport."""
+
+    config: XappConfig
+    watcher: ConfigWatcher
+    metrics: XappMetrics
+    health: HealthState
+    policy: LinkAdaptationPolicy
+    http: HealthServer | None
+
+    def close(self) -> None:
+        """Save unsaved fine-tuning and stop the HTTP server."""
+        self.policy.close()
+        if self.http is not None:
+            self.http.stop()
+
+
+def build_runtime(
+    config: XappConfig,
+    store: ModelStore | None = None,
+    serve_http: bool = True,
+    http_host: str = "0.0.0.0",
+) -> XappRuntime:
+    """Load the offline model, open the store, start probes/metrics, make the policy.
+
+    Args:
+        config: validated controls.
+        store: overrides the configured store (tests, local runs).
+        serve_http: start the health/metrics HTTP server on ``config.http_port``.
+        http_host: address the HTTP server binds.
+    """
+    metrics = XappMetrics()
+    health = HealthState(metrics)
+    offline = load_offline_model(config.model_path)
+    health.set_model_loaded(True)
+    policy = LinkAdaptationPolicy(config, offline, store if store is not None else build_store(config), metrics)
+    watcher = ConfigWatcher(config)
+    watcher.subscribe(lambda _old, new: policy.apply_config(new))
+    http = None
+    if serve_http:
+        http = HealthServer(health, metrics, host=http_host, port=config.http_port)
+        http.start()
+    _log.info("xApp runtime up: mode %s, delta %.2f, store %s", config.tuner_mode, config.delta, config.store_backend)
+    return XappRuntime(config, watcher, metrics, health, policy, http)
+
+
+def local_config(
+    descriptor: dict[str, Any],
+    *,
+    mode: str | None = None,
+    store_dir: str | None = None,
+    model_path: str | None = None,
+    http_port: int | None = None,
+) -> XappConfig:
+    """The descriptor's config with local-run overrides (validated like any config)."""
+    controls = dict(descriptor.get("controls", {}))
+    if mode is not None:
+        controls["tunerMode"] = mode
+    if model_path is not None:
+        controls["modelPath"] = model_path
+    if store_dir is not None:
+        controls["store"] = {"backend": "file", "directory": store_dir}
+    elif controls.get("store", {}).get("backend") == "sdl":
+        controls["store"] = {"backend": "memory"}
+    patched = dict(descriptor, controls=controls)
+    config = load_config(patched)
+    if http_port is not None:
+        config = replace(config, http_port=http_port)
+    return config
