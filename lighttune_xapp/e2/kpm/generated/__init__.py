@@ -1,0 +1,1 @@
+"""pycrate runtime modules generated from ../asn1/*.asn1 (data; do not edit)."""

@@ -1,0 +1,144 @@
+"""The E2SM-KPM ASN.1 schemas we ship, and their compiled forms (lazy singletons).
+
+Three versions of the standard module are kept as data files in ``asn1/`` (origin and
+commit in each file's header):
+
+- v03.00: TimeStamp is OCTET STRING (SIZE(8)). Also decodes v04.00 content, which only
+  adds extension fields (srsRAN's Python xApps use v04.00, whose module header still says
+  ``version3``).
+- v02.03: the same module with TimeStamp SIZE(4).
+- v02.01: TimeStamp SIZE(4), ``MatchingCondItem`` a CHOICE, fewer test conditions.
+
+asn1tools compiles a schema in ~0.2-0.4 s, so each version is compiled once per process,
+on first use (:func:`asn1tools_spec`). pycrate classes come from modules generated at
+development time (:mod:`lighttune_xapp.e2.kpm.pycrate_generate`) and are imported on first
+use (:func:`pycrate_module`).
+
+asn1tools defect worked around here: its REAL encoder (asn1tools 0.169 ``ber.encode_real``)
+writes the mantissa with a needless leading 0x00 octet whenever its bit length is a multiple
+of 8 (e.g. -100.5 = -201 x 2^-1 -> ``c0 ff 00 c9`` instead of ``c0 ff c9``). X.691 encodes
+REAL as the CER contents octets of X.690, whose mantissa is an unsigned integer in the fewest
+octets, as pycrate and asn1c write it. After compiling, every REAL type of the spec gets our
+encoder (:func:`real_contents`) bound in place of asn1tools' (the library itself is not
+patched); asn1tools' decoder reads both forms.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import importlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import math
+import types
+
+import asn1tools
+from asn1tools.codecs import per as asn1tools_per
+
+ASN1_DIR: Path = Path(__file__).with_name("asn1")
+
+
+class KpmVersion(enum.Enum):
+    """E2SM-KPM module versions the codec understands."""
+
+    V3_00 = "3.00"
+    V2_03 = "2.03"
+    V2_01 = "2.01"
+
+    @property
+    def timestamp_octets(self) -> int:
+        """Size of the TimeStamp OCTET STRING: 8 for v3, 4 for v2."""
+        return 8 if self is KpmVersion.V3_00 else 4
+
+
+SCHEMA_FILES: dict[KpmVersion, Path] = {
+    KpmVersion.V3_00: ASN1_DIR / "e2sm_kpm_v03.00.asn1",
+    KpmVersion.V2_03: ASN1_DIR / "e2sm_kpm_v02.03.asn1",
+    KpmVersion.V2_01: ASN1_DIR / "e2sm_kpm_v02.01.asn1",
+}
+
+_LOCK = threading.Lock()
+
+
+def real_contents(value: float) -> bytes:
+    """X.690 (CER) contents octets of a REAL, base 2, with the fewest octets.
+
+    ``value = (-1)^s * N * 2^E`` with N odd (0 -> no octets); first octet
+    ``0x80 | s << 6 | (len(E) - 1)``, then E as a two's-complement integer, then N unsigned.
+    Special values: +inf 0x40, -inf 0x41, NaN 0x42.
+    """
+    if math.isnan(value):
+        return b"\x42"
+    if math.isinf(value):
+        return b"\x40" if value > 0 else b"\x41"
+    if value == 0.0:
+        return b""
+    numerator, denominator = abs(value).as_integer_ratio()
+    exponent = -(denominator.bit_length() - 1)
+    while numerator % 2 == 0:
+        numerator //= 2
+        exponent += 1
+    exponent_octets = 1 if -128 <= exponent <= 127 else 2 if -32768 <= exponent <= 32767 else 3
+    first = 0x80 | (0x40 if value < 0 else 0) | (exponent_octets - 1)
+    mantissa = numerator.to_bytes((numerator.bit_length() + 7) // 8, "big")
+    return bytes([first]) + exponent.to_bytes(exponent_octets, "big", signed=True) + mantissa
+
+
+def _encode_real_minimal(self: Any, data: float, encoder: Any) -> None:
+    encoded = real_contents(float(data))
+    encoder.align()
+    encoder.append_length_determinant(len(encoded))
+    encoder.append_bytes(encoded)
+
+
+def _rebind_real_encoders(root: Any) -> int:
+    """Bind :func:`_encode_real_minimal` to every asn1tools PER REAL type under ``root``."""
+    seen: set[int] = set()
+    stack = [root]
+    count = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, asn1tools_per.Real):
+            obj.encode = types.MethodType(_encode_real_minimal, obj)
+            count += 1
+        if isinstance(obj, (list, tuple, set)):
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, asn1tools_per.Type) or hasattr(obj, "__dict__") and type(obj).__module__.startswith(
+            "asn1tools"
+        ):
+            stack.extend(vars(obj).values())
+    return count
+
+
+@functools.cache
+def _asn1tools_spec_unlocked(version: KpmVersion) -> Any:
+    spec = asn1tools.compile_files([str(SCHEMA_FILES[version])], "per")
+    _rebind_real_encoders(spec)
+    return spec
+
+
+def asn1tools_spec(version: KpmVersion) -> Any:
+    """The asn1tools aligned-PER specification of ``version`` (compiled once, cached)."""
+    with _LOCK:
+        return _asn1tools_spec_unlocked(version)
+
+
+@functools.cache
+def _pycrate_module_unlocked(version: KpmVersion) -> Any:
+    name = "kpm_" + version.value.replace(".", "_")
+    module = importlib.import_module(f"lighttune_xapp.e2.kpm.generated.{name}")
+    return module.E2SM_KPM_IEs
+
+
+def pycrate_module(version: KpmVersion) -> Any:
+    """The pycrate class namespace of the E2SM-KPM-IEs module of ``version`` (cached)."""
+    with _LOCK:
+        return _pycrate_module_unlocked(version)
