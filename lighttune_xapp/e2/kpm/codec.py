@@ -24,7 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from typing import Any, Callable, TypeVar
+
+from asn1tools.codecs import per as asn1tools_per
+from pycrate_asn1rt.codecs import ASN1CodecPER
+from pycrate_core.charpy import Charpy
 
 from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
 from lighttune_xapp.e2.kpm.model import (
@@ -550,6 +555,42 @@ def _pycrate_type(version: KpmVersion, type_name: str) -> Any:
     return getattr(pycrate_module(version), type_name.replace("-", "_"))
 
 
+# pycrate's PDU objects are module-level singletons with state: one decode at a time.
+_PYCRATE_LOCK = threading.Lock()
+
+
+def _asn1tools_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
+    """asn1tools PER decode that also rejects bytes left over after the PDU.
+
+    asn1tools' public ``decode`` ignores trailing data, so a payload in another encoding
+    (e.g. FlexRIC's modified IM format 1) can "decode" as a short, wrong PDU. This drives
+    the compiled type with a decoder we keep, to see how many bits remain (at most the
+    final octet's padding may).
+    """
+    compiled = asn1tools_spec(version)._types[type_name]
+    decoder = asn1tools_per.Decoder(bytearray(data))
+    value = compiled._type.decode(decoder)
+    if decoder.number_of_bits >= 8:
+        raise ValueError(f"{decoder.number_of_bits // 8} trailing bytes after the PDU")
+    return value
+
+
+def _pycrate_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
+    """pycrate aligned-PER decode that rejects trailing bytes; returns pycrate's value form."""
+    pdu = _pycrate_type(version, type_name)
+    with _PYCRATE_LOCK:
+        depth = len(ASN1CodecPER._off)
+        try:
+            buffer = Charpy(data)
+            pdu.from_aper(buffer)
+            left = buffer.len_bit()
+            if left >= 8:
+                raise ValueError(f"{left // 8} trailing bytes after the PDU")
+            return pdu.get_val()
+        finally:
+            del ASN1CodecPER._off[depth:]
+
+
 # ---------------------------------------------------------------------------------------
 # The codec
 # ---------------------------------------------------------------------------------------
@@ -590,16 +631,14 @@ class KpmCodec:
         attempts: list[str] = []
         for version in self.decode_order:
             try:
-                raw = asn1tools_spec(version).decode(type_name, data)
+                raw = _asn1tools_decode_whole(version, type_name, data)
                 return parse(raw), version
             except Exception as exc:  # any library or model failure is one failed attempt
                 attempts.append(f"asn1tools v{version.value}: {type(exc).__name__}: {str(exc)[:120]}")
             if not self.use_pycrate_fallback:
                 continue
             try:
-                pdu = _pycrate_type(version, type_name)
-                pdu.from_aper(data)
-                return parse(pdu.get_val()), version
+                return parse(_pycrate_decode_whole(version, type_name, data)), version
             except Exception as exc:
                 attempts.append(f"pycrate v{version.value}: {type(exc).__name__}: {str(exc)[:120]}")
         raise E2DecodeError(
@@ -689,8 +728,9 @@ DEFAULT_CODEC: KpmCodec = KpmCodec()
 def encode_with_pycrate(type_name: str, raw: Any, version: KpmVersion) -> bytes:
     """Encode an asn1tools-form value with pycrate (the tests' cross-check encoder)."""
     pdu = _pycrate_type(version, type_name)
-    pdu.set_val(to_pycrate_value(raw))
-    return bytes(pdu.to_aper())
+    with _PYCRATE_LOCK:
+        pdu.set_val(to_pycrate_value(raw))
+        return bytes(pdu.to_aper())
 
 
 def raw_value(message: Any, version: KpmVersion = KpmVersion.V3_00) -> tuple[str, Any]:
