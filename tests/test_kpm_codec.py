@@ -269,3 +269,11 @@ def test_model_validation_names_the_field() -> None:
 def test_decode_rejects_non_bytes() -> None:
     with pytest.raises(E2DecodeError, match="expected bytes"):
         DEFAULT_CODEC.decode_indication_message("0c00")  # type: ignore[arg-type]
+
+
+def test_indication_format3_over_16k_is_fragmented_per_x691() -> None:
+    # Above 16K octets the open type is fragmented; asn1tools gets this wrong both ways,
+    # so the codec encodes with pycrate and decodes via the pycrate fallback.
+    message = _format3(120)
+    data = _check(V3, message, "encode_indication_message", "decode_indication_message")
+    assert len(data) > 16384 and data[3] == 0xC1  # first fragment: 16K octets

@@ -14,6 +14,12 @@ the name, as srsRAN advertises for v3 content -> v3.00 first). Decoding tries ev
 preferred first, each with asn1tools then pycrate, and keeps the first that decodes *and*
 maps onto our model.
 
+asn1tools defects worked around: REAL mantissas with a needless leading zero octet (see
+:mod:`.schema`), and open types longer than 16K octets encoded without the length determinant
+of the fragment that follows (X.691 10.9.3.8); PDUs of 16K octets or more are therefore
+encoded with pycrate, which is spec-conformant there. asn1tools also ignores trailing bytes
+on decode; we check them (see ``_asn1tools_decode_whole``).
+
 Errors. Anything undecodable - including FlexRIC's non-standard "modified" v3 encoding of
 AD formats 4/5 and IM formats 1/3 - raises :class:`~lighttune_xapp.e2.errors.E2DecodeError`
 listing every (library, version) attempt and why it failed; never another exception. Values
@@ -555,6 +561,9 @@ def _pycrate_type(version: KpmVersion, type_name: str) -> Any:
     return getattr(pycrate_module(version), type_name.replace("-", "_"))
 
 
+#: X.691 fragment size (16K octets): above it asn1tools' open-type encoding is wrong.
+_FRAGMENT_OCTETS = 16384
+
 # pycrate's PDU objects are module-level singletons with state: one decode at a time.
 _PYCRATE_LOCK = threading.Lock()
 
@@ -618,7 +627,12 @@ class KpmCodec:
         version = self.encode_version
         try:
             raw = raw_builder(version)
-            return bytes(asn1tools_spec(version).encode(type_name, raw, check_constraints=True))
+            data = bytes(asn1tools_spec(version).encode(type_name, raw, check_constraints=True))
+            if len(data) >= _FRAGMENT_OCTETS:
+                # asn1tools 0.169 omits the length determinant after a 16K fragment of an
+                # open type (IM F3 / AD F4-F5 over 16 KB); pycrate follows X.691 10.9.3.8.
+                data = encode_with_pycrate(type_name, raw, version)
+            return data
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise E2EncodeError(f"cannot encode {type_name} as KPM v{version.value}: {exc}") from exc
         except Exception as exc:  # asn1tools raises its own error hierarchy
