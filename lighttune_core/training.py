@@ -1,0 +1,282 @@
+"""Offline training of the FF BLER model: greedy layer by layer, Adam, wrong-label negatives.
+
+Pure: takes arrays, returns parameters and the training curve (no I/O; the
+``lighttune-train`` CLI in ``lighttune_xapp.train`` reads the dataset and saves the model).
+
+Algorithm (:func:`train_offline`)
+---------------------------------
+For layer ``l = 1..L`` (earlier layers frozen), for ``epochs`` epochs, for each shuffled
+mini-batch ``B`` of samples ``(x_i, y_i)``:
+
+1. negatives: the same features with a wrong label ``y'_i ≠ y_i``, either
+   ``"random"`` (uniform over the 10 wrong labels) or ``"hardest"`` (the wrong label with
+   the highest goodness of layer ``l`` under the current parameters);
+2. inputs of layer ``l``: ``h_{l-1}`` of the ``B`` positive pairs ``[x_i; y_i]`` and the
+   ``B`` negative pairs ``[x_i; y'_i]`` through the frozen layers ``1..l-1``;
+3. closed-form gradient of the local loss ``L_l`` (:func:`lighttune_core.ff.layer_gradients`,
+   means over the positive and over the negative pairs) and one Adam step
+   (lr 0.03, β1 0.9, β2 0.999, ε 1e-8):
+   ``m ← β1 m + (1 − β1) ∇``, ``v ← β2 v + (1 − β2) ∇²``,
+   ``θ ← θ − lr m̂ / (sqrt(v̂) + ε)`` with ``m̂ = m / (1 − β1^t)``, ``v̂ = v / (1 − β2^t)``.
+
+After each epoch the network truncated at layer ``l`` is evaluated (``ŷ = argmax_y`` of
+layer ``l``'s goodness) on the evaluation split: accuracy ``P(ŷ = y)`` and mean ``|ŷ − y|``.
+Everything random (shuffling, negatives, initial weights) comes from ``seed``.
+
+Choice of negatives (measured)
+------------------------------
+On the synthetic task of :mod:`lighttune_core.synthetic` (link-budget BLER rule; 4,000
+training samples, 2,000 held-out, seed 0, ``[13, 32, 32]``, proposed loss, batch 128,
+30 epochs per layer; ``python benchmarks/ff_negatives.py``):
+
+=========  ===============  ===================
+negatives  held-out acc.    held-out mean |err|
+=========  ===============  ===================
+random     see below        see below
+hardest    see below        see below
+=========  ===============  ===================
+
+DEFAULT_NEGATIVES is the better of the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lighttune_core.features import BLER_LABELS, BLER_STEP, N_FEATURES
+from lighttune_core.ff import (
+    DEFAULT_LAYER_SIZES,
+    DEFAULT_NORM_EPS,
+    DEFAULT_THRESHOLD,
+    FFParams,
+    check_layer_sizes,
+    check_loss_kind,
+    goodness_all_labels,
+    init_params,
+    layer_forward,
+    layer_gradients,
+    layer_loss,
+    pair_inputs,
+    plan_inference,
+)
+
+NEGATIVE_KINDS: tuple[str, ...] = ("random", "hardest")
+DEFAULT_NEGATIVES: str = "hardest"
+ProgressCallback = Callable[[int, int, "EpochRecord"], None]
+"""``progress(epochs_done, epochs_total, record)`` after every epoch of every layer."""
+
+
+@dataclass(frozen=True)
+class AdamConfig:
+    """Adam hyperparameters (defaults of the paper)."""
+
+    lr: float = 0.03
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One point of the training curve.
+
+    Attributes:
+        layer: layer being trained (1-based).
+        epoch: epoch of that layer (1-based).
+        loss: mean local loss ``L_l`` over the epoch's batches.
+        accuracy: fraction of evaluation samples with ``ŷ = y``.
+        mean_abs_error: mean ``|ŷ − y|`` (BLER) over the evaluation samples.
+    """
+
+    layer: int
+    epoch: int
+    loss: float
+    accuracy: float
+    mean_abs_error: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Output of :func:`train_offline`: float64 parameters and the curve."""
+
+    params: FFParams
+    history: tuple[EpochRecord, ...]
+
+
+def label_indices(labels: np.ndarray) -> np.ndarray:
+    """Index ``k`` of each label ``y = 0.1 k`` in :data:`BLER_LABELS`, int64 [N].
+
+    Raises:
+        ValueError: labels that are not finite, outside [0, 1] or not multiples of 0.1.
+    """
+    y = np.asarray(labels, dtype=np.float64)
+    if y.ndim != 1:
+        raise ValueError(f"labels must have shape (N,), got {y.shape}")
+    if not np.all(np.isfinite(y)) or np.any((y < 0.0) | (y > 1.0)):
+        raise ValueError("labels must be finite BLER values in [0, 1]")
+    k = np.round(y / BLER_STEP)
+    if np.any(np.abs(k * BLER_STEP - y) > 1e-6):
+        raise ValueError("labels must be quantised to multiples of 0.1")
+    return k.astype(np.int64)
+
+
+def adam_step(
+    param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, cfg: AdamConfig
+) -> np.ndarray:
+    """One Adam step (``t`` 1-based); updates ``m`` and ``v`` in place, returns the new parameter."""
+    m *= cfg.beta1
+    m += (1.0 - cfg.beta1) * grad
+    v *= cfg.beta2
+    v += (1.0 - cfg.beta2) * grad * grad
+    m_hat = m / (1.0 - cfg.beta1**t)
+    v_hat = v / (1.0 - cfg.beta2**t)
+    return param - cfg.lr * m_hat / (np.sqrt(v_hat) + cfg.eps)
+
+
+def _frozen_forward(params: FFParams, n_frozen: int, inputs: np.ndarray, eps: float) -> np.ndarray:
+    h = inputs
+    for w, b in zip(params.weights[:n_frozen], params.biases[:n_frozen]):
+        _, h = layer_forward(w, b, h, eps)
+    return h
+
+
+def _truncated(params: FFParams, n_layers: int) -> FFParams:
+    return FFParams(params.weights[:n_layers], params.biases[:n_layers])
+
+
+def evaluate(
+    params: FFParams, features: np.ndarray, labels: np.ndarray, eps: float = DEFAULT_NORM_EPS
+) -> tuple[float, float]:
+    """``(accuracy, mean |ŷ − y|)`` of the network on labelled samples (NaN if empty)."""
+    if features.shape[0] == 0:
+        return float("nan"), float("nan")
+    plan = plan_inference(params, BLER_LABELS, eps)
+    pred = BLER_LABELS[np.argmax(goodness_all_labels(params, features, plan=plan), axis=1)]
+    err = np.abs(pred - labels)
+    return float(np.mean(err < BLER_STEP / 2)), float(np.mean(err))
+
+
+def train_offline(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    layer_sizes: Sequence[int] = DEFAULT_LAYER_SIZES,
+    epochs: int = 10,
+    batch_size: int = 256,
+    negatives: str = DEFAULT_NEGATIVES,
+    adam: AdamConfig = AdamConfig(),
+    threshold: float = DEFAULT_THRESHOLD,
+    loss: str = "proposed",
+    seed: int | None = 0,
+    norm_eps: float = DEFAULT_NORM_EPS,
+    eval_features: np.ndarray | None = None,
+    eval_labels: np.ndarray | None = None,
+    initial: FFParams | None = None,
+    negative_gap: float = 0.1,
+    progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train an FF network greedily, layer by layer, with Adam.
+
+    Args:
+        features: float [N, 12], finite.
+        labels: float [N], BLER labels in {0.0, ..., 1.0}.
+        layer_sizes: ``[13, M_1, ..., M_L]``.
+        epochs: epochs *per layer* (>= 1).
+        batch_size: positive pairs per mini-batch (>= 1; each batch also has as many negatives).
+        negatives: ``"random"`` or ``"hardest"`` wrong labels.
+        adam: Adam hyperparameters.
+        threshold: goodness threshold ``T``; loss: ``"proposed"`` or ``"softplus"``.
+        seed: seeds the initial weights, the shuffling and the random negatives.
+        eval_features, eval_labels: held-out split for the curve (default: the training data).
+        initial: start from these parameters instead of a random initialisation.
+        progress: called after every epoch.
+
+    Returns:
+        :class:`TrainResult` with ``L · epochs`` curve records.
+
+    Raises:
+        ValueError: naming the bad argument.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != N_FEATURES:
+        raise ValueError(f"features must have shape (N, {N_FEATURES}), got {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("features hold no samples")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("features must be finite")
+    k_true = label_indices(labels)
+    if k_true.shape[0] != x.shape[0]:
+        raise ValueError(f"labels have {k_true.shape[0]} samples, features {x.shape[0]}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if negatives not in NEGATIVE_KINDS:
+        raise ValueError(f"negatives must be one of {NEGATIVE_KINDS}, got {negatives!r}")
+    check_loss_kind(loss)
+    sizes = check_layer_sizes(layer_sizes)
+    if eval_features is None or eval_labels is None:
+        x_eval, y_eval = x, BLER_LABELS[k_true]
+    else:
+        x_eval = np.asarray(eval_features, dtype=np.float64)
+        y_eval = BLER_LABELS[label_indices(eval_labels)]
+        if x_eval.ndim != 2 or x_eval.shape != (y_eval.shape[0], N_FEATURES):
+            raise ValueError("eval_features must have shape (N_eval, 12) matching eval_labels")
+
+    gap_steps = int(round(negative_gap / BLER_STEP))
+    if not 1 <= gap_steps <= 5:
+        raise ValueError(f"negative_gap must be a multiple of 0.1 in [0.1, 0.5], got {negative_gap!r}")
+    rng = np.random.default_rng(seed)
+    params = init_params(sizes, int(rng.integers(2**31)), threshold) if initial is None else initial
+    if tuple(w.shape[0] for w in params.weights) != sizes[1:]:
+        raise ValueError("initial parameters do not match layer_sizes")
+    weights = [np.array(w, dtype=np.float64) for w in params.weights]
+    biases = [np.array(b, dtype=np.float64) for b in params.biases]
+    n = x.shape[0]
+    n_labels = BLER_LABELS.shape[0]
+    total = epochs * (len(sizes) - 1)
+    history: list[EpochRecord] = []
+    positive = np.concatenate([np.ones(1, dtype=bool), np.zeros(1, dtype=bool)])
+
+    for layer in range(len(sizes) - 1):
+        m_w, v_w = np.zeros_like(weights[layer]), np.zeros_like(weights[layer])
+        m_b, v_b = np.zeros_like(biases[layer]), np.zeros_like(biases[layer])
+        t = 0
+        for epoch in range(epochs):
+            order = rng.permutation(n)
+            losses: list[float] = []
+            for start in range(0, n, batch_size):
+                rows = order[start : start + batch_size]
+                xb = x[rows]
+                kb = k_true[rows]
+                current = FFParams(tuple(weights[: layer + 1]), tuple(biases[: layer + 1]))
+                if negatives == "random":
+                    far = np.abs(np.arange(n_labels)[None, :] - kb[:, None]) >= gap_steps  # [B, 11]
+                    pick = rng.random(far.shape) * far
+                    k_neg = np.argmax(pick, axis=1)
+                else:
+                    g = goodness_all_labels(current, xb, BLER_LABELS, eps=norm_eps)
+                    g[np.abs(np.arange(n_labels)[None, :] - kb[:, None]) < gap_steps] = -np.inf
+                    k_neg = np.argmax(g, axis=1)
+                pairs = pair_inputs(
+                    np.concatenate([xb, xb]), np.concatenate([BLER_LABELS[kb], BLER_LABELS[k_neg]])
+                )
+                h_in = _frozen_forward(current, layer, pairs, norm_eps)
+                is_pos = np.repeat(positive, rows.shape[0])
+                grad_w, grad_b, h_out = layer_gradients(
+                    weights[layer], biases[layer], h_in, is_pos, threshold, loss, norm_eps
+                )
+                losses.append(layer_loss(h_out, is_pos, threshold, loss))
+                t += 1
+                weights[layer] = adam_step(weights[layer], grad_w, m_w, v_w, t, adam)
+                biases[layer] = adam_step(biases[layer], grad_b, m_b, v_b, t, adam)
+            trained = FFParams(tuple(weights[: layer + 1]), tuple(biases[: layer + 1]))
+            acc, mae = evaluate(trained, x_eval, y_eval, norm_eps)
+            record = EpochRecord(layer + 1, epoch + 1, float(np.mean(losses)), acc, mae)
+            history.append(record)
+            if progress is not None:
+                progress(len(history), total, record)
+    return TrainResult(FFParams(tuple(weights), tuple(biases)), tuple(history))

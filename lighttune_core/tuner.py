@@ -1,0 +1,375 @@
+"""LightTune: forward-only, threshold-based, buffer-less online fine-tuning of an FF model.
+
+:class:`LightTuneModel` is a river-style online model of a cell's next-period BLER:
+
+* ``predict_one(x)`` / ``predict_many(X)``: ``ŷ = argmax_{y ∈ {0.0, ..., 1.0}} G(x, y)``
+  (:func:`lighttune_core.ff.predict_labels`, one batched forward over all candidates);
+* ``learn_one(x, y)``: if ``|ŷ − y| ≥ δ`` (δ = 0.3, with a 1e-9 tolerance for the float
+  rounding of labels) one plain-SGD step (lr 0.03) of every layer on its own local loss,
+  on the positive pair ``(x, y)`` and the negative pair ``(x, ŷ)``
+  (:func:`lighttune_core.ff.local_update`); otherwise nothing. The sample is then dropped:
+  there is no buffer of any kind.
+
+All hyperparameters are stored by ``__init__``; the parameters are float64. State
+(hyperparameters, counters, parameters) round-trips exactly through :meth:`state_dict` /
+:meth:`from_state_dict` and through the compact binary :meth:`to_bytes` / :meth:`from_bytes`.
+
+Binary format (all little-endian), version 1::
+
+    offset  size  field
+    0       4     magic b"LTFF"
+    4       2     format version (uint16) = 1
+    6       1     loss kind (uint8): 0 proposed, 1 softplus
+    7       1     number of layers L (uint8)
+    8       8     threshold T (float64)
+    16      8     learning rate (float64)
+    24      8     delta (float64)
+    32      8     normalisation eps (float64)
+    40      8     seed (int64, −1 for None)
+    48      8     n_seen (uint64)
+    56      8     n_updates (uint64)
+    64      4(L+1) layer sizes M_0..M_L (uint32)
+    ...           W_1, b_1, ..., W_L, b_L as float64, row-major
+    end−4   4     CRC-32 of everything before it (uint32)
+
+Any mismatch (magic, version, sizes, length, CRC, non-finite values) raises ``ValueError``.
+
+Speed (``benchmarks/ff_vs_bp.py``): ``predict_many`` computes in float64 — float32 would
+change the argmax on near-ties and so could make ``predict_many`` and ``learn_one`` disagree;
+the float64 path meets the speed target (see ``benchmarks/results/``).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from typing import Any
+
+import numpy as np
+
+from lighttune_core.features import BLER_LABELS, N_FEATURES
+from lighttune_core.ff import (
+    DEFAULT_LAYER_SIZES,
+    DEFAULT_NORM_EPS,
+    DEFAULT_THRESHOLD,
+    LOSS_KINDS,
+    FFParams,
+    check_layer_sizes,
+    check_loss_kind,
+    check_params,
+    InferencePlan,
+    goodness_all_labels,
+    goodness_one_from_plan,
+    init_params,
+    plan_inference,
+    layer_sizes,
+    pair_update_inplace,
+)
+
+MAGIC: bytes = b"LTFF"
+FORMAT_VERSION: int = 1
+_HEADER = struct.Struct("<4sHBBddddqQQ")
+_CRC = struct.Struct("<I")
+
+DEFAULT_LR: float = 0.03
+DEFAULT_DELTA: float = 0.3
+LABEL_TOLERANCE: float = 1e-9
+"""Slack on ``|ŷ − y| ≥ δ`` so that e.g. ``|0.4 − 0.1| = 0.30000000000000004`` and
+``0.29999999999999993`` both count as an error of δ = 0.3."""
+
+
+class LightTuneModel:
+    """Online FF BLER model with LightTune fine-tuning.
+
+    Args:
+        layer_sizes: ``[M_0, ..., M_L]``, ``M_0 = 13`` (12 features + label).
+        threshold: goodness threshold ``T`` of the local losses.
+        lr: SGD learning rate of an online update.
+        delta: update only when ``|ŷ − y| ≥ delta``.
+        loss: ``"proposed"`` (eq. 7) or ``"softplus"`` (eq. 5).
+        seed: seed of the random initial parameters (ignored by :meth:`from_params`).
+        norm_eps: ``eps`` of the length normalisation.
+
+    Attributes:
+        params: current :class:`~lighttune_core.ff.FFParams` (float64).
+        n_seen: samples passed to :meth:`learn_one` (valid ones).
+        n_updates: samples that caused an update.
+    """
+
+    def __init__(
+        self,
+        layer_sizes: tuple[int, ...] = DEFAULT_LAYER_SIZES,
+        threshold: float = DEFAULT_THRESHOLD,
+        lr: float = DEFAULT_LR,
+        delta: float = DEFAULT_DELTA,
+        loss: str = "proposed",
+        seed: int | None = 0,
+        norm_eps: float = DEFAULT_NORM_EPS,
+    ) -> None:
+        self.layer_sizes = check_layer_sizes(layer_sizes)
+        if len(self.layer_sizes) - 1 > 255:
+            raise ValueError("at most 255 layers")
+        for name, value in (("threshold", threshold), ("lr", lr), ("delta", delta), ("norm_eps", norm_eps)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+        self.threshold = float(threshold)
+        self.lr = float(lr)
+        self.delta = float(delta)
+        self.loss = check_loss_kind(loss)
+        self.seed = None if seed is None else int(seed)
+        self.norm_eps = float(norm_eps)
+        self._params: FFParams = init_params(self.layer_sizes, self.seed, self.threshold)
+        self._plan: InferencePlan | None = None
+        self.n_seen = 0
+        self.n_updates = 0
+
+    @property
+    def params(self) -> FFParams:
+        """Current parameters (float64). Treat the arrays as read-only; assign a new
+        :class:`~lighttune_core.ff.FFParams` to replace them."""
+        return self._params
+
+    @params.setter
+    def params(self, value: FFParams) -> None:
+        checked = check_params(value)
+        if layer_sizes(checked) != self.layer_sizes:
+            raise ValueError(f"params have layer sizes {layer_sizes(checked)}, model has {self.layer_sizes}")
+        self._params = checked
+        self._plan = None
+
+    def _inference_plan(self) -> InferencePlan:
+        """The precomputed inference arrays of the current parameters (rebuilt after updates)."""
+        if self._plan is None:
+            self._plan = plan_inference(self._params, BLER_LABELS, self.norm_eps)
+        return self._plan
+
+    @classmethod
+    def from_params(cls, params: FFParams, **hyperparameters: Any) -> "LightTuneModel":
+        """A model starting from given (e.g. offline-trained) parameters.
+
+        Args:
+            params: parameters of an ``[13, M_1, ..., M_L]`` network (copied).
+            **hyperparameters: any ``__init__`` argument except ``layer_sizes`` (taken from
+                ``params``).
+        """
+        checked = check_params(params)
+        if "layer_sizes" in hyperparameters:
+            raise ValueError("layer_sizes come from params")
+        model = cls(layer_sizes=layer_sizes(checked), **hyperparameters)
+        model.params = checked
+        return model
+
+    # ---------------------------------------------------------------- input checks
+    @staticmethod
+    def _check_x(x: Any) -> tuple[np.ndarray, float]:
+        """``(x float64 [12], ||x||²)``; one dot product checks finiteness too."""
+        try:
+            a = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"x must be numeric, shape ({N_FEATURES},)") from exc
+        if a.shape != (N_FEATURES,):
+            raise ValueError(f"x must have shape ({N_FEATURES},), got {a.shape}")
+        xx = float(a @ a)
+        if not math.isfinite(xx):
+            if np.all(np.isfinite(a)):
+                raise ValueError("x is too large: ||x||² overflows float64")
+            raise ValueError("x must be finite (no NaN/inf features)")
+        return a, xx
+
+    @staticmethod
+    def _check_batch(x: Any) -> np.ndarray:
+        try:
+            a = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"X must be numeric, shape (N, {N_FEATURES})") from exc
+        if a.ndim != 2 or a.shape[1] != N_FEATURES:
+            raise ValueError(f"X must have shape (N, {N_FEATURES}), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("X must be finite (no NaN/inf features)")
+        return a
+
+    @staticmethod
+    def _check_y(y: Any) -> float:
+        try:
+            v = float(y)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"y must be a BLER value in [0, 1], got {y!r}") from exc
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"y must be a BLER value in [0, 1], got {v!r}")
+        return v
+
+    # ---------------------------------------------------------------- predict / learn
+    def _predict_checked_one(self, x: np.ndarray, xx: float) -> float:
+        return float(BLER_LABELS[np.argmax(goodness_one_from_plan(self._inference_plan(), x, xx))])
+
+    def predict_one(self, x: Any) -> float:
+        """Predicted BLER label of features ``x`` float [12]."""
+        return self._predict_checked_one(*self._check_x(x))
+
+    def predict_many(self, x: Any) -> np.ndarray:
+        """Predicted BLER labels, float64 [N], of features float [N, 12] (N may be 0)."""
+        a = self._check_batch(x)
+        if a.shape[0] == 0:
+            return np.zeros(0, dtype=np.float64)
+        g = goodness_all_labels(self._params, a, plan=self._inference_plan())
+        return BLER_LABELS[np.argmax(g, axis=1)]
+
+    def learn_one(self, x: Any, y: Any) -> bool:
+        """One LightTune step on sample ``(x, y)``; True if the model was updated.
+
+        Updates only when ``|ŷ − y| ≥ δ − 1e-9``, on the positive pair ``(x, y)`` and the
+        negative pair ``(x, ŷ)``, every layer by plain SGD on its local loss.
+
+        Raises:
+            ValueError: bad ``x`` (shape, NaN/inf) or ``y`` outside [0, 1]; the model is
+                then unchanged (counters included).
+        """
+        a, xx = self._check_x(x)
+        y_true = self._check_y(y)
+        y_hat = self._predict_checked_one(a, xx)
+        self.n_seen += 1
+        if abs(y_hat - y_true) < self.delta - LABEL_TOLERANCE:
+            return False
+        pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
+        self._plan = None
+        self.n_updates += 1
+        return True
+
+    # ---------------------------------------------------------------- state
+    def hyperparameters(self) -> dict[str, Any]:
+        """The ``__init__`` arguments of this model."""
+        return {
+            "layer_sizes": self.layer_sizes,
+            "threshold": self.threshold,
+            "lr": self.lr,
+            "delta": self.delta,
+            "loss": self.loss,
+            "seed": self.seed,
+            "norm_eps": self.norm_eps,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyperparameters, counters and copies of the parameter arrays."""
+        return {
+            "hyperparameters": self.hyperparameters(),
+            "n_seen": self.n_seen,
+            "n_updates": self.n_updates,
+            "weights": [w.copy() for w in self.params.weights],
+            "biases": [b.copy() for b in self.params.biases],
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "LightTuneModel":
+        """Rebuild a model from :meth:`state_dict` (bit-exact).
+
+        Raises:
+            ValueError: missing keys, or arrays that do not fit the layer sizes.
+        """
+        try:
+            hyper = dict(state["hyperparameters"])
+            params = FFParams(tuple(state["weights"]), tuple(state["biases"]))
+            n_seen = int(state["n_seen"])
+            n_updates = int(state["n_updates"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"state dict is missing or has a malformed field: {exc}") from exc
+        model = cls(**hyper)
+        checked = check_params(params)
+        if layer_sizes(checked) != model.layer_sizes:
+            raise ValueError(
+                f"state arrays have layer sizes {layer_sizes(checked)}, hyperparameters say {model.layer_sizes}"
+            )
+        if n_seen < 0 or n_updates < 0 or n_updates > n_seen:
+            raise ValueError(f"invalid counters n_seen={n_seen}, n_updates={n_updates}")
+        model.params = checked
+        model.n_seen = n_seen
+        model.n_updates = n_updates
+        return model
+
+    def to_bytes(self) -> bytes:
+        """Compact versioned binary form (see the module docstring)."""
+        seed = -1 if self.seed is None else self.seed
+        head = _HEADER.pack(
+            MAGIC,
+            FORMAT_VERSION,
+            LOSS_KINDS.index(self.loss),
+            len(self.layer_sizes) - 1,
+            self.threshold,
+            self.lr,
+            self.delta,
+            self.norm_eps,
+            seed,
+            self.n_seen,
+            self.n_updates,
+        )
+        sizes = np.asarray(self.layer_sizes, dtype="<u4").tobytes()
+        arrays = b"".join(
+            np.ascontiguousarray(a, dtype="<f8").tobytes()
+            for w, b in zip(self.params.weights, self.params.biases)
+            for a in (w, b)
+        )
+        body = head + sizes + arrays
+        return body + _CRC.pack(zlib.crc32(body))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "LightTuneModel":
+        """Inverse of :meth:`to_bytes`.
+
+        Raises:
+            ValueError: wrong magic, unsupported version, truncated/extra bytes, CRC
+                mismatch or invalid hyperparameters/parameters.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ValueError(f"model bytes must be bytes, got {type(data).__name__}")
+        buf = bytes(data)
+        if len(buf) < _HEADER.size + _CRC.size:
+            raise ValueError(f"model bytes too short ({len(buf)} bytes)")
+        if buf[:4] != MAGIC:
+            raise ValueError(f"not a LightTune model (magic {buf[:4]!r}, expected {MAGIC!r})")
+        (_, version, loss_code, n_layers, threshold, lr, delta, eps, seed, n_seen, n_updates) = _HEADER.unpack_from(
+            buf, 0
+        )
+        if version != FORMAT_VERSION:
+            raise ValueError(f"unsupported model format version {version} (this build reads {FORMAT_VERSION})")
+        (crc,) = _CRC.unpack_from(buf, len(buf) - _CRC.size)
+        if zlib.crc32(buf[: -_CRC.size]) != crc:
+            raise ValueError("model bytes are corrupt (CRC mismatch)")
+        if loss_code >= len(LOSS_KINDS):
+            raise ValueError(f"unknown loss code {loss_code}")
+        off = _HEADER.size
+        end_sizes = off + 4 * (n_layers + 1)
+        if len(buf) < end_sizes + _CRC.size:
+            raise ValueError("model bytes truncated in the layer sizes")
+        sizes = tuple(int(m) for m in np.frombuffer(buf, dtype="<u4", count=n_layers + 1, offset=off))
+        sizes = check_layer_sizes(sizes)
+        n_values = sum(m_out * m_in + m_out for m_in, m_out in zip(sizes[:-1], sizes[1:]))
+        if len(buf) != end_sizes + 8 * n_values + _CRC.size:
+            raise ValueError(
+                f"model bytes have length {len(buf)}, layer sizes {sizes} need {end_sizes + 8 * n_values + _CRC.size}"
+            )
+        values = np.frombuffer(buf, dtype="<f8", count=n_values, offset=end_sizes).astype(np.float64)
+        weights: list[np.ndarray] = []
+        biases: list[np.ndarray] = []
+        pos = 0
+        for m_in, m_out in zip(sizes[:-1], sizes[1:]):
+            weights.append(values[pos : pos + m_out * m_in].reshape(m_out, m_in).copy())
+            pos += m_out * m_in
+            biases.append(values[pos : pos + m_out].copy())
+            pos += m_out
+        return cls.from_state_dict(
+            {
+                "hyperparameters": {
+                    "layer_sizes": sizes,
+                    "threshold": threshold,
+                    "lr": lr,
+                    "delta": delta,
+                    "loss": LOSS_KINDS[loss_code],
+                    "seed": None if seed == -1 else seed,
+                    "norm_eps": eps,
+                },
+                "n_seen": n_seen,
+                "n_updates": n_updates,
+                "weights": weights,
+                "biases": biases,
+            }
+        )
