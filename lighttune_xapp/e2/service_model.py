@@ -1,21 +1,26 @@
 """LT-LINKADAPT service model: protobuf payloads <-> numpy / :class:`LinkReports`.
 
-The messages are defined (with unit and range of every field) in ``lt_sm.proto`` next to
-this module; ``lt_sm_pb2.py`` is generated from it with ``protoc --python_out``.
+The messages are defined (with dtype, byte order, shape, unit and range of every field) in
+``lt_sm.proto`` next to this module; ``lt_sm_pb2.py`` is generated from it with
+``protoc --python_out`` (protoc 3.21.12; the generated module loads with protobuf 3.20.3 to 5.x).
 
 Identity of the service model:
 
 - RAN function short name ``LT-LINKADAPT``, default RAN function id 200,
-- OID ``1.3.6.1.4.1.65535.200.1.1`` (our own, experimental arc; see ``lt_sm.proto``),
-- version 1.0.
+- OID ``1.3.6.1.4.1.65535.200.1.2`` (our own, experimental arc; see ``lt_sm.proto``),
+- version 2.0 (protobuf package ``lighttune.e2sm.linkadapt.v2``).
 
-Layout: per-UE data is a *struct of arrays* — one packed repeated field per
-:class:`~lighttune_core.report.LinkReports` column — so encoding is one ``extend`` per column
-and decoding one ``numpy.array`` per column; there is no Python loop over UEs.
+Layout: per-UE data is a *struct of arrays*. Each :class:`~lighttune_core.report.LinkReports`
+column travels as one ``bytes`` field holding a little-endian fixed-width array
+(``INDICATION_COLUMNS``, ``CONTROL_COLUMNS``, ``OUTCOME_COLUMNS``): encoding is one
+``astype(dtype).tobytes()`` per column and decoding one ``numpy.frombuffer`` per column, so
+the protobuf runtime parses a dozen fields per message whatever the number of UEs, and
+there is no Python work per UE.
 
-Bad input: unparsable bytes raise :class:`~lighttune_xapp.e2.errors.E2DecodeError`; UEs
-whose fields are missing (column too short) or out of range are dropped and counted
-(``n_dropped``), never the whole cell.
+Bad input: unparsable bytes, or a column whose byte length is not N x its element width
+(the UE boundaries are then lost), raise :class:`~lighttune_xapp.e2.errors.E2DecodeError`
+for the whole message; a UE with a value out of range (or NaN where a number is required)
+is dropped and counted (``n_dropped``), never the whole cell.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ from lighttune_xapp.e2 import lt_sm_pb2 as pb
 from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
 
 SM_SHORT_NAME = "LT-LINKADAPT"
-SM_OID = "1.3.6.1.4.1.65535.200.1.1"
-SM_VERSION = (1, 0)
+SM_OID = "1.3.6.1.4.1.65535.200.1.2"
+SM_VERSION = (2, 0)
 DEFAULT_RAN_FUNCTION_ID = 200
 MAX_VALID_PERIODS = 1024
 MAX_CELL_ID = 2**36 - 1
@@ -187,6 +192,108 @@ def decode_action_definition(data: bytes) -> ActionDefinition:
         raise E2DecodeError(str(exc)) from None
 
 
+# --------------------------------------------------------------------------- column layout
+
+
+@dataclass(frozen=True)
+class WireColumn:
+    """One per-UE column of a v2 message: a ``bytes`` field holding a fixed-width array.
+
+    ``dtype`` is the numpy dtype of one element on the wire (little-endian, or one byte);
+    ``per_ue`` is how many elements each UE has (4 for the row-major [N, 4] SINR column,
+    1 otherwise), so the field holds exactly ``N * per_ue * dtype.itemsize`` bytes.
+    """
+
+    name: str
+    dtype: np.dtype
+    per_ue: int = 1
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes one UE takes in this column."""
+        return self.per_ue * self.dtype.itemsize
+
+
+_U8 = np.dtype("u1")
+_U16 = np.dtype("<u2")
+_U32 = np.dtype("<u4")
+_U64 = np.dtype("<u8")
+_F32 = np.dtype("<f4")
+
+INDICATION_COLUMNS: tuple[WireColumn, ...] = (
+    WireColumn("ue_id", _U32),
+    WireColumn("ri", _U8),
+    WireColumn("cqi", _U8),
+    WireColumn("sinr_layers_db", _F32, MAX_RANK),
+    WireColumn("csirs_snr_db", _F32),
+    WireColumn("rank", _U8),
+    WireColumn("mcs", _U8),
+    WireColumn("olla_offset_db", _F32),
+    WireColumn("n_ack", _U32),
+    WireColumn("n_nack", _U32),
+    WireColumn("served_bits", _U64),
+    WireColumn("csi_age_ms", _F32),
+)
+"""Wire layout of ``IndicationMessage`` (see ``lt_sm.proto``), in field-number order."""
+
+CONTROL_COLUMNS: tuple[WireColumn, ...] = (
+    WireColumn("ue_id", _U32),
+    WireColumn("ri", _U8),
+    WireColumn("cqi", _U8),
+    WireColumn("valid_periods", _U16),
+)
+"""Wire layout of ``ControlMessage``."""
+
+OUTCOME_COLUMNS: tuple[WireColumn, ...] = (
+    WireColumn("ue_id", _U32),
+    WireColumn("accepted", _U8),
+    WireColumn("reason", _U8),
+)
+"""Wire layout of ``ControlOutcome``."""
+
+_UINT32_MAX = 2**32 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def _to_wire(message: str, col: WireColumn, values: np.ndarray, error: type[Exception]) -> bytes:
+    """Little-endian bytes of an integer or float column; ``error`` if an integer does not fit.
+
+    Floats are rounded to float32 (|error| < 1e-5 dB over -30..60 dB); magnitudes beyond the
+    float32 range become +-inf, which the receiver drops as out of range.
+    """
+    if col.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            return np.ascontiguousarray(values, dtype=col.dtype).tobytes()
+    if values.size:
+        hi = _INT64_MAX if col.dtype.itemsize == 8 else int(np.iinfo(col.dtype).max)
+        lo, top = int(values.min()), int(values.max())
+        if lo < 0 or top > hi:
+            raise error(f"{message}.{col.name} must fit {col.dtype.name} [0, {hi}], got values in [{lo}, {top}]")
+    return np.ascontiguousarray(values).astype(col.dtype, copy=False).tobytes()
+
+
+def _from_wire(message: str, col: WireColumn, raw: bytes, n: int) -> np.ndarray:
+    """The column as a read-only array of shape [n] (or [n, per_ue]), without copying.
+
+    Raises:
+        E2DecodeError: the byte length is not ``n * per_ue * itemsize`` (UE boundaries lost).
+    """
+    if len(raw) != n * col.row_bytes:
+        raise E2DecodeError(
+            f"{message}.{col.name} holds {len(raw)} bytes, expected {n} UEs x {col.row_bytes} bytes"
+            f" ({col.per_ue} x {col.dtype.name})"
+        )
+    arr = np.frombuffer(raw, dtype=col.dtype)
+    return arr.reshape(n, col.per_ue) if col.per_ue > 1 else arr
+
+
+def _count_ues(message: str, raw: bytes) -> int:
+    """N from the ``ue_id`` column (u32): E2DecodeError unless its length is a multiple of 4."""
+    if len(raw) % _U32.itemsize:
+        raise E2DecodeError(f"{message}.ue_id holds {len(raw)} bytes, not a multiple of {_U32.itemsize}")
+    return len(raw) // _U32.itemsize
+
+
 # --------------------------------------------------------------------------- indication
 
 
@@ -201,27 +308,28 @@ class IndicationHeader:
     version: int = SM_VERSION[0]
 
 
-_INT_COLS = ("ue_id", "ri", "cqi", "rank", "mcs", "n_ack", "n_nack", "served_bits")
-_FLOAT_COLS = ("csirs_snr_db", "olla_offset_db", "csi_age_ms")
-_UINT32_MAX = 2**32 - 1
-
-
 def encode_indication(cell_id: int, period: int, time_ms: int, reports: LinkReports) -> tuple[bytes, bytes]:
     """Serialise one cell's reports of one period.
+
+    Each :class:`LinkReports` column becomes one little-endian fixed-width byte array
+    (``INDICATION_COLUMNS``): ``ndarray.astype(dtype).tobytes()``, no per-UE Python work.
 
     Args:
         cell_id: NR cell identity, 0 .. 2**36 - 1.
         period: CSI-RS period index, >= 0.
         time_ms: end of the period, ms, >= 0.
-        reports: N UEs; integer columns must fit their protobuf types (uint32, served_bits
-            uint64), which out-of-range values (negative counts, ids >= 2**32) do not.
+        reports: N UEs; integer columns must fit their wire types (ue_id, n_ack, n_nack u32;
+            ri, cqi, rank, mcs u8; served_bits 0 .. 2**63 - 1). Values that fit the wire type
+            but not the documented range (e.g. mcs 31) are sent; the receiver drops that UE.
 
     Returns:
-        (RICindicationHeader octets, RICindicationMessage octets). SINR and SNR are carried as
-        float32 (rounding < 1e-5 dB in the -30..60 dB range).
+        (RICindicationHeader octets, RICindicationMessage octets). SINR, SNR, OLLA offset and
+        CSI age are carried as float32 (rounding < 1e-5 dB in the -30..60 dB range). The
+        message is 52 bytes per UE plus 2 to 4 bytes of protobuf framing per column.
 
     Raises:
-        E2EncodeError: a value does not fit its wire type.
+        E2EncodeError: an integer value does not fit its wire type (the message names it).
+        ValueError: cell_id, period or time_ms out of range.
     """
     _check_int("cell_id", cell_id, 0, MAX_CELL_ID)
     _check_int("period", period, 0, 2**64 - 1)
@@ -229,67 +337,37 @@ def encode_indication(cell_id: int, period: int, time_ms: int, reports: LinkRepo
     hdr = pb.IndicationHeader(
         version=SM_VERSION[0], cell_id=cell_id, period_index=period, time_ms=time_ms, cqi_table=reports.cqi_table
     )
-    msg = pb.IndicationMessage()
-    for name in _INT_COLS:
-        col: np.ndarray = getattr(reports, name)
-        hi = 2**63 - 1 if name == "served_bits" else _UINT32_MAX
-        if col.size and (col.min() < 0 or col.max() > hi):
-            raise E2EncodeError(f"LinkReports.{name} has values outside [0, {hi}]")
-        getattr(msg, name).extend(col.tolist())
-    for name in _FLOAT_COLS:
-        getattr(msg, name).extend(getattr(reports, name).astype(np.float32).tolist())
-    msg.sinr_layers_db.extend(reports.sinr_layers_db.astype(np.float32).ravel().tolist())
-    return hdr.SerializeToString(), msg.SerializeToString()
-
-
-def _column(values: Any, n: int, dtype: type, fill: float | int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A repeated field as a length-``n`` array padded with ``fill``, and the mask of present rows."""
-    if dtype is np.int64:  # wire columns are unsigned: values above int64 range are invalid
-        wide = np.array(values, dtype=np.uint64)
-        arr = wide.astype(np.int64)
-        arr[wide > np.uint64(2**63 - 1)] = -1
-    else:
-        arr = np.array(values, dtype=dtype)
-    if arr.shape[0] > n:
-        raise E2DecodeError(f"IndicationMessage.{name} has {arr.shape[0]} values for {n} UEs")
-    present = np.arange(n) < arr.shape[0]
-    if arr.shape[0] < n:
-        arr = np.concatenate([arr, np.full(n - arr.shape[0], fill, dtype=dtype)])
-    return arr, present
+    cols = {c.name: _to_wire("LinkReports", c, getattr(reports, c.name), E2EncodeError) for c in INDICATION_COLUMNS}
+    return hdr.SerializeToString(), pb.IndicationMessage(**cols).SerializeToString()
 
 
 def decode_indication(header: bytes, message: bytes) -> tuple[IndicationHeader, LinkReports, int]:
     """Parse one indication into a header and the valid UEs' :class:`LinkReports`.
 
+    Every column is read with ``numpy.frombuffer`` (shape [N], SINR [N, 4]); ``served_bits``
+    (u64) is reinterpreted as int64, so values above 2**63 - 1 turn negative and are dropped.
+
     Returns:
-        (header, reports of the M <= N valid UEs, n_dropped = N - M). A UE is dropped when a
-        column is too short to reach it or when ``LinkReports.validate()`` rejects it.
+        (header, reports of the M <= N valid UEs, n_dropped = N - M). A UE is dropped when
+        ``LinkReports.validate()`` rejects it (a value out of range, or NaN where a number is
+        required).
 
     Raises:
-        E2DecodeError: unparsable bytes, an unsupported version or CQI table, or a column
-            longer than ``ue_id`` (the cell is then unreadable as a whole).
+        E2DecodeError: unparsable bytes, an unsupported version or CQI table, or a column whose
+            byte length is not N x its element width (the cell is then unreadable as a whole).
     """
     h = _parse(pb.IndicationHeader, header, "RICindicationHeader")
     if h.version != SM_VERSION[0]:
-        raise E2DecodeError(f"RICindicationHeader.version {h.version} is not supported")
+        raise E2DecodeError(f"RICindicationHeader.version {h.version} is not supported (expected {SM_VERSION[0]})")
     if h.cqi_table not in (1, 2, 3):
         raise E2DecodeError(f"RICindicationHeader.cqi_table must be 1..3, got {h.cqi_table}")
     hdr = IndicationHeader(h.cell_id, h.period_index, h.time_ms, h.cqi_table, h.version)
     m = _parse(pb.IndicationMessage, message, "RICindicationMessage")
-    ue_id = np.array(m.ue_id, dtype=np.int64)
-    n = ue_id.shape[0]
-    present = np.ones(n, dtype=bool)
-    cols: dict[str, np.ndarray] = {"ue_id": ue_id}
-    for name in _INT_COLS[1:]:
-        cols[name], ok = _column(getattr(m, name), n, np.int64, -1, name)
-        present &= ok
-    for name in _FLOAT_COLS:
-        cols[name], ok = _column(getattr(m, name), n, np.float64, np.nan, name)
-        present &= ok
-    sinr, _ = _column(m.sinr_layers_db, n * MAX_RANK, np.float64, np.nan, "sinr_layers_db")
-    cols["sinr_layers_db"] = sinr.reshape(n, MAX_RANK)
+    n = _count_ues("IndicationMessage", m.ue_id)
+    cols = {c.name: _from_wire("IndicationMessage", c, getattr(m, c.name), n) for c in INDICATION_COLUMNS}
+    cols["served_bits"] = cols["served_bits"].view("<i8").astype(np.int64)
     reports = LinkReports(**cols, cqi_table=int(h.cqi_table))
-    keep = present & reports.validate()
+    keep = reports.validate()
     n_dropped = int(n - np.count_nonzero(keep))
     if n_dropped:
         reports = reports.select(keep)
@@ -341,16 +419,17 @@ def encode_control(
     valid_periods: np.ndarray | int = 1,
     period_index: int = 0,
 ) -> tuple[bytes, bytes]:
-    """Serialise per-UE RI/CQI decisions of one cell.
+    """Serialise per-UE RI/CQI decisions of one cell (``CONTROL_COLUMNS`` byte arrays).
 
     Args:
         cell_id: NR cell identity, 0 .. 2**36 - 1.
-        ue_id, ri, cqi: int [M]; ri in 1..4, cqi in 0..15.
+        ue_id, ri, cqi: int [M]; ue_id in 0..2**32-1, ri in 1..4, cqi in 0..15.
         valid_periods: int [M] or a scalar for all UEs, 1..1024 CSI-RS periods.
         period_index: the report period the decisions answer.
 
     Returns:
-        (RICcontrolHeader octets, RICcontrolMessage octets).
+        (RICcontrolHeader octets, RICcontrolMessage octets); the message is 8 bytes per UE
+        plus framing.
 
     Raises:
         ValueError: naming the array that has the wrong shape or a value out of range.
@@ -359,46 +438,42 @@ def encode_control(
     _check_int("period_index", period_index, 0, 2**64 - 1)
     ue = _as_int_column("ue_id", ue_id, None)
     n = ue.shape[0]
-    ri_a = _as_int_column("ri", ri, n)
-    cqi_a = _as_int_column("cqi", cqi, n)
-    vp = _as_int_column("valid_periods", valid_periods, n)
-    for name, arr, lo, hi in (
-        ("ue_id", ue, 0, _UINT32_MAX), ("ri", ri_a, 1, MAX_RANK), ("cqi", cqi_a, 0, MAX_CQI),
-        ("valid_periods", vp, 1, MAX_VALID_PERIODS),
-    ):
+    arrays = {
+        "ue_id": ue, "ri": _as_int_column("ri", ri, n), "cqi": _as_int_column("cqi", cqi, n),
+        "valid_periods": _as_int_column("valid_periods", valid_periods, n),
+    }
+    for name, lo, hi in (("ue_id", 0, _UINT32_MAX), ("ri", 1, MAX_RANK), ("cqi", 0, MAX_CQI),
+                         ("valid_periods", 1, MAX_VALID_PERIODS)):
+        arr = arrays[name]
         if n and (arr.min() < lo or arr.max() > hi):
             raise ValueError(f"{name} must lie in [{lo}, {hi}]")
     hdr = pb.ControlHeader(version=SM_VERSION[0], cell_id=cell_id, period_index=period_index)
-    msg = pb.ControlMessage()
-    msg.ue_id.extend(ue.tolist())
-    msg.ri.extend(ri_a.tolist())
-    msg.cqi.extend(cqi_a.tolist())
-    msg.valid_periods.extend(vp.tolist())
-    return hdr.SerializeToString(), msg.SerializeToString()
+    cols = {c.name: _to_wire("ControlMessage", c, arrays[c.name], ValueError) for c in CONTROL_COLUMNS}
+    return hdr.SerializeToString(), pb.ControlMessage(**cols).SerializeToString()
 
 
 def decode_control(header: bytes, message: bytes) -> tuple[ControlHeader, ControlDecisions, ControlDecisions]:
     """Parse a control request.
 
     Returns:
-        (header, accepted decisions, rejected decisions). A UE is rejected when a column is
-        too short to reach it or a value is out of range; the rejected ones are returned
-        (with the reason computable by :func:`control_reject_reasons`) so the node can answer
-        every UE in its :class:`ControlOutcome`.
+        (header, accepted decisions, rejected decisions), int64 columns. A UE is rejected when
+        a value is out of range; the rejected ones are returned (with the reason computable by
+        :func:`control_reject_reasons`) so the node can answer every UE in its
+        :class:`ControlOutcome`.
 
     Raises:
-        E2DecodeError: unparsable bytes, unsupported version, or a column longer than ue_id.
+        E2DecodeError: unparsable bytes, unsupported version, or a column whose byte length
+            is not M x its element width.
     """
     h = _parse(pb.ControlHeader, header, "RICcontrolHeader")
     if h.version != SM_VERSION[0]:
-        raise E2DecodeError(f"RICcontrolHeader.version {h.version} is not supported")
+        raise E2DecodeError(f"RICcontrolHeader.version {h.version} is not supported (expected {SM_VERSION[0]})")
     m = _parse(pb.ControlMessage, message, "RICcontrolMessage")
-    ue = np.array(m.ue_id, dtype=np.int64)
-    n = ue.shape[0]
-    ri, ri_ok = _column(m.ri, n, np.int64, -1, "ri")
-    cqi, cqi_ok = _column(m.cqi, n, np.int64, -1, "cqi")
-    vp, vp_ok = _column(m.valid_periods, n, np.int64, -1, "valid_periods")
-    reasons = control_reject_reasons(ri, cqi, vp, ri_ok & cqi_ok & vp_ok)
+    n = _count_ues("ControlMessage", m.ue_id)
+    ue, ri, cqi, vp = (
+        _from_wire("ControlMessage", c, getattr(m, c.name), n).astype(np.int64) for c in CONTROL_COLUMNS
+    )
+    reasons = control_reject_reasons(ri, cqi, vp)
     ok = reasons == REJECT_NONE
     acc = ControlDecisions(ue[ok], ri[ok], cqi[ok], vp[ok])
     rej = ControlDecisions(ue[~ok], ri[~ok], cqi[~ok], vp[~ok])
@@ -406,34 +481,49 @@ def decode_control(header: bytes, message: bytes) -> tuple[ControlHeader, Contro
 
 
 def control_reject_reasons(
-    ri: np.ndarray, cqi: np.ndarray, valid_periods: np.ndarray, present: np.ndarray, max_rank: int = MAX_RANK
+    ri: np.ndarray,
+    cqi: np.ndarray,
+    valid_periods: np.ndarray,
+    present: np.ndarray | None = None,
+    max_rank: int = MAX_RANK,
 ) -> np.ndarray:
     """Reject reason per UE, int64 [M]: REJECT_NONE where the decision is usable.
 
-    Precedence: missing field, RI out of 1..max_rank, CQI out of 0..15, validity out of 1..1024.
+    ``present`` (bool [M], default all True) marks UEs for which the node has the data it
+    needs to apply the decision; ``max_rank`` is the cell's (or UE's) largest rank.
+    Precedence: missing data, RI out of 1..max_rank, CQI out of 0..15, validity out of 1..1024.
     """
     reason = np.full(ri.shape, REJECT_NONE, dtype=np.int64)
     reason = np.where((valid_periods < 1) | (valid_periods > MAX_VALID_PERIODS), REJECT_VALIDITY_OUT_OF_RANGE, reason)
     reason = np.where((cqi < 0) | (cqi > MAX_CQI), REJECT_CQI_OUT_OF_RANGE, reason)
     reason = np.where((ri < 1) | (ri > max_rank), REJECT_RI_OUT_OF_RANGE, reason)
-    return np.where(~present, REJECT_MISSING_FIELD, reason)
+    if present is None:
+        return reason
+    return np.where(~np.asarray(present, dtype=bool), REJECT_MISSING_FIELD, reason)
 
 
 @dataclass(frozen=True)
 class ControlOutcome:
     """Per-UE result of a control request: ``ue_id`` int64 [M], ``accepted`` bool [M],
-    ``reason`` int64 [M] (``REJECT_*`` codes, REJECT_NONE where accepted)."""
+    ``reason`` int64 [M] (``REJECT_*`` codes, REJECT_NONE exactly where accepted), and
+    ``n_dropped``: rows of the received message left out because they were unreadable."""
 
     ue_id: np.ndarray
     accepted: np.ndarray
     reason: np.ndarray
+    n_dropped: int = 0
+
+
+_REJECT_CODES = np.array(sorted(pb.RejectReason.values()), dtype=np.int64)
 
 
 def encode_control_outcome(ue_id: np.ndarray, accepted: np.ndarray, reason: np.ndarray) -> bytes:
-    """Serialise a :class:`ControlOutcome` (RICcontrolOutcome octets).
+    """Serialise a :class:`ControlOutcome` (RICcontrolOutcome octets, 6 bytes per UE).
 
     Raises:
-        ValueError: arrays of different lengths, or an unknown reason code.
+        ValueError: arrays of different lengths, a ue_id outside 0..2**32-1, an unknown reason
+            code, or a row whose ``accepted`` disagrees with its reason (accepted exactly where
+            reason is REJECT_NONE).
     """
     ue = _as_int_column("ue_id", ue_id, None)
     n = ue.shape[0]
@@ -441,22 +531,27 @@ def encode_control_outcome(ue_id: np.ndarray, accepted: np.ndarray, reason: np.n
     rs = _as_int_column("reason", reason, n)
     if acc.shape != (n,):
         raise ValueError(f"accepted must have shape ({n},), got {acc.shape}")
-    known = set(pb.RejectReason.values())
-    if n and not set(np.unique(rs).tolist()) <= known:
-        raise ValueError(f"reason holds codes outside {sorted(known)}")
-    m = pb.ControlOutcome()
-    m.ue_id.extend(ue.tolist())
-    m.accepted.extend(acc.tolist())
-    m.reason.extend(rs.tolist())
-    return m.SerializeToString()
+    if n and not np.isin(rs, _REJECT_CODES).all():
+        raise ValueError(f"reason holds codes outside {_REJECT_CODES.tolist()}")
+    if np.any(acc != (rs == REJECT_NONE)):
+        raise ValueError("accepted must be True exactly where reason is REJECT_NONE")
+    arrays = {"ue_id": ue, "accepted": acc.astype(np.int64), "reason": rs}
+    cols = {c.name: _to_wire("ControlOutcome", c, arrays[c.name], ValueError) for c in OUTCOME_COLUMNS}
+    return pb.ControlOutcome(**cols).SerializeToString()
 
 
 def decode_control_outcome(data: bytes) -> ControlOutcome:
-    """Parse RICcontrolOutcome octets; E2DecodeError if the columns disagree in length."""
+    """Parse RICcontrolOutcome octets.
+
+    Rows with ``accepted`` not 0/1, an unknown reason code, or an ``accepted`` flag that
+    disagrees with the reason are dropped and counted in ``n_dropped``.
+
+    Raises:
+        E2DecodeError: unparsable bytes, or a column whose byte length is not M x its width.
+    """
     m = _parse(pb.ControlOutcome, data, "RICcontrolOutcome")
-    ue = np.array(m.ue_id, dtype=np.int64)
-    acc = np.array(m.accepted, dtype=bool)
-    rs = np.array(m.reason, dtype=np.int64)
-    if not ue.shape == acc.shape == rs.shape:
-        raise E2DecodeError("RICcontrolOutcome columns ue_id, accepted, reason differ in length")
-    return ControlOutcome(ue, acc, rs)
+    n = _count_ues("ControlOutcome", m.ue_id)
+    ue, acc, rs = (_from_wire("ControlOutcome", c, getattr(m, c.name), n).astype(np.int64) for c in OUTCOME_COLUMNS)
+    ok = (acc <= 1) & np.isin(rs, _REJECT_CODES) & ((acc == 1) == (rs == REJECT_NONE))
+    n_dropped = int(n - np.count_nonzero(ok))
+    return ControlOutcome(ue[ok], acc[ok].astype(bool), rs[ok], n_dropped)
