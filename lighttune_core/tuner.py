@@ -170,7 +170,8 @@ class LightTuneModel:
             raise ValueError(f"x must be numeric, shape ({N_FEATURES},)") from exc
         if a.shape != (N_FEATURES,):
             raise ValueError(f"x must have shape ({N_FEATURES},), got {a.shape}")
-        xx = float(a @ a)
+        with np.errstate(over="ignore", invalid="ignore"):
+            xx = float(a @ a)
         if not math.isfinite(xx):
             if np.all(np.isfinite(a)):
                 raise ValueError("x is too large: ||x||² overflows float64")
