@@ -101,12 +101,14 @@ def build_features(
     cand_ndim = max(rank_a.ndim, cqi_a.ndim)
     if cand_ndim > 2:
         raise ValueError("candidates must have shape [], [N] or [N, K]")
-    if cand_ndim == 2:
-        k = np.broadcast_shapes(rank_a.shape, cqi_a.shape)[1]
-        shape = (n, k)
-    else:
-        shape = (n,)
     try:
+        if cand_ndim == 2:
+            # a [N] candidate is per UE: lift it to [N, 1] before finding K
+            lifted = [a[:, None] if a.ndim == 1 else a for a in (rank_a, cqi_a)]
+            k = np.broadcast_shapes(lifted[0].shape, lifted[1].shape)[1]
+            shape = (n, k)
+        else:
+            shape = (n,)
         rank_b = np.broadcast_to(rank_a if rank_a.ndim != 1 or cand_ndim == 1 else rank_a[:, None], shape)
         cqi_b = np.broadcast_to(cqi_a if cqi_a.ndim != 1 or cand_ndim == 1 else cqi_a[:, None], shape)
     except ValueError as exc:
