@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment(sub)
     _add_table6(sub)
     _add_record_trace(sub)
+    from e2sim.node import add_run_parser  # the live E2 node (imports the E2 codecs)
+
+    add_run_parser(sub)
     return parser
 
 
