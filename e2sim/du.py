@@ -268,6 +268,8 @@ class DU:
         self.control_ri = np.ones(n, dtype=np.int64)
         self.control_cqi = np.zeros(n, dtype=np.int64)
         self._pending: CsiReport | None = None
+        self.last_csi_report: CsiReport | None = None
+        """The CSI report of the last CSI-RS slot (to share with DUs fed the same stream)."""
         self._pending_due = -1
         self._reset_period_counters()
         self.rank_used = np.ones(n, dtype=np.int64)
@@ -427,12 +429,20 @@ class DU:
         cqi = np.where(self.control_active, self.control_cqi, self.report_cqi)
         return rank, cqi
 
-    def step(self, slot: SlotSINR, harq_uniforms: np.ndarray | None = None) -> PeriodOutcome | None:
+    def step(
+        self,
+        slot: SlotSINR,
+        harq_uniforms: np.ndarray | None = None,
+        csi_report: CsiReport | None = None,
+    ) -> PeriodOutcome | None:
         """Run one slot: CSI measurement (in CSI-RS slots), transmission, HARQ, OLLA.
 
         Args:
             slot: this slot's channel quantities for all ``U`` UEs.
             harq_uniforms: float [U] in [0, 1); default drawn from the DU's randomness.
+            csi_report: in a CSI-RS slot, a report already measured from this same slot
+                (e.g. by another DU of the same cell fed the same stream, see
+                :attr:`last_csi_report`); default: measure it here.
 
         Returns:
             The :class:`PeriodOutcome` when a CSI period ends with this slot, else None.
@@ -447,7 +457,12 @@ class DU:
         if u.shape != (n,):
             raise ValueError(f"harq_uniforms must have shape ({n},), got {u.shape}")
         if bool(slot.csi_instant):
-            self._pending = self.measure_csi(slot)
+            if csi_report is None:
+                csi_report = self.measure_csi(slot)
+            elif csi_report.ri.shape != (n,):
+                raise ValueError(f"csi_report must cover {n} UEs")
+            self._pending = csi_report
+            self.last_csi_report = csi_report
             self._pending_due = self.slot_index + self.csi_delay_slots
 
         rank, cqi = self.current_choice()
