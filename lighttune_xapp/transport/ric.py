@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -529,7 +530,14 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except ConfigError as exc:
         _log.error("cannot start: %s", exc)
-        return 2
+        code = 2
+    except Exception:
+        _log.exception("RIC mode failed")
+        code = 1
+    # ricxappframe's RMR and registration threads are not daemons: leave without them.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -645,18 +653,22 @@ class _RmrAdapter:
         def post_init(xapp: Any) -> None:
             from mdclogpy import Level
 
+            # ricxappframe's own logger defaults to ERROR; follow --log-level.
             xapp.logger.set_level(Level(logging.getLogger().level))
-            for mtype, fn in (
-                (rmr_types.RIC_INDICATION, self._on_indication),
-                (rmr_types.RIC_CONTROL_ACK, self._on_control_ack),
-                (rmr_types.RIC_CONTROL_FAILURE, self._on_control_failure),
-                (rmr_types.A1_POLICY_REQ, self._on_a1),
-            ):
-                xapp.register_callback(fn, mtype)
+            self.xapp = xapp
 
         self.xapp = RMRXapp(
             self._on_other, config_handler=self._on_config, rmr_port=rmr_port, post_init=post_init,
         )
+        # RMRXapp calls post_init before it creates its dispatch table, so the callbacks
+        # are registered here, after construction and before the dispatch loop starts.
+        for mtype, fn in (
+            (rmr_types.RIC_INDICATION, self._on_indication),
+            (rmr_types.RIC_CONTROL_ACK, self._on_control_ack),
+            (rmr_types.RIC_CONTROL_FAILURE, self._on_control_failure),
+            (rmr_types.A1_POLICY_REQ, self._on_a1),
+        ):
+            self.xapp.register_callback(fn, mtype)
         self.xapp.run(thread=True, rmr_timeout=1)
         return self.xapp
 

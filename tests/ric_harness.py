@@ -1,0 +1,599 @@
+"""Test harness for RIC mode: the platform around an unmodified xApp process.
+
+- :class:`RedisServer`: a private ``redis-server`` on a free loopback port (SDL backend).
+- :class:`E2TermEndpoint`: plays E2 Termination (and the A1 mediator) on RMR with
+  ricxappframe's ``rmr`` module: sends RIC_INDICATION / A1_POLICY_REQ to the xApp, collects
+  what the xApp sends (RIC_CONTROL_REQ routed to it by MEID, A1_POLICY_RESP by RTS).
+- :class:`RicPlatformStub`: plays the Subscription Manager (``POST``/``DELETE
+  /ric/v1/subscriptions``, notification to the xApp's HTTP port, resent until HTTP 200)
+  and the E2 manager (``GET /v1/nodeb/states``) over HTTP.
+- :class:`XappProcess`: ``python -m lighttune_xapp --mode ric`` with a descriptor of test
+  ports (``CONFIG_FILE``), static RMR routes (``RMR_SEED_RT``; control requests routed by
+  ``%meid`` through an MEID map) and ``DBAAS_SERVICE_HOST/PORT`` at the private Redis.
+- :func:`synthetic_reports` / :func:`indication_pdu`: e2sim-like LinkReports carried in
+  LT-LINKADAPT indications inside E2AP RIC Indication PDUs.
+
+RMR runs over TCP on loopback; every context here uses ``RMR_RTG_SVC=-1`` (static table,
+no route manager) and ``RMR_SRC_ID=127.0.0.1`` so return-to-sender resolves locally.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lighttune_core.report import LinkReports
+from lighttune_xapp.e2 import e2ap, service_model
+from lighttune_xapp.transport import rmr_types
+
+REPO = Path(__file__).resolve().parents[1]
+REDIS_BINARY = shutil.which("redis-server")
+SUBMGR_REQUESTOR_ID = 123
+"""RIC requestor id submgr uses towards E2 nodes."""
+
+
+def rmr_library_available() -> bool:
+    """Whether the native RMR library (librmr_si.so) can be loaded."""
+    try:
+        ctypes.CDLL("librmr_si.so")
+    except OSError:
+        return False
+    return True
+
+
+def skip_reason() -> str | None:
+    """Why RIC-mode tests cannot run here (None when they can)."""
+    if not rmr_library_available():
+        return "librmr_si.so not found (scripts/install-test-deps installs RMR 4.9.4)"
+    if REDIS_BINARY is None:
+        return "redis-server not found (scripts/install-test-deps installs it)"
+    return None
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+class RedisServer:
+    """A private redis-server (no persistence) on a free loopback port."""
+
+    def __init__(self, workdir: Path) -> None:
+        if REDIS_BINARY is None:
+            raise RuntimeError("redis-server not found")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [REDIS_BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._pong, 30, "redis-server to answer PING")
+
+    def _pong(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def env(self) -> dict[str, str]:
+        """The SDL environment pointing at this server."""
+        return {"DBAAS_SERVICE_HOST": "127.0.0.1", "DBAAS_SERVICE_PORT": str(self.port)}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+# --------------------------------------------------------------------------- RMR (E2T)
+
+
+@dataclass(frozen=True)
+class RmrReceived:
+    """One message an :class:`E2TermEndpoint` received."""
+
+    mtype: int
+    meid: str
+    sub_id: int
+    payload: bytes
+    at: float
+
+
+def write_harness_routes(path: Path, xapp_rmr_port: int) -> Path:
+    """Static routes of the harness endpoints: everything E2T/A1 send goes to the xApp."""
+    lines = ["newrt|start"]
+    for mtype in (rmr_types.RIC_INDICATION, rmr_types.RIC_CONTROL_ACK, rmr_types.RIC_CONTROL_FAILURE,
+                  rmr_types.A1_POLICY_REQ, rmr_types.RIC_SUB_RESP):
+        lines.append(f"rte|{mtype}|127.0.0.1:{xapp_rmr_port}")
+    lines.append("newrt|end")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_xapp_routes(path: Path, meid_owners: dict[str, int]) -> Path:
+    """Static routes of the xApp: RIC_CONTROL_REQ by ``%meid``, MEID map node -> E2T port."""
+    lines = ["newrt|start", f"mse|{rmr_types.RIC_CONTROL_REQ}|-1|%meid", "newrt|end", "", "meid_map|start|harness"]
+    for meid, port in sorted(meid_owners.items()):
+        lines.append(f"mme_ar|127.0.0.1:{port}|{meid}")
+    lines.append(f"meid_map|end|{len(meid_owners)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class E2TermEndpoint:
+    """An RMR endpoint playing E2 Termination / the A1 mediator (see module doc).
+
+    Args:
+        port: RMR data port to listen on.
+        routes: static route table file (:func:`write_harness_routes`).
+    """
+
+    def __init__(self, port: int, routes: Path) -> None:
+        from ricxappframe.rmr import rmr
+
+        self._rmr = rmr
+        self.port = port
+        os.environ["RMR_SEED_RT"] = str(routes)
+        os.environ["RMR_RTG_SVC"] = "-1"
+        os.environ["RMR_SRC_ID"] = "127.0.0.1"
+        self.mrc = rmr.rmr_init(str(port).encode(), rmr.RMR_MAX_RCV_BYTES, rmr.RMRFL_MTCALL)
+        if not self.mrc:
+            raise RuntimeError(f"rmr_init on port {port} failed")
+        wait_until(lambda: rmr.rmr_ready(self.mrc), 30, f"RMR on port {port} to be ready")
+        self.received: queue.Queue[RmrReceived] = queue.Queue()
+        self._running = True
+        self._thread = threading.Thread(target=self._receive_loop, name=f"e2t-{port}", daemon=True)
+        self._thread.start()
+
+    def _receive_loop(self) -> None:
+        rmr = self._rmr
+        while self._running:
+            sbuf = rmr.rmr_alloc_msg(self.mrc, 4096)
+            try:
+                sbuf = rmr.rmr_torcv_msg(self.mrc, sbuf, 100)
+                if sbuf.contents.state == rmr.RMR_OK:
+                    meid = rmr.rmr_get_meid(sbuf) or b""
+                    self.received.put(
+                        RmrReceived(
+                            int(sbuf.contents.mtype), meid.decode("utf-8", "replace"), int(sbuf.contents.sub_id),
+                            rmr.get_payload(sbuf), time.monotonic(),
+                        )
+                    )
+            finally:
+                rmr.rmr_free_msg(sbuf)
+
+    def send(self, mtype: int, payload: bytes, sub_id: int = -1, meid: str | None = None,
+             timeout_s: float = 10.0) -> None:
+        """Send one message (retrying while RMR has no connection yet); AssertionError on failure."""
+        rmr = self._rmr
+        deadline = time.monotonic() + timeout_s
+        while True:
+            sbuf = rmr.rmr_alloc_msg(self.mrc, len(payload), payload=payload, mtype=mtype,
+                                     meid=meid.encode() if meid else None, gen_transaction_id=True)
+            if sub_id >= 0:
+                sbuf.contents.sub_id = sub_id
+            try:
+                sbuf = rmr.rmr_send_msg(self.mrc, sbuf)
+                state = sbuf.contents.state
+            finally:
+                rmr.rmr_free_msg(sbuf)
+            if state == rmr.RMR_OK:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"RMR send of {rmr_types.message_type_name(mtype)} failed: state {state}")
+            time.sleep(0.02)
+
+    def expect(self, mtype: int, timeout_s: float = 30.0) -> RmrReceived:
+        """The next received message of type ``mtype`` (others are dropped); AssertionError on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {rmr_types.message_type_name(mtype)} within {timeout_s:.0f} s")
+            try:
+                msg = self.received.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if msg.mtype == mtype:
+                return msg
+
+    def drain(self) -> list[RmrReceived]:
+        """Everything received and not yet taken."""
+        out = []
+        while True:
+            try:
+                out.append(self.received.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        """Stop receiving and close the RMR context (frees the port)."""
+        self._running = False
+        self._thread.join(10)
+        self._rmr.rmr_close(self.mrc)
+
+
+# --------------------------------------------------------------------------- submgr + e2mgr
+
+
+@dataclass
+class RicPlatformStub:
+    """Subscription Manager and E2 manager over HTTP (see module doc).
+
+    ``nodes`` maps RAN name -> connectionStatus; a POST for a node that is not CONNECTED
+    gets 503 as from the real submgr when the E2 link is down.
+    """
+
+    nodes: dict[str, str] = field(default_factory=dict)
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
+    instance_of: dict[str, int] = field(default_factory=dict)
+    notify_status: list[tuple[str, int]] = field(default_factory=list)
+    _next_id: int = 1000
+    _next_instance: int = 100
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _reply(self, status: int, body: Any = None) -> None:
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path == "/v1/nodeb/states":
+                    with stub._lock:
+                        nodes = [{"inventoryName": m, "connectionStatus": s,
+                                  "globalNbId": {"plmnId": "02F829", "nbId": "0000000000000001"}}
+                                 for m, s in sorted(stub.nodes.items())]
+                    self._reply(200, nodes)
+                else:
+                    self._reply(404, {"error": "not found"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if self.path != "/ric/v1/subscriptions":
+                    self._reply(404, {"error": "not found"})
+                    return
+                status, body = stub._subscribe(raw)
+                self._reply(status, body)
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                prefix = "/ric/v1/subscriptions/"
+                if not self.path.startswith(prefix):
+                    self._reply(404)
+                    return
+                sub_id = self.path[len(prefix):]
+                with stub._lock:
+                    stub.deletes.append(sub_id)
+                    known = stub.live.pop(sub_id, None) is not None
+                self._reply(204 if known else 404)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _subscribe(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            return 400, {"error": "not JSON"}
+        with self._lock:
+            self.posts.append(body)
+        required = ("ClientEndpoint", "Meid", "RANFunctionID", "SubscriptionDetails")
+        if not isinstance(body, dict) or any(k not in body for k in required):
+            return 400, {"error": f"missing one of {required}"}
+        with self._lock:
+            if self.nodes.get(body["Meid"]) != "CONNECTED":
+                return 503, {"error": "E2 link down"}
+            sub_id = str(self._next_id)
+            self._next_id += 1
+            instance = self._next_instance
+            self._next_instance += 1
+            self.live[sub_id] = body
+            self.instance_of[sub_id] = instance
+        endpoint = body["ClientEndpoint"]
+        event_id = body["SubscriptionDetails"][0]["XappEventInstanceId"]
+        threading.Thread(
+            target=self._notify, args=(endpoint["Host"], endpoint["HTTPPort"], sub_id, event_id, instance), daemon=True
+        ).start()
+        return 201, {"SubscriptionId": sub_id, "SubscriptionInstances": []}
+
+    def _notify(self, host: str, port: int, sub_id: str, event_id: int, instance: int) -> None:
+        """Send the notification, resending (10 tries) until the answer is exactly 200."""
+        note = {"SubscriptionId": sub_id,
+                "SubscriptionInstances": [{"XappEventInstanceId": event_id, "E2EventInstanceId": instance}]}
+        data = json.dumps(note).encode()
+        for _ in range(10):
+            time.sleep(0.05)
+            request = urllib.request.Request(
+                f"http://{host}:{port}/ric/v1/subscriptions/response", data=data, method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    status = int(response.status)
+            except urllib.error.HTTPError as exc:
+                status = int(exc.code)
+            except OSError:
+                status = 0
+            with self._lock:
+                self.notify_status.append((sub_id, status))
+            if status == 200:
+                return
+            time.sleep(0.5)
+
+    def live_instance(self, meid: str) -> tuple[str, int] | None:
+        """(subscription id, E2 instance id) of the live subscription of ``meid``, if any."""
+        with self._lock:
+            for sub_id, body in self.live.items():
+                if body["Meid"] == meid:
+                    return sub_id, self.instance_of[sub_id]
+        return None
+
+    def set_node(self, meid: str, status: str) -> None:
+        with self._lock:
+            self.nodes[meid] = status
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------- indications
+
+
+def synthetic_reports(n_ues: int, rng: np.random.Generator, ue_offset: int = 0) -> LinkReports:
+    """e2sim-like per-UE reports of one CSI-RS period (all fields in range)."""
+    ri = rng.integers(1, 5, n_ues)
+    snr = rng.uniform(0.0, 30.0, n_ues)
+    layers = snr[:, None] - 3.0 * np.arange(4)[None, :] + rng.normal(0.0, 1.0, (n_ues, 4))
+    layers = np.where(np.arange(4)[None, :] < ri[:, None], layers, np.nan)
+    n_tx = rng.integers(20, 80, n_ues)
+    n_nack = rng.binomial(n_tx, rng.uniform(0.0, 0.9, n_ues))
+    return LinkReports(
+        ue_id=np.arange(ue_offset, ue_offset + n_ues, dtype=np.int64),
+        ri=ri.astype(np.int64),
+        cqi=rng.integers(1, 16, n_ues).astype(np.int64),
+        sinr_layers_db=layers,
+        csirs_snr_db=snr,
+        rank=ri.astype(np.int64),
+        mcs=rng.integers(0, 29, n_ues).astype(np.int64),
+        olla_offset_db=rng.uniform(-3.0, 3.0, n_ues),
+        n_ack=(n_tx - n_nack).astype(np.int64),
+        n_nack=n_nack.astype(np.int64),
+        served_bits=(rng.integers(1000, 100000, n_ues)).astype(np.int64),
+        csi_age_ms=rng.uniform(0.0, 40.0, n_ues),
+        cqi_table=1,
+    )
+
+
+def indication_pdu(e2_instance_id: int, cell_id: int, period: int, reports: LinkReports) -> bytes:
+    """An E2AP RIC Indication PDU carrying LT-LINKADAPT reports of one cell-period."""
+    header, message = service_model.encode_indication(cell_id, period, period * 10, reports)
+    return e2ap.encode(
+        e2ap.RicIndication(
+            request_id=e2ap.RicRequestId(SUBMGR_REQUESTOR_ID, e2_instance_id),
+            ran_function_id=service_model.DEFAULT_RAN_FUNCTION_ID,
+            action_id=1,
+            sn=period % 65536,
+            indication_type="report",
+            header=header,
+            message=message,
+        )
+    )
+
+
+# --------------------------------------------------------------------------- the xApp
+
+
+def make_descriptor(workdir: Path, model_path: Path, **controls: Any) -> dict[str, Any]:
+    """The repository descriptor with free ports, the given model and control overrides."""
+    descriptor = json.loads((REPO / "xapp-descriptor" / "config-file.json").read_text(encoding="utf-8"))
+    ports = {"http": free_port(), "rmrData": free_port(), "rmrRoute": free_port()}
+    names = {"http": "http", "rmrData": "rmrdata", "rmrRoute": "rmrroute"}
+    for port in descriptor["messaging"]["ports"]:
+        for key, name in names.items():
+            if port["name"] == name:
+                port["port"] = ports[key]
+    descriptor["controls"].update(ports=ports, modelPath=str(model_path))
+    descriptor["controls"].update(controls)
+    return descriptor
+
+
+class XappProcess:
+    """The unmodified xApp in RIC mode as a child process (see module doc).
+
+    Args:
+        workdir: directory for the descriptor, schema, route table and log.
+        descriptor: the descriptor to run with (written to ``config-file.json``).
+        platform: the submgr/E2 manager stub.
+        redis: the SDL backend.
+        meid_owners: MEID -> RMR port of the E2T endpoint that owns it.
+        poll_interval_s: the xApp's node-list / subscription poll period.
+    """
+
+    def __init__(self, workdir: Path, descriptor: dict[str, Any], platform: RicPlatformStub, redis: RedisServer,
+                 meid_owners: dict[str, int], poll_interval_s: float = 0.3) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_file = workdir / "config-file.json"
+        self.write_descriptor(descriptor)
+        shutil.copy(REPO / "xapp-descriptor" / "schema.json", workdir / "schema.json")
+        self.routes = write_xapp_routes(workdir / "xapp-routes.rt", meid_owners)
+        self.platform = platform
+        self.redis = redis
+        self.poll_interval_s = poll_interval_s
+        self.log_path = workdir / "xapp.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def descriptor(self) -> dict[str, Any]:
+        return json.loads(self.config_file.read_text(encoding="utf-8"))
+
+    @property
+    def http_port(self) -> int:
+        return int(self.descriptor["controls"]["ports"]["http"])
+
+    @property
+    def rmr_port(self) -> int:
+        return int(self.descriptor["controls"]["ports"]["rmrData"])
+
+    def write_descriptor(self, descriptor: dict[str, Any]) -> None:
+        """Rewrite the descriptor in place (same inode, so inotify sees MODIFY)."""
+        with open(self.config_file, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(descriptor, indent=2))
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RMR_", "HOSTNAME"))}
+        env.update(self.redis.env())
+        env.update(
+            CONFIG_FILE=str(self.config_file),
+            RMR_SEED_RT=str(self.routes),
+            RMR_RTG_SVC="-1",
+            RMR_SRC_ID="127.0.0.1",
+            PYTHONUNBUFFERED="1",
+        )
+        self.runs += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== run {self.runs} =====\n".encode())
+        self._log_handle = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lighttune_xapp", "--mode", "ric", "--submgr-url", self.platform.url,
+             "--e2mgr-url", self.platform.url, "--client-host", "127.0.0.1",
+             "--poll-interval", str(self.poll_interval_s), "--log-level", "INFO"],
+            cwd=str(REPO), env=env, stdout=self._log_handle, stderr=subprocess.STDOUT,
+        )
+
+    def log_text(self, this_run_only: bool = True) -> str:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        if this_run_only:
+            text = text.rsplit(f"===== run {self.runs} =====", 1)[-1]
+        return text
+
+    def wait_log(self, pattern: str, timeout_s: float = 60.0) -> re.Match[str]:
+        """The first match of ``pattern`` in this run's log; AssertionError (with the log tail) on timeout."""
+        regex = re.compile(pattern)
+
+        def found() -> re.Match[str] | None:
+            self.assert_running()
+            return regex.search(self.log_text())
+
+        try:
+            return wait_until(found, timeout_s, f"log line /{pattern}/")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- xApp log tail ---\n{self.log_text()[-4000:]}") from None
+
+    def assert_running(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"xApp exited with {self.proc.returncode}\n{self.log_text()[-4000:]}")
+
+    def http_get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as response:
+                return int(response.status), response.read()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read()
+        except OSError:
+            return 0, b""
+
+    def metrics(self) -> dict[str, float]:
+        """Prometheus samples ``name{labels}`` -> value (empty when unreachable)."""
+        status, body = self.http_get("/ric/v1/metrics")
+        out: dict[str, float] = {}
+        if status != 200:
+            return out
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def metric(self, name: str) -> float:
+        return self.metrics().get(name, 0.0)
+
+    def terminate(self, timeout_s: float = 90.0) -> int:
+        """SIGTERM and wait for the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout_s)
+        self._log_handle.close()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL (no shutdown code runs)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+        self._log_handle.close()
+
+    def stop_quietly(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+            self._log_handle.close()
+
+
+def iter_controls(e2t: E2TermEndpoint) -> Iterator[RmrReceived]:
+    """Control requests received so far by ``e2t``."""
+    for msg in e2t.drain():
+        if msg.mtype == rmr_types.RIC_CONTROL_REQ:
+            yield msg
