@@ -8,9 +8,10 @@ Algorithm (:func:`train_offline`)
 For layer ``l = 1..L`` (earlier layers frozen), for ``epochs`` epochs, for each shuffled
 mini-batch ``B`` of samples ``(x_i, y_i)``:
 
-1. negatives: the same features with a wrong label ``y'_i ≠ y_i``, either
-   ``"random"`` (uniform over the 10 wrong labels) or ``"hardest"`` (the wrong label with
-   the highest goodness of layer ``l`` under the current parameters);
+1. negatives: the same features with a wrong label, ``|y'_i − y_i| ≥ negative_gap``
+   (default 0.1: any other label), either ``"random"`` (uniform over the wrong labels) or
+   ``"hardest"`` (the wrong label of highest goodness of layer ``l`` under the current
+   parameters);
 2. inputs of layer ``l``: ``h_{l-1}`` of the ``B`` positive pairs ``[x_i; y_i]`` and the
    ``B`` negative pairs ``[x_i; y'_i]`` through the frozen layers ``1..l-1``;
 3. closed-form gradient of the local loss ``L_l`` (:func:`lighttune_core.ff.layer_gradients`,
@@ -19,24 +20,39 @@ mini-batch ``B`` of samples ``(x_i, y_i)``:
    ``m ← β1 m + (1 − β1) ∇``, ``v ← β2 v + (1 − β2) ∇²``,
    ``θ ← θ − lr m̂ / (sqrt(v̂) + ε)`` with ``m̂ = m / (1 − β1^t)``, ``v̂ = v / (1 − β2^t)``.
 
-After each epoch the network truncated at layer ``l`` is evaluated (``ŷ = argmax_y`` of
-layer ``l``'s goodness) on the evaluation split: accuracy ``P(ŷ = y)`` and mean ``|ŷ − y|``.
+``schedule="simultaneous"`` instead steps every layer on its local loss in every batch
+(one stage of ``epochs`` epochs). After each epoch the network truncated at layer ``l``
+is evaluated (``ŷ = argmax_y`` of layer ``l``'s goodness) on the evaluation split: accuracy ``P(ŷ = y)`` and mean ``|ŷ − y|``.
 Everything random (shuffling, negatives, initial weights) comes from ``seed``.
 
 Choice of negatives (measured)
 ------------------------------
-On the synthetic task of :mod:`lighttune_core.synthetic` (link-budget BLER rule; 4,000
-training samples, 2,000 held-out, seed 0, ``[13, 32, 32]``, proposed loss, batch 128,
-30 epochs per layer; ``python benchmarks/ff_negatives.py``):
+``python benchmarks/ff_negatives.py`` (results in ``benchmarks/results/ff_negatives.md``):
+3,000 training and 2,000 held-out samples of each task of :mod:`lighttune_core.synthetic`
+— "threshold" (BLER 1.0 below an SINR edge, 0.0 above, with a margin) and "link_budget"
+(11-level BLER from a logistic link-budget rule on SINR, rank and CQI) — greedy Adam 0.03,
+batch 64, 15 epochs per layer, seed 0. Held-out accuracy:
 
-=========  ===============  ===================
-negatives  held-out acc.    held-out mean |err|
-=========  ===============  ===================
-random     see below        see below
-hardest    see below        see below
-=========  ===============  ===================
+===========  ============  =======  =======  ==============
+task         layers        random   hardest  majority class
+===========  ============  =======  =======  ==============
+threshold    [13, 32]      0.486    0.848    0.482
+threshold    [13, 32, 32]  0.482    0.557    0.482
+link_budget  [13, 32]      0.582    0.713    0.582
+link_budget  [13, 32, 32]  0.582    0.443    0.582
+===========  ============  =======  =======  ==============
 
-DEFAULT_NEGATIVES is the better of the two.
+Random negatives only learn the label prior (the majority class); the hardest wrong
+label teaches layer 1 the task (0.848 / 0.713). So ``"hardest"`` is the default.
+
+Known limitation (measured, same runs): the *second* layer of a greedy ``[13, 32, 32]``
+network learns little offline — its held-out accuracy stays far below layer 1's. The
+per-neuron losses (eq. 5/7) drive every layer-1 neuron towards the same goodness targets
+(T ± 2), so the positive and negative layer-1 outputs differ mainly in *length*, which the
+length normalisation removes before layer 2. A ``"simultaneous"`` schedule (all layers
+stepped on their local losses every batch) did not change this (0.57 / 0.39). Online
+LightTune updates (per-sample SGD, negative = the model's own far-off prediction) do train
+both layers: see ``tests/test_core_tuner.py`` (convergence and adaptation).
 """
 
 from __future__ import annotations
@@ -65,6 +81,8 @@ from lighttune_core.ff import (
 
 NEGATIVE_KINDS: tuple[str, ...] = ("random", "hardest")
 DEFAULT_NEGATIVES: str = "hardest"
+SCHEDULES: tuple[str, ...] = ("greedy", "simultaneous")
+DEFAULT_SCHEDULE: str = "greedy"
 ProgressCallback = Callable[[int, int, "EpochRecord"], None]
 """``progress(epochs_done, epochs_total, record)`` after every epoch of every layer."""
 
@@ -176,6 +194,7 @@ def train_offline(
     eval_labels: np.ndarray | None = None,
     initial: FFParams | None = None,
     negative_gap: float = 0.1,
+    schedule: str = DEFAULT_SCHEDULE,
     progress: ProgressCallback | None = None,
 ) -> TrainResult:
     """Train an FF network greedily, layer by layer, with Adam.
@@ -192,10 +211,13 @@ def train_offline(
         seed: seeds the initial weights, the shuffling and the random negatives.
         eval_features, eval_labels: held-out split for the curve (default: the training data).
         initial: start from these parameters instead of a random initialisation.
+        negative_gap: smallest |y' − y| of a negative label, a multiple of 0.1 in [0.1, 0.5].
+        schedule: ``"greedy"`` (layer by layer, ``L · epochs`` epochs) or ``"simultaneous"``
+            (all layers every batch, ``epochs`` epochs).
         progress: called after every epoch.
 
     Returns:
-        :class:`TrainResult` with ``L · epochs`` curve records.
+        :class:`TrainResult` with one curve record per epoch.
 
     Raises:
         ValueError: naming the bad argument.
@@ -214,6 +236,8 @@ def train_offline(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if negatives not in NEGATIVE_KINDS:
         raise ValueError(f"negatives must be one of {NEGATIVE_KINDS}, got {negatives!r}")
     check_loss_kind(loss)
@@ -237,13 +261,18 @@ def train_offline(
     biases = [np.array(b, dtype=np.float64) for b in params.biases]
     n = x.shape[0]
     n_labels = BLER_LABELS.shape[0]
-    total = epochs * (len(sizes) - 1)
     history: list[EpochRecord] = []
     positive = np.concatenate([np.ones(1, dtype=bool), np.zeros(1, dtype=bool)])
 
-    for layer in range(len(sizes) - 1):
-        m_w, v_w = np.zeros_like(weights[layer]), np.zeros_like(weights[layer])
-        m_b, v_b = np.zeros_like(biases[layer]), np.zeros_like(biases[layer])
+    n_layers = len(sizes) - 1
+    stages = [[layer] for layer in range(n_layers)] if schedule == "greedy" else [list(range(n_layers))]
+    total = epochs * len(stages)
+    for stage in stages:
+        top = stage[-1] + 1  # layers 1..top take part in this stage
+        moments = {
+            layer: (np.zeros_like(weights[layer]), np.zeros_like(weights[layer]), np.zeros_like(biases[layer]), np.zeros_like(biases[layer]))
+            for layer in stage
+        }
         t = 0
         for epoch in range(epochs):
             order = rng.permutation(n)
@@ -252,30 +281,33 @@ def train_offline(
                 rows = order[start : start + batch_size]
                 xb = x[rows]
                 kb = k_true[rows]
-                current = FFParams(tuple(weights[: layer + 1]), tuple(biases[: layer + 1]))
+                current = FFParams(tuple(weights[:top]), tuple(biases[:top]))
                 if negatives == "random":
                     far = np.abs(np.arange(n_labels)[None, :] - kb[:, None]) >= gap_steps  # [B, 11]
-                    pick = rng.random(far.shape) * far
-                    k_neg = np.argmax(pick, axis=1)
+                    k_neg = np.argmax(rng.random(far.shape) * far, axis=1)
                 else:
                     g = goodness_all_labels(current, xb, BLER_LABELS, eps=norm_eps)
                     g[np.abs(np.arange(n_labels)[None, :] - kb[:, None]) < gap_steps] = -np.inf
                     k_neg = np.argmax(g, axis=1)
-                pairs = pair_inputs(
-                    np.concatenate([xb, xb]), np.concatenate([BLER_LABELS[kb], BLER_LABELS[k_neg]])
-                )
-                h_in = _frozen_forward(current, layer, pairs, norm_eps)
+                pairs = pair_inputs(np.concatenate([xb, xb]), np.concatenate([BLER_LABELS[kb], BLER_LABELS[k_neg]]))
+                h = _frozen_forward(current, stage[0], pairs, norm_eps)
                 is_pos = np.repeat(positive, rows.shape[0])
-                grad_w, grad_b, h_out = layer_gradients(
-                    weights[layer], biases[layer], h_in, is_pos, threshold, loss, norm_eps
-                )
-                losses.append(layer_loss(h_out, is_pos, threshold, loss))
                 t += 1
-                weights[layer] = adam_step(weights[layer], grad_w, m_w, v_w, t, adam)
-                biases[layer] = adam_step(biases[layer], grad_b, m_b, v_b, t, adam)
-            trained = FFParams(tuple(weights[: layer + 1]), tuple(biases[: layer + 1]))
+                batch_loss = 0.0
+                for layer in stage:
+                    # gradients of layer l on the outputs of layer l-1 before this step's updates
+                    grad_w, grad_b, h_out = layer_gradients(
+                        weights[layer], biases[layer], h, is_pos, threshold, loss, norm_eps
+                    )
+                    batch_loss += layer_loss(h_out, is_pos, threshold, loss)
+                    m_w, v_w, m_b, v_b = moments[layer]
+                    weights[layer] = adam_step(weights[layer], grad_w, m_w, v_w, t, adam)
+                    biases[layer] = adam_step(biases[layer], grad_b, m_b, v_b, t, adam)
+                    h = h_out
+                losses.append(batch_loss)
+            trained = FFParams(tuple(weights[:top]), tuple(biases[:top]))
             acc, mae = evaluate(trained, x_eval, y_eval, norm_eps)
-            record = EpochRecord(layer + 1, epoch + 1, float(np.mean(losses)), acc, mae)
+            record = EpochRecord(top, epoch + 1, float(np.mean(losses)), acc, mae)
             history.append(record)
             if progress is not None:
                 progress(len(history), total, record)

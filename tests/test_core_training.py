@@ -1,0 +1,113 @@
+"""Offline FF training: greedy layer-wise Adam, negatives, determinism, curve, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lighttune_core import ff
+from lighttune_core.synthetic import synthetic_threshold_task
+from lighttune_core.training import (
+    AdamConfig,
+    EpochRecord,
+    adam_step,
+    evaluate,
+    label_indices,
+    train_offline,
+)
+
+
+@pytest.fixture(scope="module")
+def task() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x, y = synthetic_threshold_task(3000, seed=1)
+    xe, ye = synthetic_threshold_task(2000, seed=2)
+    return x, y, xe, ye
+
+
+def test_training_learns_a_separable_task_with_hardest_negatives(task) -> None:  # type: ignore[no-untyped-def]
+    x, y, xe, ye = task
+    init_acc, init_err = evaluate(ff.init_params((13, 32), 0), xe, ye)
+    result = train_offline(
+        x, y, layer_sizes=(13, 32), epochs=15, batch_size=64, negatives="hardest", seed=0, eval_features=xe, eval_labels=ye
+    )
+    acc, err = evaluate(result.params, xe, ye)
+    assert acc > 0.75 and acc > init_acc + 0.2
+    assert err < 0.25 < init_err
+    assert (acc, err) == (result.history[-1].accuracy, result.history[-1].mean_abs_error)
+    assert result.history[-1].loss < result.history[0].loss
+    assert all(w.dtype == np.float64 for w in result.params.weights)
+
+
+def test_hardest_negatives_beat_random_ones(task) -> None:  # type: ignore[no-untyped-def]
+    x, y, xe, ye = task
+    accs = {}
+    for kind in ("random", "hardest"):
+        r = train_offline(
+            x, y, layer_sizes=(13, 32), epochs=15, batch_size=64, negatives=kind, seed=0, eval_features=xe, eval_labels=ye
+        )
+        accs[kind] = r.history[-1].accuracy
+    assert accs["hardest"] > accs["random"] + 0.1
+
+
+def test_training_is_seeded_and_reports_progress(task) -> None:  # type: ignore[no-untyped-def]
+    x, y, _, _ = task
+    calls: list[tuple[int, int, EpochRecord]] = []
+    kwargs = dict(epochs=2, batch_size=256, seed=7)
+    a = train_offline(x[:600], y[:600], progress=lambda i, n, rec: calls.append((i, n, rec)), **kwargs)
+    b = train_offline(x[:600], y[:600], **kwargs)
+    c = train_offline(x[:600], y[:600], **dict(kwargs, seed=8))
+    for u, v in zip(a.params.weights + a.params.biases, b.params.weights + b.params.biases):
+        np.testing.assert_array_equal(u, v)
+    assert a.history == b.history
+    assert not np.array_equal(a.params.weights[0], c.params.weights[0])
+    assert [(i, n) for i, n, _ in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [(r.layer, r.epoch) for r in a.history] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert [rec for _, _, rec in calls] == list(a.history)
+
+
+def test_greedy_training_freezes_earlier_layers(task) -> None:  # type: ignore[no-untyped-def]
+    x, y, _, _ = task
+    one = train_offline(x[:500], y[:500], layer_sizes=(13, 8), epochs=2, batch_size=100, seed=3)
+    two = train_offline(x[:500], y[:500], layer_sizes=(13, 8, 8), epochs=2, batch_size=100, seed=3)
+    # the same seed draws the same initial layer 1 and the same batches while it trains
+    np.testing.assert_array_equal(one.params.weights[0], two.params.weights[0])
+
+
+def test_adam_first_step_moves_each_parameter_by_lr_against_its_gradient() -> None:
+    p = np.array([1.0, -2.0, 0.5])
+    g = np.array([0.3, -4.0, 1e-3])
+    m, v = np.zeros(3), np.zeros(3)
+    new = adam_step(p, g, m, v, 1, AdamConfig(lr=0.03))
+    np.testing.assert_allclose(new, p - 0.03 * np.sign(g), rtol=1e-6)
+    np.testing.assert_allclose(m, 0.1 * g)
+    np.testing.assert_allclose(v, 0.001 * g * g)
+
+
+def test_label_indices() -> None:
+    np.testing.assert_array_equal(label_indices(np.array([0.0, 0.1, 0.30000000000000004, 1.0])), [0, 1, 3, 10])
+    for bad in (np.array([0.15]), np.array([1.1]), np.array([np.nan]), np.zeros((2, 2))):
+        with pytest.raises(ValueError, match="labels"):
+            label_indices(bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(features=np.zeros((5, 11))), "features"),
+        (dict(features=np.full((5, 12), np.nan)), "finite"),
+        (dict(features=np.zeros((0, 12)), labels=np.zeros(0)), "no samples"),
+        (dict(labels=np.zeros(4)), "labels have 4"),
+        (dict(labels=np.full(5, 0.25)), "quantised"),
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(negatives="easy"), "negatives"),
+        (dict(loss="mse"), "loss"),
+        (dict(schedule="random"), "schedule"),
+        (dict(negative_gap=0.9), "negative_gap"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
+    args = dict(features=np.zeros((5, 12)), labels=np.zeros(5))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        train_offline(args.pop("features"), args.pop("labels"), **args)
