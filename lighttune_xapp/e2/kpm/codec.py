@@ -66,7 +66,7 @@ from lighttune_xapp.e2.kpm.model import (
     UeId,
     UeMeasurementReport,
 )
-from lighttune_xapp.e2.kpm.schema import KpmVersion, asn1tools_spec, pycrate_module
+from lighttune_xapp.e2.kpm.schema import FastPerDecoder, KpmVersion, asn1tools_spec, pycrate_module
 
 T = TypeVar("T")
 
@@ -577,7 +577,7 @@ def _asn1tools_decode_whole(version: KpmVersion, type_name: str, data: bytes) ->
     final octet's padding may).
     """
     compiled = asn1tools_spec(version)._types[type_name]
-    decoder = asn1tools_per.Decoder(bytearray(data))
+    decoder = FastPerDecoder(bytearray(data))
     value = compiled._type.decode(decoder)
     if decoder.number_of_bits >= 8:
         raise ValueError(f"{decoder.number_of_bits // 8} trailing bytes after the PDU")
@@ -703,9 +703,27 @@ class KpmCodec:
         """E2SM-KPM-IndicationMessage bytes (formats 1 and 3)."""
         return self._encode(INDICATION_MESSAGE, lambda v: _indication_message_raw(message, v))
 
+    def encode_indication_message_value(self, value: dict[str, Any]) -> bytes:
+        """Encode an indication message given as the asn1tools value dict.
+
+        The fast path of a node building large format-3 messages (no dataclass per UE);
+        same constraint checks, 16K rule and errors as :meth:`encode_indication_message`.
+        """
+        return self._encode(INDICATION_MESSAGE, lambda v: value)
+
     def decode_indication_message(self, data: bytes) -> IndicationMessage:
         """Decode an indication message (formats 1 and 3)."""
         return self._decode(INDICATION_MESSAGE, data, _indication_message_from_raw)[0]
+
+    def decode_indication_message_as(self, data: bytes, parse: Callable[[Any], T]) -> tuple[T, KpmVersion]:
+        """Decode an indication message and hand the library's value straight to ``parse``.
+
+        The fast path of the report decoder (:mod:`lighttune_xapp.e2.kpm.reports`): no
+        dataclass per record. ``parse`` gets the asn1tools value form (pycrate's, from the
+        fallback, differs only in REAL = (mantissa, base, exponent) and NULL = 0); if it
+        raises, the next (library, version) is tried as for any decode failure.
+        """
+        return self._decode(INDICATION_MESSAGE, data, parse)
 
     def decode_indication_message_with_version(self, data: bytes) -> tuple[IndicationMessage, KpmVersion]:
         """Decode an indication message and tell which schema version decoded it."""

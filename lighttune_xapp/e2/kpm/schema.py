@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import math
+import re
 import types
 
 import asn1tools
@@ -118,10 +119,99 @@ def _rebind_real_encoders(root: Any) -> int:
     return count
 
 
+def _octet_alphabet(string_type: Any) -> bool:
+    """True when a PER string type reads 8-bit characters whose codes are the characters."""
+    if getattr(string_type, "bits_per_character", None) != 8:
+        return False
+    decode_map = getattr(string_type.permitted_alphabet, "decode_map", None)
+    return isinstance(decode_map, dict) and all(code == char for code, char in decode_map.items())
+
+
+def _decode_string_bytewise(self: Any, decoder: Any) -> str:
+    """Bounded 8-bit known-multiplier string, read as one byte run (same bits as asn1tools).
+
+    asn1tools reads such strings (PrintableString measurement names, sender names) one
+    character at a time through the alphabet map, about a third of a KPM format-3 decode;
+    with an identity alphabet the characters are the octets themselves.
+    """
+    if self.has_extension_marker and decoder.read_bit():
+        decoder.number_of_bits += 1  # un-read the bit: asn1tools' own decode reports the extension
+        return asn1tools_per.KnownMultiplierStringType.decode(self, decoder)
+    if self.minimum != self.maximum:
+        length = decoder.read_constrained_whole_number(self.minimum, self.maximum, self.number_of_bits)
+        if self.maximum > 1 and length > 0:
+            decoder.align()
+    else:
+        if self.maximum * 8 > 16:
+            decoder.align()
+        length = self.minimum
+    text = bytes(decoder.read_bytes(length)).decode(self.ENCODING)
+    if self._lt_alphabet.fullmatch(text) is None:
+        raise ValueError(f"characters outside the {type(self).__name__} alphabet in {text!r}")
+    return text
+
+
+def _rebind_string_decoders(root: Any) -> int:
+    """Bind :func:`_decode_string_bytewise` to every bounded 8-bit identity-alphabet string."""
+    seen: set[int] = set()
+    stack = [root]
+    count = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if (
+            isinstance(obj, asn1tools_per.KnownMultiplierStringType)
+            and obj.number_of_bits is not None
+            and _octet_alphabet(obj)
+        ):
+            chars = "".join(chr(code) for code in obj.permitted_alphabet.decode_map)
+            obj._lt_alphabet = re.compile("[" + re.escape(chars) + "]*")
+            obj.decode = types.MethodType(_decode_string_bytewise, obj)
+            count += 1
+        if isinstance(obj, (list, tuple, set)):
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, asn1tools_per.Type) or hasattr(obj, "__dict__") and type(obj).__module__.startswith(
+            "asn1tools"
+        ):
+            stack.extend(vars(obj).values())
+    return count
+
+
+class FastPerDecoder(asn1tools_per.Decoder):
+    """asn1tools' aligned-PER bit reader with the two hottest reads inlined.
+
+    Same bit string, same results and errors; ``read_bit`` and
+    ``read_non_negative_binary_integer`` (together ~35% of a KPM format-3 decode) skip a
+    method call per read.
+    """
+
+    def read_bit(self) -> int:
+        left = self.number_of_bits
+        if left == 0:
+            raise asn1tools_per.OutOfDataError(self.total_number_of_bits)
+        self.number_of_bits = left - 1
+        return 1 if self.value[self.total_number_of_bits - left] == "1" else 0
+
+    def read_non_negative_binary_integer(self, number_of_bits: int) -> int:
+        left = self.number_of_bits
+        if number_of_bits > left:
+            raise asn1tools_per.OutOfDataError(self.total_number_of_bits - left)
+        if number_of_bits == 0:
+            return 0
+        offset = self.total_number_of_bits - left
+        self.number_of_bits = left - number_of_bits
+        return int(self.value[offset:offset + number_of_bits], 2)
+
+
 @functools.cache
 def _asn1tools_spec_unlocked(version: KpmVersion) -> Any:
     spec = asn1tools.compile_files([str(SCHEMA_FILES[version])], "per")
     _rebind_real_encoders(spec)
+    _rebind_string_decoders(spec)
     return spec
 
 

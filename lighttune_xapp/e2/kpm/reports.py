@@ -1,0 +1,537 @@
+"""E2SM-KPM per-UE measurements <-> :class:`~lighttune_core.report.LinkReports`.
+
+The standard report path: a KPM node (ours, srsRAN, OAI, ...) subscribed with report
+style 4 or 5 sends indication message format 3, one format-1 report per UE. This module
+names the measurements that carry a :class:`LinkReports` and decodes a format-3
+indication into the same record our own service model yields, straight from the ASN.1
+library's value dicts into numpy arrays (no per-record dataclasses on this path).
+
+Measurements (per UE, one granularity period = one CSI-RS period)
+-----------------------------------------------------------------
+
+==========================  ========  ===========  ===============================================
+name                        type      unit         LinkReports field(s)
+==========================  ========  ===========  ===============================================
+``CARR.WBCQIDist``          integer   reports      bin (X = CQI + 1, Y = RI, Z = CQI table), count
+                                                   of CSI reports -> ``cqi``, ``ri``, ``cqi_table``
+``CARR.PDSCHMCSDist``       integer   TBs          bin (X = rank, Y = MCS table, Z = MCS + 1), count
+                                                   of PDSCH TBs -> ``rank``, ``mcs`` (largest bin)
+``TB.TotNbrDl``             integer   TBs          all DL TBs incl. retransmissions
+``TB.ErrTotNbrDl``          integer   TBs          NACKed DL TBs incl. retransmissions
+``TB.TotNbrDlInitial``      integer   TBs          first transmissions -> ``n_ack + n_nack``
+``TB.ErrTotNbrDlInitial``   integer   TBs          NACKed first transmissions -> ``n_nack``
+``DRB.UEThpDl``             real      kbit/s       served bits / granularity period ->
+                                                   ``served_bits`` = round(thp x period ms)
+``RRU.PrbUsedDl``           integer   PRBs         mean PDSCH PRBs per slot of the period
+``LT.SINRLayer1`` .. ``4``  real      dB           ``sinr_layers_db[:, l]``; noValue beyond RI
+``LT.CSIRSSNR``             real      dB           ``csirs_snr_db``
+``LT.OLLAOffset``           real      dB           ``olla_offset_db`` at the end of the period
+``LT.CSIAge``               real      ms           ``csi_age_ms``
+==========================  ========  ===========  ===============================================
+
+The first eight are TS 28.552 names (as srsRAN's metric table spells them, except that the
+initial-error counter is written ``TB.ErrTotNbrDlInitial``; the 28.552 spelling
+``TB.IntialErrNbrDl`` and ns-O-RAN's ``TB.ErrTotalNbrDl`` are accepted as aliases). The
+``LT.`` names are ours: no standard measurement carries per-layer post-equaliser SINR,
+the CSI-RS SNR, the OLLA offset or the CSI age. A UE without a transmission in the period
+sends noValue for its TB counters, throughput and PRBs, and one ``CARR.PDSCHMCSDist``
+record labelled with the rank in use and MCS 0 whose value is noValue.
+
+Several granularity periods in one report: counters (integers) are summed over the
+periods; reals take the last period that has a value; distributions add their counts.
+
+Missing measurements (imputation rule)
+--------------------------------------
+A node without the ``LT.`` names (srsRAN, OAI) still yields a full record; what is missing
+is imputed per UE, and :func:`decode_kpm_indication` reports which features were imputed:
+
+* per-layer SINR (l < RI) and CSI-RS SNR: the SINR the reported CQI stands for,
+  ``default_cqi_sinr_db(cqi_table)[cqi]`` (gap-to-capacity CQI -> SINR thresholds of
+  :mod:`lighttune_core.linkadapt`); CQI 0 takes the CQI-1 threshold minus
+  :data:`CQI0_MARGIN_DB`; clipped to the record's SINR range;
+* OLLA offset: 0 dB; CSI age: 0 ms;
+* HARQ: without ``TB.*Initial`` the all-transmission counters stand in (retransmissions
+  then count as first transmissions); without either, no TB is counted and the previous
+  BLER feature takes its "unknown" value;
+* rank and MCS without ``CARR.PDSCHMCSDist``: rank = RI, MCS = ``cqi_to_mcs(cqi)`` (0 for
+  CQI 0); served bits without ``DRB.UEThpDl``: 0.
+
+A UE without ``CARR.WBCQIDist`` (no RI/CQI) cannot be described and is dropped (counted),
+as is a UE whose fields fail :meth:`LinkReports.validate` or whose report is malformed
+(records not matching its measurement list, an unknown UE id form).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from lighttune_core.features import FEATURE_NAMES
+from lighttune_core.linkadapt import cqi_to_mcs, default_cqi_sinr_db
+from lighttune_core.report import MAX_RANK, SINR_RANGE_DB, LinkReports
+from lighttune_xapp.e2.errors import E2DecodeError
+from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KpmCodec
+from lighttune_xapp.e2.kpm.model import IndicationHeader
+
+# --------------------------------------------------------------------------- names
+
+WB_CQI_DIST = "CARR.WBCQIDist"
+PDSCH_MCS_DIST = "CARR.PDSCHMCSDist"
+TB_TOTAL = "TB.TotNbrDl"
+TB_ERRORS = "TB.ErrTotNbrDl"
+TB_TOTAL_INITIAL = "TB.TotNbrDlInitial"
+TB_ERRORS_INITIAL = "TB.ErrTotNbrDlInitial"
+UE_THROUGHPUT_DL = "DRB.UEThpDl"
+PRB_USED_DL = "RRU.PrbUsedDl"
+LT_SINR_LAYERS: tuple[str, ...] = tuple(f"LT.SINRLayer{layer}" for layer in range(1, MAX_RANK + 1))
+LT_CSIRS_SNR = "LT.CSIRSSNR"
+LT_OLLA_OFFSET = "LT.OLLAOffset"
+LT_CSI_AGE = "LT.CSIAge"
+
+#: Other spellings seen in the field -> our name.
+MEASUREMENT_ALIASES: dict[str, str] = {
+    "TB.IntialErrNbrDl": TB_ERRORS_INITIAL,
+    "TB.ErrTotalNbrDl": TB_ERRORS,
+    "TB.TotNbrDlInit": TB_TOTAL_INITIAL,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasurementSpec:
+    """One per-UE KPM measurement: name, record type (``integer``/``real``), unit, meaning."""
+
+    name: str
+    record_type: str
+    unit: str
+    meaning: str
+
+
+#: Every measurement of the report path, in the order a node lists them.
+UE_MEASUREMENTS: tuple[MeasurementSpec, ...] = (
+    MeasurementSpec(WB_CQI_DIST, "integer", "CSI reports", "wideband CQI x rank x CQI table distribution"),
+    MeasurementSpec(PDSCH_MCS_DIST, "integer", "TBs", "PDSCH rank x MCS table x MCS distribution"),
+    MeasurementSpec(TB_TOTAL, "integer", "TBs", "DL transport blocks, all transmissions"),
+    MeasurementSpec(TB_ERRORS, "integer", "TBs", "NACKed DL transport blocks, all transmissions"),
+    MeasurementSpec(TB_TOTAL_INITIAL, "integer", "TBs", "DL transport blocks, first transmissions"),
+    MeasurementSpec(TB_ERRORS_INITIAL, "integer", "TBs", "NACKed DL first transmissions"),
+    MeasurementSpec(UE_THROUGHPUT_DL, "real", "kbit/s", "DL UE throughput (ACKed TB bits / period)"),
+    MeasurementSpec(PRB_USED_DL, "integer", "PRBs", "mean PDSCH PRBs per slot"),
+    *(
+        MeasurementSpec(name, "real", "dB", f"post-equaliser SINR of layer {i + 1} of the reported rank")
+        for i, name in enumerate(LT_SINR_LAYERS)
+    ),
+    MeasurementSpec(LT_CSIRS_SNR, "real", "dB", "wideband CSI-RS SNR"),
+    MeasurementSpec(LT_OLLA_OFFSET, "real", "dB", "OLLA offset at the end of the period"),
+    MeasurementSpec(LT_CSI_AGE, "real", "ms", "age of the CSI report at the start of the period"),
+)
+UE_MEASUREMENT_NAMES: tuple[str, ...] = tuple(m.name for m in UE_MEASUREMENTS)
+
+#: CQI 0 ("out of range") imputes the CQI-1 SINR threshold minus this margin, dB.
+CQI0_MARGIN_DB: float = 3.0
+
+# Scalar columns of the flat decode (distributions are kept apart).
+_SCALAR_NAMES: tuple[str, ...] = (
+    TB_TOTAL, TB_ERRORS, TB_TOTAL_INITIAL, TB_ERRORS_INITIAL, UE_THROUGHPUT_DL, PRB_USED_DL,
+    *LT_SINR_LAYERS, LT_CSIRS_SNR, LT_OLLA_OFFSET, LT_CSI_AGE,
+)
+_COL: dict[str, int] = {name: i for i, name in enumerate(_SCALAR_NAMES)}
+for _alias, _name in MEASUREMENT_ALIASES.items():
+    _COL[_alias] = _COL[_name]
+_C_TOT, _C_ERR, _C_TOT_I, _C_ERR_I, _C_THP, _C_PRB = range(6)
+_C_SINR = 6
+_C_SNR, _C_OLLA, _C_AGE = 10, 11, 12
+_N_SCALAR = len(_SCALAR_NAMES)
+_COUNTER_COLUMNS = np.array([_C_TOT, _C_ERR, _C_TOT_I, _C_ERR_I, _C_PRB])
+# Column codes for distributions (negative so they never clash with scalar columns).
+_CQI_DIST = -2
+_MCS_DIST = -3
+_IGNORED = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class DropCounts:
+    """UEs dropped from one indication, by reason (each a count >= 0)."""
+
+    malformed: int = 0
+    no_cqi: int = 0
+    out_of_range: int = 0
+
+    @property
+    def total(self) -> int:
+        """All dropped UEs."""
+        return self.malformed + self.no_cqi + self.out_of_range
+
+
+@dataclasses.dataclass(frozen=True)
+class KpmDecodeResult:
+    """What :func:`decode_kpm_indication_detailed` returns."""
+
+    header: IndicationHeader
+    reports: LinkReports
+    drops: DropCounts
+    imputed_features: tuple[str, ...]
+    granularity_period_ms: float
+
+
+class _Flat:
+    """Flat per-record lists gathered from the library's value dicts (one pass)."""
+
+    __slots__ = ("keys", "s_ue", "s_col", "s_val", "d_ue", "d_kind", "d_x", "d_y", "d_z", "d_val",
+                 "gran", "malformed")
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.s_ue: list[int] = []
+        self.s_col: list[int] = []
+        self.s_val: list[float] = []
+        self.d_ue: list[int] = []
+        self.d_kind: list[int] = []
+        self.d_x: list[int] = []
+        self.d_y: list[int] = []
+        self.d_z: list[int] = []
+        self.d_val: list[float] = []
+        self.gran: list[float] = []
+        self.malformed = 0
+
+
+def _ue_key(raw: Any) -> int:
+    """Integer UE id from an asn1tools/pycrate UEID choice (see ``GnbDuUeId.key`` etc.)."""
+    kind, value = raw
+    if kind == "gNB-DU-UEID":
+        return int(value["gNB-CU-UE-F1AP-ID"])
+    if kind == "gNB-UEID":
+        ran = value.get("ran-UEID")
+        return int.from_bytes(ran, "big") if ran is not None else int(value["amf-UE-NGAP-ID"])
+    if kind == "gNB-CU-UP-UEID":
+        return int(value["gNB-CU-CP-UE-E1AP-ID"])
+    raise ValueError(f"unsupported UEID alternative {kind!r}")
+
+
+def _real_value(value: Any) -> float:
+    """REAL from asn1tools (float) or pycrate ((mantissa, base, exponent))."""
+    if value.__class__ is float:
+        return value
+    if isinstance(value, tuple):
+        mantissa, base, exponent = value
+        if base is None:
+            return math.copysign(math.inf, mantissa) if mantissa else math.nan
+        return float(mantissa) * float(base) ** exponent
+    return float(value)
+
+
+def _columns(infos: list[Any], by_id: dict[int, str]) -> list[tuple[int, int, int, int]]:
+    """(column code, bin X, Y, Z) per record of one measurement list."""
+    cols: list[tuple[int, int, int, int]] = []
+    append = cols.append
+    for info in infos:
+        kind, ident = info["measType"]
+        name = ident if kind == "measName" else by_id.get(ident, "")
+        labels = info["labelInfoList"]
+        if name == WB_CQI_DIST or name == PDSCH_MCS_DIST:
+            code = _CQI_DIST if name == WB_CQI_DIST else _MCS_DIST
+            for item in labels:
+                label = item["measLabel"]
+                append((code, label.get("distBinX", 0), label.get("distBinY", 0), label.get("distBinZ", 0)))
+        else:
+            col = _COL.get(name, _IGNORED)
+            for item in labels:
+                # only the plain counter of a scalar measurement is ours; other subcounters are ignored
+                append((col if "noLabel" in item["measLabel"] else _IGNORED, 0, 0, 0))
+    return cols
+
+
+def _gather(raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], default_gran_ms: float) -> _Flat:
+    """Walk an IM format-3 value into flat lists; a malformed UE is skipped and counted.
+
+    Raises ValueError when the message itself is not a format-3 report list.
+    """
+    kind, value = raw["indicationMessage-formats"]
+    if kind != "indicationMessage-Format3":
+        raise ValueError(f"expected indication message format 3, got {kind!r}")
+    flat = _Flat()
+    default_cols = _columns(default_infos, by_id) if default_infos is not None else None
+    for item in value["ueMeasReportList"]:
+        try:
+            key = _ue_key(item["ueID"])
+            report = item["measReport"]
+            infos = report.get("measInfoList")
+            cols = _columns(infos, by_id) if infos is not None else default_cols
+            if cols is None:
+                raise ValueError("no measurement list in the report or the subscription")
+            s_col: list[int] = []
+            s_val: list[float] = []
+            d_kind: list[int] = []
+            d_x: list[int] = []
+            d_y: list[int] = []
+            d_z: list[int] = []
+            d_val: list[float] = []
+            for period in report["measData"]:
+                records = period["measRecord"]
+                if len(records) != len(cols):
+                    raise ValueError(f"{len(records)} records for {len(cols)} measurement labels")
+                for (code, bx, by, bz), (rkind, rvalue) in zip(cols, records):
+                    if code == _IGNORED:
+                        continue
+                    if rkind == "integer":
+                        v = float(rvalue)
+                    elif rkind == "real":
+                        v = _real_value(rvalue)
+                    else:
+                        v = math.nan
+                    if code >= 0:
+                        s_col.append(code)
+                        s_val.append(v)
+                    else:
+                        d_kind.append(code)
+                        d_x.append(bx)
+                        d_y.append(by)
+                        d_z.append(bz)
+                        d_val.append(v)
+            gran = report.get("granulPeriod")
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            flat.malformed += 1
+            continue
+        index = len(flat.keys)
+        flat.keys.append(key)
+        flat.gran.append(float(gran) if gran is not None else default_gran_ms)
+        flat.s_ue.extend([index] * len(s_col))
+        flat.s_col.extend(s_col)
+        flat.s_val.extend(s_val)
+        flat.d_ue.extend([index] * len(d_kind))
+        flat.d_kind.extend(d_kind)
+        flat.d_x.extend(d_x)
+        flat.d_y.extend(d_y)
+        flat.d_z.extend(d_z)
+        flat.d_val.extend(d_val)
+    return flat
+
+
+def _largest_bin(
+    ue: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray, count: np.ndarray, n: int, prefer_low_z: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per UE, the (x, y, z) of the bin with the largest count (counts of equal bins added).
+
+    noValue counts rank below 0 so a labelled noValue record still names its bin. Ties:
+    lowest Z when ``prefer_low_z`` (as ``np.argmax`` over MCS), else the last listed.
+
+    Returns ``(has_bin bool [n], x, y, z int64 [n])``.
+    """
+    has = np.zeros(n, dtype=bool)
+    out = np.zeros((3, n), dtype=np.int64)
+    if ue.size == 0:
+        return has, out[0], out[1], out[2]
+    # merge duplicates of the same (ue, x, y, z) bin (several granularity periods)
+    keys = np.stack([ue, x, y, z], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    total = np.zeros(uniq.shape[0])
+    present = np.zeros(uniq.shape[0], dtype=bool)
+    finite = np.isfinite(count)
+    np.add.at(total, inverse, np.where(finite, count, 0.0))
+    np.logical_or.at(present, inverse, finite)
+    score = np.where(present, total, -1.0)
+    order_z = uniq[:, 3] if prefer_low_z else -np.arange(uniq.shape[0])
+    # sort by ue, then score ascending, then z descending: the last row of each UE wins
+    order = np.lexsort((-order_z, score, uniq[:, 0]))
+    sorted_ue = uniq[order, 0]
+    last = np.r_[sorted_ue[1:] != sorted_ue[:-1], True]
+    winners = uniq[order[last]]
+    has[winners[:, 0]] = True
+    out[:, winners[:, 0]] = winners[:, 1:].T
+    return has, out[0], out[1], out[2]
+
+
+def _imputed_sinr_db(cqi: np.ndarray, cqi_table: int) -> np.ndarray:
+    """SINR (dB) a CQI stands for; CQI 0 -> CQI-1 threshold − CQI0_MARGIN_DB; clipped."""
+    thresholds = default_cqi_sinr_db(cqi_table).copy()
+    thresholds[0] = thresholds[1] - CQI0_MARGIN_DB
+    lo, hi = SINR_RANGE_DB
+    return np.clip(thresholds[np.clip(cqi, 0, 15)], lo, hi)
+
+
+def reports_from_flat(flat: _Flat, mcs_table: int) -> tuple[LinkReports, DropCounts, tuple[str, ...]]:
+    """Vectorised: flat record lists -> (valid LinkReports, drops, imputed feature names)."""
+    n = len(flat.keys)
+    ue_id = np.asarray(flat.keys, dtype=np.int64)
+    gran_ms = np.asarray(flat.gran, dtype=np.float64)
+    s_ue = np.asarray(flat.s_ue, dtype=np.int64)
+    s_col = np.asarray(flat.s_col, dtype=np.int64)
+    s_val = np.asarray(flat.s_val, dtype=np.float64)
+    scalar = np.full((n, _N_SCALAR), np.nan)
+    # reals: last period with a value wins (numpy keeps the last of repeated assignments)
+    has_value = np.isfinite(s_val)
+    scalar[s_ue[has_value], s_col[has_value]] = s_val[has_value]
+    # counters: sum over the periods that have a value
+    is_counter = np.isin(s_col, _COUNTER_COLUMNS) & has_value
+    if np.any(is_counter):
+        sums = np.zeros((n, _N_SCALAR))
+        np.add.at(sums, (s_ue[is_counter], s_col[is_counter]), s_val[is_counter])
+        seen = np.zeros((n, _N_SCALAR), dtype=bool)
+        seen[s_ue[is_counter], s_col[is_counter]] = True
+        scalar = np.where(seen, sums, scalar)
+    # which measurements appeared at all (value or noValue) per column, over the message
+    listed = np.zeros(_N_SCALAR, dtype=bool)
+    listed[np.unique(s_col)] = True
+
+    d_ue = np.asarray(flat.d_ue, dtype=np.int64)
+    d_kind = np.asarray(flat.d_kind, dtype=np.int64)
+    d_x = np.asarray(flat.d_x, dtype=np.int64)
+    d_y = np.asarray(flat.d_y, dtype=np.int64)
+    d_z = np.asarray(flat.d_z, dtype=np.int64)
+    d_val = np.asarray(flat.d_val, dtype=np.float64)
+    is_cqi = d_kind == _CQI_DIST
+    is_mcs = d_kind == _MCS_DIST
+    has_cqi, cqi_x, ri, cqi_table_bin = _largest_bin(
+        d_ue[is_cqi], d_x[is_cqi], d_y[is_cqi], d_z[is_cqi], d_val[is_cqi], n, prefer_low_z=False
+    )
+    has_mcs, rank_bin, _mcs_table_bin, mcs_z = _largest_bin(
+        d_ue[is_mcs], d_x[is_mcs], d_y[is_mcs], d_z[is_mcs], d_val[is_mcs], n, prefer_low_z=True
+    )
+    cqi = cqi_x - 1
+    tables = np.unique(cqi_table_bin[has_cqi])
+    valid_tables = tables[(tables >= 1) & (tables <= 3)]
+    cqi_table = int(valid_tables[0]) if valid_tables.size else 1
+    in_table = has_cqi & (cqi_table_bin == cqi_table)
+
+    imputed: set[str] = set()
+    # HARQ, first transmissions (fall back to all transmissions)
+    tot = scalar[:, _C_TOT_I]
+    err = scalar[:, _C_ERR_I]
+    fallback = ~np.isfinite(tot) & ~listed[_C_TOT_I]
+    if np.any(fallback):
+        tot = np.where(fallback, scalar[:, _C_TOT], tot)
+        err = np.where(fallback, scalar[:, _C_ERR], err)
+        if not (listed[_C_TOT] and listed[_C_ERR]):
+            imputed.add("prev_bler")
+    tot = np.where(np.isfinite(tot), tot, 0.0)
+    err = np.where(np.isfinite(err), err, 0.0)
+    n_nack = err.astype(np.int64)
+    n_ack = (tot - err).astype(np.int64)
+
+    thp = scalar[:, _C_THP]
+    served_bits = np.rint(np.where(np.isfinite(thp), thp, 0.0) * gran_ms).astype(np.int64)
+
+    cqi_safe = np.where(in_table, np.clip(cqi, 0, 15), 0)
+    ri_safe = np.where(in_table, ri, 1)
+    fallback_sinr = _imputed_sinr_db(cqi_safe, cqi_table)
+    layer = np.arange(MAX_RANK)[None, :]
+    used = layer < ri_safe[:, None]
+    sinr = scalar[:, _C_SINR:_C_SINR + MAX_RANK]
+    missing_sinr = used & ~np.isfinite(sinr)
+    if np.any(missing_sinr[in_table]):
+        columns = np.flatnonzero(np.any(missing_sinr[in_table], axis=0))
+        imputed.update(FEATURE_NAMES[int(c)] for c in columns)
+    sinr = np.where(missing_sinr, fallback_sinr[:, None], sinr)
+    sinr = np.where(used, sinr, np.nan)
+
+    snr = scalar[:, _C_SNR]
+    missing = ~np.isfinite(snr)
+    if np.any(missing[in_table]):
+        imputed.add("csirs_snr")
+    snr = np.where(missing, fallback_sinr, snr)
+    olla = scalar[:, _C_OLLA]
+    if np.any(~np.isfinite(olla[in_table])):
+        imputed.add("olla_offset")
+    olla = np.where(np.isfinite(olla), olla, 0.0)
+    age = scalar[:, _C_AGE]
+    if np.any(~np.isfinite(age[in_table])):
+        imputed.add("csi_age")
+    age = np.where(np.isfinite(age), age, 0.0)
+
+    table_mcs = np.maximum(cqi_to_mcs(cqi_safe, cqi_table, mcs_table), 0)
+    rank = np.where(has_mcs, rank_bin, ri_safe)
+    mcs = np.where(has_mcs, mcs_z - 1, table_mcs)
+
+    reports = LinkReports(
+        ue_id=ue_id, ri=ri_safe, cqi=cqi_safe, sinr_layers_db=sinr, csirs_snr_db=snr, rank=rank, mcs=mcs,
+        olla_offset_db=olla, n_ack=n_ack, n_nack=n_nack, served_bits=served_bits, csi_age_ms=age,
+        cqi_table=cqi_table,
+    )
+    ok = reports.validate() & in_table & (n_ack >= 0)
+    drops = DropCounts(
+        malformed=flat.malformed,
+        no_cqi=int(np.count_nonzero(~in_table)),
+        out_of_range=int(np.count_nonzero(in_table & ~ok)),
+    )
+    if not np.all(ok):
+        reports = reports.select(ok)
+    ordered = tuple(name for name in FEATURE_NAMES if name in imputed)
+    return reports, drops, ordered
+
+
+def _meas_infos_raw(names: Iterable[str] | None) -> list[Any] | None:
+    if names is None:
+        return None
+    return [{"measType": ("measName", name), "labelInfoList": [{"measLabel": {"noLabel": "true"}}]} for name in names]
+
+
+def decode_kpm_indication_detailed(
+    header: bytes,
+    message: bytes,
+    codec: KpmCodec = DEFAULT_CODEC,
+    mcs_table: int = 1,
+    granularity_period_ms: float = 0.0,
+    subscribed_names: Iterable[str] | None = None,
+    meas_id_names: dict[int, str] | None = None,
+) -> KpmDecodeResult:
+    """Decode a KPM indication (header + format-3 message) into :class:`LinkReports`.
+
+    Args:
+        header: E2SM-KPM indication header bytes (format 1).
+        message: E2SM-KPM indication message bytes (format 3).
+        codec: the node's KPM flavour (:func:`~lighttune_xapp.e2.kpm.codec.codec_for_ran_function`).
+        mcs_table: the node's PDSCH MCS table (1..3), for imputing the MCS from the CQI.
+        granularity_period_ms: period used for throughput -> bits when a UE report carries no
+            ``granulPeriod`` (ms).
+        subscribed_names: the subscribed measurement names, in order, for UE reports that
+            omit their measurement list (noLabel records in that order).
+        meas_id_names: measurement id -> name, for reports that identify by ``measID``.
+
+    Returns:
+        :class:`KpmDecodeResult` (header, valid reports, drops by reason, imputed features).
+
+    Raises:
+        E2DecodeError: the bytes are not a KPM header / format-3 message of any version.
+    """
+    hdr = codec.decode_indication_header(header)
+    by_id = dict(meas_id_names or {})
+    default_infos = _meas_infos_raw(subscribed_names)
+
+    def parse(raw: Any) -> _Flat:
+        return _gather(raw, default_infos, by_id, float(granularity_period_ms))
+
+    flat, _version = codec.decode_indication_message_as(message, parse)
+    try:
+        reports, drops, imputed = reports_from_flat(flat, mcs_table)
+    except ValueError as exc:  # a record shape no LinkReports can hold
+        raise E2DecodeError(f"KPM indication: {exc}") from exc
+    gran = float(np.median(flat.gran)) if flat.gran else float(granularity_period_ms)
+    return KpmDecodeResult(hdr, reports, drops, imputed, gran)
+
+
+def decode_kpm_indication(
+    header: bytes,
+    message: bytes,
+    codec: KpmCodec = DEFAULT_CODEC,
+    mcs_table: int = 1,
+    granularity_period_ms: float = 0.0,
+    subscribed_names: Iterable[str] | None = None,
+    meas_id_names: dict[int, str] | None = None,
+) -> tuple[IndicationHeader, LinkReports, int, tuple[str, ...]]:
+    """``(header, LinkReports, n_dropped, imputed_features)`` of a KPM format-3 indication.
+
+    The same record our own service model yields; see
+    :func:`decode_kpm_indication_detailed` for the arguments and the module docstring for
+    the measurement table and the imputation rule. ``imputed_features`` names entries of
+    :data:`lighttune_core.features.FEATURE_NAMES` that were imputed for at least one UE.
+
+    Raises:
+        E2DecodeError: undecodable header or message.
+    """
+    result = decode_kpm_indication_detailed(
+        header, message, codec, mcs_table, granularity_period_ms, subscribed_names, meas_id_names
+    )
+    return result.header, result.reports, result.drops.total, result.imputed_features
