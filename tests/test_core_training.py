@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,8 @@ from lighttune_core.training import (
     label_indices,
     train_offline,
 )
+from lighttune_core.tuner import LightTuneModel
+from lighttune_xapp import train as train_cli
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +116,55 @@ def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         train_offline(args.pop("features"), args.pop("labels"), **args)
+
+
+def _write_dataset(path, n: int = 300, **overrides) -> None:  # type: ignore[no-untyped-def]
+    x, y = synthetic_threshold_task(n, seed=4)
+    arrays = dict(features=x, labels=y, meta=json.dumps({"scenario": "synthetic", "seed": 4}))
+    arrays.update(overrides)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+
+
+def test_cli_trains_saves_model_and_curve(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "set.npz"
+    _write_dataset(data)
+    out = tmp_path / "models" / "cell.ltm"
+    code = train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--out", str(out)])
+    assert code == 0
+    model = LightTuneModel.from_bytes(out.read_bytes())
+    assert model.layer_sizes == (13, 32, 32) and model.n_updates == 0
+    rows = list(csv.reader((tmp_path / "models" / "cell.curve.csv").open()))
+    assert rows[0][:2] == ["layer", "epoch"] and len(rows) == 1 + 4
+    assert [r[:2] for r in rows[1:]] == [["1", "1"], ["1", "2"], ["2", "1"], ["2", "2"]]
+    text = capsys.readouterr().out
+    assert "final: held-out accuracy" in text and "synthetic" in text
+    # same seed, same model
+    again = tmp_path / "again.ltm"
+    assert train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--out", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(labels=None), "missing"),
+        (dict(meta="{not json"), "JSON"),
+        (dict(features=np.zeros((300, 5))), "features"),
+        (dict(labels=np.full(300, 0.25)), "quantised"),
+    ],
+)
+def test_cli_reports_malformed_datasets(tmp_path, capsys, overrides, message: str) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "bad.npz"
+    _write_dataset(data, **overrides)
+    assert train_cli.main([str(data), "--epochs", "1"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad.ltm").exists()
+
+
+def test_cli_reports_missing_and_unreadable_files(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert train_cli.main([str(tmp_path / "nope.npz")]) == 2
+    assert "no such dataset" in capsys.readouterr().err
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    assert train_cli.main([str(junk)]) == 2
+    assert "not a readable" in capsys.readouterr().err

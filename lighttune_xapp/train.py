@@ -1,0 +1,162 @@
+"""``lighttune-train``: train the offline FF BLER model from a dataset file.
+
+Usage::
+
+    lighttune-train DATASET.npz [--epochs 20] [--batch-size 256] [--negatives hardest]
+                    [--loss proposed] [--holdout 0.2] [--seed 0] [--out MODEL.ltm]
+
+The dataset is the ``.npz`` of ``docs/interfaces.md``: ``features`` float64 [N, 12],
+``labels`` float64 [N] (quantised BLER), ``meta`` (a JSON string). A seeded random
+``--holdout`` fraction is kept out of training and gives the per-epoch curve (accuracy and
+mean |error| of the held-out predictions). Writes ``MODEL.ltm``
+(``LightTuneModel.to_bytes``) and the curve as ``MODEL.curve.csv`` next to it.
+
+Exit status: 0 on success, 2 for a missing or malformed dataset or bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from lighttune_core.features import N_FEATURES
+from lighttune_core.ff import LOSS_KINDS
+from lighttune_core.training import DEFAULT_NEGATIVES, NEGATIVE_KINDS, EpochRecord, TrainResult, train_offline
+from lighttune_core.tuner import LightTuneModel
+
+
+class DatasetError(ValueError):
+    """The dataset file is missing or does not follow the documented layout."""
+
+
+def load_dataset(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """``(features [N, 12], labels [N], meta)`` of a dataset file.
+
+    Raises:
+        DatasetError: naming the file and the missing/malformed field.
+    """
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such dataset file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("features", "labels", "meta") if k not in data.files]
+            if missing:
+                raise DatasetError(f"{path}: missing array(s) {missing} (need features, labels, meta)")
+            features = np.asarray(data["features"])
+            labels = np.asarray(data["labels"])
+            meta_raw = data["meta"]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{path}: not a readable .npz dataset ({exc})") from exc
+    if features.ndim != 2 or features.shape[1] != N_FEATURES or features.dtype.kind not in "fiu":
+        raise DatasetError(f"{path}: features must be numeric [N, {N_FEATURES}], got {features.dtype} {features.shape}")
+    if labels.shape != (features.shape[0],) or labels.dtype.kind not in "fiu":
+        raise DatasetError(f"{path}: labels must be numeric [{features.shape[0]}], got {labels.dtype} {labels.shape}")
+    try:
+        meta = json.loads(str(meta_raw.item() if meta_raw.ndim == 0 else meta_raw.tobytes().decode("utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: meta is not a JSON string ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: meta must be a JSON object")
+    return features.astype(np.float64), labels.astype(np.float64), meta
+
+
+def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded ``(train_rows, holdout_rows)``; at least one training row."""
+    rows = np.random.default_rng(seed).permutation(n)
+    n_hold = min(int(round(fraction * n)), n - 1)
+    return np.sort(rows[n_hold:]), np.sort(rows[:n_hold])
+
+
+def write_curve(path: Path, history: Sequence[EpochRecord]) -> None:
+    """The training curve as CSV: layer, epoch, loss, accuracy, mean_abs_error."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["layer", "epoch", "loss", "holdout_accuracy", "holdout_mean_abs_error"])
+        for r in history:
+            w.writerow([r.layer, r.epoch, f"{r.loss:.6g}", f"{r.accuracy:.6g}", f"{r.mean_abs_error:.6g}"])
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lighttune-train", description="Train the offline LightTune FF BLER model.")
+    p.add_argument("dataset", type=Path, help="dataset .npz (features [N,12], labels [N], meta JSON)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs per layer (default 20)")
+    p.add_argument("--batch-size", type=int, default=256, help="positive pairs per batch (default 256)")
+    p.add_argument("--negatives", choices=NEGATIVE_KINDS, default=DEFAULT_NEGATIVES)
+    p.add_argument("--loss", choices=LOSS_KINDS, default="proposed")
+    p.add_argument("--holdout", type=float, default=0.2, help="held-out fraction for the curve (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="model file (default: DATASET with suffix .ltm)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lighttune-train``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if not 0.0 <= args.holdout < 1.0:
+        print(f"lighttune-train: error: --holdout must be in [0, 1), got {args.holdout}", file=sys.stderr)
+        return 2
+    try:
+        features, labels, meta = load_dataset(args.dataset)
+        if features.shape[0] < 2 and args.holdout > 0:
+            raise DatasetError(f"{args.dataset}: need at least 2 samples for a held-out split")
+        train_rows, hold_rows = split_holdout(features.shape[0], args.holdout, args.seed)
+        if hold_rows.size == 0:
+            hold_rows = train_rows
+        out = args.out if args.out is not None else args.dataset.with_suffix(".ltm")
+        bar = tqdm(total=1, unit="epoch", desc="training", file=sys.stderr)
+
+        def progress(done: int, total: int, record: EpochRecord) -> None:
+            bar.total = total
+            bar.set_postfix(
+                layer=record.layer, acc=f"{record.accuracy:.3f}", mae=f"{record.mean_abs_error:.3f}", refresh=False
+            )
+            bar.update(1)
+
+        try:
+            result: TrainResult = train_offline(
+                features[train_rows],
+                labels[train_rows],
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                negatives=args.negatives,
+                loss=args.loss,
+                seed=args.seed,
+                eval_features=features[hold_rows],
+                eval_labels=labels[hold_rows],
+                progress=progress,
+            )
+        finally:
+            bar.close()
+    except ValueError as exc:
+        print(f"lighttune-train: error: {exc}", file=sys.stderr)
+        return 2
+
+    model = LightTuneModel.from_params(result.params, loss=args.loss, seed=args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(model.to_bytes())
+    curve_path = out.with_suffix(".curve.csv")
+    write_curve(curve_path, result.history)
+
+    print(f"dataset: {args.dataset} ({features.shape[0]} samples; scenario {meta.get('scenario', '?')})")
+    print(f"train {train_rows.size} / held-out {hold_rows.size if args.holdout > 0 else 0} samples")
+    print("layer epoch      loss  accuracy  mean|err|")
+    for r in result.history:
+        print(f"{r.layer:5d} {r.epoch:5d} {r.loss:9.4f} {r.accuracy:9.3f} {r.mean_abs_error:10.3f}")
+    last = result.history[-1]
+    print(f"final: held-out accuracy {last.accuracy:.3f}, mean |error| {last.mean_abs_error:.3f}")
+    print(f"model: {out} ({len(model.to_bytes())} bytes); curve: {curve_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
