@@ -355,6 +355,7 @@ def run_experiment(
     source: ChannelSource | None = None,
     schemes: Sequence[str] = SCHEMES,
     progress: bool = False,
+    learn: bool = True,
 ) -> ExperimentResult:
     """Run OLLA, CQI-Tune and RI-CQI-Tune on common random numbers (module docstring).
 
@@ -366,6 +367,8 @@ def run_experiment(
             have been recorded for ``scenario`` and hold enough slots.
         schemes: subset of ``("olla", "cqi", "ri_cqi")``; ``olla`` is always run.
         progress: tqdm progress bar.
+        learn: fine-tune each scheme's model copy online (False: every scheme decides with
+            the frozen offline model, the "fine-tuning off" ablation).
     """
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise ValueError(f"duration_s must be > 0, got {duration_s!r}")
@@ -396,7 +399,7 @@ def run_experiment(
             source_name = "given channel"
     n = scenario.n_ue
     dus = {s: DU(scenario, subband_n_rb=channel.subband_n_rb) for s in names}
-    tuners = {s: CellTuner(copy.deepcopy(model.model), SCHEME_MODES[s]) for s in names}
+    tuners = {s: CellTuner(copy.deepcopy(model.model), SCHEME_MODES[s], learn=learn) for s in names}
     frozen = copy.deepcopy(model.model)
     frozen_pred = {s: np.full(n, np.nan) for s in names}
     results = {s: SchemeResult(s, np.zeros(n), 0, 0) for s in names}
