@@ -1,0 +1,65 @@
+"""Command lines of the loop: address/mode parsing, clear errors, the demo's results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from e2sim.node import main as e2sim_run_main
+from e2sim.node import parse_ric_address
+from lighttune_core.cell import TuneMode
+from lighttune_xapp.demo import results_table
+from lighttune_xapp.local import main as local_main
+from lighttune_xapp.local import parse_cell_mode, parse_host_port
+
+
+def test_addresses_and_cell_modes_parse_or_name_the_bad_value() -> None:
+    assert parse_host_port("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_host_port("36421") == ("0.0.0.0", 36421)
+    assert parse_ric_address("10.0.0.5") == ("10.0.0.5", 36421)
+    assert parse_cell_mode("7=cqi") == ("7", TuneMode.CQI)
+    with pytest.raises(ValueError, match="port"):
+        parse_host_port("host:http")
+    with pytest.raises(ValueError, match="65535"):
+        parse_ric_address("host:70000")
+    with pytest.raises(ValueError, match="off, cqi, ri_cqi"):
+        parse_cell_mode("1=fast")
+    with pytest.raises(ValueError, match="CELL=MODE"):
+        parse_cell_mode("ri_cqi")
+
+
+def test_xapp_refuses_a_missing_model_with_the_field_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = local_main(["--listen", "127.0.0.1:0", "--transport", "tcp", "--model", str(tmp_path / "none.ltm")])
+    assert code == 2
+    assert "controls.modelPath" in capsys.readouterr().err
+
+
+def test_e2sim_run_rejects_bad_scenarios_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert e2sim_run_main(["--profile", "TDL-X9", "--duration", "1"]) == 2
+    assert "unknown profile" in capsys.readouterr().err
+    assert e2sim_run_main(["--compare", "olla,fast"]) == 2
+    assert "--compare" in capsys.readouterr().err
+    assert e2sim_run_main(["--duration", "0.1", "--csi-period", "80"]) == 2
+    assert "two CSI periods" in capsys.readouterr().err
+
+
+def test_demo_table_joins_e2sim_results_and_xapp_stats() -> None:
+    cell = {"throughput_mbps_per_ue": 100.0, "bler": 0.1, "controls_applied": 10, "control_timeouts": 0}
+    e2sim = {
+        "cells": [dict(cell, scheme="olla"), dict(cell, scheme="cqi", throughput_mbps_per_ue=103.0),
+                  dict(cell, scheme="ri_cqi", throughput_mbps_per_ue=110.0, bler=0.08)],
+        "gains_over_olla": {"cqi": {"gain": 0.03, "ci95_low": -0.01, "ci95_high": 0.07},
+                            "ri_cqi": {"gain": 0.10, "ci95_low": 0.05, "ci95_high": 0.15}},
+        "scenario": {"profile": "TDL-B50", "doppler_hz": 30.0, "correlation": "low", "snr_db": [16.0, 24.0],
+                     "csi_period_ms": 80, "n_ue": 32, "seed": 1},
+        "simulated_s": 6.0,
+    }
+    xapp = {"cells": {"1": {"n_updates": 5, "mean_abs_error": 0.2, "mean_abs_error_frozen": 0.4},
+                      "3": {"n_updates": 40, "mean_abs_error": 0.15, "mean_abs_error_frozen": 0.35}}}
+    table = results_table(e2sim, xapp, "test model")
+    rows = {line.split()[0]: line for line in table.splitlines() if line[:4] in ("OLLA", "CQI-", "RI-C")}
+    assert "baseline" in rows["OLLA"] and "0.200 (0.400)" in rows["OLLA"]
+    assert "+10.0% [+5.0%, +15.0%]" in rows["RI-CQI-Tune"] and " 40 " in rows["RI-CQI-Tune"]
+    assert "+3.0% [-1.0%, +7.0%]" in rows["CQI-Tune"] and "n/a" in rows["CQI-Tune"]  # no xApp stats for cell 2
+    assert "30 controls applied, 0 timed out" in table
