@@ -361,6 +361,22 @@ def plan_inference(
     )
 
 
+def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
+    """Bring a float64 plan up to date after an in-place update of ``params``.
+
+    A float64 :func:`plan_inference` holds *views* of the weights and biases, so an in-place
+    update (:func:`pair_update_inplace`) is already visible through it except in
+    ``label_rows = y_k w_1y``, which this recomputes in place.
+
+    Raises:
+        ValueError: the plan does not view ``params`` (build a new plan instead).
+    """
+    w1 = params.weights[0]
+    if not (np.shares_memory(plan.w1x_t, w1) and plan.label_rows.dtype == w1.dtype):
+        raise ValueError("refresh_plan needs a float64 plan built from these params")
+    np.multiply.outer(plan.labels, w1[:, -1], out=plan.label_rows)
+
+
 def goodness_from_plan(plan: InferencePlan, x: np.ndarray) -> np.ndarray:
     """``G(x_n, y_k)`` for a block of samples, float [n, K] (dtype of the plan).
 
@@ -505,6 +521,11 @@ def local_update(
     return FFParams(tuple(new_w), tuple(new_b))
 
 
+_PAIR_SIGNS: np.ndarray = np.array([[1.0], [-1.0]])
+_PAIR_SIGNS.setflags(write=False)
+"""Signs ``s`` of the (positive, negative) rows of a LightTune pair, [2, 1]."""
+
+
 def pair_update_inplace(
     params: FFParams,
     x: np.ndarray,
@@ -535,8 +556,8 @@ def pair_update_inplace(
     h[0, -1] = y_pos
     h[1, -1] = y_neg
     proposed = loss == "proposed"
-    offset = np.array([[threshold + 2.0], [threshold - 2.0]])
-    signs = np.array([[1.0], [-1.0]])
+    signs = _PAIR_SIGNS
+    offset = signs * 2.0 + threshold  # [[T + 2], [T − 2]]
     for w, b in zip(params.weights, params.biases):
         norm = np.sqrt(_sum_sq(h))
         norm += eps

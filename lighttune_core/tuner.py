@@ -63,6 +63,7 @@ from lighttune_core.ff import (
     goodness_one_from_plan,
     init_params,
     plan_inference,
+    refresh_plan,
     layer_sizes,
     pair_update_inplace,
 )
@@ -170,8 +171,8 @@ class LightTuneModel:
             raise ValueError(f"x must be numeric, shape ({N_FEATURES},)") from exc
         if a.shape != (N_FEATURES,):
             raise ValueError(f"x must have shape ({N_FEATURES},), got {a.shape}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            xx = float(a @ a)
+        # Python float arithmetic overflows to inf silently, and NaN propagates
+        xx = sum([v * v for v in a.tolist()])
         if not math.isfinite(xx):
             if np.all(np.isfinite(a)):
                 raise ValueError("x is too large: ||x||² overflows float64")
@@ -233,7 +234,9 @@ class LightTuneModel:
         if abs(y_hat - y_true) < self.delta - LABEL_TOLERANCE:
             return False
         pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
-        self._plan = None
+        if self._plan is not None:
+            # the plan's weight arrays are views of the parameters just updated in place
+            refresh_plan(self._plan, self._params)
         self.n_updates += 1
         return True
 

@@ -45,6 +45,20 @@ def test_predictions_are_labels_and_one_and_many_agree() -> None:
     assert model.predict_many(np.zeros((0, 12))).shape == (0,)
 
 
+def test_predictions_follow_updates() -> None:
+    model = LightTuneModel(seed=3)
+    x, y = synthetic_threshold_task(400, seed=5)
+    probe = np.random.default_rng(9).random((300, 12))
+    model.predict_many(probe)  # builds the cached inference plan
+    _stream(model, x, y)
+    assert model.n_updates > 10
+    fresh = ff.predict_labels(model.params, probe)  # plan rebuilt from scratch
+    np.testing.assert_array_equal(model.predict_many(probe), fresh)
+    np.testing.assert_array_equal([model.predict_one(row) for row in probe[:50]], fresh[:50])
+    with pytest.raises(ValueError, match="float64 plan"):
+        ff.refresh_plan(ff.plan_inference(model.params, dtype=np.float32), model.params)
+
+
 def test_learn_one_updates_only_at_or_beyond_delta() -> None:
     model = LightTuneModel(seed=2)
     x = np.random.default_rng(1).random(12)
