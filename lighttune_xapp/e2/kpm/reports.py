@@ -64,6 +64,7 @@ as is a UE whose fields fail :meth:`LinkReports.validate` or whose report is mal
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from typing import Any, Iterable
 
@@ -75,6 +76,8 @@ from lighttune_core.report import MAX_RANK, SINR_RANGE_DB, LinkReports
 from lighttune_xapp.e2.errors import E2DecodeError
 from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KpmCodec
 from lighttune_xapp.e2.kpm.model import IndicationHeader
+
+_log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- names
 
@@ -535,3 +538,72 @@ def decode_kpm_indication(
         header, message, codec, mcs_table, granularity_period_ms, subscribed_names, meas_id_names
     )
     return result.header, result.reports, result.drops.total, result.imputed_features
+
+
+class KpmNodeDecoder:
+    """Decodes one node's KPM indications; counts and logs failures, never raises on bad input.
+
+    Keeps, per node, which features were imputed (the union over its indications), so the
+    xApp can say e.g. "node gnb-7: csirs_snr, olla_offset, csi_age imputed".
+
+    Args:
+        node_id: the node's name in logs and stats.
+        codec: its KPM flavour (``KpmSubscriptionPlan.codec``).
+        subscribed_names: the subscribed names, in order (for reports without a list).
+        granularity_period_ms: the subscribed granularity period, ms.
+        mcs_table: the node's MCS table (imputing MCS from CQI).
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        codec: KpmCodec = DEFAULT_CODEC,
+        subscribed_names: Iterable[str] | None = None,
+        granularity_period_ms: float = 0.0,
+        mcs_table: int = 1,
+    ) -> None:
+        self.node_id = node_id
+        self.codec = codec
+        self.subscribed_names = None if subscribed_names is None else tuple(subscribed_names)
+        self.granularity_period_ms = float(granularity_period_ms)
+        self.mcs_table = int(mcs_table)
+        self.imputed_features: set[str] = set()
+        self.n_indications = 0
+        self.n_decode_errors = 0
+        self.n_ue_reports = 0
+        self.n_dropped = DropCounts()
+
+    def decode(self, header: bytes, message: bytes) -> KpmDecodeResult | None:
+        """The decoded indication, or ``None`` (counted, logged) when it cannot be decoded."""
+        try:
+            result = decode_kpm_indication_detailed(
+                header, message, self.codec, self.mcs_table, self.granularity_period_ms, self.subscribed_names
+            )
+        except E2DecodeError as exc:
+            self.n_decode_errors += 1
+            _log.warning("node %s: KPM indication dropped: %s", self.node_id, str(exc)[:300])
+            return None
+        self.n_indications += 1
+        self.n_ue_reports += len(result.reports)
+        d = result.drops
+        self.n_dropped = DropCounts(
+            self.n_dropped.malformed + d.malformed,
+            self.n_dropped.no_cqi + d.no_cqi,
+            self.n_dropped.out_of_range + d.out_of_range,
+        )
+        new = set(result.imputed_features) - self.imputed_features
+        if new:
+            self.imputed_features |= new
+            _log.info("node %s: KPM report lacks measurements; imputing %s", self.node_id,
+                      ", ".join(n for n in FEATURE_NAMES if n in self.imputed_features))
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and the imputed features of this node (JSON-ready)."""
+        return {
+            "indications": self.n_indications,
+            "decode_errors": self.n_decode_errors,
+            "ue_reports": self.n_ue_reports,
+            "dropped": dataclasses.asdict(self.n_dropped),
+            "imputed_features": [n for n in FEATURE_NAMES if n in self.imputed_features],
+        }
