@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -137,7 +138,7 @@ def test_pair_update_equals_batch_update_and_lowers_both_losses(loss: str) -> No
         h_old = out_old
 
 
-def _peak_bytes(fn) -> int:  # type: ignore[no-untyped-def]
+def _peak_bytes(fn: Callable[[], object]) -> int:
     tracemalloc.start()
     tracemalloc.reset_peak()
     fn()

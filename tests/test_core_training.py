@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,15 +23,17 @@ from lighttune_core.training import (
 from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp import train as train_cli
 
+Task = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 
 @pytest.fixture(scope="module")
-def task() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def task() -> Task:
     x, y = synthetic_threshold_task(3000, seed=1)
     xe, ye = synthetic_threshold_task(2000, seed=2)
     return x, y, xe, ye
 
 
-def test_training_learns_a_separable_task_with_hardest_negatives(task) -> None:  # type: ignore[no-untyped-def]
+def test_training_learns_a_separable_task_with_hardest_negatives(task: Task) -> None:
     x, y, xe, ye = task
     init_acc, init_err = evaluate(ff.init_params((13, 32), 0), xe, ye)
     result = train_offline(
@@ -43,7 +47,7 @@ def test_training_learns_a_separable_task_with_hardest_negatives(task) -> None: 
     assert all(w.dtype == np.float64 for w in result.params.weights)
 
 
-def test_hardest_negatives_beat_random_ones(task) -> None:  # type: ignore[no-untyped-def]
+def test_hardest_negatives_beat_random_ones(task: Task) -> None:
     x, y, xe, ye = task
     accs = {}
     for kind in ("random", "hardest"):
@@ -54,7 +58,7 @@ def test_hardest_negatives_beat_random_ones(task) -> None:  # type: ignore[no-un
     assert accs["hardest"] > accs["random"] + 0.1
 
 
-def test_training_is_seeded_and_reports_progress(task) -> None:  # type: ignore[no-untyped-def]
+def test_training_is_seeded_and_reports_progress(task: Task) -> None:
     x, y, _, _ = task
     calls: list[tuple[int, int, EpochRecord]] = []
     kwargs = dict(epochs=2, batch_size=256, seed=7)
@@ -70,7 +74,7 @@ def test_training_is_seeded_and_reports_progress(task) -> None:  # type: ignore[
     assert [rec for _, _, rec in calls] == list(a.history)
 
 
-def test_greedy_training_freezes_earlier_layers(task) -> None:  # type: ignore[no-untyped-def]
+def test_greedy_training_freezes_earlier_layers(task: Task) -> None:
     x, y, _, _ = task
     one = train_offline(x[:500], y[:500], layer_sizes=(13, 8), epochs=2, batch_size=100, seed=3)
     two = train_offline(x[:500], y[:500], layer_sizes=(13, 8, 8), epochs=2, batch_size=100, seed=3)
@@ -111,21 +115,21 @@ def test_label_indices() -> None:
         (dict(negative_gap=0.9), "negative_gap"),
     ],
 )
-def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
-    args = dict(features=np.zeros((5, 12)), labels=np.zeros(5))
+def test_bad_arguments_raise_value_error(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, Any] = dict(features=np.zeros((5, 12)), labels=np.zeros(5))
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         train_offline(args.pop("features"), args.pop("labels"), **args)
 
 
-def _write_dataset(path, n: int = 300, **overrides) -> None:  # type: ignore[no-untyped-def]
+def _write_dataset(path: Path, n: int = 300, **overrides: object) -> None:
     x, y = synthetic_threshold_task(n, seed=4)
     arrays = dict(features=x, labels=y, meta=json.dumps({"scenario": "synthetic", "seed": 4}))
     arrays.update(overrides)
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
 
 
-def test_cli_trains_saves_model_and_curve(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "set.npz"
     _write_dataset(data)
     out = tmp_path / "models" / "cell.ltm"
@@ -153,7 +157,9 @@ def test_cli_trains_saves_model_and_curve(tmp_path, capsys) -> None:  # type: ig
         (dict(labels=np.full(300, 0.25)), "quantised"),
     ],
 )
-def test_cli_reports_malformed_datasets(tmp_path, capsys, overrides, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_cli_reports_malformed_datasets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: dict[str, object], message: str
+) -> None:
     data = tmp_path / "bad.npz"
     _write_dataset(data, **overrides)
     assert train_cli.main([str(data), "--epochs", "1"]) == 2
@@ -161,7 +167,7 @@ def test_cli_reports_malformed_datasets(tmp_path, capsys, overrides, message: st
     assert not (tmp_path / "bad.ltm").exists()
 
 
-def test_cli_reports_missing_and_unreadable_files(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_reports_missing_and_unreadable_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert train_cli.main([str(tmp_path / "nope.npz")]) == 2
     assert "no such dataset" in capsys.readouterr().err
     junk = tmp_path / "junk.npz"

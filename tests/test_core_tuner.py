@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import pytest
 
@@ -156,7 +158,7 @@ def test_from_params_keeps_offline_weights_and_hyperparameters() -> None:
         (lambda b: b + b"\x00", "CRC|length"),
     ],
 )
-def test_corrupt_bytes_raise_value_error(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_bytes_raise_value_error(mutate: Callable[[bytes], bytes], message: str) -> None:
     blob = LightTuneModel(seed=0).to_bytes()
     with pytest.raises(ValueError, match=message):
         LightTuneModel.from_bytes(mutate(blob))
@@ -186,7 +188,7 @@ def test_incompatible_state_dict_raises() -> None:
         (["a"] * 12, 0.1, "numeric"),
     ],
 )
-def test_bad_input_raises_and_leaves_model_unchanged(x, y, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_raises_and_leaves_model_unchanged(x: Any, y: Any, message: str) -> None:
     model = LightTuneModel(seed=0)
     before = model.to_bytes()
     with pytest.raises(ValueError, match=message):
