@@ -19,13 +19,22 @@ lighttune_xapp | tar -x -C <dir>``) and run ``PYTHONPATH=<dir> python benchmarks
 --skip-e2ap --out benchmarks/results/e2_loop_sm_v1.json``: the output records the
 service-model version it measured.
 
-Run: ``python benchmarks/e2_loop.py [--repeat N] [--e2ap-asn DIR] [--skip-e2ap] [--out FILE]``
+3. Full loop (``loop`` key): one cell of 64 and of 1,000 UEs through E2AP decode ->
+   service-model decode -> ``LinkAdaptationPolicy.on_reports`` (learn, features, predict,
+   decide) -> control encode -> E2AP encode, pinned to one CPU: UE-reports per second, p50/p99
+   latency per indication, the share of each stage and the top functions by own time
+   (cProfile). Targets: >= 20,000 UE-reports/s on one core, p99 <= 10 ms for 1,000 UEs.
+
+Run: ``python benchmarks/e2_loop.py [--repeat N] [--e2ap-asn DIR] [--skip-e2ap] [--skip-codec]
+[--skip-loop] [--loop-periods N] [--out FILE]`` (with ``--skip-codec`` / ``--skip-loop`` the
+other part's figures already saved in ``--out`` are kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -216,19 +225,127 @@ def codec_part(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- full loop
+
+
+def _loop_periods(n: int, periods: int) -> list[bytes]:
+    """E2AP RIC Indication PDUs of one cell for ``periods`` periods (reports seeded per period)."""
+    pdus = []
+    for k in range(periods):
+        hdr, msg = sm.encode_indication(1, k, 80 * k, reports(n, seed=100 + k))
+        pdus.append(E.encode(E.RicIndication(E.RicRequestId(1001, 1), 200, 1, k, "report", hdr, msg)))
+    return pdus
+
+
+def bench_loop(n: int, periods: int, mode: str = "ri_cqi") -> dict[str, Any]:
+    """One cell of ``n`` UEs through decode -> features -> predict -> decide -> encode.
+
+    Per indication (an E2AP PDU as it arrives on the link): E2AP decode, service-model decode,
+    ``LinkAdaptationPolicy.on_reports`` (learn from the ended period, build features, predict
+    the candidates, decide), service-model control encode, E2AP RIC Control Request encode.
+    The first period (model creation) is a warm-up and not timed.
+    """
+    import cProfile
+    import pstats
+
+    from lighttune_core.tuner import LightTuneModel
+    from lighttune_xapp.app import local_config, read_descriptor
+    from lighttune_xapp.policy import LinkAdaptationPolicy
+    from lighttune_xapp.store import MemoryStore
+
+    config = local_config(read_descriptor(), mode=mode)
+    policy = LinkAdaptationPolicy(config, LightTuneModel(seed=0), MemoryStore())
+    pdus = _loop_periods(n, periods + 1)
+    stages = {"e2ap_decode": 0.0, "sm_decode": 0.0, "policy": 0.0, "sm_encode": 0.0, "e2ap_encode": 0.0}
+    latency = np.empty(periods)
+    updates = 0
+
+    def one(pdu: bytes, timed: bool, i: int) -> None:
+        nonlocal updates
+        t0 = time.perf_counter()
+        ind = E.decode(pdu)
+        t1 = time.perf_counter()
+        hdr, rep, _dropped = sm.decode_indication(ind.header, ind.message)
+        t2 = time.perf_counter()
+        res = policy.on_reports(str(hdr.cell_id), rep)
+        t3 = time.perf_counter()
+        d = res.decisions
+        ch, cm = sm.encode_control(hdr.cell_id, d.ue_id, d.rank, d.cqi, 1, hdr.period_index)
+        t4 = time.perf_counter()
+        E.encode(E.RicControlRequest(E.RicRequestId(1001, 2 + i % 60000), 200, ch, cm, None, "ack"))
+        t5 = time.perf_counter()
+        if timed:
+            for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                stages[key] += dt
+            latency[i] = t5 - t0
+            updates += res.learned.n_updates
+
+    one(pdus[0], False, 0)
+    for i, pdu in enumerate(pdus[1:]):
+        one(pdu, True, i)
+    total = float(latency.sum())
+    prof = cProfile.Profile()
+    prof.enable()
+    for i, pdu in enumerate(pdus[1: 1 + min(periods, 5)]):
+        one(pdu, False, i)
+    prof.disable()
+    st = pstats.Stats(prof)
+    top = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:8]  # by own time
+    return {
+        "ues": n,
+        "periods": periods,
+        "mode": mode,
+        "ue_reports_per_s": n * periods / total,
+        "latency_p50_ms": float(np.percentile(latency, 50) * 1e3),
+        "latency_p99_ms": float(np.percentile(latency, 99) * 1e3),
+        "stage_share": {k: v / total for k, v in stages.items()},
+        "finetune_updates": updates,
+        "profile_top_own_time": [f"{fn[2]} ({Path(fn[0]).name}:{fn[1]}): {v[2] / min(periods, 5) * 1e3:.2f} ms/indication"
+                                 for fn, v in top],
+    }
+
+
+LOOP_TARGETS = {"ue_reports_per_s": 20_000.0, "p99_ms_1000_ues": 10.0}
+"""Targets of issue 5: >= 20,000 UE-reports/s on one core, p99 <= 10 ms per 1,000-UE indication."""
+
+
+def loop_part(args: argparse.Namespace) -> dict[str, Any]:
+    """The full-loop figures on one core (the process is pinned to one CPU where possible)."""
+    pinned = False
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        pinned = True
+    out: dict[str, Any] = {"pinned_to_one_cpu": pinned, "targets": LOOP_TARGETS}
+    for n, periods in ((64, args.loop_periods), (1000, args.loop_periods)):
+        out[f"cell_{n}_ues"] = bench_loop(n, periods)
+    big = out["cell_1000_ues"]
+    out["meets_throughput_target"] = min(out["cell_64_ues"]["ue_reports_per_s"], big["ue_reports_per_s"]) >= 20_000
+    out["meets_p99_target"] = big["latency_p99_ms"] <= 10.0
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=200, help="calls per timing round (1,000-UE cases: a tenth)")
     ap.add_argument("--e2ap-asn", default=str(E2AP_ASN_DIR), help="directory of E2AP ASN.1 text for asn1tools")
     ap.add_argument("--skip-e2ap", action="store_true", help="measure the service model only")
     ap.add_argument("--out", default=str(RESULTS), help="JSON file for the results")
+    ap.add_argument("--skip-codec", action="store_true", help="measure the full loop only")
+    ap.add_argument("--skip-loop", action="store_true", help="measure the codecs only")
+    ap.add_argument("--loop-periods", type=int, default=40, help="timed indications per cell size in the loop part")
     args = ap.parse_args(argv)
 
     out: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
-    out |= codec_part(args)
+    if not args.skip_codec:
+        out |= codec_part(args)
+    if not args.skip_loop:
+        out["loop"] = loop_part(args)
     print(json.dumps(out, indent=2))
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if (args.skip_codec or args.skip_loop) and path.is_file():  # keep the other part's saved figures
+        saved = json.loads(path.read_text())
+        out = saved | out
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"saved {path.name}")
     return out
