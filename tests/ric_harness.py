@@ -164,65 +164,56 @@ def write_xapp_routes(path: Path, meid_owners: dict[str, int]) -> Path:
 class E2TermEndpoint:
     """An RMR endpoint playing E2 Termination / the A1 mediator (see module doc).
 
+    The RMR context lives in a child process (``python tests/ric_harness.py e2t PORT
+    ROUTES``) so that :meth:`close` is a real E2T death: its sockets close with the process,
+    as when the E2T pod restarts. Messages cross the pipe as JSON lines (payloads in hex).
+
     Args:
         port: RMR data port to listen on.
         routes: static route table file (:func:`write_harness_routes`).
     """
 
     def __init__(self, port: int, routes: Path) -> None:
-        from ricxappframe.rmr import rmr
-
-        self._rmr = rmr
         self.port = port
-        os.environ["RMR_SEED_RT"] = str(routes)
-        os.environ["RMR_RTG_SVC"] = "-1"
-        os.environ["RMR_SRC_ID"] = "127.0.0.1"
-        self.mrc = rmr.rmr_init(str(port).encode(), rmr.RMR_MAX_RCV_BYTES, rmr.RMRFL_MTCALL)
-        if not self.mrc:
-            raise RuntimeError(f"rmr_init on port {port} failed")
-        wait_until(lambda: rmr.rmr_ready(self.mrc), 30, f"RMR on port {port} to be ready")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RMR_")}
+        env.update(RMR_SEED_RT=str(routes), RMR_RTG_SVC="-1", RMR_SRC_ID="127.0.0.1", PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "e2t", str(port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=str(REPO),
+        )
         self.received: queue.Queue[RmrReceived] = queue.Queue()
-        self._running = True
-        self._thread = threading.Thread(target=self._receive_loop, name=f"e2t-{port}", daemon=True)
-        self._thread.start()
+        self._acks: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read_child, name=f"e2t-{port}", daemon=True)
+        self._reader.start()
+        if not self._ready.wait(60):
+            self.close()
+            raise RuntimeError(f"E2T endpoint on port {port} did not become ready")
 
-    def _receive_loop(self) -> None:
-        rmr = self._rmr
-        while self._running:
-            sbuf = rmr.rmr_alloc_msg(self.mrc, 4096)
-            try:
-                sbuf = rmr.rmr_torcv_msg(self.mrc, sbuf, 100)
-                if sbuf.contents.state == rmr.RMR_OK:
-                    meid = rmr.rmr_get_meid(sbuf) or b""
-                    self.received.put(
-                        RmrReceived(
-                            int(sbuf.contents.mtype), meid.decode("utf-8", "replace"), int(sbuf.contents.sub_id),
-                            rmr.get_payload(sbuf), time.monotonic(),
-                        )
-                    )
-            finally:
-                rmr.rmr_free_msg(sbuf)
+    def _read_child(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            event = json.loads(raw)
+            kind = event.pop("event")
+            if kind == "ready":
+                self._ready.set()
+            elif kind == "sent":
+                self._acks.put(event)
+            else:
+                self.received.put(
+                    RmrReceived(event["mtype"], event["meid"], event["sub_id"], bytes.fromhex(event["payload"]),
+                                time.monotonic())
+                )
 
-    def send(self, mtype: int, payload: bytes, sub_id: int = -1, meid: str | None = None,
-             timeout_s: float = 10.0) -> None:
-        """Send one message (retrying while RMR has no connection yet); AssertionError on failure."""
-        rmr = self._rmr
-        deadline = time.monotonic() + timeout_s
-        while True:
-            sbuf = rmr.rmr_alloc_msg(self.mrc, len(payload), payload=payload, mtype=mtype,
-                                     meid=meid.encode() if meid else None, gen_transaction_id=True)
-            if sub_id >= 0:
-                sbuf.contents.sub_id = sub_id
-            try:
-                sbuf = rmr.rmr_send_msg(self.mrc, sbuf)
-                state = sbuf.contents.state
-            finally:
-                rmr.rmr_free_msg(sbuf)
-            if state == rmr.RMR_OK:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"RMR send of {rmr_types.message_type_name(mtype)} failed: state {state}")
-            time.sleep(0.02)
+    def send(self, mtype: int, payload: bytes, sub_id: int = -1, meid: str | None = None) -> None:
+        """Send one message (the child retries while RMR has no connection); AssertionError on failure."""
+        assert self.proc.stdin is not None
+        line = json.dumps({"mtype": mtype, "sub_id": sub_id, "meid": meid or "", "payload": payload.hex()})
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        ack = self._acks.get(timeout=60)
+        if not ack["ok"]:
+            raise AssertionError(f"RMR send of {rmr_types.message_type_name(mtype)} failed: state {ack['state']}")
 
     def expect(self, mtype: int, timeout_s: float = 30.0) -> RmrReceived:
         """The next received message of type ``mtype`` (others are dropped); AssertionError on timeout."""
@@ -248,10 +239,60 @@ class E2TermEndpoint:
                 return out
 
     def close(self) -> None:
-        """Stop receiving and close the RMR context (frees the port)."""
-        self._running = False
-        self._thread.join(10)
-        self._rmr.rmr_close(self.mrc)
+        """Kill the endpoint (its RMR sockets close with it); idempotent."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+
+
+def _e2t_child(port: int) -> None:
+    """Child side of :class:`E2TermEndpoint`: RMR <-> JSON lines on stdin/stdout."""
+    from ricxappframe.rmr import rmr
+
+    out_lock = threading.Lock()
+
+    def emit(event: dict[str, Any]) -> None:
+        with out_lock:
+            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.flush()
+
+    mrc = rmr.rmr_init(str(port).encode(), rmr.RMR_MAX_RCV_BYTES, rmr.RMRFL_MTCALL)
+    while not rmr.rmr_ready(mrc):
+        time.sleep(0.05)
+
+    def receive() -> None:
+        while True:
+            sbuf = rmr.rmr_alloc_msg(mrc, 4096)
+            try:
+                sbuf = rmr.rmr_torcv_msg(mrc, sbuf, 1000)
+                if sbuf.contents.state == rmr.RMR_OK:
+                    meid = rmr.rmr_get_meid(sbuf) or b""
+                    emit({"event": "message", "mtype": int(sbuf.contents.mtype),
+                          "meid": meid.decode("utf-8", "replace"), "sub_id": int(sbuf.contents.sub_id),
+                          "payload": rmr.get_payload(sbuf).hex()})
+            finally:
+                rmr.rmr_free_msg(sbuf)
+
+    threading.Thread(target=receive, daemon=True).start()
+    emit({"event": "ready"})
+    for line in sys.stdin:
+        request = json.loads(line)
+        payload = bytes.fromhex(request["payload"])
+        deadline = time.monotonic() + 10.0
+        while True:
+            sbuf = rmr.rmr_alloc_msg(mrc, max(len(payload), 1), payload=payload, mtype=request["mtype"],
+                                     meid=request["meid"].encode() or None, gen_transaction_id=True)
+            if request["sub_id"] >= 0:
+                sbuf.contents.sub_id = request["sub_id"]
+            try:
+                sbuf = rmr.rmr_send_msg(mrc, sbuf)
+                state = int(sbuf.contents.state)
+            finally:
+                rmr.rmr_free_msg(sbuf)
+            if state == rmr.RMR_OK or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        emit({"event": "sent", "ok": state == rmr.RMR_OK, "state": state})
 
 
 # --------------------------------------------------------------------------- submgr + e2mgr
@@ -597,3 +638,69 @@ def iter_controls(e2t: E2TermEndpoint) -> Iterator[RmrReceived]:
     for msg in e2t.drain():
         if msg.mtype == rmr_types.RIC_CONTROL_REQ:
             yield msg
+
+
+class RicTestbed:
+    """Redis, the submgr/E2 manager stub, one E2T endpoint per node and the xApp process.
+
+    Args:
+        workdir: scratch directory.
+        nodes: RAN names of the E2 nodes (each gets its own E2T endpoint, all CONNECTED).
+        controls: descriptor control overrides (``checkpointIntervalS`` ...).
+    """
+
+    def __init__(self, workdir: Path, nodes: tuple[str, ...] = ("gnb-a",), **controls: Any) -> None:
+        from lighttune_core.tuner import LightTuneModel
+
+        self.workdir = workdir
+        self.model_path = workdir / "offline.ltm"
+        self.model_path.write_bytes(LightTuneModel(seed=0).to_bytes())
+        self.redis = RedisServer(workdir)
+        self.platform = RicPlatformStub(nodes={meid: "CONNECTED" for meid in nodes})
+        self.e2t_ports = {meid: free_port() for meid in nodes}
+        descriptor = make_descriptor(workdir, self.model_path, **controls)
+        self.xapp = XappProcess(workdir / "xapp", descriptor, self.platform, self.redis, self.e2t_ports)
+        self.harness_routes = write_harness_routes(workdir / "harness-routes.rt", self.xapp.rmr_port)
+        self.e2t: dict[str, E2TermEndpoint] = {}
+        for meid in nodes:
+            self.open_e2t(meid)
+
+    def open_e2t(self, meid: str) -> E2TermEndpoint:
+        """(Re)start the E2T endpoint owning ``meid`` on its port."""
+        endpoint = E2TermEndpoint(self.e2t_ports[meid], self.harness_routes)
+        self.e2t[meid] = endpoint
+        return endpoint
+
+    def start_xapp(self) -> None:
+        """Start the xApp and wait until it is ready (every node's subscription confirmed)."""
+        self.xapp.start()
+        self.xapp.wait_log("RIC mode up", 120)
+        wait_until(lambda: self.xapp.http_get("/ric/v1/health/ready")[0] == 200, 60, "readiness 200")
+
+    def instance(self, meid: str) -> int:
+        """E2 instance id (RMR SubId) of the live subscription of ``meid``."""
+        live = wait_until(lambda: self.platform.live_instance(meid), 60, f"a live subscription of {meid}")
+        return int(live[1])
+
+    def send_indication(self, meid: str, cell_id: int, period: int, reports: LinkReports) -> None:
+        """One RIC_INDICATION from ``meid``'s E2T, SubId and MEID set as E2T sets them."""
+        instance = self.instance(meid)
+        self.e2t[meid].send(rmr_types.RIC_INDICATION, indication_pdu(instance, cell_id, period, reports),
+                            sub_id=instance, meid=meid)
+
+    def close(self) -> None:
+        self.xapp.stop_quietly()
+        for endpoint in self.e2t.values():
+            try:
+                endpoint.close()
+            except Exception:  # the endpoint may already be closed by a restart test
+                pass
+        self.platform.close()
+        self.redis.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "e2t":
+        _e2t_child(int(sys.argv[2]))
+    else:
+        sys.exit("usage: ric_harness.py e2t PORT  (child process of E2TermEndpoint)")
