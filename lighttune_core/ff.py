@@ -52,13 +52,12 @@ activations at a time (peak activation memory ``O(max_l M_l)``, not ``O(Σ_l M_l
 
 from __future__ import annotations
 
-from typing import Callable, Literal, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from lighttune_core.features import BLER_LABELS, N_FEATURES
 
-LossKind = Literal["proposed", "softplus"]
 LOSS_KINDS: tuple[str, ...] = ("proposed", "softplus")
 
 DEFAULT_LAYER_SIZES: tuple[int, ...] = (N_FEATURES + 1, 32, 32)

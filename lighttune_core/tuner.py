@@ -7,7 +7,7 @@
 * ``learn_one(x, y)``: if ``|ŷ − y| ≥ δ`` (δ = 0.3, with a 1e-9 tolerance for the float
   rounding of labels) one plain-SGD step (lr 0.03) of every layer on its own local loss,
   on the positive pair ``(x, y)`` and the negative pair ``(x, ŷ)``
-  (:func:`lighttune_core.ff.local_update`); otherwise nothing. The sample is then dropped:
+  (:func:`lighttune_core.ff.pair_update_inplace`); otherwise nothing. The sample is then dropped:
   there is no buffer of any kind.
 
 All hyperparameters are stored by ``__init__``; the parameters are float64. State
@@ -118,6 +118,8 @@ class LightTuneModel:
         self.lr = float(lr)
         self.delta = float(delta)
         self.loss = check_loss_kind(loss)
+        if seed is not None and not 0 <= int(seed) < 2**63:
+            raise ValueError(f"seed must be None or in [0, 2**63), got {seed!r}")
         self.seed = None if seed is None else int(seed)
         self.norm_eps = float(norm_eps)
         self._params: FFParams = init_params(self.layer_sizes, self.seed, self.threshold)
