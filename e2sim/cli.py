@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     from e2sim.node import add_run_parser  # the live E2 node (imports the E2 codecs)
 
     add_run_parser(sub)
+    from e2sim.study import add_study_parser  # reproduction studies (docs/results.md)
+
+    add_study_parser(sub)
     return parser
 
 

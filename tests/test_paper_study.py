@@ -1,0 +1,135 @@
+"""Reproduction studies (e2sim.study): job summaries, fine-tuning off, δ copies, CLI, plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from e2sim.cli import main
+from e2sim.experiment import ModelSource
+from e2sim.study import (
+    delta_jobs,
+    finetune_jobs,
+    finetune_paired_rows,
+    loss_jobs,
+    make_scenario,
+    plot_table6,
+    prediction_rows,
+    run_jobs,
+    scenario_label,
+    with_hyperparameters,
+)
+from lighttune_core.tuner import LightTuneModel
+
+TINY_SPEC = ("TDL-B50", 30.0, "low", 10, "medium")
+"""A cheap scenario: 10 ms CSI-RS period, so 0.3 s holds 30 periods."""
+
+
+@pytest.fixture(scope="module")
+def finetune_results() -> list[dict]:
+    model = ModelSource(LightTuneModel(seed=4), "random model (test)")
+    return run_jobs(finetune_jobs(model, n_ue=4, seed=3, duration_s=0.3, specs=[TINY_SPEC]), workers=1)
+
+
+def test_finetune_off_never_updates_and_matches_frozen(finetune_results: list[dict]) -> None:
+    on, off = finetune_results
+    assert (on["learn"], off["learn"]) == (True, False)
+    for name, s in off["schemes"].items():
+        assert s["updates"] == 0, name
+        assert s["samples"] > 0
+        assert s["error_tuned"] == pytest.approx(s["error_frozen"], abs=1e-12), name
+    # a random start model is far off: fine-tuning is triggered and lowers the error
+    assert on["schemes"]["olla"]["updates"] > 0
+    assert on["schemes"]["olla"]["error_tuned"] < on["schemes"]["olla"]["error_frozen"]
+
+
+def test_same_seed_gives_same_olla_arm(finetune_results: list[dict]) -> None:
+    on, off = finetune_results
+    # common random numbers across jobs: OLLA does not depend on the model
+    assert on["schemes"]["olla"]["throughput_bps"] == off["schemes"]["olla"]["throughput_bps"]
+    assert on["schemes"]["olla"]["bler"] == off["schemes"]["olla"]["bler"]
+
+
+def test_summary_figures_are_consistent(finetune_results: list[dict]) -> None:
+    s = finetune_results[0]["schemes"]["olla"]
+    assert s["error_reduction_pct"] == pytest.approx(100 * (1 - s["error_tuned"] / s["error_frozen"]))
+    assert s["updates_per_1000"] == pytest.approx(1000 * s["updates"] / s["samples"])
+    series = [v for v in s["error_tuned_series"] if v is not None]
+    assert len(s["error_tuned_series"]) == len(s["period_end_s"])
+    assert min(series) <= s["error_tuned"] <= max(series)
+    assert s["gain"] == [0.0, 0.0, 0.0]  # OLLA against itself
+    rows = prediction_rows(finetune_results)
+    assert rows[0]["scenario"] == scenario_label(TINY_SPEC)
+    assert rows[1]["updates"] == 0
+
+
+def test_paired_on_vs_off_rows(finetune_results: list[dict]) -> None:
+    rows = finetune_paired_rows(finetune_results)
+    assert [r["scheme"] for r in rows] == ["CQI-Tune", "RI-CQI-Tune"]
+    on, off = finetune_results
+    t_on = np.array(on["schemes"]["ri_cqi"]["throughput_bps"])
+    t_off = np.array(off["schemes"]["ri_cqi"]["throughput_bps"])
+    expected = 100 * (t_on - t_off).mean() / t_off.mean()
+    assert rows[1]["gain_on_vs_off_pct"] == pytest.approx(expected)
+    assert rows[1]["ci95_low_pct"] <= rows[1]["gain_on_vs_off_pct"] <= rows[1]["ci95_high_pct"]
+
+
+def test_with_hyperparameters_keeps_parameters() -> None:
+    model = LightTuneModel(seed=2)
+    copy = with_hyperparameters(model, delta=0.1)
+    assert copy.delta == 0.1 and model.delta == 0.3
+    for a, b in zip(copy.params.weights, model.params.weights):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).random((20, 12))
+    np.testing.assert_array_equal(copy.predict_many(x), model.predict_many(x))
+
+
+def test_delta_jobs_set_delta_and_reject_bad_values() -> None:
+    model = ModelSource(LightTuneModel(seed=0), "m")
+    jobs = delta_jobs(model, 4, 1, 0.3, deltas=(0.1, 0.5), specs=[TINY_SPEC])
+    assert [LightTuneModel.from_bytes(j.model_bytes).delta for j in jobs] == [0.1, 0.5]
+    assert [j.tag for j in jobs] == ["delta=0.1", "delta=0.5"]
+    with pytest.raises(ValueError, match="delta"):
+        delta_jobs(model, 4, 1, 0.3, deltas=(0.0,), specs=[TINY_SPEC])
+
+
+def test_loss_jobs_need_one_model_of_each_loss() -> None:
+    proposed = ModelSource(LightTuneModel(seed=0), "p")
+    softplus = ModelSource(LightTuneModel(seed=0, loss="softplus"), "s")
+    jobs = loss_jobs(proposed, softplus, 4, 1, 0.3, specs=[TINY_SPEC])
+    assert [LightTuneModel.from_bytes(j.model_bytes).loss for j in jobs] == ["proposed", "softplus"]
+    with pytest.raises(ValueError, match="softplus"):
+        loss_jobs(proposed, proposed, 4, 1, 0.3, specs=[TINY_SPEC])
+
+
+def test_make_scenario_rejects_unknown_snr_range() -> None:
+    assert make_scenario(TINY_SPEC, 4, 1).snr_db == (16.0, 24.0)
+    with pytest.raises(ValueError, match="SNR range"):
+        make_scenario(("TDL-B50", 30.0, "low", 10, "extreme"), 4, 1)
+
+
+def test_study_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["study", "prediction", "--out-dir", str(tmp_path)]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(["study", "table6-plot", "--out-dir", str(tmp_path)]) == 2
+    assert "--table6-json" in capsys.readouterr().err
+    model = tmp_path / "m.ltm"
+    model.write_bytes(LightTuneModel(seed=0).to_bytes())
+    assert main(["study", "loss", "--model", str(model), "--out-dir", str(tmp_path)]) == 2
+    assert "--softplus-model" in capsys.readouterr().err
+    assert main(["study", "delta", "--model", str(model), "--ues", "1", "--out-dir", str(tmp_path)]) == 2
+    assert "--ues" in capsys.readouterr().err
+
+
+def test_table6_plot_from_json(tmp_path: Path) -> None:
+    results = [{"row": 0, "snr": "medium", "cqi": [0.01, -0.01, 0.03], "ri_cqi": [0.02, 0.0, 0.04], "olla_bler": 0.1},
+               {"row": 5, "snr": "high", "cqi": [0.0, -0.02, 0.02], "ri_cqi": [0.05, 0.01, 0.09], "olla_bler": 0.1}]
+    path = tmp_path / "table6.json"
+    path.write_text(json.dumps(results))
+    assert main(["study", "table6-plot", "--table6-json", str(path), "--out-dir", str(tmp_path)]) == 0
+    png = (tmp_path / "table6_gains.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert plot_table6(results, tmp_path / "again.png").is_file()
