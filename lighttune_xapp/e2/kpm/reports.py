@@ -415,11 +415,15 @@ def reports_from_flat(flat: _Flat, mcs_table: int) -> tuple[LinkReports, DropCou
     n_ack = (tot - err).astype(np.int64)
 
     thp = scalar[:, _C_THP]
-    served_bits = np.rint(np.where(np.isfinite(thp), thp, 0.0) * gran_ms).astype(np.int64)
+    bits = np.where(np.isfinite(thp), thp, 0.0) * gran_ms
+    bits_ok = np.isfinite(bits) & (np.abs(bits) < 2.0**62)
+    # a throughput no int64 holds becomes -1 bits, which validate() drops
+    served_bits = np.where(bits_ok, np.rint(np.where(bits_ok, bits, 0.0)), -1.0).astype(np.int64)
 
-    cqi_safe = np.where(in_table, np.clip(cqi, 0, 15), 0)
+    cqi_safe = np.where(in_table, cqi, 0)  # out-of-range values stay and are dropped by validate()
+    cqi_index = np.clip(cqi_safe, 0, 15)  # for table look-ups only
     ri_safe = np.where(in_table, ri, 1)
-    fallback_sinr = _imputed_sinr_db(cqi_safe, cqi_table)
+    fallback_sinr = _imputed_sinr_db(cqi_index, cqi_table)
     layer = np.arange(MAX_RANK)[None, :]
     used = layer < ri_safe[:, None]
     sinr = scalar[:, _C_SINR:_C_SINR + MAX_RANK]
@@ -444,7 +448,7 @@ def reports_from_flat(flat: _Flat, mcs_table: int) -> tuple[LinkReports, DropCou
         imputed.add("csi_age")
     age = np.where(np.isfinite(age), age, 0.0)
 
-    table_mcs = np.maximum(cqi_to_mcs(cqi_safe, cqi_table, mcs_table), 0)
+    table_mcs = np.maximum(cqi_to_mcs(cqi_index, cqi_table, mcs_table), 0)
     rank = np.where(has_mcs, rank_bin, ri_safe)
     mcs = np.where(has_mcs, mcs_z - 1, table_mcs)
 
