@@ -98,7 +98,7 @@ def test_converges_on_a_stationary_task() -> None:
     assert quarters[-1] < 0.1 * quarters[0]
     assert quarters[-1] < 0.03 * 6000  # ... to rare updates
     assert err[-6000:].mean() < model.delta
-    assert np.mean(err[-6000:] >= model.delta) < 0.03
+    assert np.mean(err[-6000:] >= model.delta) < 0.05
     assert model.n_updates == upd.sum() and model.n_seen == 24000
 
 
