@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from e2sim.channel import Scenario
 from e2sim.channel.scenario import (
     CORRELATION_LEVELS,
@@ -250,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``e2sim`` console script; returns the exit status."""
+    threadpool_limits(1)  # small matrices: BLAS threads only add contention (see lighttune_xapp.__main__)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
