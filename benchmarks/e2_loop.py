@@ -15,8 +15,9 @@ Prints the figures and saves them to ``benchmarks/results/e2_loop.json`` (``--ou
 
 Before/after of the service-model wire change (v1 packed repeated fields -> v2 byte arrays):
 extract the tree of the commit before the change (``git archive <commit> lighttune_core
-lighttune_xapp | tar -x -C <dir>``) and run ``PYTHONPATH=<dir> python benchmarks/e2_loop.py
---skip-e2ap --out benchmarks/results/e2_loop_sm_v1.json``: the output records the
+lighttune_xapp | tar -x -C <dir>``) and run ``PYTHONPATH=<dir>:<venv site-packages> python -S
+benchmarks/e2_loop.py --skip-e2ap --skip-loop --out benchmarks/results/e2_loop_sm_v1.json``
+(``-S`` keeps the editable install of the current tree off the path): the output records the
 service-model version it measured.
 
 3. Full loop (``loop`` key): one cell of 64 and of 1,000 UEs through E2AP decode ->
