@@ -506,8 +506,114 @@ def plot_table6(results: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def plot_training_curve(curve_csv: Path, path: Path) -> Path:
+    """PNG of a ``lighttune-train`` curve CSV: loss and held-out accuracy / mean |error| per epoch.
+
+    The CSV has columns ``layer, epoch, loss, holdout_accuracy, holdout_mean_abs_error``;
+    layers are trained one after the other, so the x axis is the cumulative epoch.
+    """
+    try:
+        with curve_csv.open() as fh:
+            rows = list(csv.DictReader(fh))
+        layer = np.array([int(r["layer"]) for r in rows])
+        loss = np.array([float(r["loss"]) for r in rows])
+        acc = np.array([float(r["holdout_accuracy"]) for r in rows])
+        mae = np.array([float(r["holdout_mean_abs_error"]) for r in rows])
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"--curve {curve_csv}: not a lighttune-train curve CSV ({exc})") from exc
+    if layer.size == 0:
+        raise ValueError(f"--curve {curve_csv}: no epochs")
+    plt = _pyplot()
+    x = np.arange(1, layer.size + 1)
+    fig, (ax_l, ax_a) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for lay in np.unique(layer):
+        m = layer == lay
+        ax_l.plot(x[m], loss[m], label=f"layer {lay} local loss")
+        ax_a.plot(x[m], acc[m], "-", color=f"C{lay - 1}", label=f"accuracy (network up to layer {lay})")
+    ax_l.set_yscale("log" if np.all(loss > 0) else "symlog")
+    ax_e = ax_a.twinx()
+    ax_e.plot(x, mae, "k:", lw=1.2, label="mean |error| (right axis)")
+    ax_e.set_ylabel("held-out mean |predicted - true| BLER")
+    ax_l.set_ylabel("training loss (mean over batches)")
+    ax_a.set_ylabel("held-out accuracy")
+    ax_a.set_xlabel("epoch (layers trained one after the other)")
+    for ax in (ax_l, ax_a):
+        ax.grid(alpha=0.3)
+    ax_l.legend(fontsize=8)
+    lines = ax_a.get_legend_handles_labels()
+    extra = ax_e.get_legend_handles_labels()
+    ax_a.legend(lines[0] + extra[0], lines[1] + extra[1], fontsize=8, loc="lower right")
+    fig.suptitle(f"Offline training curve ({curve_csv.name}); final held-out accuracy {acc[-1]:.3f}, "
+                 f"mean |error| {mae[-1]:.4f}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def e2_loop_comparison(e2_results: dict[str, Any], model: ModelSource) -> tuple[list[dict[str, Any]], str]:
+    """Compare an ``e2sim run --compare`` results JSON with the same run in process.
+
+    Runs :func:`run_experiment` on the results' scenario (same seed) for the same
+    simulated time and, per scheme, sets the E2-loop figures beside the in-process ones.
+    Both use common random numbers, so UE ``u`` has the same channel in both; the per-UE
+    paired difference ``mean_u(T_e2,u − T_ip,u) / mean_u(T_ip,u)`` with its 95 % interval
+    says whether the two paths agree.
+
+    Returns:
+        ``(rows, markdown)``.
+    """
+    try:
+        scenario = Scenario.from_dict(e2_results["scenario"])
+        duration_s = float(e2_results["simulated_s"])
+        cells = {c["scheme"]: c for c in e2_results["cells"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"e2sim run results lack a field ({exc})") from exc
+    schemes = tuple(s for s in SCHEMES if s in cells)
+    if "olla" not in cells or len(schemes) < 2:
+        raise ValueError("the e2sim run results must come from --compare with olla and a tuner")
+    inproc = run_experiment(scenario, duration_s, model, schemes=schemes)
+    gains = e2_results.get("gains_over_olla", {})
+    rows = []
+    for s in schemes:
+        e2_bps = np.asarray(cells[s]["ue_throughput_bps"], dtype=float)
+        ip = inproc.schemes[s]
+        g_ip = inproc.gain(s)
+        g_e2 = gains.get(s)
+        diff = paired_gain(e2_bps, ip.throughput_bps)
+        rows.append({
+            "scheme": SCHEME_TITLES[s],
+            "e2_mbps_per_ue": float(e2_bps.mean() / 1e6),
+            "inprocess_mbps_per_ue": float(ip.throughput_bps.mean() / 1e6),
+            "e2_bler": cells[s]["bler"],
+            "inprocess_bler": ip.bler,
+            "e2_gain": None if g_e2 is None else [g_e2["gain"], g_e2["ci95_low"], g_e2["ci95_high"]],
+            "inprocess_gain": None if s == "olla" else [g_ip.gain, g_ip.ci_low, g_ip.ci_high],
+            "e2_vs_inprocess": [diff.gain, diff.ci_low, diff.ci_high],
+        })
+    sc = scenario
+    md = [f"## E2 loop vs in-process: {sc.profile} {sc.doppler_hz:g} Hz, {sc.correlation} corr., "
+          f"CSI-RS {sc.csi_period_ms} ms, SNR {sc.snr_db[0]:g}-{sc.snr_db[1]:g} dB, {sc.n_ue} UEs, "
+          f"seed {sc.seed}, {duration_s:g} s", "",
+          f"- Model: {model.description}",
+          f"- E2 loop: {e2_results.get('clock', '?')} clock, completed: {e2_results.get('completed')}, "
+          f"wall {e2_results.get('wall_s', float('nan')):.0f} s", "",
+          "| scheme | Mbit/s per UE (E2 / in-process) | BLER (E2 / in-process) | gain over OLLA E2 [95% CI] "
+          "| gain over OLLA in-process [95% CI] | E2 − in-process, paired [95% CI] |",
+          "|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(
+            f"| {r['scheme']} | {r['e2_mbps_per_ue']:.2f} / {r['inprocess_mbps_per_ue']:.2f} | "
+            f"{_f(r['e2_bler'])} / {_f(r['inprocess_bler'])} | "
+            f"{'—' if r['e2_gain'] is None else _gain_cell(r['e2_gain'])} | "
+            f"{'—' if r['inprocess_gain'] is None else _gain_cell(r['inprocess_gain'])} | "
+            f"{_gain_cell(r['e2_vs_inprocess'])} |")
+    return rows, "\n".join(md) + "\n"
+
+
 # ---------------------------------------------------------------------------- CLI
 STUDIES: tuple[str, ...] = ("prediction", "delta", "loss", "finetune", "scenarios")
+TOOLS: tuple[str, ...] = ("table6-plot", "training-curve", "e2-compare")
 
 
 def _write_json(results: Sequence[dict[str, Any]], path: Path, command: str, wall_s: float) -> None:
@@ -528,10 +634,13 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
         description="Run one of the reproduction studies (see e2sim.study) and write "
         "<name>.md, <name>.csv, <name>.json (and PNGs) to --out-dir.",
     )
-    p.add_argument("name", choices=(*STUDIES, "table6-plot"), help="which study")
+    p.add_argument("name", choices=(*STUDIES, *TOOLS), help="which study (or plot/comparison tool)")
     p.add_argument("--model", type=Path, metavar="FILE", help="offline model (.ltm; required except for table6-plot)")
     p.add_argument("--softplus-model", type=Path, metavar="FILE", help="softplus-loss offline model (loss study)")
     p.add_argument("--table6-json", type=Path, metavar="FILE", help="table6.json of `e2sim table6` (table6-plot)")
+    p.add_argument("--curve", type=Path, metavar="FILE.csv", help="lighttune-train curve CSV (training-curve)")
+    p.add_argument("--e2-results", type=Path, metavar="FILE.json",
+                   help="results JSON of `e2sim run --compare ... --results` (e2-compare)")
     p.add_argument("--ues", type=int, default=32, help="UEs per run (default %(default)s)")
     p.add_argument("--duration-s", type=float, default=10.0, help="simulated seconds per run (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="scenario seed of every run (default %(default)s)")
@@ -552,8 +661,26 @@ def _cmd_study(args: argparse.Namespace) -> int:
         out = plot_table6(results, args.out_dir / "table6_gains.png")
         print(f"wrote {out}")
         return 0
+    if args.name == "training-curve":
+        if args.curve is None:
+            raise ValueError("training-curve needs --curve FILE.csv")
+        out = plot_training_curve(args.curve, args.out_dir / "training_curve.png")
+        print(f"wrote {out}")
+        return 0
     if args.model is None:
         raise ValueError(f"study {args.name} needs --model FILE")
+    if args.name == "e2-compare":
+        if args.e2_results is None:
+            raise ValueError("e2-compare needs --e2-results FILE.json")
+        try:
+            e2 = json.loads(args.e2_results.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--e2-results {args.e2_results}: cannot read ({exc})") from exc
+        rows, md = e2_loop_comparison(e2, load_model(args.model))
+        (args.out_dir / "e2_loop.md").write_text(md)
+        (args.out_dir / "e2_loop.json").write_text(json.dumps(rows, indent=1))
+        print(md)
+        return 0
     if args.ues < 2:
         raise ValueError("--ues must be >= 2 (intervals are over UEs)")
     if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
@@ -620,7 +747,10 @@ __all__ = [
     "PREDICTION_SCENARIOS",
     "STUDIES",
     "StudyJob",
+    "TOOLS",
     "add_study_parser",
+    "e2_loop_comparison",
+    "plot_training_curve",
     "delta_jobs",
     "finetune_jobs",
     "finetune_paired_rows",

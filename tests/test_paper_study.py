@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from e2sim.cli import main
-from e2sim.experiment import ModelSource
+from e2sim.experiment import ExperimentResult, ModelSource, run_experiment
 from e2sim.study import (
     delta_jobs,
+    e2_loop_comparison,
     finetune_jobs,
     finetune_paired_rows,
     loss_jobs,
@@ -133,3 +134,48 @@ def test_table6_plot_from_json(tmp_path: Path) -> None:
     png = (tmp_path / "table6_gains.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert plot_table6(results, tmp_path / "again.png").is_file()
+
+
+def test_training_curve_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    curve = tmp_path / "m.curve.csv"
+    lines = ["layer,epoch,loss,holdout_accuracy,holdout_mean_abs_error"]
+    lines += [f"{lay},{e},{5.0 / e - (lay - 1) * 0.5},{0.5 + 0.04 * e},{0.1 / e}" for lay in (1, 2) for e in range(1, 11)]
+    curve.write_text("\n".join(lines) + "\n")
+    assert main(["study", "training-curve", "--curve", str(curve), "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("epoch,loss\n1,2\n")
+    assert main(["study", "training-curve", "--curve", str(bad), "--out-dir", str(tmp_path)]) == 2
+    assert "not a lighttune-train curve" in capsys.readouterr().err
+
+
+def _e2_results_from(result: ExperimentResult) -> dict:
+    """An ``e2sim run --compare`` results dict holding an in-process run's figures."""
+    cells = [{"scheme": name, "bler": res.bler, "ue_throughput_bps": [float(v) for v in res.throughput_bps]}
+             for name, res in result.schemes.items()]
+    gains = {name: {"gain": result.gain(name).gain, "ci95_low": result.gain(name).ci_low,
+                    "ci95_high": result.gain(name).ci_high}
+             for name in result.schemes if name != "olla"}
+    return {"scenario": result.scenario.to_dict(), "simulated_s": result.duration_s, "clock": "lockstep",
+            "completed": True, "wall_s": 1.0, "cells": cells, "gains_over_olla": gains}
+
+
+def test_e2_comparison_agrees_with_itself_and_sees_a_difference() -> None:
+    model = ModelSource(LightTuneModel(seed=4), "random model (test)")
+    scenario = make_scenario(TINY_SPEC, 4, 5)
+    result = run_experiment(scenario, 0.2, model, schemes=("olla", "ri_cqi"))
+    e2 = _e2_results_from(result)
+    rows, md = e2_loop_comparison(e2, model)
+    assert [r["scheme"] for r in rows] == ["OLLA", "RI-CQI-Tune"]
+    for r in rows:  # same seed, same model: the in-process rerun is identical
+        assert r["e2_vs_inprocess"][0] == pytest.approx(0.0, abs=1e-12)
+        assert r["e2_mbps_per_ue"] == pytest.approx(r["inprocess_mbps_per_ue"])
+    assert "RI-CQI-Tune" in md and "seed 5" in md
+    # a loop that served 10 % less to every UE is seen as -10 %
+    e2["cells"][1]["ue_throughput_bps"] = [0.9 * v for v in e2["cells"][1]["ue_throughput_bps"]]
+    rows, _ = e2_loop_comparison(e2, model)
+    assert rows[1]["e2_vs_inprocess"][0] == pytest.approx(-0.1)
+    with pytest.raises(ValueError, match="field"):
+        e2_loop_comparison({"cells": []}, model)
+    with pytest.raises(ValueError, match="--compare"):
+        e2_loop_comparison({**e2, "cells": e2["cells"][:1]}, model)
