@@ -267,6 +267,7 @@ class SchemeResult:
     n_nack: int
     abs_error_tuned: list[np.ndarray] = field(default_factory=list)  # per period, samples
     abs_error_frozen: list[np.ndarray] = field(default_factory=list)
+    true_bler: list[np.ndarray] = field(default_factory=list)  # per period, labels of the frozen samples
     n_updates: int = 0
     period_throughput_bps: list[float] = field(default_factory=list)  # cell mean per UE
     period_end_s: list[float] = field(default_factory=list)
@@ -427,6 +428,7 @@ def run_experiment(
             label, valid = bler_label(rep.n_ack, rep.n_nack)
             had = np.isfinite(frozen_pred[s])
             res.abs_error_frozen.append(np.abs(frozen_pred[s] - label)[valid & had])
+            res.true_bler.append(label[valid & had])
             decisions, learned = tuners[s].step(rep)
             res.abs_error_tuned.append(learned.abs_error)
             res.n_updates += learned.n_updates

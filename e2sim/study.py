@@ -58,6 +58,9 @@ from e2sim.experiment import (
 )
 from lighttune_core.tuner import LightTuneModel
 
+OLLA_TARGET_BLER: float = 0.1
+"""BLER the DU's OLLA steers to; the constant prediction a model must beat."""
+
 ScenarioSpec = tuple[str, float, str, int, str]
 """``(profile, doppler_hz, correlation, csi_period_ms, snr range name)``."""
 
@@ -147,12 +150,16 @@ def summarise_scheme(res: SchemeResult, olla: SchemeResult) -> dict[str, Any]:
     """JSON-able figures of one scheme of one experiment.
 
     ``error_*`` are means of ``|ŷ − y|`` over labelled (UE, period) samples;
-    ``updates_per_1000 = 1000 · updates / samples``; ``gain`` is ``(g, low, high)`` of the
+    ``updates_per_1000 = 1000 · updates / samples``; ``error_constant_target`` is the error of
+    the constant prediction ``ŷ = 0.1`` (the OLLA target) on the same samples and
+    ``label_share_at_target`` the share of true labels equal to 0.1; ``gain`` is ``(g, low, high)`` of the
     paired gain over OLLA (fractions); the ``*_series`` are per-period means (None where a
     period had no labelled sample) at times ``period_end_s``.
     """
     samples = int(sum(e.size for e in res.abs_error_tuned))
     tuned, frozen = res.error_tuned, res.error_frozen
+    labels = np.concatenate(res.true_bler) if res.true_bler else np.zeros(0)
+    on_target = np.abs(labels - OLLA_TARGET_BLER) < 1e-6
     g = paired_gain(res.throughput_bps, olla.throughput_bps)
     return {
         "throughput_bps": [float(v) for v in res.throughput_bps],
@@ -162,6 +169,9 @@ def summarise_scheme(res: SchemeResult, olla: SchemeResult) -> dict[str, Any]:
         "error_frozen": frozen,
         "error_reduction_pct": 100.0 * (1.0 - tuned / frozen) if frozen > 0 else float("nan"),
         "samples": samples,
+        "label_mean": float(labels.mean()) if labels.size else float("nan"),
+        "label_share_at_target": float(on_target.mean()) if labels.size else float("nan"),
+        "error_constant_target": float(np.abs(labels - OLLA_TARGET_BLER).mean()) if labels.size else float("nan"),
         "updates": int(res.n_updates),
         "updates_per_1000": 1000.0 * res.n_updates / samples if samples else float("nan"),
         "gain": [g.gain, g.ci_low, g.ci_high],
@@ -299,7 +309,9 @@ def prediction_rows(results: Sequence[dict[str, Any]], scheme: str = "olla") -> 
         s = r["schemes"][scheme]
         rows.append({
             "tag": r["tag"], "scenario": r["label"], "delta": r["delta"], "loss": r["loss"],
-            "samples": s["samples"], "error_frozen": s["error_frozen"], "error_finetuned": s["error_tuned"],
+            "samples": s["samples"], "label_share_at_target": s["label_share_at_target"],
+            "error_constant_target": s["error_constant_target"],
+            "error_frozen": s["error_frozen"], "error_finetuned": s["error_tuned"],
             "error_reduction_pct": s["error_reduction_pct"], "updates": s["updates"],
             "updates_per_1000": s["updates_per_1000"], "olla_bler": r["schemes"]["olla"]["bler"],
         })
@@ -341,13 +353,14 @@ def prediction_markdown(rows: Sequence[dict[str, Any]], title: str, by: str | No
     """Markdown table of :func:`prediction_rows`; ``by`` adds that column first (e.g. ``delta``)."""
     first = f"| {by} " if by else ""
     lines = [f"## {title}", "",
-             f"{first}| scenario | samples | error frozen | error fine-tuned | reduction | updates "
-             "| updates / 1000 reports | OLLA BLER |",
-             ("|---" if by else "") + "|---|---|---|---|---|---|---|---|"]
+             f"{first}| scenario | samples | labels = 0.1 | error of ŷ = 0.1 | error frozen | error fine-tuned "
+             "| reduction | updates | updates / 1000 reports | OLLA BLER |",
+             ("|---" if by else "") + "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lead = f"| {r[by]} " if by else ""
         lines.append(
-            f"{lead}| {r['scenario']} | {r['samples']} | {_f(r['error_frozen'])} | {_f(r['error_finetuned'])} | "
+            f"{lead}| {r['scenario']} | {r['samples']} | {_f(100 * r['label_share_at_target'], '.0f')}% | "
+            f"{_f(r['error_constant_target'])} | {_f(r['error_frozen'])} | {_f(r['error_finetuned'])} | "
             f"{_f(r['error_reduction_pct'], '+.1f')}% | {r['updates']} | {_f(r['updates_per_1000'], '.1f')} | "
             f"{_f(r['olla_bler'])} |")
     return "\n".join(lines) + "\n"

@@ -179,3 +179,12 @@ def test_e2_comparison_agrees_with_itself_and_sees_a_difference() -> None:
         e2_loop_comparison({"cells": []}, model)
     with pytest.raises(ValueError, match="--compare"):
         e2_loop_comparison({**e2, "cells": e2["cells"][:1]}, model)
+
+
+def test_constant_target_reference(finetune_results: list[dict]) -> None:
+    s = finetune_results[1]["schemes"]["olla"]
+    assert 0.0 <= s["label_share_at_target"] <= 1.0
+    # the mean |0.1 - y| is at least |0.1 - mean(y)| (Jensen) and at most 0.9
+    assert abs(0.1 - s["label_mean"]) - 1e-12 <= s["error_constant_target"] <= 0.9
+    row = prediction_rows(finetune_results)[1]
+    assert row["error_constant_target"] == s["error_constant_target"]
