@@ -4,7 +4,10 @@ The standard report path: a KPM node (ours, srsRAN, OAI, ...) subscribed with re
 style 4 or 5 sends indication message format 3, one format-1 report per UE. This module
 names the measurements that carry a :class:`LinkReports` and decodes a format-3
 indication into the same record our own service model yields, straight from the ASN.1
-library's value dicts into numpy arrays (no per-record dataclasses on this path).
+value dicts into numpy arrays (no per-record dataclasses on this path). v3.00 messages
+are read by the specialised aligned-PER reader of
+:mod:`lighttune_xapp.e2.kpm.format3_reader` (several times faster than asn1tools'
+generic engine); anything outside its subset goes through the full codec.
 
 Measurements (per UE, one granularity period = one CSI-RS period)
 -----------------------------------------------------------------
@@ -75,7 +78,9 @@ from lighttune_core.linkadapt import cqi_to_mcs, default_cqi_sinr_db
 from lighttune_core.report import MAX_RANK, SINR_RANGE_DB, LinkReports
 from lighttune_xapp.e2.errors import E2DecodeError
 from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KpmCodec
+from lighttune_xapp.e2.kpm.format3_reader import read_format3
 from lighttune_xapp.e2.kpm.model import IndicationHeader
+from lighttune_xapp.e2.kpm.schema import KpmVersion
 
 _log = logging.getLogger(__name__)
 
@@ -327,9 +332,14 @@ def _largest_bin(
     if ue.size == 0:
         return has, out[0], out[1], out[2]
     # merge duplicates of the same (ue, x, y, z) bin (several granularity periods)
-    keys = np.stack([ue, x, y, z], axis=1)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    # one uint64 key per (ue, x, y, z): 16 bits each (bins beyond 65535 are invalid anyway)
+    fields16 = [np.clip(a, 0, 0xFFFF).astype(np.uint64) for a in (ue, x, y, z)]
+    packed = (fields16[0] << np.uint64(48)) | (fields16[1] << np.uint64(32)) | (fields16[2] << np.uint64(16)) | fields16[3]
+    packed_uniq, inverse = np.unique(packed, return_inverse=True)
     inverse = inverse.reshape(-1)
+    uniq = np.stack(
+        [(packed_uniq >> np.uint64(s)) & np.uint64(0xFFFF) for s in (48, 32, 16, 0)], axis=1
+    ).astype(np.int64)
     total = np.zeros(uniq.shape[0])
     present = np.zeros(uniq.shape[0], dtype=bool)
     finite = np.isfinite(count)
@@ -510,7 +520,14 @@ def decode_kpm_indication_detailed(
     def parse(raw: Any) -> _Flat:
         return _gather(raw, default_infos, by_id, float(granularity_period_ms))
 
-    flat, _version = codec.decode_indication_message_as(message, parse)
+    flat: _Flat | None = None
+    if codec.decode_order[0] is KpmVersion.V3_00 and isinstance(message, (bytes, bytearray, memoryview)):
+        try:
+            flat = parse(read_format3(bytes(message)))
+        except Exception:  # outside the fast reader's subset: the full codec decides
+            flat = None
+    if flat is None:
+        flat, _version = codec.decode_indication_message_as(message, parse)
     try:
         reports, drops, imputed = reports_from_flat(flat, mcs_table)
     except ValueError as exc:  # a record shape no LinkReports can hold
