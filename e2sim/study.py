@@ -177,6 +177,7 @@ def summarise_scheme(res: SchemeResult, olla: SchemeResult) -> dict[str, Any]:
         "gain": [g.gain, g.ci_low, g.ci_high],
         "error_tuned_series": _series(res.abs_error_tuned),
         "error_frozen_series": _series(res.abs_error_frozen),
+        "error_constant_series": _series([np.abs(y - OLLA_TARGET_BLER) for y in res.true_bler]),
         "period_end_s": [float(t) for t in res.period_end_s],
     }
 
@@ -414,15 +415,20 @@ def _pyplot() -> Any:
 
 
 def _moving(v: np.ndarray, k: int) -> np.ndarray:
-    k = max(1, min(k, v.size))
-    return np.convolve(v, np.ones(k) / k, mode="valid") if v.size else v
+    """Trailing moving average over ``k`` points (fewer at the start), same length as ``v``."""
+    if v.size == 0:
+        return v
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    i = np.arange(1, v.size + 1)
+    lo = np.maximum(i - max(1, k), 0)
+    return (c[i] - c[lo]) / (i - lo)
 
 
-def plot_error_over_time(results: Sequence[dict[str, Any]], path: Path, window: int = 10,
+def plot_error_over_time(results: Sequence[dict[str, Any]], path: Path, window: int = 5,
                          scheme: str = "olla") -> Path:
-    """PNG grid, one panel per job: |ŷ − y| over time, frozen vs fine-tuned.
+    """PNG grid, one panel per job: |ŷ − y| over time, frozen vs fine-tuned vs constant 0.1.
 
-    Moving average over ``window`` CSI periods of the per-period mean error.
+    Trailing moving average over ``window`` CSI periods of the per-period mean error.
     """
     plt = _pyplot()
     n = len(results)
@@ -432,12 +438,13 @@ def plot_error_over_time(results: Sequence[dict[str, Any]], path: Path, window: 
     for ax, r in zip(axes.ravel(), results):
         s = r["schemes"][scheme]
         t = np.asarray(s["period_end_s"])
-        for key, style, name in (("error_frozen_series", ":", "frozen"), ("error_tuned_series", "-", "fine-tuned")):
+        for key, style, name in (("error_constant_series", "--", "ŷ = 0.1 always"),
+                                 ("error_frozen_series", ":", "frozen"), ("error_tuned_series", "-", "fine-tuned")):
             v = np.array([np.nan if x is None else x for x in s[key]], dtype=float)
             ok = np.isfinite(v)
-            sm = _moving(v[ok], window)
-            ax.plot(t[ok][t[ok].size - sm.size:], sm, style, lw=1.6,
-                    label=f"{name} ({_f(s[key.replace('_series', '')])})")
+            mean_key = "error_constant_target" if key == "error_constant_series" else key.replace("_series", "")
+            ax.plot(t[ok], _moving(v[ok], window), style, lw=1.0 if "constant" in key else 1.6,
+                    color="grey" if "constant" in key else None, label=f"{name} ({_f(s[mean_key])})")
         ax.set_title(r["label"].replace(", low corr.", ""), fontsize=8.5)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")

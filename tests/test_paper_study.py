@@ -188,3 +188,13 @@ def test_constant_target_reference(finetune_results: list[dict]) -> None:
     assert abs(0.1 - s["label_mean"]) - 1e-12 <= s["error_constant_target"] <= 0.9
     row = prediction_rows(finetune_results)[1]
     assert row["error_constant_target"] == s["error_constant_target"]
+
+
+def test_error_plot_series_and_trailing_average(finetune_results: list[dict], tmp_path: Path) -> None:
+    from e2sim.study import _moving, plot_error_over_time
+
+    np.testing.assert_allclose(_moving(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
+    s = finetune_results[0]["schemes"]["olla"]
+    assert len(s["error_constant_series"]) == len(s["period_end_s"])
+    png = plot_error_over_time(finetune_results, tmp_path / "e.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
