@@ -221,6 +221,7 @@ class KpmRanFunction:
         self.ue_snssai = None if ue_snssai is None else np.asarray(ue_snssai, dtype=np.int64)
         self.max_indication_octets = int(max_indication_octets)
         self.ues_per_indication = int(ues_per_indication)
+        self._chunk = self.ues_per_indication
         self.definition = self._definition()
         self.codec: KpmCodec = codec_for_ran_function(self.definition)
 
@@ -363,7 +364,7 @@ class KpmRanFunction:
             return []
         items = _ue_report_values(subscription.measurements, period, rows)
         out: list[tuple[bytes, bytes]] = []
-        chunk = self.ues_per_indication
+        chunk = self._chunk  # the split size that fitted last time (no wasted encodes)
         start = 0
         while start < len(items):
             size = min(chunk, len(items) - start)
@@ -374,6 +375,7 @@ class KpmRanFunction:
                 message = self._encode_f3(items[start:start + size])
             out.append((header, message))
             start += size
+        self._chunk = chunk
         return out
 
     def _encode_f3(self, items: list[dict[str, Any]]) -> bytes:

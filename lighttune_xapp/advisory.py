@@ -166,6 +166,7 @@ class AdvisoryMode:
         self.max_ues_per_cell = int(max_ues_per_cell)
         self.max_cells = int(max_cells)
         self.table: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._rows: dict[str, OrderedDict[int, dict[str, Any]]] = {}
         self.kind_totals: dict[str, dict[str, int]] = {}
         self.imputed_features: tuple[str, ...] = ()
         self.recommendations: Counter | None = None
@@ -230,27 +231,38 @@ class AdvisoryMode:
             totals[kind] += count
             if self.recommendations is not None and count:
                 self.recommendations.labels(kind=kind).inc(count)
-        # bounded table: changes first (stable by UE id), then the rest
+        # rows of these UEs (changes first); a period split over several indications
+        # updates the same table, which stays bounded by evicting "keep" rows, then the oldest
         order = np.lexsort((reports.ue_id, kinds == "keep"))[: self.max_ues_per_cell]
         true_bler = reports.true_bler
-        rows = [
-            {
+        cell_rows = self._rows.setdefault(cell_id, OrderedDict())
+        for u, ri, cq, rr, rc, pb, nb, tb, k in zip(
+            reports.ue_id[order].tolist(), reports.ri[order].tolist(), reports.cqi[order].tolist(),
+            rec.rank[order].tolist(), rec.cqi[order].tolist(),
+            np.round(rec.predicted_bler[order], 3).tolist(), np.round(node_bler[order], 3).tolist(),
+            np.round(true_bler[order], 3).tolist(), kinds[order].tolist(),
+        ):
+            cell_rows.pop(u, None)
+            cell_rows[u] = {
                 "ue_id": u, "reported_ri": ri, "reported_cqi": cq, "recommended_rank": rr,
                 "recommended_cqi": rc, "predicted_bler": pb, "node_choice_predicted_bler": nb,
                 "last_bler": None if tb != tb else tb, "kind": k,
             }
-            for u, ri, cq, rr, rc, pb, nb, tb, k in zip(
-                reports.ue_id[order].tolist(), reports.ri[order].tolist(), reports.cqi[order].tolist(),
-                rec.rank[order].tolist(), rec.cqi[order].tolist(),
-                np.round(rec.predicted_bler[order], 3).tolist(), np.round(node_bler[order], 3).tolist(),
-                np.round(true_bler[order], 3).tolist(), kinds[order].tolist(),
-            )
-        ]
-        self.table[cell_id] = {"ues": rows, "n_ues": len(reports), "truncated": len(reports) > len(rows),
+        truncated = len(reports) > len(order)
+        excess = len(cell_rows) - self.max_ues_per_cell
+        if excess > 0:
+            truncated = True
+            drop = [u for u, row in cell_rows.items() if row["kind"] == "keep"][:excess]
+            dropped = set(drop)
+            drop += [u for u in cell_rows if u not in dropped][: excess - len(drop)]
+            for u in drop:
+                del cell_rows[u]
+        self.table[cell_id] = {"ues": list(cell_rows.values()), "n_ues": len(reports), "truncated": truncated,
                                "counts": counts}
         self.table.move_to_end(cell_id)
         while len(self.table) > self.max_cells:
-            self.table.popitem(last=False)
+            evicted, _ = self.table.popitem(last=False)
+            self._rows.pop(evicted, None)
         if self.table_ues is not None:
             self.table_ues.set(sum(len(c["ues"]) for c in self.table.values()))
         return counts

@@ -110,3 +110,18 @@ def test_table_bounded_in_cells() -> None:
     for cell in ("a", "b", "c"):
         advisory.on_reports(cell, outs[0].reports)
     assert list(json.loads(advisory.table_json())["cells"]) == ["b", "c"]
+
+
+def test_period_split_over_indications_fills_one_table() -> None:
+    du, outs = run_du(n_ue=6, periods=2)
+    metrics = XappMetrics()
+    policy = LinkAdaptationPolicy(config(tunerMode="ri_cqi"), LightTuneModel(seed=1), MemoryStore(), metrics,
+                                  clock=lambda: 0.0)
+    advisory = AdvisoryMode(policy, "n", metrics, max_ues_per_cell=5)
+    reports = outs[-1].reports
+    advisory.on_reports("c", reports.select(np.arange(3)))
+    advisory.on_reports("c", reports.select(np.arange(3, 6)))
+    cell = json.loads(advisory.table_json())["cells"]["c"]
+    assert len(cell["ues"]) == 5 and cell["truncated"]
+    assert {row["ue_id"] for row in cell["ues"]} <= set(reports.ue_id.tolist())
+    assert {3, 4, 5} <= {row["ue_id"] for row in cell["ues"]}  # the newest part is kept
