@@ -631,9 +631,59 @@ def e2_loop_comparison(e2_results: dict[str, Any], model: ModelSource) -> tuple[
     return rows, "\n".join(md) + "\n"
 
 
+def dataset_report(features: np.ndarray, labels: np.ndarray, model: LightTuneModel | None = None) -> str:
+    """Markdown: how informative a dataset's labels are, and how a model does on it.
+
+    * the label histogram and the error of every constant prediction (the best constant is
+      the bar any model must clear);
+    * the label mean and the share of labels != 0.1 per candidate offset
+      ``(Δrank, ΔCQI) = (r − RI, c − CQI)`` (features 6/5 and 7/4 of
+      :mod:`lighttune_core.features`): how much a decision other than the DU's moves the BLER;
+    * with ``model``: its accuracy and mean ``|ŷ − y|`` against the majority label.
+
+    Args:
+        features: float [N, 12]; labels: float [N] in {0.0, ..., 1.0}.
+    """
+    from lighttune_core.features import BLER_LABELS
+    from lighttune_core.report import MAX_CQI, MAX_RANK
+
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != 12 or y.shape != (x.shape[0],) or y.size == 0:
+        raise ValueError(f"need features [N, 12] and labels [N] with N > 0, got {x.shape} and {y.shape}")
+    k = np.rint(y / 0.1).astype(int)
+    counts = np.bincount(k, minlength=BLER_LABELS.size)
+    const_err = np.abs(BLER_LABELS[:, None] - y[None, :]).mean(axis=1)
+    best = int(np.argmin(const_err))
+    lines = [f"- Samples: {y.size}; label mean {y.mean():.4f}", "",
+             "| label | share | error of the constant prediction |", "|---|---|---|"]
+    for i in np.flatnonzero(counts):
+        lines.append(f"| {BLER_LABELS[i]:.1f} | {100 * counts[i] / y.size:.1f}% | {const_err[i]:.4f} |")
+    lines += ["", f"Best constant: ŷ = {BLER_LABELS[best]:.1f}, error {const_err[best]:.4f}, "
+              f"accuracy {counts[best] / y.size:.3f}.", ""]
+    d_rank = np.rint(x[:, 6] * MAX_RANK - x[:, 5] * MAX_RANK).astype(int)
+    d_cqi = np.rint(x[:, 7] * MAX_CQI - x[:, 4] * MAX_CQI).astype(int)
+    lines += ["| Δrank | ΔCQI | samples | label mean | share ≠ 0.1 | share ≥ 0.2 |", "|---|---|---|---|---|---|"]
+    for dr in np.unique(d_rank):
+        for dc in np.unique(d_cqi):
+            m = (d_rank == dr) & (d_cqi == dc)
+            if m.sum() >= 20:
+                lines.append(f"| {dr:+d} | {dc:+d} | {int(m.sum())} | {y[m].mean():.3f} | "
+                             f"{np.mean(k[m] != 1):.3f} | {np.mean(k[m] >= 2):.3f} |")
+    if model is not None:
+        pred = model.predict_many(x)
+        err = np.abs(pred - y)
+        lines += ["", f"Model: accuracy {np.mean(err < 0.05):.3f} (majority label {counts.max() / y.size:.3f}), "
+                  f"mean |ŷ − y| {err.mean():.4f} (best constant {const_err[best]:.4f}); "
+                  f"predicted-label shares: " + ", ".join(
+                      f"{BLER_LABELS[i]:.1f}: {100 * c / y.size:.1f}%"
+                      for i, c in enumerate(np.bincount(np.rint(pred / 0.1).astype(int), minlength=11)) if c)]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------- CLI
 STUDIES: tuple[str, ...] = ("prediction", "delta", "loss", "finetune", "scenarios")
-TOOLS: tuple[str, ...] = ("table6-plot", "training-curve", "e2-compare")
+TOOLS: tuple[str, ...] = ("table6-plot", "training-curve", "e2-compare", "dataset-report")
 
 
 def _write_json(results: Sequence[dict[str, Any]], path: Path, command: str, wall_s: float) -> None:
@@ -658,6 +708,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, metavar="FILE", help="offline model (.ltm; required except for table6-plot)")
     p.add_argument("--softplus-model", type=Path, metavar="FILE", help="softplus-loss offline model (loss study)")
     p.add_argument("--table6-json", type=Path, metavar="FILE", help="table6.json of `e2sim table6` (table6-plot)")
+    p.add_argument("--dataset", type=Path, metavar="FILE.npz", help="offline dataset (dataset-report)")
     p.add_argument("--curve", type=Path, metavar="FILE.csv", help="lighttune-train curve CSV (training-curve)")
     p.add_argument("--e2-results", type=Path, metavar="FILE.json",
                    help="results JSON of `e2sim run --compare ... --results` (e2-compare)")
@@ -686,6 +737,19 @@ def _cmd_study(args: argparse.Namespace) -> int:
             raise ValueError("training-curve needs --curve FILE.csv")
         out = plot_training_curve(args.curve, args.out_dir / "training_curve.png")
         print(f"wrote {out}")
+        return 0
+    if args.name == "dataset-report":
+        if args.dataset is None:
+            raise ValueError("dataset-report needs --dataset FILE.npz")
+        from lighttune_xapp.train import load_dataset
+
+        x, y, meta = load_dataset(args.dataset)
+        model = None if args.model is None else load_model(args.model).model
+        md = (f"## Dataset {args.dataset.name}" + (f" and model {args.model.name}" if args.model else "")
+              + f"\n\n- Scenario: {meta.get('scenario')}\n" + dataset_report(x, y, model))
+        out = args.out_dir / f"dataset_{args.dataset.stem}.md"
+        out.write_text(md)
+        print(md)
         return 0
     if args.model is None:
         raise ValueError(f"study {args.name} needs --model FILE")
@@ -769,6 +833,7 @@ __all__ = [
     "StudyJob",
     "TOOLS",
     "add_study_parser",
+    "dataset_report",
     "e2_loop_comparison",
     "plot_training_curve",
     "delta_jobs",

@@ -198,3 +198,23 @@ def test_error_plot_series_and_trailing_average(finetune_results: list[dict], tm
     assert len(s["error_constant_series"]) == len(s["period_end_s"])
     png = plot_error_over_time(finetune_results, tmp_path / "e.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dataset_report_counts_labels_and_offsets() -> None:
+    from e2sim.study import dataset_report
+
+    rng = np.random.default_rng(0)
+    x = rng.random((100, 12))
+    x[:, 4], x[:, 5] = 10 / 15, 2 / 4  # reported CQI 10, RI 2
+    x[:, 6], x[:, 7] = 2 / 4, 10 / 15  # baseline decision ...
+    x[:40, 7] = 8 / 15  # ... except 40 samples backed off by 2 CQI steps
+    y = np.full(100, 0.1)
+    y[:30] = 0.0
+    md = dataset_report(x, y, LightTuneModel(seed=0))
+    assert "| 0.0 | 30.0% |" in md and "| 0.1 | 70.0% |" in md
+    assert "Best constant: ŷ = 0.1, error 0.0300, accuracy 0.700" in md
+    assert "| +0 | -2 | 40 | 0.025 | 0.750 | 0.000 |" in md
+    assert "| +0 | +0 | 60 | 0.100 | 0.000 | 0.000 |" in md
+    assert "majority label 0.700" in md
+    with pytest.raises(ValueError, match="features"):
+        dataset_report(x[:, :5], y)
