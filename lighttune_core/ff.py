@@ -67,9 +67,11 @@ DEFAULT_THRESHOLD: float = 9.0
 DEFAULT_NORM_EPS: float = 1e-8
 """``eps`` of the length normalisation ``h / (||h|| + eps)``."""
 
-_PREDICT_CHUNK: int = 256
-"""Samples per block in :func:`goodness_all_labels`: [256, 11, 32] float64 temporaries (0.7 MB)
-stay in cache, measured fastest of 128..4096 on a 2-core machine."""
+_PREDICT_CHUNK: int = 512
+"""Samples per block in :func:`goodness_all_labels`: the ``[M_1, 11, 512]`` activations are
+1.4 MB in float64 (0.7 MB in float32), the size of a core's L2 cache. Measured on a loaded
+2-core EPYC (``benchmarks/predict_chunk.py``): float64 within noise from 128 to 1024 samples
+and slower from 2048, float32 fastest at 512."""
 
 
 def _sum_sq_einsum(h: np.ndarray) -> np.ndarray:
@@ -319,6 +321,9 @@ class InferencePlan(NamedTuple):
         rest: ``(W_l^T [M_{l-1}, M_l], b_l [M_l])`` for ``l = 2..L`` (views for float64).
         labels: the candidate labels [K].
         eps: the normalisation ``eps``.
+        w1x: ``W_1x`` [M_1, 12] (a view of ``W_1`` for float64), for the neuron-major
+            block layout of :func:`goodness_all_labels`.
+        rest_w: ``W_l`` [M_l, M_{l-1}] for ``l = 2..L`` (views for float64).
     """
 
     w1x_t: np.ndarray
@@ -328,6 +333,8 @@ class InferencePlan(NamedTuple):
     rest: tuple[tuple[np.ndarray, np.ndarray], ...]
     labels: np.ndarray
     eps: float
+    w1x: np.ndarray
+    rest_w: tuple[np.ndarray, ...]
 
 
 def plan_inference(
@@ -358,6 +365,8 @@ def plan_inference(
         ),
         labels=lab,
         eps=float(eps),
+        w1x=w1[:, :-1].astype(dtype, copy=False),
+        rest_w=tuple(w.astype(dtype, copy=False) for w in params.weights[1:n_use]),
     )
 
 
@@ -372,49 +381,105 @@ def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
         ValueError: the plan does not view ``params`` (build a new plan instead).
     """
     w1 = params.weights[0]
-    if not (np.shares_memory(plan.b1, params.biases[0]) and plan.label_rows.dtype == w1.dtype):
+    if plan.b1 is not params.biases[0] and not (
+        plan.label_rows.dtype == w1.dtype and np.shares_memory(plan.b1, params.biases[0])
+    ):
         raise ValueError("refresh_plan needs a float64 plan built from these params")
-    np.copyto(plan.w1x_t, w1[:, :-1].T)
+    np.copyto(plan.w1x_t, plan.w1x.T)
     np.multiply.outer(plan.labels, w1[:, -1], out=plan.label_rows)
+
+
+class _BlockWorkspace:
+    """Reused activation buffers of :func:`goodness_all_labels` for blocks of up to ``n_max``
+    samples: one flat buffer per layer, viewed as the contiguous ``[M_l, K · n]`` of a block.
+
+    Allocated once per call, not per block, so a long ``predict_many`` allocates nothing in
+    its block loop.
+    """
+
+    __slots__ = ("layers",)
+
+    def __init__(self, plan: InferencePlan, n_max: int) -> None:
+        k = plan.labels.shape[0]
+        dt = plan.w1x.dtype
+        widths = (plan.w1x.shape[0],) + tuple(w.shape[0] for w in plan.rest_w)
+        self.layers = tuple(np.empty(m * k * n_max, dtype=dt) for m in widths)
+
+    def view(self, layer: int, width: int, rows: int) -> np.ndarray:
+        """Contiguous ``[width, rows]`` view of layer ``layer``'s buffer."""
+        return self.layers[layer][: width * rows].reshape(width, rows)
+
+
+def _goodness_block_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace, out_t: np.ndarray) -> None:
+    """``G(x_n, y_k)`` of one block into ``out_t`` float [K, n], neuron-major layout.
+
+    Activations are kept as ``[M_l, K, n]`` (neuron, label, sample), so every elementwise step
+    runs over long contiguous rows of ``K · n`` values (a ``[n, K, M_l]`` layout has inner loops
+    of only ``M_l = 32`` values, numpy's per-loop overhead then dominates) and each later
+    layer is one ``W_l [M_l, M_{l-1}] @ H [M_{l-1}, K · n]`` product.
+
+    Layer 1 (the label enters only here: ``W_1x X^T`` is one ``[M_1, 12] @ [12, n]`` product
+    shared by all K labels)::
+
+        H_1[:, k, n] = ReLU((W_1x x_n + y_k w_1y) / (sqrt(||x_n||² + y_k²) + eps) + b_1)
+
+    Later layers, with the normalisation applied after the product (same value)::
+
+        H_l = ReLU((W_l H_{l-1}) / (||H_{l-1}||_col + eps) + b_l)
+
+    Args:
+        plan: from :func:`plan_inference` (its dtype is the compute dtype).
+        x: float [n, 12] features, ``n`` at most the workspace's block size.
+        work: buffers of at least ``n`` samples for this plan.
+        out_t: float [K, n] (plan dtype), receives ``G``.
+    """
+    dt = plan.w1x.dtype
+    xb = x if x.dtype == dt else x.astype(dt)
+    n = xb.shape[0]
+    k = plan.labels_sq.shape[0]
+    m1 = plan.w1x.shape[0]
+    rows = k * n
+    wx_t = plan.w1x @ xb.T  # [M_1, n]
+    inv = np.einsum("ni,ni->n", xb, xb)
+    inv = inv + plan.labels_sq[:, None]  # [K, n]
+    np.sqrt(inv, out=inv)
+    inv += plan.eps
+    np.reciprocal(inv, out=inv)
+    h = work.view(0, m1, rows).reshape(m1, k, n)
+    np.add(wx_t[:, None, :], plan.label_rows.T[:, :, None], out=h)
+    h *= inv
+    h += plan.b1[:, None, None]
+    np.maximum(h, 0.0, out=h)
+    h2 = h.reshape(m1, rows)
+    for layer, (w, (_, b)) in enumerate(zip(plan.rest_w, plan.rest), start=1):
+        inv_l = np.einsum("mr,mr->r", h2, h2)
+        np.sqrt(inv_l, out=inv_l)
+        inv_l += plan.eps
+        np.reciprocal(inv_l, out=inv_l)
+        z = work.view(layer, w.shape[0], rows)
+        np.matmul(w, h2, out=z)
+        z *= inv_l
+        z += b[:, None]
+        h2 = np.maximum(z, 0.0, out=z)
+    np.einsum("mr,mr->r", h2, h2, out=out_t.reshape(rows))
 
 
 def goodness_from_plan(plan: InferencePlan, x: np.ndarray) -> np.ndarray:
     """``G(x_n, y_k)`` for a block of samples, float [n, K] (dtype of the plan).
 
-    Layer 1 (shortcut, one ``[n, 12] @ [12, M_1]`` product for all K labels)::
-
-        h_1 = ReLU((W_1x x + y_k w_1y) / (sqrt(||x||² + y_k²) + eps) + b_1)
-
-    Later layers, with the normalisation applied after the product (same value)::
-
-        h_l = ReLU((h_{l-1} W_l^T) / (||h_{l-1}|| + eps) + b_l)
+    The equations and layout of :func:`_goodness_block_t` on one block of any size
+    (:func:`goodness_all_labels` splits large inputs into cache-sized blocks).
 
     Args:
         plan: from :func:`plan_inference`.
         x: float [n, 12] features.
     """
-    dt = plan.w1x_t.dtype
-    xb = np.asarray(x, dtype=dt)
+    xb = np.asarray(x)
     n = xb.shape[0]
-    k, m1 = plan.label_rows.shape
-    wx = xb @ plan.w1x_t  # [n, M_1]
-    xx = np.einsum("ni,ni->n", xb, xb)
-    inv = np.sqrt(xx[:, None] + plan.labels_sq)  # [n, K]
-    inv += plan.eps
-    np.reciprocal(inv, out=inv)
-    h = np.add(wx[:, None, :], plan.label_rows)  # [n, K, M_1]
-    h *= inv[:, :, None]
-    h += plan.b1
-    np.maximum(h, 0.0, out=h)
-    for w_t, b in plan.rest:
-        inv = np.sqrt(np.einsum("nkm,nkm->nk", h, h))
-        inv += plan.eps
-        np.reciprocal(inv, out=inv)
-        z = (h.reshape(n * k, -1) @ w_t).reshape(n, k, -1)
-        z *= inv[:, :, None]
-        z += b
-        h = np.maximum(z, 0.0, out=z)
-    return np.einsum("nkm,nkm->nk", h, h)
+    out_t = np.empty((plan.labels.shape[0], n), dtype=plan.w1x.dtype)
+    if n:
+        _goodness_block_t(plan, xb, _BlockWorkspace(plan, n), out_t)
+    return out_t.T
 
 
 def goodness_one_from_plan(plan: InferencePlan, x: np.ndarray, xx: float | None = None) -> np.ndarray:
@@ -440,6 +505,37 @@ def goodness_one_from_plan(plan: InferencePlan, x: np.ndarray, xx: float | None 
     return _sum_sq(h)
 
 
+def goodness_all_labels_t(plan: InferencePlan, x: np.ndarray, block: int | None = None) -> np.ndarray:
+    """``G(x_n, y_k)`` for every sample and candidate label, label-major: float [K, N].
+
+    Blocks of ``block`` (default :data:`_PREDICT_CHUNK`) samples share one set of activation
+    buffers, so temporaries stay ``O(block · K · max M_l)`` whatever ``N``. The compute dtype
+    is the plan's.
+
+    Args:
+        plan: from :func:`plan_inference`.
+        x: float [N, 12] features (finite; not checked here).
+    """
+    size = _PREDICT_CHUNK if block is None else int(block)
+    if size < 1:
+        raise ValueError(f"block must be >= 1, got {size}")
+    n = x.shape[0]
+    out_t = np.empty((plan.labels.shape[0], n), dtype=plan.w1x.dtype)
+    if n == 0:
+        return out_t
+    work = _BlockWorkspace(plan, min(size, n))
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        # a contiguous [K, stop - start] block of the output: write a temporary, then copy
+        if start == 0 and stop == n:
+            _goodness_block_t(plan, x, work, out_t)
+        else:
+            part = np.empty((out_t.shape[0], stop - start), dtype=out_t.dtype)
+            _goodness_block_t(plan, x[start:stop], work, part)
+            out_t[:, start:stop] = part
+    return out_t
+
+
 def goodness_all_labels(
     params: FFParams,
     x: np.ndarray,
@@ -458,17 +554,20 @@ def goodness_all_labels(
             ``n_layers`` and ``eps`` are not used).
 
     Returns:
-        float [N, K] goodness. Work is done in blocks of samples so temporaries
-        stay ``O(block · K · max M_l)`` whatever ``N``.
+        float [N, K] goodness (a transposed view of :func:`goodness_all_labels_t`). Work is
+        done in blocks of samples so temporaries stay ``O(block · K · max M_l)`` whatever ``N``.
     """
     p = plan if plan is not None else plan_inference(params, labels, eps, n_layers)
-    n = x.shape[0]
-    if n <= _PREDICT_CHUNK:
-        return goodness_from_plan(p, x)
-    out = np.empty((n, p.labels.shape[0]), dtype=p.w1x_t.dtype)
-    for start in range(0, n, _PREDICT_CHUNK):
-        out[start : start + _PREDICT_CHUNK] = goodness_from_plan(p, x[start : start + _PREDICT_CHUNK])
-    return out
+    return goodness_all_labels_t(p, np.asarray(x)).T
+
+
+def predict_label_index(plan: InferencePlan, x: np.ndarray) -> np.ndarray:
+    """``argmax_k G(x_n, y_k)``: int64 [N] label indices (ties to the smaller label).
+
+    The unchecked inner path of ``LightTuneModel.predict_many`` and of the decision search:
+    ``x`` float [N, 12] must already be finite and of the right shape.
+    """
+    return np.argmax(goodness_all_labels_t(plan, x), axis=0)
 
 
 def predict_labels(
@@ -481,7 +580,7 @@ def predict_labels(
 ) -> np.ndarray:
     """``ŷ_n = argmax_k G(x_n, y_k)``: float64 [N] labels for features float [N, 12]."""
     p = plan if plan is not None else plan_inference(params, labels, eps, n_layers)
-    return p.labels[np.argmax(goodness_all_labels(params, x, plan=p), axis=1)]
+    return p.labels[predict_label_index(p, np.asarray(x))]
 
 
 def local_update(
