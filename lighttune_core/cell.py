@@ -21,7 +21,15 @@ samples are first predicted in one batched call with the model as it is; only th
 that fail that screen go, one at a time, through ``learn_one`` (which predicts again with
 the current, possibly already updated, model and updates only if the error is still
 ``≥ δ``). After convergence few samples fail the screen, so the per-sample Python work is
-proportional to the number of *updates*, not of UEs.
+proportional to the number of *updates*, not of UEs. A model with ``learn_many`` (the
+:class:`~lighttune_core.tuner.LightTuneModel`) takes the failing samples in one call, checked
+once as a batch, with the same updates as one ``learn_one`` per sample.
+
+Decision search: a model with ``predict_many_unchecked`` is called without the per-call
+input checks of ``predict_many``; the candidate features are checked for finiteness once
+per search here instead. ``search_dtype=np.float32`` runs the candidate ranking of CQI-Tune
+/ RI-CQI-Tune in float32 compute (predictions for learning stay float64); it is off by
+default, see ``benchmarks/decision_float32.py`` for how often it changes a decision.
 
 Per-UE state is kept in arrays indexed through a sorted array of UE ids (``searchsorted``),
 so no Python loop touches every UE.
@@ -31,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -59,6 +67,10 @@ class OnlineBlerModel(Protocol):
     def predict_many(self, x: np.ndarray) -> np.ndarray: ...
 
     def learn_one(self, x: np.ndarray, y: float) -> bool: ...
+
+
+BlerSearchPredictor = Callable[[np.ndarray], np.ndarray]
+"""``features float64 [M, 12] -> predicted BLER float64 [M]`` used by the decision search."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,8 @@ class CellTuner:
         mode: :class:`TuneMode` or its value.
         learn: fine-tune online (False freezes the model: the paper's "no fine-tuning").
         max_rank: largest rank RI-CQI-Tune may choose.
+        search_dtype: compute dtype of the decision search, ``np.float64`` (default) or
+            ``np.float32`` (used only with a model that has ``predict_many_unchecked``).
     """
 
     def __init__(
@@ -114,9 +128,13 @@ class CellTuner:
         mode: TuneMode | str = TuneMode.RI_CQI,
         learn: bool = True,
         max_rank: int = MAX_RANK,
+        search_dtype: type = np.float64,
     ) -> None:
         if not 1 <= max_rank <= MAX_RANK:
             raise ValueError(f"max_rank must be in 1..{MAX_RANK}, got {max_rank}")
+        if np.dtype(search_dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ValueError(f"search_dtype must be float64 or float32, got {search_dtype!r}")
+        self.search_dtype = np.dtype(search_dtype).type
         self.model = model
         self.mode = TuneMode(mode)
         self.learn_enabled = bool(learn)
@@ -175,14 +193,19 @@ class CellTuner:
         n_updates = 0
         if self.learn_enabled:
             screen = np.abs(self.model.predict_many(x) - y) >= self.model.delta - 1e-9
-            for i in np.flatnonzero(screen):
-                n_updates += bool(self.model.learn_one(x[i], float(y[i])))
+            fail = np.flatnonzero(screen)
+            learn_many = getattr(self.model, "learn_many", None)
+            if learn_many is not None:
+                n_updates = int(learn_many(x[fail], y[fail])) if fail.size else 0
+            else:
+                for i in fail:
+                    n_updates += bool(self.model.learn_one(x[i], float(y[i])))
         return LearnOutcome(int(rows.size), n_updates, abs_error, reports.ue_id[use])
 
     def decide(self, reports: LinkReports) -> Decisions:
         """Choose each UE's (rank, CQI) for the next period and remember its features."""
         idx = self._index(reports.ue_id)
-        predict = self.model.predict_many
+        predict = self._search_predictor()
         if self.mode is TuneMode.RI_CQI:
             rank, cqi, pred = ri_cqi_tune(predict, reports, max_rank=self.max_rank)
         elif self.mode is TuneMode.CQI:
@@ -199,6 +222,20 @@ class CellTuner:
         self._pending_pred[idx] = pred
         self._has_pending[idx] = True
         return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF)
+
+    def _search_predictor(self) -> BlerSearchPredictor:
+        """The model's predictor for the decision search (see the module docstring)."""
+        unchecked = getattr(self.model, "predict_many_unchecked", None)
+        if unchecked is None:
+            return self.model.predict_many
+        dtype = self.search_dtype
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            if not np.isfinite(x).all():
+                raise ValueError("candidate features must be finite: validate the reports (LinkReports.validate)")
+            return unchecked(x, dtype)
+
+        return predict
 
     def step(self, reports: LinkReports) -> tuple[Decisions, LearnOutcome]:
         """Learn from the period that ended, then decide the next one."""

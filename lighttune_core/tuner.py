@@ -65,13 +65,13 @@ from lighttune_core.ff import (
     check_loss_kind,
     check_params,
     InferencePlan,
-    goodness_all_labels,
     goodness_one_from_plan,
     init_params,
     plan_inference,
     refresh_plan,
     layer_sizes,
     pair_update_inplace,
+    predict_label_index,
 )
 
 MAGIC: bytes = b"LTFF"
@@ -130,6 +130,7 @@ class LightTuneModel:
         self.norm_eps = float(norm_eps)
         self._params: FFParams = init_params(self.layer_sizes, self.seed, self.threshold)
         self._plan: InferencePlan | None = None
+        self._plan32: InferencePlan | None = None
         self.n_seen = 0
         self.n_updates = 0
 
@@ -146,12 +147,19 @@ class LightTuneModel:
             raise ValueError(f"params have layer sizes {layer_sizes(checked)}, model has {self.layer_sizes}")
         self._params = checked
         self._plan = None
+        self._plan32 = None
 
     def _inference_plan(self) -> InferencePlan:
         """The precomputed inference arrays of the current parameters (rebuilt after updates)."""
         if self._plan is None:
             self._plan = plan_inference(self._params, BLER_LABELS, self.norm_eps)
         return self._plan
+
+    def _inference_plan32(self) -> InferencePlan:
+        """A float32 copy of the inference arrays, rebuilt lazily after an update."""
+        if self._plan32 is None:
+            self._plan32 = plan_inference(self._params, BLER_LABELS, self.norm_eps, dtype=np.float32)
+        return self._plan32
 
     @classmethod
     def from_params(cls, params: FFParams, **hyperparameters: Any) -> "LightTuneModel":
@@ -200,6 +208,16 @@ class LightTuneModel:
         return a
 
     @staticmethod
+    def _sum_sq_rows(x: np.ndarray) -> np.ndarray:
+        """``||x_n||²`` float64 [N] of rows ``x`` [N, 12], summed left to right over the
+        features: bit-identical to the per-sample Python sum of :meth:`_check_x`."""
+        with np.errstate(over="ignore"):
+            acc = x[:, 0] * x[:, 0]
+            for j in range(1, x.shape[1]):
+                acc = acc + x[:, j] * x[:, j]
+        return acc
+
+    @staticmethod
     def _check_y(y: Any) -> float:
         try:
             v = float(y)
@@ -219,13 +237,76 @@ class LightTuneModel:
 
     def predict_many(self, x: Any) -> np.ndarray:
         """Predicted BLER labels, float64 [N], of features float [N, 12] (N may be 0)."""
-        a = self._check_batch(x)
-        if a.shape[0] == 0:
+        return self.predict_many_unchecked(self._check_batch(x))
+
+    def predict_many_unchecked(self, x: np.ndarray, compute_dtype: type = np.float64) -> np.ndarray:
+        """:meth:`predict_many` without the input checks, for callers that built ``x`` from
+        validated reports (the decision search of ``lighttune_core.cell``).
+
+        Args:
+            x: float64 [N, 12], finite (not checked: NaN features give arbitrary labels).
+            compute_dtype: ``np.float64`` (default: the same labels as :meth:`predict_many`)
+                or ``np.float32`` (about half the time for large N; rounds the goodness to
+                float32, which can move the argmax of near-tied labels, see
+                ``benchmarks/decision_float32.py``). Parameters stay float64 either way.
+
+        Returns:
+            float64 [N] BLER labels.
+        """
+        n = x.shape[0]
+        if n == 0:
             return np.zeros(0, dtype=np.float64)
-        if a.shape[0] == 1:  # the single-sample path has far fewer numpy calls
-            return np.array([self._predict_checked_one(a[0], float(a[0] @ a[0]))])
-        g = goodness_all_labels(self._params, a, plan=self._inference_plan())
-        return BLER_LABELS[np.argmax(g, axis=1)]
+        if compute_dtype == np.float32:
+            return BLER_LABELS[predict_label_index(self._inference_plan32(), x)]
+        if compute_dtype != np.float64:
+            raise ValueError(f"compute_dtype must be float64 or float32, got {compute_dtype!r}")
+        if n == 1:  # the single-sample path has far fewer numpy calls
+            return np.array([self._predict_checked_one(x[0], float(x[0] @ x[0]))])
+        return BLER_LABELS[predict_label_index(self._inference_plan(), x)]
+
+    def learn_many(self, x: Any, y: Any) -> int:
+        """:meth:`learn_one` on every row of ``x`` [N, 12] with label ``y`` [N], in order.
+
+        The same updates, bit for bit, as ``sum(learn_one(x[i], y[i]) for i in range(N))``,
+        with the inputs checked once as a batch instead of once per sample.
+
+        Returns:
+            The number of updates made.
+
+        Raises:
+            ValueError: bad ``x`` (shape, NaN/inf) or a ``y`` outside [0, 1] or of the wrong
+                shape; the model is then unchanged.
+        """
+        a = self._check_batch(x)
+        try:
+            labels = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("y must be BLER values in [0, 1]") from exc
+        if labels.shape != (a.shape[0],):
+            raise ValueError(f"y must have shape ({a.shape[0]},), got {labels.shape}")
+        if not np.all((labels >= 0.0) & (labels <= 1.0)):
+            raise ValueError("y must be BLER values in [0, 1]")
+        xx = self._sum_sq_rows(a)
+        if not np.all(np.isfinite(xx)):
+            raise ValueError("x is too large: ||x||² overflows float64")
+        n_updates = 0
+        for row, sq, label in zip(a, xx.tolist(), labels.tolist()):
+            n_updates += self._learn_checked(row, sq, label)
+        return n_updates
+
+    def _learn_checked(self, a: np.ndarray, xx: float, y_true: float) -> bool:
+        """The LightTune step of :meth:`learn_one` on checked inputs."""
+        plan = self._inference_plan()
+        y_hat = float(BLER_LABELS[np.argmax(goodness_one_from_plan(plan, a, xx))])
+        self.n_seen += 1
+        if abs(y_hat - y_true) < self.delta - LABEL_TOLERANCE:
+            return False
+        pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
+        # the plan's weight arrays are views of the parameters just updated in place
+        refresh_plan(plan, self._params)
+        self._plan32 = None
+        self.n_updates += 1
+        return True
 
     def learn_one(self, x: Any, y: Any) -> bool:
         """One LightTune step on sample ``(x, y)``; True if the model was updated.
@@ -238,17 +319,7 @@ class LightTuneModel:
                 then unchanged (counters included).
         """
         a, xx = self._check_x(x)
-        y_true = self._check_y(y)
-        y_hat = self._predict_checked_one(a, xx)
-        self.n_seen += 1
-        if abs(y_hat - y_true) < self.delta - LABEL_TOLERANCE:
-            return False
-        pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
-        if self._plan is not None:
-            # the plan's weight arrays are views of the parameters just updated in place
-            refresh_plan(self._plan, self._params)
-        self.n_updates += 1
-        return True
+        return self._learn_checked(a, xx, self._check_y(y))
 
     # ---------------------------------------------------------------- state
     def hyperparameters(self) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""The fast decision path: blocked neuron-major forward, batch learning, unchecked and float32 search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lighttune_core import ff
+from lighttune_core.cell import CellTuner, TuneMode
+from lighttune_core.features import BLER_LABELS
+from lighttune_core.report import LinkReports
+from lighttune_core.synthetic import synthetic_threshold_task
+from lighttune_core.tuner import LightTuneModel
+
+
+def _reports(n: int, seed: int) -> LinkReports:
+    rng = np.random.default_rng(seed)
+    ri = rng.integers(1, 5, n)
+    sinr = rng.uniform(-5, 30, (n, 4))
+    sinr[np.arange(4)[None, :] >= ri[:, None]] = np.nan
+    total = rng.integers(1, 200, n)
+    nack = rng.binomial(total, 0.2)
+    return LinkReports(
+        ue_id=np.arange(n), ri=ri, cqi=rng.integers(0, 16, n), sinr_layers_db=sinr,
+        csirs_snr_db=rng.uniform(-10, 40, n), rank=ri, mcs=rng.integers(0, 29, n),
+        olla_offset_db=rng.uniform(-5, 5, n), n_ack=total - nack, n_nack=nack,
+        served_bits=rng.integers(0, 10**6, n), csi_age_ms=rng.uniform(0, 80, n),
+    )
+
+
+@pytest.mark.parametrize("block", [1, 7, 100, 512, 5000])
+def test_block_size_does_not_change_the_goodness(block: int) -> None:
+    params = ff.init_params(seed=3)
+    plan = ff.plan_inference(params)
+    x = np.random.default_rng(4).random((300, 12)) * 2 - 0.5
+    g_t = ff.goodness_all_labels_t(plan, x, block=block)
+    assert g_t.shape == (11, 300) and g_t.dtype == np.float64
+    direct = ff.forward(params, ff.pair_inputs(x[:, None, :], BLER_LABELS[None, :]))[-1]
+    np.testing.assert_allclose(g_t.T, np.sum(direct * direct, axis=-1), rtol=1e-12)
+    for i in (0, 150, 299):
+        np.testing.assert_allclose(ff.goodness_one_from_plan(plan, x[i]), g_t[:, i], rtol=1e-12)
+    with pytest.raises(ValueError, match="block"):
+        ff.goodness_all_labels_t(plan, x, block=0)
+
+
+def test_deeper_networks_and_empty_input_use_the_same_kernel() -> None:
+    params = ff.init_params((13, 16, 8, 8), seed=5)
+    x = np.random.default_rng(6).random((40, 12))
+    direct = ff.forward(params, ff.pair_inputs(x[:, None, :], BLER_LABELS[None, :]))[-1]
+    np.testing.assert_allclose(ff.goodness_all_labels(params, x), np.sum(direct**2, axis=-1), rtol=1e-12)
+    assert ff.goodness_all_labels(params, np.zeros((0, 12))).shape == (0, 11)
+    assert ff.goodness_from_plan(ff.plan_inference(params), np.zeros((0, 12))).shape == (0, 11)
+
+
+def test_learn_many_is_learn_one_in_order_bit_for_bit() -> None:
+    x, y = synthetic_threshold_task(600, seed=7)
+    one = LightTuneModel(seed=8)
+    many = LightTuneModel.from_bytes(one.to_bytes())
+    one.predict_many(x[:5])  # an inference plan refreshed in place from here on
+    updates = sum(one.learn_one(x[i], y[i]) for i in range(len(y)))
+    assert many.learn_many(x, y) == updates > 50
+    assert many.to_bytes() == one.to_bytes()
+    np.testing.assert_array_equal(many.predict_many(x), one.predict_many(x))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        (np.ones((3, 11)), np.zeros(3), "shape"),
+        (np.full((3, 12), np.nan), np.zeros(3), "finite"),
+        (np.ones((3, 12)), np.zeros(2), "y must have shape"),
+        (np.ones((3, 12)), np.array([0.0, 1.5, 0.1]), r"\[0, 1\]"),
+        (np.ones((3, 12)), np.array([0.0, np.nan, 0.1]), r"\[0, 1\]"),
+        (np.full((3, 12), 1e200), np.zeros(3), "too large"),
+    ],
+)
+def test_learn_many_rejects_bad_batches_without_learning(x: np.ndarray, y: np.ndarray, message: str) -> None:
+    model = LightTuneModel(seed=1)
+    before = model.to_bytes()
+    with pytest.raises(ValueError, match=message):
+        model.learn_many(x, y)
+    assert model.to_bytes() == before
+
+
+def test_unchecked_prediction_float64_equals_predict_many_and_float32_nearly() -> None:
+    model = LightTuneModel(seed=2)
+    x = np.random.default_rng(3).random((3000, 12))
+    exact = model.predict_many(x)
+    np.testing.assert_array_equal(model.predict_many_unchecked(x), exact)
+    f32 = model.predict_many_unchecked(x, np.float32)
+    assert f32.dtype == np.float64 and np.all(np.isin(f32, BLER_LABELS))
+    assert np.mean(f32 != exact) < 0.01  # only near-ties move
+    # the float32 plan follows updates
+    model.learn_many(x[:200], np.where(exact[:200] < 0.5, 1.0, 0.0))
+    assert model.n_updates > 0
+    assert np.mean(model.predict_many_unchecked(x, np.float32) != model.predict_many(x)) < 0.01
+    with pytest.raises(ValueError, match="compute_dtype"):
+        model.predict_many_unchecked(x, np.float16)
+    assert model.predict_many_unchecked(np.zeros((0, 12))).shape == (0,)
+
+
+@pytest.mark.parametrize("mode", [TuneMode.RI_CQI, TuneMode.CQI])
+def test_float32_search_changes_almost_no_decision(mode: TuneMode) -> None:
+    model = LightTuneModel(seed=0)
+    reports = _reports(400, 11)
+    d64 = CellTuner(model, mode).decide(reports)
+    d32 = CellTuner(model, mode, search_dtype=np.float32).decide(reports)
+    same = (d64.rank == d32.rank) & (d64.cqi == d32.cqi)
+    assert np.mean(same) >= 0.98
+    np.testing.assert_array_equal(d64.predicted_bler[same], d32.predicted_bler[same])
+
+
+def test_search_rejects_bad_dtype_and_non_finite_features() -> None:
+    with pytest.raises(ValueError, match="search_dtype"):
+        CellTuner(LightTuneModel(seed=0), search_dtype=np.int64)
+    reports = _reports(10, 12)
+    snr = reports.csirs_snr_db.copy()
+    snr[3] = np.inf  # an unvalidated report
+    bad = LinkReports(**{**{f: getattr(reports, f) for f in reports.__dataclass_fields__}, "csirs_snr_db": snr})
+    with pytest.raises(ValueError, match="finite"):
+        CellTuner(LightTuneModel(seed=0)).decide(bad)
