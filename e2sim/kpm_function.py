@@ -193,13 +193,20 @@ class SubscriptionDecision:
 class KpmRanFunction:
     """The node's KPM RAN function: definition, subscription handling, indications.
 
+    One function serves one cell: a KPM indication names no cell, so a multi-cell node
+    offers one function per cell (ids :data:`KPM_RAN_FUNCTION_ID`, +1, ...) and states the
+    cell in the definition's ``ranFunction-Instance`` = the NR cell identity, the number our
+    LT-LINKADAPT headers carry for the same cell (docs/kpm.md, "Cell naming"). An action
+    definition naming another cell (``cellGlobalID``, any style) is refused.
+
     Args:
-        cell: the cell's global id (style-1 cell filter).
+        cell: the cell's global id (style-1 cell filter, ``ranFunction-Instance``).
         oid: E2SM OID to advertise (v3 by default; ``KPM_V2_OID`` as srsRAN does).
         ue_snssai: int [U] per-UE S-NSSAI ``SST << 24 | SD`` keyed by position in the DU's
             reports, or ``None`` for :data:`DEFAULT_SNSSAI` everywhere.
         max_indication_octets: largest format-3 message; larger cells are split.
         ues_per_indication: first split size tried.
+        ran_function_id: the E2AP RAN function id (0..4095).
     """
 
     def __init__(
@@ -209,6 +216,7 @@ class KpmRanFunction:
         ue_snssai: np.ndarray | None = None,
         max_indication_octets: int = MAX_INDICATION_OCTETS,
         ues_per_indication: int = DEFAULT_UES_PER_INDICATION,
+        ran_function_id: int = KPM_RAN_FUNCTION_ID,
     ) -> None:
         if oid not in (KPM_V3_OID, KPM_V2_OID):
             raise ValueError(f"oid must be the KPM v3 or v2 OID, got {oid!r}")
@@ -216,6 +224,9 @@ class KpmRanFunction:
             raise ValueError(f"max_indication_octets must be >= 512, got {max_indication_octets}")
         if ues_per_indication < 1:
             raise ValueError(f"ues_per_indication must be >= 1, got {ues_per_indication}")
+        if not 0 <= ran_function_id <= 4095:
+            raise ValueError(f"ran_function_id must be in 0 .. 4095, got {ran_function_id}")
+        self.ran_function_id = int(ran_function_id)
         self.cell = cell
         self.oid = oid
         self.ue_snssai = None if ue_snssai is None else np.asarray(ue_snssai, dtype=np.int64)
@@ -233,14 +244,14 @@ class KpmRanFunction:
             short_name=KPM_SHORT_NAME,
             oid=self.oid,
             description=KPM_DESCRIPTION,
-            instance=1,
+            instance=self.cell.cell_identity,
             event_trigger_styles=(EventTriggerStyle(1, "Periodic Report", 1),),
             report_styles=(
                 ReportStyle(1, "E2 Node Measurement", 1, cell_level, 1, 1),
                 ReportStyle(4, "Common Condition-based, UE-level Measurement", 4, ue_level, 1, 3),
                 ReportStyle(5, "E2 Node Measurement for multiple UEs", 5, ue_level, 1, 3),
             ),
-            ran_function_id=KPM_RAN_FUNCTION_ID,
+            ran_function_id=self.ran_function_id,
         )
 
     def definition_bytes(self) -> bytes:
@@ -249,7 +260,7 @@ class KpmRanFunction:
 
     def ran_function(self) -> E.RanFunction:
         """The E2AP RAN function item of the E2 Setup Request."""
-        return E.RanFunction(KPM_RAN_FUNCTION_ID, self.definition_bytes(), KPM_REVISION, self.oid)
+        return E.RanFunction(self.ran_function_id, self.definition_bytes(), KPM_REVISION, self.oid)
 
     # ------------------------------------------------------------------ subscriptions
     def handle_subscription(self, event_trigger: bytes, action_definition: bytes | None) -> SubscriptionDecision:
@@ -276,6 +287,8 @@ class KpmRanFunction:
                 f"style {action.style_type} with {type(definition).__name__} is not offered",
             )
         info = definition if isinstance(definition, ActionDefinitionFormat1) else definition.subscription
+        if info.cell_global_id is not None and info.cell_global_id != self.cell:
+            return SubscriptionDecision(None, _cause("invalid-information-request"), "not this function's cell")
         offered = {name for name, _ in style.measurements}
         names: list[str] = []
         for meas in info.measurements:
@@ -292,16 +305,13 @@ class KpmRanFunction:
             names.append(meas.name)
         conditions: tuple[MatchingUeCondition, ...] = ()
         ue_ids: tuple[int, ...] | None = None
-        if isinstance(definition, ActionDefinitionFormat1):
-            if definition.cell_global_id is not None and definition.cell_global_id != self.cell:
-                return SubscriptionDecision(None, _cause("invalid-information-request"), "not this node's cell")
-        elif isinstance(definition, ActionDefinitionFormat4):
+        if isinstance(definition, ActionDefinitionFormat4):
             for cond in definition.conditions:
                 problem = _unsupported_condition(cond.test)
                 if problem:
                     return SubscriptionDecision(None, _cause("action-not-supported"), problem)
             conditions = definition.conditions
-        else:
+        elif isinstance(definition, ActionDefinitionFormat5):
             ue_ids = tuple(int(u.key) for u in definition.ue_ids)
         return SubscriptionDecision(
             KpmSubscription(

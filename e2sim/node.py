@@ -36,6 +36,25 @@ each scheme's throughput gain over the ``olla`` cell with its 95 % interval over
 
 At the end a table of throughput and BLER per cell goes to stdout and ``--results FILE.json``
 gets the full figures (per-UE throughput included).
+
+Standard E2SM-KPM (``--kpm``, ``--kpm-only``)
+----------------------------------------------
+``--kpm`` offers, beside LT-LINKADAPT, one E2SM-KPM RAN function per cell
+(:class:`e2sim.kpm_function.KpmRanFunction`, ids 2, 3, ...; ``ranFunction-Instance`` = the
+cell's NR cell identity, so KPM and LT-LINKADAPT reports of a cell carry the same cell
+number); ``--kpm-only`` offers KPM alone, as a third-party gNB would (the xApp then runs in
+advisory mode); ``--kpm-oid v3|v2`` picks the advertised OID. A KPM subscription is admitted
+or refused (RIC Subscription Failure with the E2AP cause) by the function; per period and
+KPM subscription the node sends every format-3 indication of the cell (a large cell is split
+into several), every ``reporting_period_ms / CSI period`` periods.
+
+Who waits for controls in lock-step: a cell reported through LT-LINKADAPT (a subscription
+with a report action) waits for one control per indication, as above. A cell reported
+through KPM waits for one control per KPM indication only while an LT-LINKADAPT *control
+subscription* is active (an LT-LINKADAPT subscription whose actions are all of type
+``policy``: "I control, send no reports"); without one (advisory) the simulation never
+waits. A control answering a KPM report names the report's period by its collection start
+time: header ``period_index`` = ``colletStartTime`` in ms since 1970.
 """
 
 from __future__ import annotations
@@ -57,6 +76,7 @@ from e2sim.channel import LinkChannel, Scenario, SlotSINR
 from e2sim.channel.scenario import CORRELATION_LEVELS, CSI_PERIODS_MS, SNR_RANGES_DB
 from e2sim.du import DU, DuRandomness, PeriodOutcome
 from e2sim.experiment import SCHEME_TITLES, SCHEMES, ChannelSource, paired_gain
+from e2sim.kpm_function import KPM_RAN_FUNCTION_ID, KpmPeriod, KpmRanFunction, KpmSubscription
 from e2sim.traces import TraceReplay
 from lighttune_xapp.e2 import e2ap as E
 from lighttune_xapp.e2.endpoints import (
@@ -70,6 +90,8 @@ from lighttune_xapp.e2.endpoints import (
     SubscriptionStarted,
 )
 from lighttune_xapp.e2.errors import E2DecodeError, E2Error
+from lighttune_xapp.e2.kpm.codec import KPM_V2_OID, KPM_V3_OID
+from lighttune_xapp.e2.kpm.model import CellGlobalId
 from lighttune_xapp.e2.service_model import (
     DEFAULT_RAN_FUNCTION_ID,
     REJECT_NONE,
@@ -93,6 +115,10 @@ log = logging.getLogger(__name__)
 EXIT_LINK_LOST = 3
 """Exit status of a lock-step run that stopped early because no subscription came back."""
 DEFAULT_PLMN = b"\x00\xf1\x10"
+KPM_MODES: tuple[str, ...] = ("off", "beside", "only")
+"""E2SM-KPM offer of the node: none, beside LT-LINKADAPT, or KPM alone."""
+KPM_OIDS: dict[str, str] = {"v3": KPM_V3_OID, "v2": KPM_V2_OID}
+"""``--kpm-oid`` choices."""
 
 
 def parse_ric_address(text: str) -> tuple[str, int]:
@@ -143,7 +169,12 @@ class SimCell:
     ue_decisions_applied: int = 0
     ue_decisions_rejected: int = 0
     awaiting_period: int = -1
-    """Period index whose control is awaited (-1: none)."""
+    """Period index (KPM: ``IndicationHeader.period_key_ms``) whose control is awaited (-1: none)."""
+    awaiting_controls: int = 0
+    """Controls still awaited for ``awaiting_period`` (one per indication sent)."""
+    kpm_period_key: int = -1
+    """Key of the last period reported through KPM (-1: none)."""
+    kpm_indications_sent: int = 0
     period_start_slot: int = 0
     """First slot of the period in progress."""
 
@@ -158,7 +189,8 @@ class SimCell:
             "bler": self.n_nack / total if total else None,
             "ue_throughput_bps": [float(v) for v in thr],
         }
-        for name in ("n_ack", "n_nack", "periods", "indications_sent", "controls_received", "controls_applied",
+        for name in ("n_ack", "n_nack", "periods", "indications_sent", "kpm_indications_sent", "controls_received",
+                     "controls_applied",
                      "controls_failed", "control_timeouts", "late_controls", "late_slots", "stale_controls",
                      "ue_decisions_applied", "ue_decisions_rejected"):
             out[name] = getattr(self, name)
@@ -224,6 +256,17 @@ class _Subscription:
 
 
 @dataclass
+class _KpmSubscription:
+    conn: E2Connection
+    request_id: E.RicRequestId
+    action_id: int
+    every_n_periods: int
+    cell: SimCell
+    function: KpmRanFunction
+    subscription: KpmSubscription
+
+
+@dataclass
 class NodeStats:
     """Counters of the E2 side of the node."""
 
@@ -231,6 +274,9 @@ class NodeStats:
     setups: int = 0
     setup_failures: int = 0
     subscriptions: int = 0
+    kpm_subscriptions: int = 0
+    control_subscriptions: int = 0
+    subscriptions_refused: int = 0
     protocol_errors: int = 0
     control_decode_errors: int = 0
     slots_behind: int = 0
@@ -246,7 +292,10 @@ class E2SimNode:
         clock: ``lockstep`` or ``realtime``.
         control_timeout_s: lock-step wait for a period's controls, s.
         link_wait_s: lock-step wait for a (new) subscription, s.
+        gnb_id: the node's gNB id.
         progress: tqdm bar on stderr.
+        kpm: ``off``, ``beside`` (E2SM-KPM beside LT-LINKADAPT) or ``only`` (KPM alone).
+        kpm_oid: OID the KPM functions advertise (``KPM_V3_OID`` or ``KPM_V2_OID``).
     """
 
     def __init__(
@@ -260,7 +309,11 @@ class E2SimNode:
         link_wait_s: float = 60.0,
         gnb_id: int = 1,
         progress: bool = True,
+        kpm: str = "off",
+        kpm_oid: str = KPM_V3_OID,
     ) -> None:
+        if kpm not in KPM_MODES:
+            raise ValueError(f"kpm must be one of {KPM_MODES}, got {kpm!r}")
         if clock not in ("lockstep", "realtime"):
             raise ValueError(f"--clock must be lockstep or realtime, got {clock!r}")
         if not (math.isfinite(duration_s) and duration_s > 0):
@@ -287,6 +340,10 @@ class E2SimNode:
         self.progress = progress
         self.stats = NodeStats()
         self.subscription: _Subscription | None = None
+        self.control_subscription: _Subscription | None = None
+        self.kpm_subscriptions: dict[E.RicRequestId, _KpmSubscription] = {}
+        self.epoch_unix_s = time.time()
+        """Wall-clock time of slot 0 (KPM header times), s since 1970."""
         self.slot = 0
         self.aborted: str | None = None
         self._changed = asyncio.Event()
@@ -296,22 +353,63 @@ class E2SimNode:
             max_rank=self.scenario.max_rank, control_supported=True, cqi_table=self.scenario.cqi_table,
         )
         self.ran_function = E.RanFunction(DEFAULT_RAN_FUNCTION_ID, encode_ran_function_definition(definition), 1, SM_OID)
+        self.kpm_mode = kpm
+        self.kpm_functions: dict[int, tuple[KpmRanFunction, SimCell]] = {}
+        if kpm != "off":
+            for i, c in enumerate(cells):
+                fn = KpmRanFunction(CellGlobalId(DEFAULT_PLMN, c.cell_id), oid=kpm_oid,
+                                    ran_function_id=KPM_RAN_FUNCTION_ID + i)
+                self.kpm_functions[fn.ran_function_id] = (fn, c)
+        functions = [] if kpm == "only" else [self.ran_function]
+        functions += [fn.ran_function() for fn, _c in self.kpm_functions.values()]
+        self.ran_functions: tuple[E.RanFunction, ...] = tuple(functions)
         self.node_id = E.GlobalE2NodeId(DEFAULT_PLMN, gnb_id)
 
     # -- E2 side
     def new_endpoint(self) -> E2NodeEndpoint:
-        return E2NodeEndpoint(self.node_id, (self.ran_function,))
+        return E2NodeEndpoint(self.node_id, self.ran_functions, admit=self.admit_subscription)
+
+    def admit_subscription(self, request: E.RicSubscriptionRequest) -> E.Cause | None:
+        """Admission hook of the endpoint: KPM functions decide their report actions.
+
+        LT-LINKADAPT subscriptions are admitted (a bad payload falls back to the defaults);
+        a KPM subscription is refused with the first refused report action's cause, or
+        ``action-not-supported`` when it has no report action.
+        """
+        entry = self.kpm_functions.get(request.ran_function_id)
+        if entry is None:
+            return None
+        fn, _cell = entry
+        reports = [a for a in request.actions if a.action_type == "report"]
+        if not reports:
+            return E.Cause("ricRequest", "action-not-supported")
+        for action in reports:
+            decision = fn.handle_subscription(request.event_trigger, action.definition)
+            if not decision.accepted:
+                assert decision.cause is not None
+                self.stats.subscriptions_refused += 1
+                log.warning("KPM subscription %s of cell %d refused (%s/%s): %s", request.request_id,
+                            fn.cell.cell_identity, decision.cause.group, decision.cause.value, decision.detail)
+                return decision.cause
+        return None
 
     def on_connect(self, conn: E2Connection) -> None:
         self.stats.connects += 1
         self.subscription = None
+        self.control_subscription = None
+        self.kpm_subscriptions.clear()
         for c in self.cells:
             c.awaiting_period = -1
+            c.awaiting_controls = 0
         self._changed.set()
 
-    def _link_up(self) -> bool:
-        sub = self.subscription
+    @staticmethod
+    def _alive(sub: _Subscription | _KpmSubscription | None) -> bool:
         return sub is not None and not sub.conn.closed.is_set() and sub.request_id in sub.conn.endpoint.subscriptions
+
+    def _link_up(self) -> bool:
+        """Some report subscription (LT-LINKADAPT or KPM) is active."""
+        return self._alive(self.subscription) or any(self._alive(k) for k in self.kpm_subscriptions.values())
 
     async def on_event(self, conn: E2Connection, event: Event) -> None:
         """Node-side events; anything a peer can send is answered or counted, never raised."""
@@ -329,6 +427,9 @@ class E2SimNode:
             elif isinstance(event, SubscriptionEnded):
                 if self.subscription is not None and self.subscription.request_id == event.request_id:
                     self.subscription = None
+                if self.control_subscription is not None and self.control_subscription.request_id == event.request_id:
+                    self.control_subscription = None
+                self.kpm_subscriptions.pop(event.request_id, None)
             elif isinstance(event, ProtocolErrorEvent):
                 self.stats.protocol_errors += 1
         except E2Error as exc:
@@ -337,6 +438,14 @@ class E2SimNode:
         self._changed.set()
 
     def _on_subscription(self, conn: E2Connection, request: E.RicSubscriptionRequest) -> None:
+        if request.ran_function_id in self.kpm_functions:
+            self._on_kpm_subscription(conn, request)
+            return
+        if request.actions and all(a.action_type == "policy" for a in request.actions):
+            self.control_subscription = _Subscription(conn, request.request_id, request.actions[0].action_id, 1)
+            self.stats.control_subscriptions += 1
+            log.info("control subscription %s: cells reported through KPM wait for controls", request.request_id)
+            return
         every = 1
         try:
             trigger = decode_event_trigger(request.event_trigger)
@@ -357,6 +466,22 @@ class E2SimNode:
         self.stats.subscriptions += 1
         log.info("subscribed: %s, report every %d CSI-RS period(s)", request.request_id, every)
 
+    def _on_kpm_subscription(self, conn: E2Connection, request: E.RicSubscriptionRequest) -> None:
+        """An admitted KPM subscription: its (first) report action drives the cell's KPM reports."""
+        fn, cell = self.kpm_functions[request.ran_function_id]
+        action = next(a for a in request.actions if a.action_type == "report")
+        decision = fn.handle_subscription(request.event_trigger, action.definition)
+        if decision.subscription is None:  # admitted a moment ago: cannot change
+            log.warning("KPM subscription %s no longer admissible: %s", request.request_id, decision.detail)
+            return
+        every = max(1, math.ceil(decision.subscription.reporting_period_ms / self.scenario.csi_period_ms))
+        self.kpm_subscriptions[request.request_id] = _KpmSubscription(
+            conn, request.request_id, action.action_id, every, cell, fn, decision.subscription)
+        self.stats.kpm_subscriptions += 1
+        log.info("KPM subscription %s of cell %d: style %d, %d measurements, report every %d CSI-RS period(s)",
+                 request.request_id, cell.cell_id, decision.subscription.style,
+                 len(decision.subscription.measurements), every)
+
     async def _on_control(self, conn: E2Connection, request: E.RicControlRequest) -> None:
         endpoint = conn.endpoint
         assert isinstance(endpoint, E2NodeEndpoint)
@@ -375,7 +500,9 @@ class E2SimNode:
             return
         cell.controls_received += 1
         du = cell.du
-        if hdr.period_index != du.period_index - 1 or (
+        by_kpm = cell.kpm_period_key >= 0 and not self._alive(self.subscription)
+        latest = cell.kpm_period_key if by_kpm else du.period_index - 1
+        if hdr.period_index != latest or (
             self.clock == "lockstep" and cell.awaiting_period != hdr.period_index
         ):
             cell.stale_controls += 1
@@ -397,7 +524,9 @@ class E2SimNode:
             cell.late_controls += 1
             cell.late_slots += ran
         if cell.awaiting_period == hdr.period_index:
-            cell.awaiting_period = -1
+            cell.awaiting_controls -= 1
+            if cell.awaiting_controls <= 0:
+                cell.awaiting_period = -1
         await conn.apply(endpoint.ack_control(request, encode_control_outcome(ue, accepted, reasons)))
 
     # -- simulation
@@ -429,11 +558,12 @@ class E2SimNode:
         cell.period_start_slot = self.slot
 
     async def _send_indications(self, closed: list[tuple[SimCell, PeriodOutcome]]) -> list[SimCell]:
-        """Send this period's indications (when subscribed and due); returns the cells indicated."""
+        """Send this period's indications (when subscribed and due); returns the cells whose
+        controls are awaited."""
+        sent = await self._send_kpm_indications(closed)
         sub = self.subscription
-        if not self._link_up() or sub is None:
-            return []
-        sent = []
+        if not self._alive(sub) or sub is None:
+            return sent
         for cell, out in closed:
             if out.period_index % sub.every_n_periods != 0:
                 continue
@@ -442,6 +572,7 @@ class E2SimNode:
             endpoint = sub.conn.endpoint
             assert isinstance(endpoint, E2NodeEndpoint)
             cell.awaiting_period = out.period_index
+            cell.awaiting_controls = 1
             cell.indications_sent += 1
             sent.append(cell)
             try:
@@ -450,6 +581,42 @@ class E2SimNode:
                 log.warning("indication of cell %d not sent: %s", cell.cell_id, exc)
                 cell.awaiting_period = -1
         return sent
+
+    async def _send_kpm_indications(self, closed: list[tuple[SimCell, PeriodOutcome]]) -> list[SimCell]:
+        """Send the due KPM indications; returns the cells whose controls are awaited
+        (those with an active LT-LINKADAPT control subscription)."""
+        subs = [k for k in self.kpm_subscriptions.values() if self._alive(k)]
+        if not subs:
+            return []
+        control = self._alive(self.control_subscription)
+        outcomes = {id(cell): out for cell, out in closed}
+        awaited: list[SimCell] = []
+        for ks in subs:
+            cell = ks.cell
+            out = outcomes.get(id(cell))
+            if out is None or out.period_index % ks.every_n_periods != 0:
+                continue
+            start = self.epoch_unix_s + out.start_slot * self.slot_s
+            messages = ks.function.build_indications(ks.subscription, KpmPeriod.from_outcome(out, cell.du, start))
+            if not messages:
+                continue
+            cell.kpm_period_key = ks.function.codec.decode_indication_header(messages[0][0]).period_key_ms
+            endpoint = ks.conn.endpoint
+            assert isinstance(endpoint, E2NodeEndpoint)
+            if control:
+                cell.awaiting_period = cell.kpm_period_key
+                cell.awaiting_controls = len(messages)
+                awaited.append(cell)
+            for header, message in messages:
+                try:
+                    await ks.conn.apply(endpoint.send_indication(ks.request_id, ks.action_id, header, message))
+                except (ConnectionError, OSError, E2Error) as exc:
+                    log.warning("KPM indication of cell %d not sent: %s", cell.cell_id, exc)
+                    cell.awaiting_period = -1
+                    cell.awaiting_controls = 0
+                    break
+                cell.kpm_indications_sent += 1
+        return awaited
 
     async def _wait(self, condition: Any, timeout_s: float) -> bool:
         """Wait until ``condition()`` holds or ``timeout_s`` passes; returns whether it holds."""
@@ -500,6 +667,7 @@ class E2SimNode:
                                 if c.awaiting_period >= 0:
                                     c.control_timeouts += 1
                                     c.awaiting_period = -1
+                                    c.awaiting_controls = 0
                 if self.clock == "realtime":
                     ahead = t0 + self.slot * self.slot_s - time.monotonic()
                     if ahead > 0:
@@ -604,6 +772,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reconnect-delay", type=float, default=0.5, metavar="S",
                    help="first reconnect delay, s; doubles per failure up to 8x (default %(default)s)")
     p.add_argument("--gnb-id", type=int, default=1, help="gNB id of the node (default %(default)s)")
+    kpm = p.add_mutually_exclusive_group()
+    kpm.add_argument("--kpm", action="store_true",
+                     help="also offer standard E2SM-KPM (one RAN function per cell) beside LT-LINKADAPT")
+    kpm.add_argument("--kpm-only", action="store_true",
+                     help="offer E2SM-KPM only, like a third-party gNB (the xApp runs in advisory mode)")
+    p.add_argument("--kpm-oid", choices=tuple(KPM_OIDS), default="v3",
+                   help="OID the KPM functions advertise: v3 (default) or v2 as srsRAN does (v3.00 content)")
     p.add_argument("--results", metavar="FILE.json", help="write the results here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -646,8 +821,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.compare is not None and not compare:
         raise ValueError("--compare needs at least one scheme")
     cells, source, harq = build_cells(scenario_from_args(args), args.cells, compare, args.trace)
+    kpm = "only" if args.kpm_only else "beside" if args.kpm else "off"
     node = E2SimNode(cells, source, harq, args.duration, args.clock, args.control_timeout, args.link_wait,
-                     args.gnb_id, progress=not args.quiet)
+                     args.gnb_id, progress=not args.quiet, kpm=kpm, kpm_oid=KPM_OIDS[args.kpm_oid])
     if compare:
         hint = " ".join(f"--cell-mode {c.cell_id}={ {'olla': 'off'}.get(c.label, c.label)}" for c in cells)
         print(f"e2sim run: compare cells need the xApp run with {hint}", file=sys.stderr)

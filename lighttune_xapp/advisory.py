@@ -139,6 +139,25 @@ class AdvisoryResult:
     learned: LearnOutcome
 
 
+@dataclasses.dataclass(frozen=True)
+class AdvisorySeries:
+    """The advisory metric series of one registry (shared by every advisory node)."""
+
+    recommendations: Counter
+    table_ues: Gauge
+
+
+def advisory_series(metrics: XappMetrics) -> AdvisorySeries:
+    """Register the advisory series in ``metrics.registry`` (once per registry)."""
+    ns = "lighttune"
+    return AdvisorySeries(
+        Counter("advisory_recommendations", "Advisory RI/CQI recommendations per UE and period by kind",
+                ["kind"], namespace=ns, registry=metrics.registry),
+        Gauge("advisory_table_ues", "Rows in the advisory per-UE recommendation table",
+              namespace=ns, registry=metrics.registry),
+    )
+
+
 class AdvisoryMode:
     """Advisory mode over a :class:`LinkAdaptationPolicy` (see the module docstring).
 
@@ -148,6 +167,8 @@ class AdvisoryMode:
         metrics: the xApp's metrics; the advisory series are added to its registry.
         max_ues_per_cell: rows per cell in the JSON table (>= 1).
         max_cells: cells in the JSON table (>= 1).
+        series: the registry's advisory series when another node already registered them
+            (:func:`advisory_series`); ``None`` registers them.
     """
 
     def __init__(
@@ -157,6 +178,7 @@ class AdvisoryMode:
         metrics: XappMetrics | None = None,
         max_ues_per_cell: int = 256,
         max_cells: int = 64,
+        series: AdvisorySeries | None = None,
     ) -> None:
         if max_ues_per_cell < 1 or max_cells < 1:
             raise ValueError("max_ues_per_cell and max_cells must be >= 1")
@@ -171,16 +193,11 @@ class AdvisoryMode:
         self.imputed_features: tuple[str, ...] = ()
         self.recommendations: Counter | None = None
         self.table_ues: Gauge | None = None
+        self.series: AdvisorySeries | None = None
         if metrics is not None:
-            ns = "lighttune"
-            self.recommendations = Counter(
-                "advisory_recommendations", "Advisory RI/CQI recommendations per UE and period by kind",
-                ["kind"], namespace=ns, registry=metrics.registry,
-            )
-            self.table_ues = Gauge(
-                "advisory_table_ues", "Rows in the advisory per-UE recommendation table",
-                namespace=ns, registry=metrics.registry,
-            )
+            self.series = series if series is not None else advisory_series(metrics)
+            self.recommendations = self.series.recommendations
+            self.table_ues = self.series.table_ues
 
     def startup_message(self) -> str:
         """Log (and return) the line naming the node and the function it lacks."""

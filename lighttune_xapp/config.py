@@ -51,7 +51,8 @@ _log = logging.getLogger(__name__)
 TUNER_MODES: tuple[str, ...] = ("off", "cqi", "ri_cqi")
 """Decision modes: keep the DU's choice, CQI-Tune, RI-CQI-Tune."""
 REPORT_PATHS: tuple[str, ...] = ("service_model", "kpm")
-"""E2 report paths: our link-adaptation service model, or standard E2SM-KPM (advisory)."""
+"""E2 report paths of a node offering both: our link-adaptation service model, or standard
+E2SM-KPM (control through ours either way; a KPM-only node is advisory)."""
 STORE_BACKENDS: tuple[str, ...] = ("sdl", "file", "memory")
 """Model-store backends (see :mod:`lighttune_xapp.store`)."""
 
@@ -112,11 +113,15 @@ class XappConfig:
 
     @property
     def control_enabled(self) -> bool:
-        """Whether decisions are sent to the DU: a tuning mode on the service-model path.
+        """Whether decisions are sent to a DU: any tuning mode, whatever the report path.
 
-        The KPM path carries no control (advisory mode: predictions and recommendations).
+        Control always goes through our LT-LINKADAPT service model: a node offering it is
+        controlled whether its reports come through it or through E2SM-KPM
+        (``report_path``); only a node offering KPM alone gets advisory mode, which is a
+        property of the node, not of this configuration
+        (:func:`lighttune_xapp.advisory.plan_node`).
         """
-        return self.tuner_mode != "off" and self.report_path == "service_model"
+        return self.tuner_mode != "off"
 
 
 def find_controls_schema() -> Path:

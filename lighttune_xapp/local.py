@@ -27,6 +27,36 @@ Setup of that node (or any node serving the same cell ids) re-subscribes.
 Malformed PDUs (E2AP or service-model payloads) are counted and logged and never stop the
 loop; a frame with an impossible length closes that one connection.
 
+Standard E2SM-KPM (issue 9, ``docs/kpm.md``)
+---------------------------------------------
+E2 Setup also accepts E2SM-KPM functions (v3 and srsRAN's v2 OID). What a node gets is
+decided by :func:`lighttune_xapp.advisory.plan_node` from what it offers and the descriptor's
+``reportPath`` / ``tunerMode``:
+
+* LT-LINKADAPT only, or both with ``reportPath: service_model``: as above (KPM unused);
+* both with ``reportPath: kpm``: reports through KPM, control through LT-LINKADAPT. The
+  xApp first subscribes LT-LINKADAPT with one ``policy`` action (a *control subscription*:
+  "I send controls, no reports", so a lock-step node waits for them), then each KPM function
+  with :func:`~lighttune_xapp.e2.kpm.subscription.plan_kpm_subscription` (style 4, reporting
+  and granularity period = the LT-LINKADAPT function's CSI-RS period). Every KPM indication is
+  decoded (:class:`~lighttune_xapp.e2.kpm.reports.KpmNodeDecoder`; undecodable = a counted
+  indication decode error) and answered with a control, exactly as an LT-LINKADAPT report;
+  the control's ``period_index`` is the report's ``colletStartTime`` in ms since 1970
+  (:attr:`IndicationHeader.period_key_ms`), since KPM has no period index;
+* KPM only: advisory mode (:class:`~lighttune_xapp.advisory.AdvisoryMode`): a startup
+  warning names the node and the missing function, recommendations are published on
+  :data:`~lighttune_xapp.advisory.RECOMMENDATIONS_PATH` and in the statistics, no control is
+  sent. The KPM period is ``--kpm-period`` (a KPM definition carries none).
+
+Cell naming: a KPM indication carries no cell id. A KPM function's reports belong to the
+cell named by its definition's ``ranFunction-Instance`` (the node states the NR cell
+identity there, one function per cell, as ``e2sim run --kpm`` does), so KPM and LT-LINKADAPT
+reports of a cell feed the same model ``str(cell id)``; the subscription repeats the cell
+(``cellGlobalID``). A function without an instance is named ``<node>/kpm-<function id>``
+and, having no cell number to control, is served in advisory mode. Per node the statistics
+(``nodes``) name the plan, the subscribed and missing measurements and the imputed features
+(also logged once when they first appear).
+
 Optional ``--frozen-baseline``: a never-updated copy of the offline model also predicts the
 BLER of every applied decision, so the statistics give the mean |prediction error| both with
 and without fine-tuning.
@@ -56,6 +86,7 @@ from lighttune_core.cell import TuneMode
 from lighttune_core.features import bler_label, build_features
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
+from lighttune_xapp.advisory import RECOMMENDATIONS_PATH, AdvisoryMode, AdvisorySeries, NodePlan, plan_node
 from lighttune_xapp.app import XappRuntime, build_runtime, load_offline_model, local_config, read_descriptor
 from lighttune_xapp.config import ConfigError
 from lighttune_xapp.e2 import e2ap as E
@@ -73,7 +104,12 @@ from lighttune_xapp.e2.endpoints import (
     SubscriptionRejected,
 )
 from lighttune_xapp.e2.errors import E2DecodeError, E2Error
+from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, KPM_V3_OID
+from lighttune_xapp.e2.kpm.model import CellGlobalId, RanFunctionDefinition as KpmFunctionDefinition
+from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
+from lighttune_xapp.e2.kpm.subscription import KpmSubscriptionPlan, plan_kpm_subscription
 from lighttune_xapp.e2.service_model import (
+    MAX_CELL_ID,
     SM_OID,
     ActionDefinition,
     EventTrigger,
@@ -90,6 +126,12 @@ log = logging.getLogger(__name__)
 
 REPORT_ACTION_ID = 1
 """Action id of the one report action of every subscription."""
+CONTROL_ACTION_ID = 2
+"""Action id of the ``policy`` action of an LT-LINKADAPT control subscription."""
+KPM_OIDS: frozenset[str] = frozenset({KPM_V3_OID, KPM_V2_OID})
+"""E2SM-KPM OIDs accepted in E2 Setup."""
+DEFAULT_KPM_PERIOD_MS = 80
+"""KPM reporting period of a KPM-only node (the CSI-RS period is not advertised), ms."""
 STATS_PATH = "/ric/v1/stats"
 """HTTP path of the JSON statistics."""
 LATENCY_WINDOW = 10_000
@@ -138,6 +180,7 @@ class CellCounters:
     controls_failed: int = 0
     controls_timed_out: int = 0
     ue_decisions_rejected: int = 0
+    advisory_periods: int = 0
     samples: int = 0
     abs_error_sum: float = 0.0
     frozen_samples: int = 0
@@ -187,6 +230,28 @@ class _FrozenBaseline:
 
 
 @dataclass
+class _KpmFeed:
+    """One subscribed KPM function of a node.
+
+    Attributes:
+        cell: the model key of its reports.
+        cell_id: NR cell identity for controls, ``None`` when the function names no cell.
+        plan: the subscription sent.
+        decoder: the node's decoder of this function.
+    """
+
+    cell: str
+    cell_id: int | None
+    plan: KpmSubscriptionPlan
+    decoder: KpmNodeDecoder
+
+    @property
+    def advisory(self) -> bool:
+        """Reports without a controllable cell number."""
+        return self.cell_id is None
+
+
+@dataclass
 class _Node:
     """Per-connection state: what is dropped when the node disconnects."""
 
@@ -195,6 +260,30 @@ class _Node:
     controls: dict[E.RicRequestId, str] = field(default_factory=dict)
     subscriptions: set[E.RicRequestId] = field(default_factory=set)
     decode_errors_seen: int = 0
+    plan: NodePlan | None = None
+    control_function: int | None = None
+    """LT-LINKADAPT function id controls go to (KPM report path), else None."""
+    kpm: dict[int, _KpmFeed] = field(default_factory=dict)
+    advisory: AdvisoryMode | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary: plan, KPM feeds (measurements, imputed features)."""
+        feeds = {}
+        for fid, feed in sorted(self.kpm.items()):
+            feeds[str(fid)] = {
+                "cell": feed.cell, "style": feed.plan.style, "period_ms": feed.plan.period_ms,
+                "measurements": list(feed.plan.measurements), "missing_measurements": list(feed.plan.missing),
+                "advisory": feed.advisory, **feed.decoder.stats(),
+            }
+        imputed = sorted({f for feed in self.kpm.values() for f in feed.decoder.imputed_features})
+        return {
+            "plan": None if self.plan is None else self.plan.message,
+            "report_path": None if self.plan is None else self.plan.report_path,
+            "control": self.control_function is not None,
+            "advisory": self.advisory is not None,
+            "imputed_features": imputed,
+            "kpm": feeds,
+        }
 
 
 # --------------------------------------------------------------------------- termination
@@ -207,10 +296,20 @@ class LocalE2Termination:
         runtime: the started xApp parts (policy, metrics, health).
         frozen_baseline: also track the prediction error of the never-updated offline model.
         request_timeout_s: answer deadline of subscriptions and controls, s.
+        kpm_period_ms: KPM reporting period of a node without LT-LINKADAPT, ms (>= 1).
     """
 
-    def __init__(self, runtime: XappRuntime, frozen_baseline: bool = False, request_timeout_s: float = 5.0) -> None:
+    def __init__(self, runtime: XappRuntime, frozen_baseline: bool = False, request_timeout_s: float = 5.0,
+                 kpm_period_ms: int = DEFAULT_KPM_PERIOD_MS) -> None:
+        if isinstance(kpm_period_ms, bool) or not isinstance(kpm_period_ms, int) or kpm_period_ms < 1:
+            raise ValueError(f"kpm_period_ms must be a positive integer, got {kpm_period_ms!r}")
         self.runtime = runtime
+        self.kpm_period_ms = kpm_period_ms
+        self.advisories: dict[str, AdvisoryMode] = {}
+        """Advisory state per node name (kept across reconnects)."""
+        self._advisory_series: AdvisorySeries | None = None
+        self.node_summaries: dict[str, dict[str, Any]] = {}
+        """Last summary of every node seen (live or gone)."""
         self.policy = runtime.policy
         self.metrics = runtime.metrics
         self.request_timeout_s = request_timeout_s
@@ -225,8 +324,8 @@ class LocalE2Termination:
 
     # -- endpoint factory and connection hooks
     def new_endpoint(self) -> RicEndpoint:
-        """A RIC-side endpoint accepting only the LT-LINKADAPT service model."""
-        return RicEndpoint(accept_oids=frozenset({SM_OID}), request_timeout_s=self.request_timeout_s)
+        """A RIC-side endpoint accepting the LT-LINKADAPT service model and E2SM-KPM."""
+        return RicEndpoint(accept_oids=frozenset({SM_OID}) | KPM_OIDS, request_timeout_s=self.request_timeout_s)
 
     def on_connect(self, conn: E2Connection) -> None:
         self.nodes[conn] = _Node()
@@ -237,6 +336,7 @@ class LocalE2Termination:
         self.totals.disconnects += 1
         if node is None:
             return
+        self.node_summaries[node.name] = node.describe()
         # errors that closed the link without an event (impossible frame length)
         missed = conn.endpoint.stats.decode_errors - node.decode_errors_seen
         if missed > 0:
@@ -308,24 +408,104 @@ class LocalE2Termination:
         endpoint = conn.endpoint
         assert isinstance(endpoint, RicEndpoint)
         log.info("E2 Setup from %s with %d RAN function(s)", node.name, len(request.ran_functions))
-        trigger = encode_event_trigger(EventTrigger(every_n_csirs_periods=1))
-        action = E.RicAction(REPORT_ACTION_ID, "report", encode_action_definition(ActionDefinition()))
+        sm_functions: list[int] = []
+        csi_periods: list[int] = []
+        kpm_functions: dict[int, KpmFunctionDefinition] = {}
         for function in request.ran_functions:
             if function.ran_function_id not in endpoint.ran_functions:
+                continue
+            fid = function.ran_function_id
+            if function.oid in KPM_OIDS:
+                try:
+                    kpm_functions[fid] = DEFAULT_CODEC.decode_ran_function_definition(function.definition, fid)
+                except (E2DecodeError, ValueError) as exc:
+                    self.totals.ran_function_errors += 1
+                    log.warning("node %s: KPM function %d not usable: %s", node.name, fid, str(exc)[:300])
                 continue
             try:
                 definition = decode_ran_function_definition(function.definition)
             except E2DecodeError as exc:
                 self.totals.ran_function_errors += 1
-                log.warning("node %s: RAN function %d not usable: %s", node.name, function.ran_function_id, exc)
+                log.warning("node %s: RAN function %d not usable: %s", node.name, fid, exc)
                 continue
             log.info("node %s: function %d %s v%d.%d, CSI-RS periods %s ms, control %s", node.name,
-                     function.ran_function_id, definition.short_name, *definition.version,
+                     fid, definition.short_name, *definition.version,
                      list(definition.report_periods_ms), definition.control_supported)
-            _rid, out = endpoint.subscribe(function.ran_function_id, trigger, (action,), conn.now())
+            sm_functions.append(fid)
+            csi_periods.extend(definition.report_periods_ms)
+        config = self.runtime.config
+        try:
+            plan = plan_node(node.name, bool(sm_functions), bool(kpm_functions), config.report_path,
+                             config.tuner_mode)
+        except ValueError as exc:
+            log.warning("%s: nothing to subscribe", exc)
+            return
+        node.plan = plan
+        if plan.advisory:
+            node.advisory = self._advisory(node.name)
+            node.advisory.startup_message()
+        else:
+            log.info("%s", plan.message)
+        now = conn.now()
+        if plan.report_path == "service_model":
+            trigger = encode_event_trigger(EventTrigger(every_n_csirs_periods=1))
+            action = E.RicAction(REPORT_ACTION_ID, "report", encode_action_definition(ActionDefinition()))
+            for fid in sm_functions:
+                _rid, out = endpoint.subscribe(fid, trigger, (action,), now)
+                await conn.apply(out)
+            return
+        period_ms = csi_periods[0] if csi_periods else self.kpm_period_ms
+        if sm_functions:  # control subscription first: the node then waits for our controls
+            node.control_function = sm_functions[0]
+            policy = E.RicAction(CONTROL_ACTION_ID, "policy", encode_action_definition(ActionDefinition()))
+            _rid, out = endpoint.subscribe(node.control_function, encode_event_trigger(EventTrigger()),
+                                           (policy,), now)
             await conn.apply(out)
+        for fid, definition in kpm_functions.items():
+            await self._subscribe_kpm(conn, node, request.global_e2_node_id.plmn_id, fid, definition, period_ms)
+
+    def _advisory(self, node_name: str) -> AdvisoryMode:
+        advisory = self.advisories.get(node_name)
+        if advisory is None:
+            advisory = AdvisoryMode(self.policy, node_name, self.metrics, series=self._advisory_series)
+            self._advisory_series = advisory.series
+            self.advisories[node_name] = advisory
+        return advisory
+
+    async def _subscribe_kpm(self, conn: E2Connection, node: _Node, plmn: bytes, fid: int,
+                             definition: KpmFunctionDefinition, period_ms: int) -> None:
+        """Subscribe one KPM function (see the module docstring for the cell naming)."""
+        endpoint = conn.endpoint
+        assert isinstance(endpoint, RicEndpoint)
+        cell_id = definition.instance
+        if cell_id is not None and not 0 <= cell_id <= MAX_CELL_ID:
+            cell_id = None
+        cell = str(cell_id) if cell_id is not None else f"{node.name}/kpm-{fid}"
+        try:
+            kplan = plan_kpm_subscription(
+                definition, period_ms, cell=CellGlobalId(plmn, cell_id) if cell_id is not None else None)
+        except ValueError as exc:  # KpmSubscriptionUnavailable, or a PLMN the KPM model refuses
+            self.totals.ran_function_errors += 1
+            log.warning("node %s: KPM function %d not subscribed: %s", node.name, fid, exc)
+            return
+        feed = _KpmFeed(cell, cell_id, kplan, KpmNodeDecoder(node.name, kplan.codec, kplan.measurements, period_ms))
+        if feed.advisory and node.advisory is None:
+            node.advisory = self._advisory(node.name)
+            log.warning("node %s: KPM function %d names no cell: its reports (%s) are advisory only",
+                        node.name, fid, cell)
+        node.kpm[fid] = feed
+        log.info("node %s: KPM function %d -> cell %s, style %d every %d ms, %d measurements%s", node.name, fid,
+                 cell, kplan.style, period_ms, len(kplan.measurements),
+                 f"; missing {', '.join(kplan.missing)} (their features are imputed)" if kplan.missing else "")
+        action = E.RicAction(REPORT_ACTION_ID, "report", kplan.action_definition)
+        _rid, out = endpoint.subscribe(fid, kplan.event_trigger, (action,), conn.now())
+        await conn.apply(out)
 
     async def _on_indication(self, conn: E2Connection, node: _Node, ind: E.RicIndication) -> None:
+        feed = node.kpm.get(ind.ran_function_id)
+        if feed is not None:
+            await self._on_kpm_indication(conn, node, feed, ind)
+            return
         try:
             hdr, reports, n_dropped = decode_indication(ind.header, ind.message)
         except E2DecodeError as exc:
@@ -343,6 +523,54 @@ class LocalE2Termination:
         if n_dropped:
             counters.ue_reports_dropped += n_dropped
             self.metrics.ue_reports_dropped.labels(reason="invalid").inc(n_dropped)
+        await self._decide_and_control(conn, node, cell, hdr.cell_id, counters, reports, hdr.period_index,
+                                       ind.ran_function_id)
+
+    async def _on_kpm_indication(self, conn: E2Connection, node: _Node, feed: _KpmFeed,
+                                 ind: E.RicIndication) -> None:
+        """A KPM report: decode, then advisory (no control) or the same decision + control path."""
+        result = feed.decoder.decode(ind.header, ind.message)
+        if result is None:  # counted and logged by the decoder
+            self.totals.indication_decode_errors += 1
+            self.metrics.decode_errors.labels(kind="indication").inc()
+            return
+        cell = feed.cell
+        node.cells.add(cell)
+        counters = self._cell(cell)
+        counters.indications += 1
+        n_dropped = result.drops.total
+        reports = result.reports
+        counters.ue_reports += len(reports) + n_dropped
+        key = result.header.period_key_ms
+        counters.last_period = key
+        if n_dropped:
+            counters.ue_reports_dropped += n_dropped
+            self.metrics.ue_reports_dropped.labels(reason="invalid").inc(n_dropped)
+        if node.control_function is None or feed.advisory:
+            advisory = node.advisory
+            assert advisory is not None
+            if not len(reports):
+                return
+            try:
+                outcome = advisory.on_reports(cell, reports, result.imputed_features)
+            except ValueError as exc:
+                counters.policy_errors += 1
+                self.metrics.decode_errors.labels(kind="reports").inc()
+                log.warning("cell %s: KPM reports refused: %s", cell, exc)
+                return
+            counters.samples += outcome.learned.n_samples
+            counters.abs_error_sum += float(np.sum(outcome.learned.abs_error))
+            counters.advisory_periods += 1
+            return
+        self.metrics.reports_received.labels(path="kpm").inc()
+        assert feed.cell_id is not None
+        await self._decide_and_control(conn, node, cell, feed.cell_id, counters, reports, key,
+                                       node.control_function)
+
+    async def _decide_and_control(self, conn: E2Connection, node: _Node, cell: str, cell_id: int,
+                                  counters: CellCounters, reports: LinkReports, period_index: int,
+                                  ran_function_id: int) -> None:
+        """Learn + decide for one cell's reports and answer with a control (empty in mode off)."""
         ue, ri, cqi = _EMPTY, _EMPTY, _EMPTY
         start = time.perf_counter()
         if len(reports):
@@ -351,7 +579,7 @@ class LocalE2Termination:
             except ValueError as exc:  # e.g. a UE id twice: the whole report is unusable
                 counters.policy_errors += 1
                 self.metrics.decode_errors.labels(kind="reports").inc()
-                log.warning("cell %s: reports of period %d refused: %s", cell, hdr.period_index, exc)
+                log.warning("cell %s: reports of period %d refused: %s", cell, period_index, exc)
             else:
                 dec = result.decisions
                 counters.last_ue_ids = reports.ue_id
@@ -362,14 +590,14 @@ class LocalE2Termination:
                 if dec.control:
                     ue, ri, cqi = dec.ue_id, dec.rank, dec.cqi
         try:
-            header, message = encode_control(hdr.cell_id, ue, ri, cqi, 1, hdr.period_index)
+            header, message = encode_control(cell_id, ue, ri, cqi, 1, period_index)
         except ValueError as exc:
             self.totals.control_encode_errors += 1
             log.error("cell %s: decisions not encodable (%s); answering with an empty control", cell, exc)
-            header, message = encode_control(hdr.cell_id, _EMPTY, _EMPTY, _EMPTY, 1, hdr.period_index)
+            header, message = encode_control(cell_id, _EMPTY, _EMPTY, _EMPTY, 1, period_index)
         endpoint = conn.endpoint
         assert isinstance(endpoint, RicEndpoint)
-        rid, out = endpoint.send_control(ind.ran_function_id, header, message, conn.now())
+        rid, out = endpoint.send_control(ran_function_id, header, message, conn.now())
         node.controls[rid] = cell
         counters.controls_sent += 1
         self.metrics.control_sends.inc()
@@ -439,8 +667,12 @@ class LocalE2Termination:
             entry.update(policy.get(cell, {}))
             entry.update(self._cell(cell).summary() if cell in self.cells else {})
             cells[cell] = entry
+        nodes = dict(self.node_summaries)
+        nodes.update({n.name: n.describe() for n in self.nodes.values()})
         return {
             "cells": cells,
+            "nodes": nodes,
+            "advisory": {name: json.loads(a.table_json()) for name, a in sorted(self.advisories.items())},
             "totals": asdict(self.totals),
             "live_nodes": len(self.nodes),
             "subscriptions": sum(len(n.subscriptions) for n in self.nodes.values()),
@@ -462,23 +694,32 @@ class LocalXapp:
         transport: str = "auto",
         frozen_baseline: bool = False,
         request_timeout_s: float = 5.0,
+        kpm_period_ms: int = DEFAULT_KPM_PERIOD_MS,
     ) -> None:
         self.runtime = runtime
-        self.termination = LocalE2Termination(runtime, frozen_baseline, request_timeout_s)
+        self.termination = LocalE2Termination(runtime, frozen_baseline, request_timeout_s, kpm_period_ms)
         self.server = E2Server(
             self.termination.new_endpoint, self.termination.on_event, host=host, port=port, transport=transport,
             on_connect=self.termination.on_connect, on_disconnect=self.termination.on_disconnect,
         )
         self._stop = asyncio.Event()
         self._stats_json = b"{}"
+        self._advisory_json = b'{"nodes": {}}'
 
     def _stats_response(self, _body: bytes) -> tuple[int, str, bytes]:
         return 200, "application/json", self._stats_json
 
+    def _advisory_response(self, _body: bytes) -> tuple[int, str, bytes]:
+        return 200, "application/json", self._advisory_json
+
     def publish_stats(self) -> dict[str, Any]:
-        """Refresh the JSON the HTTP thread serves (built on the event loop, read atomically)."""
+        """Refresh the JSON the HTTP thread serves (built on the event loop, read atomically).
+
+        ``RECOMMENDATIONS_PATH`` serves ``{"nodes": {node: AdvisoryMode table}}``.
+        """
         stats = self.termination.stats()
         self._stats_json = json.dumps(stats, sort_keys=True).encode()
+        self._advisory_json = json.dumps({"nodes": stats["advisory"]}, sort_keys=True).encode()
         return stats
 
     async def run(self, ready_file: str | None = None, on_ready: Any = None) -> dict[str, Any]:
@@ -486,6 +727,7 @@ class LocalXapp:
         await self.server.start()
         if self.runtime.http is not None:
             self.runtime.http.add_route("GET", STATS_PATH, self._stats_response)
+            self.runtime.http.add_route("GET", RECOMMENDATIONS_PATH, self._advisory_response)
         self.runtime.health.set_alive(True)
         info = {
             "host": self.server.host, "port": self.server.port, "transport": self.server.transport,
@@ -543,6 +785,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also measure the prediction error of the never fine-tuned offline model")
     p.add_argument("--request-timeout", type=float, default=5.0, metavar="S",
                    help="answer deadline of subscriptions and controls, s (default 5)")
+    p.add_argument("--report-path", choices=("service_model", "kpm"),
+                   help="report path of a node offering both LT-LINKADAPT and E2SM-KPM (default: the "
+                   "descriptor's reportPath); control always goes through LT-LINKADAPT")
+    p.add_argument("--kpm-period", type=int, default=DEFAULT_KPM_PERIOD_MS, metavar="MS",
+                   help="KPM reporting period of a node offering E2SM-KPM only, ms (default %(default)s)")
     p.add_argument("--stats-out", metavar="FILE.json", help="write per-cell statistics to this file at exit")
     p.add_argument("--ready-file", metavar="FILE.json",
                    help="write {host, port, transport, http_port} here once listening")
@@ -560,8 +807,13 @@ def main(argv: list[str] | None = None) -> int:
         overrides = [parse_cell_mode(s) for s in args.cell_mode]
         if args.request_timeout <= 0:
             raise ValueError(f"--request-timeout must be > 0, got {args.request_timeout}")
+        if args.kpm_period < 1:
+            raise ValueError(f"--kpm-period must be >= 1 ms, got {args.kpm_period}")
+        descriptor = read_descriptor(args.config)
+        if args.report_path is not None:
+            descriptor = dict(descriptor, controls=dict(descriptor.get("controls", {}), reportPath=args.report_path))
         config = local_config(
-            read_descriptor(args.config), mode=args.tuner_mode, store_dir=args.store_dir,
+            descriptor, mode=args.tuner_mode, store_dir=args.store_dir,
             model_path=args.model, http_port=args.http_port,
         )
         runtime = build_runtime(config, serve_http=args.http_port > 0, http_host=args.http_host)
@@ -572,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for cell, mode in overrides:
         runtime.policy.set_cell_mode(cell, mode)
-    app = LocalXapp(runtime, host, port, args.transport, args.frozen_baseline, args.request_timeout)
+    app = LocalXapp(runtime, host, port, args.transport, args.frozen_baseline, args.request_timeout, args.kpm_period)
 
     async def serve() -> dict[str, Any]:
         loop = asyncio.get_running_loop()

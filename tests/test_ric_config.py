@@ -50,7 +50,8 @@ def test_allow_list_and_advisory_mode(descriptor: dict[str, Any]) -> None:
     descriptor["controls"]["reportPath"] = "kpm"
     config = load_config(descriptor)
     assert config.cell_allowed("cell-2") and not config.cell_allowed("cell-3")
-    assert not config.control_enabled  # KPM carries no control
+    assert config.control_enabled  # control goes through our service model whatever the report path
+    assert not load_config({**descriptor, "controls": {**descriptor["controls"], "tunerMode": "off"}}).control_enabled
 
 
 @pytest.mark.parametrize(

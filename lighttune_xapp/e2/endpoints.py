@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
+from typing import Callable, Optional, Union
 
 from lighttune_xapp.e2 import e2ap as E
 from lighttune_xapp.e2.errors import E2DecodeError, E2Error, E2ProtocolError
@@ -166,6 +166,9 @@ Event = Union[
     SubscriptionEnded, ControlReceived,
 ]
 Output = tuple[list[bytes], list[Event]]
+SubscriptionAdmission = Callable[[E.RicSubscriptionRequest], Optional[E.Cause]]
+"""Node side: decides a RIC Subscription Request the endpoint found well-formed; returns
+``None`` to admit it or the E2AP cause sent back in RIC Subscription Failure."""
 
 
 @dataclass
@@ -465,6 +468,10 @@ class E2NodeEndpoint(_Endpoint):
         ran_functions: the RAN functions it offers (their ids must be distinct).
         component_configs: E2 node component configurations sent in E2 Setup (at least one).
         request_timeout_s: answer deadline of E2 Setup and Reset, s.
+        admit: admission hook (:data:`SubscriptionAdmission`) asked after the endpoint's own
+            checks (known function, fresh request id, distinct actions); ``None`` admits every
+            such subscription. A hook that raises refuses the request with
+            ``ricRequest/unspecified`` (counted as a protocol error), never the endpoint.
     """
 
     def __init__(
@@ -473,6 +480,7 @@ class E2NodeEndpoint(_Endpoint):
         ran_functions: tuple[E.RanFunction, ...],
         component_configs: tuple[E.E2NodeComponentConfig, ...] = (E.E2NodeComponentConfig("f1", 0, b"", b""),),
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        admit: SubscriptionAdmission | None = None,
     ) -> None:
         super().__init__(request_timeout_s)
         ids = [f.ran_function_id for f in ran_functions]
@@ -483,6 +491,7 @@ class E2NodeEndpoint(_Endpoint):
         self.node_id = node_id
         self.ran_functions = {f.ran_function_id: f for f in ran_functions}
         self.component_configs = tuple(component_configs)
+        self.admit = admit
         self.accepted_functions: set[int] = set()
         self.subscriptions: dict[E.RicRequestId, E.RicSubscriptionRequest] = {}
         self._sn: dict[E.RicRequestId, int] = {}
@@ -587,6 +596,13 @@ class E2NodeEndpoint(_Endpoint):
             cause = E.Cause("ricRequest", "duplicate-ric-request-id")
         elif len({a.action_id for a in msg.actions}) != len(msg.actions):
             cause = E.Cause("ricRequest", "duplicate-action")
+        elif self.admit is not None:
+            try:
+                cause = self.admit(msg)
+            except Exception as exc:  # a faulty hook refuses the request, never the link
+                self.stats.protocol_errors += 1
+                log.warning("subscription %s: admission hook failed: %r", msg.request_id, exc)
+                cause = E.Cause("ricRequest", "unspecified")
         if cause is not None:
             return self._send([E.RicSubscriptionFailure(msg.request_id, msg.ran_function_id, cause)]), []
         self.subscriptions[msg.request_id] = msg

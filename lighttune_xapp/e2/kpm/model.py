@@ -451,6 +451,15 @@ class IndicationHeader:
             return raw / 1e6
         return float(raw - NTP_UNIX_OFFSET_S) if raw >= NTP_UNIX_OFFSET_S else float(raw)
 
+    @property
+    def period_key_ms(self) -> int:
+        """The report's period key: collection start time in whole ms since 1970.
+
+        A KPM indication names no period index; a control answering it (through
+        LT-LINKADAPT) carries this key in its header's ``period_index``.
+        """
+        return max(int(round(self.unix_time_s * 1e3)), 0)
+
 
 @dataclasses.dataclass(frozen=True)
 class MeasurementPeriod:

@@ -28,6 +28,7 @@ from lighttune_xapp.e2.kpm.model import (
     ActionDefinitionFormat1,
     ActionDefinitionFormat4,
     ActionDefinitionFormat5,
+    CellGlobalId,
     EventTrigger,
     GnbDuUeId,
     MatchingUeCondition,
@@ -91,6 +92,7 @@ def plan_kpm_subscription(
     csi_period_ms: int,
     ue_ids: Sequence[int] | None = None,
     condition: TestCondition = MATCH_EVERY_UE,
+    cell: CellGlobalId | None = None,
 ) -> KpmSubscriptionPlan:
     """Choose and encode the KPM subscription for a node (see the module docstring).
 
@@ -99,6 +101,8 @@ def plan_kpm_subscription(
         csi_period_ms: the cell's CSI-RS period, ms (>= 1): reporting and granularity period.
         ue_ids: the node's UE ids (gNB-DU F1AP ids) for style 5, when known.
         condition: the style-4 condition meant to match every UE.
+        cell: the cell the subscription is for (``cellGlobalID`` of the format-1 part), or
+            ``None`` for every cell of the function.
 
     Raises:
         KpmSubscriptionUnavailable: neither style 4 nor (with >= 2 UEs) style 5 is offered,
@@ -124,7 +128,7 @@ def plan_kpm_subscription(
             )
     names = tuple(offered[name] for name in UE_MEASUREMENT_NAMES if name in offered)
     missing = tuple(name for name in UE_MEASUREMENT_NAMES if name not in offered)
-    info = ActionDefinitionFormat1(tuple(MeasurementInfo(name) for name in names), csi_period_ms)
+    info = ActionDefinitionFormat1(tuple(MeasurementInfo(name) for name in names), csi_period_ms, cell)
     if style == 4:
         action_format: ActionDefinitionFormat4 | ActionDefinitionFormat5 = ActionDefinitionFormat4(
             (MatchingUeCondition(condition),), info
