@@ -143,60 +143,34 @@ def test_not_format3_is_a_decode_error() -> None:
         decode_kpm_indication(header, message)
 
 
-def _normalised(value: object) -> object:
-    """Values compared across decoders: NaN equal to itself, bytearray as bytes."""
-    if isinstance(value, float) and value != value:
-        return "nan"
-    if isinstance(value, dict):
-        return {k: _normalised(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_normalised(v) for v in value)
-    if isinstance(value, bytearray):
-        return bytes(value)
-    return value
-
-
-def test_format3_reader_equals_asn1tools_and_falls_back() -> None:
-    from lighttune_xapp.e2.kpm.codec import INDICATION_MESSAGE, KpmCodec, _asn1tools_decode_whole
-    from lighttune_xapp.e2.kpm.format3_reader import UnsupportedEncoding, read_format3
+def test_library_decode_of_mixed_records_and_ue_id_forms() -> None:
+    """Several periods, noValue and another UEID form: the ASN.1 library's values map to
+    the right LinkReports fields."""
+    from lighttune_xapp.e2.kpm.codec import KpmCodec
     from lighttune_xapp.e2.kpm.model import (
         GnbDuUeId, GnbUeId, Guami, IndicationHeader, IndicationMessageFormat1, IndicationMessageFormat3,
         MeasurementInfo, MeasurementPeriod, UeMeasurementReport, distribution_measurement, ntp_timestamp,
     )
-    from lighttune_xapp.e2.kpm.schema import KpmVersion
 
     codec = KpmCodec()
-    rng = np.random.default_rng(5)
+    header = codec.encode_indication_header(IndicationHeader(ntp_timestamp(1.7e9)))
     infos = (
         distribution_measurement("CARR.WBCQIDist", [(4, 2, 1), (16, 4, 1)]),
         MeasurementInfo("TB.TotNbrDlInitial"),
-        MeasurementInfo(None, meas_id=65536),
+        MeasurementInfo("TB.ErrTotNbrDlInitial"),
         MeasurementInfo("LT.SINRLayer1"),
     )
-    reals = [0.0, -100.5, 1e-300, 3.25e12, float(rng.normal()), -0.0]
-    reports = []
-    for ue in range(6):
-        periods = tuple(
-            MeasurementPeriod((int(rng.integers(0, 9)), 2**32 - 1 - ue, None if p else ue, reals[(ue + p) % 6], None),
-                              incomplete=bool(p))
-            for p in range(1 + ue % 2)
-        )
-        ue_id = GnbDuUeId(ue * 1000, ue.to_bytes(8, "big") if ue % 3 == 0 else None)
-        report = IndicationMessageFormat1(periods, infos if ue % 4 else None, None if ue == 5 else 10 + ue)
-        reports.append(UeMeasurementReport(ue_id, report))
-    data = codec.encode_indication_message(IndicationMessageFormat3(tuple(reports)))
-    expected = _asn1tools_decode_whole(KpmVersion.V3_00, INDICATION_MESSAGE, data)
-    assert _normalised(read_format3(data)) == _normalised(expected)
-    with pytest.raises(UnsupportedEncoding):
-        read_format3(data + b"\x00")
-    # a UEID form the reader does not cover goes through the full codec
+    # UE 0: two periods (counters add up, the real keeps the last value); CQI bin 16 wins
+    periods = (MeasurementPeriod((1, 5, 10, 2, -0.5)), MeasurementPeriod((0, 9, 6, 1, None), incomplete=True))
+    ue0 = UeMeasurementReport(GnbDuUeId(1000), IndicationMessageFormat1(periods, infos, 10))
     guami = Guami(b"\x00\xf1\x10", 1, 2, 3)
     one = IndicationMessageFormat1((MeasurementPeriod((1, 7, 0)),), (
         distribution_measurement("CARR.WBCQIDist", [(8, 1, 1)]),
         MeasurementInfo("TB.TotNbrDlInitial"), MeasurementInfo("TB.ErrTotNbrDlInitial")), 10)
-    other = codec.encode_indication_message(IndicationMessageFormat3((UeMeasurementReport(GnbUeId(77, guami), one),)))
-    with pytest.raises(UnsupportedEncoding):
-        read_format3(other)
-    header = codec.encode_indication_header(IndicationHeader(ntp_timestamp(1.7e9)))
-    _, got, dropped, _ = decode_kpm_indication(header, other)
-    assert dropped == 0 and got.ue_id.tolist() == [77] and got.cqi.tolist() == [7] and got.n_ack.tolist() == [7]
+    ue1 = UeMeasurementReport(GnbUeId(77, guami), one)
+    message = codec.encode_indication_message(IndicationMessageFormat3((ue0, ue1)))
+    _, got, dropped, _ = decode_kpm_indication(header, message)
+    assert dropped == 0 and got.ue_id.tolist() == [1000, 77]
+    assert got.cqi.tolist() == [15, 7] and got.ri.tolist() == [4, 1]
+    assert got.n_ack.tolist() == [16 - 3, 7] and got.n_nack.tolist() == [3, 0]
+    assert got.sinr_layers_db[0, 0] == -0.5

@@ -3,11 +3,10 @@
 The standard report path: a KPM node (ours, srsRAN, OAI, ...) subscribed with report
 style 4 or 5 sends indication message format 3, one format-1 report per UE. This module
 names the measurements that carry a :class:`LinkReports` and decodes a format-3
-indication into the same record our own service model yields, straight from the ASN.1
-value dicts into numpy arrays (no per-record dataclasses on this path). v3.00 messages
-are read by the specialised aligned-PER reader of
-:mod:`lighttune_xapp.e2.kpm.format3_reader` (several times faster than asn1tools'
-generic engine); anything outside its subset goes through the full codec.
+indication into the same record our own service model yields. The ASN.1 library
+(asn1tools, pycrate as fallback, through :class:`~lighttune_xapp.e2.kpm.codec.KpmCodec`)
+does the aligned-PER decoding; its value dicts go straight into flat lists and numpy
+arrays (no per-record dataclasses on this path).
 
 Measurements (per UE, one granularity period = one CSI-RS period)
 -----------------------------------------------------------------
@@ -78,9 +77,7 @@ from lighttune_core.linkadapt import cqi_to_mcs, default_cqi_sinr_db
 from lighttune_core.report import MAX_RANK, SINR_RANGE_DB, LinkReports
 from lighttune_xapp.e2.errors import E2DecodeError
 from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KpmCodec
-from lighttune_xapp.e2.kpm.format3_reader import read_format3
 from lighttune_xapp.e2.kpm.model import IndicationHeader
-from lighttune_xapp.e2.kpm.schema import KpmVersion
 
 _log = logging.getLogger(__name__)
 
@@ -520,14 +517,7 @@ def decode_kpm_indication_detailed(
     def parse(raw: Any) -> _Flat:
         return _gather(raw, default_infos, by_id, float(granularity_period_ms))
 
-    flat: _Flat | None = None
-    if codec.decode_order[0] is KpmVersion.V3_00 and isinstance(message, (bytes, bytearray, memoryview)):
-        try:
-            flat = parse(read_format3(bytes(message)))
-        except Exception:  # outside the fast reader's subset: the full codec decides
-            flat = None
-    if flat is None:
-        flat, _version = codec.decode_indication_message_as(message, parse)
+    flat, _version = codec.decode_indication_message_as(message, parse)
     try:
         reports, drops, imputed = reports_from_flat(flat, mcs_table)
     except ValueError as exc:  # a record shape no LinkReports can hold
