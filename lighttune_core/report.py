@@ -30,6 +30,8 @@ MAX_MCS: int = 28
 _INT_FIELDS = ("ue_id", "ri", "cqi", "rank", "mcs", "n_ack", "n_nack", "served_bits")
 _FLOAT_FIELDS = ("csirs_snr_db", "olla_offset_db", "csi_age_ms")
 
+_LAYER_INDEX = np.arange(MAX_RANK)[None, :]
+
 
 @dataclass(frozen=True)
 class LinkReports:
@@ -99,27 +101,30 @@ class LinkReports:
     def validate(self) -> np.ndarray:
         """Mask of UEs whose every field is present and in range.
 
+        Few numpy calls per field (the cost is per call, not per UE, for a cell's size):
+        ``lo <= a <= hi`` of an integer field is one unsigned comparison
+        ``uint64(a − lo) <= hi − lo``, the three ``>= 0`` counts share one bitwise or (a
+        negative value sets the sign bit), NaN and ±inf fail the float range comparisons, and
+        the per-layer SINR is checked only for the layers ``l < ri`` the report uses.
+
         Returns:
             bool [N]; ``False`` where a UE must be dropped (and counted) by the caller.
         """
+        u64 = np.uint64
+        ok = self.ue_id.view(u64) <= u64(2**32 - 1)
+        ok &= (self.ri - 1).view(u64) <= u64(MAX_RANK - 1)
+        ok &= self.cqi.view(u64) <= u64(MAX_CQI)
+        ok &= (self.rank - 1).view(u64) <= u64(MAX_RANK - 1)
+        ok &= self.mcs.view(u64) <= u64(MAX_MCS)
+        ok &= (self.n_ack | self.n_nack | self.served_bits) >= 0
         lo, hi = SINR_RANGE_DB
         olo, ohi = OLLA_RANGE_DB
-        ok = (self.ue_id >= 0) & (self.ue_id < 2**32)
-        ok &= (self.ri >= 1) & (self.ri <= MAX_RANK)
-        ok &= (self.cqi >= 0) & (self.cqi <= MAX_CQI)
-        ok &= (self.rank >= 1) & (self.rank <= MAX_RANK)
-        ok &= (self.mcs >= 0) & (self.mcs <= MAX_MCS)
-        ok &= (self.n_ack >= 0) & (self.n_nack >= 0) & (self.served_bits >= 0)
-        ok &= np.isfinite(self.csirs_snr_db) & (self.csirs_snr_db >= lo) & (self.csirs_snr_db <= hi)
-        ok &= np.isfinite(self.olla_offset_db)
+        ok &= (self.csirs_snr_db >= lo) & (self.csirs_snr_db <= hi)
         ok &= (self.olla_offset_db >= olo) & (self.olla_offset_db <= ohi)
-        ok &= np.isfinite(self.csi_age_ms) & (self.csi_age_ms >= 0)
-        layer = np.arange(MAX_RANK)[None, :]
-        used = layer < self.ri[:, None]
+        ok &= (self.csi_age_ms >= 0.0) & (self.csi_age_ms < np.inf)
         s = self.sinr_layers_db
-        with np.errstate(invalid="ignore"):
-            in_range = np.isfinite(s) & (s >= lo) & (s <= hi)
-        ok &= np.all(in_range | ~used, axis=1)
+        in_range = (s >= lo) & (s <= hi)
+        ok &= np.all(in_range >= (_LAYER_INDEX < self.ri[:, None]), axis=1)  # used layer => in range
         return ok
 
     def select(self, mask: np.ndarray) -> "LinkReports":

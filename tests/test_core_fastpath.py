@@ -119,3 +119,40 @@ def test_search_rejects_bad_dtype_and_non_finite_features() -> None:
     bad = LinkReports(**{**{f: getattr(reports, f) for f in reports.__dataclass_fields__}, "csirs_snr_db": snr})
     with pytest.raises(ValueError, match="finite"):
         CellTuner(LightTuneModel(seed=0)).decide(bad)
+
+
+def _validate_reference(r: LinkReports) -> np.ndarray:
+    """Field-by-field range checks of the interface table (the specification of ``validate``)."""
+    ok = (r.ue_id >= 0) & (r.ue_id < 2**32)
+    ok &= (r.ri >= 1) & (r.ri <= 4) & (r.cqi >= 0) & (r.cqi <= 15)
+    ok &= (r.rank >= 1) & (r.rank <= 4) & (r.mcs >= 0) & (r.mcs <= 28)
+    ok &= (r.n_ack >= 0) & (r.n_nack >= 0) & (r.served_bits >= 0)
+    ok &= np.isfinite(r.csirs_snr_db) & (r.csirs_snr_db >= -30) & (r.csirs_snr_db <= 60)
+    ok &= np.isfinite(r.olla_offset_db) & (r.olla_offset_db >= -20) & (r.olla_offset_db <= 20)
+    ok &= np.isfinite(r.csi_age_ms) & (r.csi_age_ms >= 0)
+    for i in range(len(r)):
+        s = r.sinr_layers_db[i, : max(int(r.ri[i]), 0)]
+        ok[i] &= bool(np.all(np.isfinite(s) & (s >= -30) & (s <= 60)))
+    return ok
+
+
+def test_validate_equals_the_field_by_field_reference_on_edge_values() -> None:
+    rng = np.random.default_rng(21)
+    base = _reports(3000, 22)
+    fields = {f: getattr(base, f).copy() for f in base.__dataclass_fields__ if f != "cqi_table"}
+    edges_int = np.array([-(2**63), -1, 0, 1, 3, 4, 5, 15, 16, 28, 29, 2**32 - 1, 2**32, 2**63 - 1])
+    edges_float = np.array([np.nan, np.inf, -np.inf, -30.0, -30.000001, 60.0, 60.5, -20.0, 20.0, 20.1, 0.0, -0.0, -1e-300])
+    for name, arr in fields.items():
+        hit = rng.random(arr.shape[0]) < 0.05
+        if name == "sinr_layers_db":
+            cells = rng.random(arr.shape) < 0.05
+            arr[cells] = rng.choice(edges_float, int(cells.sum()))
+        elif arr.dtype == np.int64:
+            arr[hit] = rng.choice(edges_int, int(hit.sum()))
+        else:
+            arr[hit] = rng.choice(edges_float, int(hit.sum()))
+    reports = LinkReports(**fields)
+    mask = reports.validate()
+    assert mask.dtype == bool and 0.2 < mask.mean() < 0.9
+    np.testing.assert_array_equal(mask, _validate_reference(reports))
+    assert LinkReports(**{f: a[:0] for f, a in fields.items()}).validate().shape == (0,)
