@@ -210,9 +210,9 @@ class CellTuner:
         idx = self._index(reports.ue_id)
         predict = self._search_predictor()
         if self.mode is TuneMode.RI_CQI:
-            rank, cqi, pred = ri_cqi_tune(predict, reports, max_rank=self.max_rank)
+            rank, cqi, pred = ri_cqi_tune(predict, reports, max_rank=self.max_rank, prune=True)
         elif self.mode is TuneMode.CQI:
-            cqi, pred = cqi_tune(predict, reports)
+            cqi, pred = cqi_tune(predict, reports, prune=True)
             rank = reports.ri.copy()
         else:
             rank = reports.ri.copy()

@@ -156,3 +156,56 @@ def test_validate_equals_the_field_by_field_reference_on_edge_values() -> None:
     assert mask.dtype == bool and 0.2 < mask.mean() < 0.9
     np.testing.assert_array_equal(mask, _validate_reference(reports))
     assert LinkReports(**{f: a[:0] for f, a in fields.items()}).validate().shape == (0,)
+
+
+class _Counting:
+    """A deterministic BLER predictor of the features that counts the rows it scores."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.rows = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.rows += x.shape[0]
+        if self.kind == "zero":
+            return np.zeros(x.shape[0])
+        if self.kind == "one":
+            return np.ones(x.shape[0])
+        # a bumpy function of every feature, quantised to labels: many ties and reversals
+        raw = 0.5 + 0.5 * np.sin(7.0 * x @ np.linspace(0.3, 2.1, 12) + 3.0 * x[:, 6] * x[:, 7])
+        return np.round(np.clip(raw, 0.0, 1.0), 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", ["bumpy", "zero", "one"])
+def test_pruned_searches_decide_exactly_as_the_full_ones(seed: int, kind: str) -> None:
+    from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
+
+    reports = _reports(500, 30 + seed)
+    for max_rank, window in ((4, 5), (2, 3), (4, 1)):
+        full_p, pruned_p = _Counting(kind), _Counting(kind)
+        full = ri_cqi_tune(full_p, reports, max_rank=max_rank, cqi_window=window)
+        pruned = ri_cqi_tune(pruned_p, reports, max_rank=max_rank, cqi_window=window, prune=True)
+        for a, b in zip(full, pruned):
+            np.testing.assert_array_equal(a, b)
+        assert pruned_p.rows <= full_p.rows
+        if kind == "zero":  # the best bound wins outright: one prediction per UE
+            assert pruned_p.rows == len(reports)
+    for target, backoff in ((0.1, 14), (0.3, 4), (0.0, 2)):
+        full_p, pruned_p = _Counting(kind), _Counting(kind)
+        full_c = cqi_tune(full_p, reports, target_bler=target, max_backoff=backoff)
+        pruned_c = cqi_tune(pruned_p, reports, target_bler=target, max_backoff=backoff, prune=True)
+        for a, b in zip(full_c, pruned_c):
+            np.testing.assert_array_equal(a, b)
+        assert pruned_p.rows <= full_p.rows
+
+
+def test_pruned_search_with_the_model_matches_the_full_search() -> None:
+    from lighttune_core.linkadapt import ri_cqi_tune
+
+    model = LightTuneModel(seed=3)
+    reports = _reports(800, 40)
+    full = ri_cqi_tune(model.predict_many, reports)
+    pruned = ri_cqi_tune(model.predict_many, reports, prune=True)
+    for a, b in zip(full, pruned):
+        np.testing.assert_array_equal(a, b)
