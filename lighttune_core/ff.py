@@ -74,15 +74,19 @@ _PREDICT_CHUNK: int = 512
 and slower from 2048, float32 fastest at 512."""
 
 
-def _sum_sq_einsum(h: np.ndarray) -> np.ndarray:
-    return np.einsum("...i,...i->...", h, h)
+def _vecdot_einsum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("...i,...i->...", a, b)
 
 
-_sum_sq: Callable[[np.ndarray], np.ndarray] = (
-    (lambda h: np.vecdot(h, h)) if hasattr(np, "vecdot") else _sum_sq_einsum
-)
-"""``Σ_i h[..., i]²`` over the last axis: ``numpy.vecdot`` (numpy >= 2, ~2x faster than
-``einsum`` on small arrays, but slower on large 3-D blocks, which use ``einsum``)."""
+_vecdot: Callable[[np.ndarray, np.ndarray], np.ndarray] = getattr(np, "vecdot", _vecdot_einsum)
+"""``Σ_i a[..., i] b[..., i]`` over the last axis: ``numpy.vecdot`` (numpy >= 2, ~2x faster
+than ``einsum`` on small arrays, but slower on large 3-D blocks, which use ``einsum``),
+bound directly so the per-sample paths pay no extra Python call."""
+
+
+def _sum_sq(h: np.ndarray) -> np.ndarray:
+    """``Σ_i h[..., i]²`` over the last axis."""
+    return _vecdot(h, h)
 
 
 class FFParams(NamedTuple):
@@ -496,13 +500,13 @@ def goodness_one_from_plan(plan: InferencePlan, x: np.ndarray, xx: float | None 
     h += plan.b1
     np.maximum(h, 0.0, out=h)
     for w_t, b in plan.rest:
-        inv = np.sqrt(_sum_sq(h))
+        inv = np.sqrt(_vecdot(h, h))
         inv += plan.eps
         z = h @ w_t
         z /= inv[:, None]
         z += b
         h = np.maximum(z, 0.0, out=z)
-    return _sum_sq(h)
+    return _vecdot(h, h)
 
 
 def goodness_all_labels_t(plan: InferencePlan, x: np.ndarray, block: int | None = None) -> np.ndarray:
@@ -659,7 +663,7 @@ def pair_update_inplace(
     signs = _PAIR_SIGNS
     offset = signs * 2.0 + threshold  # [[T + 2], [T − 2]]
     for w, b in zip(params.weights, params.biases):
-        norm = np.sqrt(_sum_sq(h))
+        norm = np.sqrt(_vecdot(h, h))
         norm += eps
         h_tilde = h / norm[:, None]
         z = h_tilde @ w.T

@@ -81,6 +81,8 @@ _CRC = struct.Struct("<I")
 
 DEFAULT_LR: float = 0.03
 DEFAULT_DELTA: float = 0.3
+_LABEL_VALUES: list[float] = BLER_LABELS.tolist()
+"""The labels as Python floats (the single-sample paths index them without numpy calls)."""
 LABEL_TOLERANCE: float = 1e-9
 """Slack on ``|ŷ − y| ≥ δ`` so that e.g. ``|0.4 − 0.1| = 0.30000000000000004`` and
 ``0.29999999999999993`` both count as an error of δ = 0.3."""
@@ -229,7 +231,7 @@ class LightTuneModel:
 
     # ---------------------------------------------------------------- predict / learn
     def _predict_checked_one(self, x: np.ndarray, xx: float) -> float:
-        return float(BLER_LABELS[np.argmax(goodness_one_from_plan(self._inference_plan(), x, xx))])
+        return _LABEL_VALUES[int(goodness_one_from_plan(self._inference_plan(), x, xx).argmax())]
 
     def predict_one(self, x: Any) -> float:
         """Predicted BLER label of features ``x`` float [12]."""
@@ -296,8 +298,8 @@ class LightTuneModel:
 
     def _learn_checked(self, a: np.ndarray, xx: float, y_true: float) -> bool:
         """The LightTune step of :meth:`learn_one` on checked inputs."""
-        plan = self._inference_plan()
-        y_hat = float(BLER_LABELS[np.argmax(goodness_one_from_plan(plan, a, xx))])
+        plan = self._plan if self._plan is not None else self._inference_plan()
+        y_hat = _LABEL_VALUES[int(goodness_one_from_plan(plan, a, xx).argmax())]
         self.n_seen += 1
         if abs(y_hat - y_true) < self.delta - LABEL_TOLERANCE:
             return False
