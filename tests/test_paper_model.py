@@ -1,0 +1,67 @@
+"""The shipped offline model (lighttune_xapp/models/offline-v1.ltm): loads, is small, predicts."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from e2sim.channel import Scenario
+from e2sim.channel.scenario import TRAINING_SCENARIO
+from e2sim.experiment import generate_dataset
+from lighttune_core.tuner import LightTuneModel
+from lighttune_xapp.app import BUILTIN_MODEL, load_offline_model
+
+MODELS = Path(__file__).resolve().parents[1] / "lighttune_xapp" / "models"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> LightTuneModel:
+    return load_offline_model(BUILTIN_MODEL)
+
+
+@pytest.fixture(scope="module")
+def heldout() -> tuple[np.ndarray, np.ndarray]:
+    """A small held-out set of the training scenario with a seed the shipped model never saw."""
+    scenario = Scenario.from_dict({**TRAINING_SCENARIO.to_dict(), "n_ue": 16, "seed": 97})
+    return generate_dataset(scenario, 480)
+
+
+def test_builtin_model_has_the_paper_hyperparameters(shipped: LightTuneModel) -> None:
+    assert shipped.layer_sizes == (13, 32, 32)
+    assert (shipped.threshold, shipped.lr, shipped.delta, shipped.loss) == (9.0, 0.03, 0.3, "proposed")
+    assert shipped.n_updates == 0  # offline-trained only: no online update recorded yet
+
+
+def test_shipped_file_is_small_packaged_and_documented() -> None:
+    data = resources.files("lighttune_xapp.models").joinpath("offline-v1.ltm").read_bytes()
+    assert len(data) < 32_000
+    readme = (MODELS / "README.md").read_text()
+    assert hashlib.sha256(data).hexdigest() in readme, "models/README.md must state the file's SHA-256"
+    assert "lighttune-train" in readme and "e2sim dataset" in readme
+
+
+def test_beats_a_random_model_on_heldout_data(shipped: LightTuneModel, heldout: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = heldout
+    err_shipped = np.abs(shipped.predict_many(x) - y).mean()
+    for seed in range(3):
+        err_random = np.abs(LightTuneModel(seed=seed).predict_many(x) - y).mean()
+        assert err_shipped < err_random, (seed, err_shipped, err_random)
+    # and it is a usable predictor of the OLLA-steered BLER: within one label step on average
+    assert err_shipped < 0.1
+
+
+def test_fine_tuning_starts_from_the_shipped_parameters(shipped: LightTuneModel,
+                                                       heldout: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = heldout
+    again = load_offline_model(BUILTIN_MODEL)
+    np.testing.assert_array_equal(again.predict_many(x), shipped.predict_many(x))
+    # a sample predicted far off triggers exactly one update; the shipped copy is unchanged
+    pred = again.predict_many(x)
+    far = np.flatnonzero(np.abs(pred - 1.0) >= 0.3)
+    assert far.size > 0
+    assert again.learn_one(x[far[0]], 1.0)
+    assert again.n_updates == 1 and shipped.n_updates == 0
