@@ -1,4 +1,7 @@
-"""Does float32 compute change the decisions of the candidate search? And how much faster is it?
+"""The decision search on realistic inputs: exact pruning and float32 compute.
+
+Questions: how many candidate predictions does the exact pruning of RI-CQI-Tune / CQI-Tune
+(``prune=True``) save, and does float32 compute change decisions (and how much faster is it)?
 
 Inputs are realistic: a quickly trained offline model (``e2sim.experiment.quick_model``) and
 per-UE reports of the simulated DU (TDL channels, low / medium / high SNR) for a number of
@@ -10,14 +13,16 @@ learning in between): ``CellTuner(model, mode)`` in float64 and with
   differ (the argmax over the 11 labels moved);
 * for the differing decisions, the loss of the float32 choice in the float64 objective
   ``r · SE(c) · (1 − BLER₆₄)`` (RI-CQI-Tune) relative to the float64 choice;
+* pruning: the share of candidate rows the pruned searches send to the predictor, and
+  whether their decisions equal the full searches' (they must);
 * CPU time of one 1,000-UE search (median of repeated runs, one BLAS thread, pinned to one
   core when possible) in both dtypes.
 
 Run from the repository root::
 
-    taskset -c 0 python benchmarks/decision_float32.py [--periods 20] [--ues 200]
+    taskset -c 0 python benchmarks/decision_search.py [--periods 20] [--ues 200]
 
-Prints the figures and saves ``benchmarks/results/decision_float32.json``.
+Prints the figures and saves ``benchmarks/results/decision_search.json``.
 """
 
 from __future__ import annotations
@@ -38,10 +43,11 @@ from e2sim.du import DU
 from e2sim.experiment import quick_model
 from lighttune_core.cell import CellTuner, TuneMode
 from lighttune_core.features import build_features
+from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.tables import spectral_efficiency
 from lighttune_core.report import LinkReports
 
-RESULTS = Path(__file__).resolve().parent / "results" / "decision_float32.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "decision_search.json"
 
 
 def du_reports(snr: str, profile: str, n_ue: int, periods: int, seed: int) -> list[LinkReports]:
@@ -100,8 +106,33 @@ def compare(model: Any, reports: list[LinkReports], mode: TuneMode) -> dict[str,
     return out
 
 
+def pruning(model: Any, reports: list[LinkReports]) -> dict[str, Any]:
+    """Candidate rows predicted by the pruned and the full searches, and their agreement."""
+    rows = {"ri_cqi_full": 0, "ri_cqi_pruned": 0, "cqi_full": 0, "cqi_pruned": 0}
+    same = True
+
+    def counting(key: str) -> Any:
+        def predict(x: np.ndarray) -> np.ndarray:
+            rows[key] += x.shape[0]
+            return model.predict_many_unchecked(x)
+
+        return predict
+
+    for rep in reports:
+        a = ri_cqi_tune(counting("ri_cqi_full"), rep)
+        b = ri_cqi_tune(counting("ri_cqi_pruned"), rep, prune=True)
+        c = cqi_tune(counting("cqi_full"), rep)
+        d = cqi_tune(counting("cqi_pruned"), rep, prune=True)
+        same &= all(np.array_equal(u, v) for u, v in zip(a + c, b + d))
+    return {
+        "ri_cqi_rows_share": rows["ri_cqi_pruned"] / max(rows["ri_cqi_full"], 1),
+        "cqi_rows_share": rows["cqi_pruned"] / max(rows["cqi_full"], 1),
+        "decisions_equal_full_search": bool(same),
+    }
+
+
 def search_time_ms(model: Any, reports: LinkReports, dtype: type, rounds: int) -> float:
-    """Median CPU time of one RI-CQI-Tune decision of ``reports``, ms."""
+    """Median CPU time of one (pruned) RI-CQI-Tune decision of ``reports`` by ``CellTuner``, ms."""
     tuner = CellTuner(model, TuneMode.RI_CQI, search_dtype=dtype)
     tuner.decide(reports)
     times = []
@@ -129,6 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         reports = du_reports(snr, profile, args.ues, args.periods, seed=3)
         key = f"{profile}_{snr}"
         out["scenarios"][key] = {mode.value: compare(model, reports, mode) for mode in (TuneMode.RI_CQI, TuneMode.CQI)}
+        out["scenarios"][key]["pruning"] = pruning(model, reports)
         print(key, json.dumps(out["scenarios"][key]))
     big = LinkReports.concat(du_reports("medium", "TDL-A30", 1000, 1, seed=4))
     out["ri_cqi_search_1000_ues_ms"] = {

@@ -36,8 +36,10 @@ decisions from fewer predictions, in a few batched predictor calls instead of on
   that have not yet met the target; the first back-off meeting it is then already
   predicted, and a UE that never meets it has had all of them predicted.
 
-With a trained model on simulated DU reports, round 2 of RI-CQI-Tune needed 7–18 % of the
-candidates (``benchmarks/linkadapt_tune.py``).
+Measured with a quickly trained model on simulated DU reports (``benchmarks/decision_search.py``):
+the pruned RI-CQI-Tune predicted 7 % (low SNR) and 18 % (medium SNR) of the candidates,
+CQI-Tune 13 % and 35 %; at high SNR, where that model predicts high BLER for most
+candidates, 93 % and 100 %. The decisions equalled the full searches' in every case.
 
 Rank rule: the CSI report only carries a table CQI for the reported rank ``r0``. For
 ``r ≠ r0`` we use the same CQI window anchored at ``c0``: the predictor, which sees the
