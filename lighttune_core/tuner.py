@@ -34,15 +34,18 @@ Binary format (all little-endian), version 1::
 
 Any mismatch (magic, version, sizes, length, CRC, non-finite values) raises ``ValueError``.
 
-Speed (``OPENBLAS_NUM_THREADS=1 python benchmarks/ff_vs_bp.py``, 2 shared cores, CPU time):
-``predict_one`` ≈ 28 µs, ``learn_one`` ≈ 32 µs without and ≈ 90 µs with an update (the FF
-update itself ≈ 41 µs), ``predict_many(10,000)`` ≈ 30 ms. ``predict_many`` computes in
-float64: float32 compute measured 19–22 ms but moved the argmax of 0.15–1 % of the samples
-(near-ties), so
-``predict_many`` and ``predict_one``/``learn_one`` would disagree; parameters and state
-are float64 either way. On shared cores, let BLAS use one thread
-(``OPENBLAS_NUM_THREADS=1``): the ``[2816, 32] @ [32, 32]`` block products of
-``predict_many`` measured ~5x slower with OpenBLAS's default threading under contention.
+Speed (``OPENBLAS_NUM_THREADS=1 taskset -c 0 python benchmarks/ff_vs_bp.py``, 2 shared cores
+at load ~4–5, CPU time): ``predict_one`` ≈ 26 µs, ``learn_one`` ≈ 29 µs without and ≈ 80 µs
+with an update (the FF update itself ≈ 40 µs, then the plan refresh), ``predict_many(10,000)``
+≈ 23–35 ms (minimum–median over rounds, ``benchmarks/predict_chunk.py``). ``predict_many``
+computes in float64 through :func:`lighttune_core.ff.goodness_all_labels_t` (neuron-major
+blocks of 512 samples, cached buffers); float32 compute (``predict_many_unchecked(x,
+np.float32)``) takes ≈ 13–18 ms but moves the argmax of near-tied labels (0.1–2 % of the
+samples), so ``predict_many`` and ``predict_one``/``learn_one`` would disagree: it is offered
+for the decision search only and is off there by default. :meth:`learn_many` checks a batch
+once and then makes exactly the updates of one :meth:`learn_one` per row. On shared cores, let
+BLAS use one thread (``OPENBLAS_NUM_THREADS=1``): the block products of ``predict_many``
+measured ~5x slower with OpenBLAS's default threading under contention.
 """
 
 from __future__ import annotations
@@ -250,7 +253,7 @@ class LightTuneModel:
             compute_dtype: ``np.float64`` (default: the same labels as :meth:`predict_many`)
                 or ``np.float32`` (about half the time for large N; rounds the goodness to
                 float32, which can move the argmax of near-tied labels, see
-                ``benchmarks/decision_float32.py``). Parameters stay float64 either way.
+                ``benchmarks/decision_search.py``). Parameters stay float64 either way.
 
         Returns:
             float64 [N] BLER labels.
