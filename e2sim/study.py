@@ -488,6 +488,28 @@ def plot_delta(results: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def table6_comparison_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat rows of Table 6: ours (gain and 95 % CI, percent) beside the paper's figure.
+
+    ``paper_in_ci`` tells whether the paper's gain lies inside our interval; ``difference_pct``
+    is ours minus the paper's.
+    """
+    rows = []
+    for d in results:
+        row = TABLE6_ROWS[int(d["row"])]
+        paper = row.paper_medium if d["snr"] == "medium" else row.paper_high
+        for j, scheme in enumerate(("cqi", "ri_cqi")):
+            g, lo, hi = (100 * float(v) for v in d[scheme])
+            rows.append({
+                "row": int(d["row"]), "csi_period_ms": row.csi_period_ms, "channel": row.profile,
+                "doppler_hz": row.doppler_hz, "correlation": row.correlation, "snr": d["snr"],
+                "scheme": SCHEME_TITLES[scheme], "gain_pct": g, "ci95_low_pct": lo, "ci95_high_pct": hi,
+                "paper_pct": paper[j], "difference_pct": g - paper[j], "paper_in_ci": bool(lo <= paper[j] <= hi),
+                "olla_bler": float(d["olla_bler"]),
+            })
+    return rows
+
+
 def plot_table6(results: Sequence[dict[str, Any]], path: Path) -> Path:
     """PNG: Table 6 throughput gains over OLLA, ours (95 % CI bars) beside the paper's.
 
@@ -730,7 +752,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"--table6-json {args.table6_json}: cannot read ({exc})") from exc
         out = plot_table6(results, args.out_dir / "table6_gains.png")
-        print(f"wrote {out}")
+        rows = table6_comparison_rows(results)
+        csv_path = write_rows_csv(rows, args.out_dir / "table6_vs_paper.csv")
+        inside = sum(r["paper_in_ci"] for r in rows)
+        print(f"wrote {out}, {csv_path}; the paper's gain lies inside our 95% CI in {inside} of {len(rows)} cells")
         return 0
     if args.name == "training-curve":
         if args.curve is None:
@@ -852,5 +877,6 @@ __all__ = [
     "scenario_jobs",
     "scenario_label",
     "summarise_scheme",
+    "table6_comparison_rows",
     "with_hyperparameters",
 ]

@@ -134,6 +134,17 @@ def test_table6_plot_from_json(tmp_path: Path) -> None:
     png = (tmp_path / "table6_gains.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert plot_table6(results, tmp_path / "again.png").is_file()
+    from e2sim.study import table6_comparison_rows
+
+    rows = table6_comparison_rows(results)
+    assert len(rows) == 4 and (tmp_path / "table6_vs_paper.csv").is_file()
+    first = rows[0]  # row 0 medium CQI-Tune: paper 5.3 %, ours 1.0 % [-1.0, 3.0]
+    assert (first["channel"], first["snr"], first["scheme"], first["paper_pct"]) == ("TDL-A10", "medium", "CQI-Tune", 5.3)
+    assert first["gain_pct"] == pytest.approx(1.0) and not first["paper_in_ci"]
+    assert first["difference_pct"] == pytest.approx(1.0 - 5.3)
+    last = rows[3]  # row 5 high RI-CQI-Tune: paper 15.5 %, ours 5 % [1, 9]
+    assert last["paper_pct"] == 15.5 and not last["paper_in_ci"]
+    assert rows[2]["paper_pct"] == 3.4 and rows[2]["paper_in_ci"] is False
 
 
 def test_training_curve_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
