@@ -30,24 +30,51 @@ Time line (30 kHz SCS: 2 slots per ms)
   per UE; it replaces the reported pair for the whole next period and is dropped when
   the next report takes effect.
 
+Scheduler
+---------
+Full buffer, one codeword per UE, no multi-user interference (the SINR model is per
+link). **Round robin with interval** ``I = scenario.sched_interval_slots`` (default 8 =
+4 ms at 30 kHz): UE ``u`` (its position ``0 .. U-1`` in the cell) is scheduled in slot
+``t`` when ``(t + u) mod I == 0``, so every UE gets one transmission opportunity every
+``I`` slots (20 per 80 ms CSI period, 2-3 per 10 ms period at the default) and a slot
+carries ``U / I`` UEs (``ceil`` or ``floor``). The UEs of a slot share the band equally::
+
+    n_prb = max(1, n_rb // ceil(U / I))   for I >= 2   (PRBs of one UE's transport block)
+    n_prb = n_rb                          for I == 1
+
+Approximation: a UE's PRBs are taken interleaved across the whole band, so its TB sees
+every subband and the wideband EESM over all ``S`` subbands (weights ``subband_n_rb``)
+still gives its effective SINR; only the TBS and the code-block segmentation (C, K')
+shrink to the ``n_prb`` share. ``I = 1`` is the idealised per-link mode of the DU's
+first version, kept so that earlier results stay reproducible: every UE is scheduled on
+all ``n_rb`` RBs in every slot, with no sharing (each link as if alone in the cell). The CSI report's BLER <= 0.1 test uses the
+full-band TB (the CSI reference resource spans the whole CSI-RS band, TS 38.214
+5.2.2.5), so report and transmission differ in TB size when ``n_prb < n_rb`` and OLLA
+absorbs the difference.
+
 Per slot
 --------
-Scheduler: full buffer, **every UE is scheduled on all ``n_rb`` resource blocks in
-every slot** (one codeword, no multi-user interference: the SINR model is per link).
-For each UE with a valid CSI report and CQI > 0::
+For each UE scheduled in the slot with a valid CSI report and CQI > 0::
 
     rank  = controlled RI if a control is active else reported RI
     cqi   = controlled CQI if a control is active else reported CQI
     mcs   = olla_mcs(cqi, offset)               (table MCS moved by the OLLA offset)
-    p     = transport_block_bler(SINR[rank], mcs)   (first-transmission TB BLER)
+    p     = transport_block_bler(SINR[rank], mcs, n_prb)   (first-transmission TB BLER)
     ACK   = u >= p,  u ~ U[0, 1) per UE and slot     (common random numbers)
     offset <- OLLA update with the ACK/NACK
-    bits  += TBS(mcs, rank, n_rb) if ACK
+    bits  += TBS(mcs, rank, n_prb) if ACK
+
+UEs not scheduled in the slot transmit nothing: no HARQ draw is used, OLLA is not
+updated, no bits are served. The HARQ uniforms are still drawn for all ``U`` UEs every
+slot, so the draws (and the common random numbers across schemes) do not depend on the
+schedule.
 
 HARQ model: **first transmissions only**. A NACKed transport block is counted as lost:
 its bits are never served and no retransmission occupies later slots, so the served
 throughput is the sum of TBS over ACKed first transmissions. The model is identical
-for every scheme compared.
+for every scheme compared. The ACK/NACK updates OLLA before the UE's next transmission:
+a HARQ feedback delay ``k1`` (a few slots in NR) changes nothing as long as ``k1 < I``,
+which holds at the default interval, so it is not modelled.
 
 Common random numbers: the HARQ uniforms and the CSI estimation errors come from
 :class:`DuRandomness`, whose draws do not depend on any decision. Several DUs built
@@ -177,7 +204,7 @@ class DU:
 
     Args:
         scenario: the cell's radio scenario (UE count, RBs, tables, CSI period, seed,
-            SNR-estimation error).
+            SNR-estimation error, round-robin interval ``sched_interval_slots``).
         csi_delay_slots: slots from CSI-RS measurement to first use, >= 1.
         subband_n_rb: int [S] RBs per subband, the EESM weights (``LinkChannel.subband_n_rb``);
             equal weights if None.
@@ -241,17 +268,21 @@ class DU:
         self.max_rank = scenario.max_rank
         top_mcs = MAX_MCS_BY_TABLE[scenario.mcs_table]
         self._n_mcs = top_mcs + 1
-        # TBS [mcs, rank] for the full allocation, bits; looked up per slot.
-        self._tbs = transport_block_size(
-            np.arange(self._n_mcs)[:, None],
-            np.arange(1, MAX_RANK + 1)[None, :],
-            scenario.n_rb,
-            mcs_table=scenario.mcs_table,
-        ).astype(np.int64)
-        rate = MCS_TABLES[scenario.mcs_table][: self._n_mcs, 1][:, None] / 1024.0
-        # code blocks C and code-block size K' [mcs, rank] of those TBs (TS 38.212)
-        self._n_cb = n_code_blocks(self._tbs, rate).astype(np.float64)
-        self._cb_bits = np.maximum(code_block_size(self._tbs, rate), 1).astype(np.float64)
+        self.sched_interval_slots = int(scenario.sched_interval_slots)
+        """Round-robin interval I, slots."""
+        self.ues_per_slot = -(-n // self.sched_interval_slots)
+        """Most UEs scheduled in one slot, ceil(U / I)."""
+        self.prb_per_ue = (
+            scenario.n_rb
+            if self.sched_interval_slots == 1
+            else max(1, scenario.n_rb // self.ues_per_slot)
+        )
+        """RBs of one scheduled UE's TB: max(1, n_rb // ceil(U / I)), n_rb when I == 1."""
+        self._sched_phase = np.arange(n) % self.sched_interval_slots
+        # TBS [mcs, rank] (bits), code blocks C and code-block size K' (TS 38.212) for
+        # the UE's PRB share (transmissions) and for the whole band (CSI reference)
+        self._tbs, self._n_cb, self._cb_bits = self._tb_tables(self.prb_per_ue)
+        self._tbs_ref, self._n_cb_ref, self._cb_bits_ref = self._tb_tables(scenario.n_rb)
         cqis = np.arange(1, MAX_CQI + 1)
         self._cqi_mcs = cqi_to_mcs(cqis, scenario.cqi_table, scenario.mcs_table)  # [15]
         self._cqi_se = spectral_efficiency(cqis, scenario.cqi_table)  # [15]
@@ -273,6 +304,31 @@ class DU:
         self._pending_due = -1
         self._reset_period_counters()
         self.rank_used = np.ones(n, dtype=np.int64)
+
+    def _tb_tables(self, n_prb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """TBS (int64), code blocks C and code-block size K' (float64), each [mcs, rank].
+
+        For one codeword on ``n_prb`` RBs, every MCS of the scenario's table and ranks
+        1 .. 4 (TS 38.214 5.1.3.2, TS 38.212 5.2.2); K' is at least 1 bit.
+        """
+        table = self.scenario.mcs_table
+        tbs = transport_block_size(
+            np.arange(self._n_mcs)[:, None],
+            np.arange(1, MAX_RANK + 1)[None, :],
+            n_prb,
+            mcs_table=table,
+        ).astype(np.int64)
+        rate = MCS_TABLES[table][: self._n_mcs, 1][:, None] / 1024.0
+        n_cb = n_code_blocks(tbs, rate).astype(np.float64)
+        cb_bits = np.maximum(code_block_size(tbs, rate), 1).astype(np.float64)
+        return tbs, n_cb, cb_bits
+
+    def scheduled(self, slot_index: int) -> np.ndarray:
+        """bool [U]: the UEs whose round-robin turn is slot ``slot_index``.
+
+        UE ``u`` (position in the cell) is scheduled when ``(slot_index + u) mod I == 0``.
+        """
+        return self._sched_phase == (-int(slot_index)) % self.sched_interval_slots
 
     # ------------------------------------------------------------------ accounting
     def _reset_period_counters(self) -> None:
@@ -306,7 +362,7 @@ class DU:
         sinr_rc = np.broadcast_to(sinr[:, :, None, :, :], (n, MAX_RANK, n_cqi, MAX_RANK, n_sub))
         ranks = np.broadcast_to(np.arange(1, MAX_RANK + 1)[None, :, None], (n, MAX_RANK, n_cqi))
         mcs = np.broadcast_to(self._cqi_mcs[None, None, :], (n, MAX_RANK, n_cqi))
-        bler = self._tb_bler(sinr_rc, np.maximum(mcs, 0), ranks)
+        bler = self._tb_bler(sinr_rc, np.maximum(mcs, 0), ranks, full_band=True)
         rank_ok = np.arange(1, MAX_RANK + 1) <= self.max_rank  # [R]
         fits = (bler <= CSI_TARGET_BLER) & rank_ok[None, :, None] & (mcs >= 0)
         # highest fitting CQI per rank (CQI index c = position + 1), 0 if none
@@ -330,25 +386,30 @@ class DU:
             slot=self.slot_index,
         )
 
-    def _tb_bler(self, sinr_db: np.ndarray, mcs: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    def _tb_bler(
+        self, sinr_db: np.ndarray, mcs: np.ndarray, rank: np.ndarray, full_band: bool = False
+    ) -> np.ndarray:
         """First-transmission TB BLER of one codeword over ``rank`` layers.
 
         Same model as :func:`e2sim.channel.bler.transport_block_bler` (EESM, code-block
         curve, ``1 − (1 − BLER_cb)^C``) with TBS, C and K' looked up from tables built once
-        for the cell's allocation instead of recomputed every slot.
+        for the cell instead of recomputed every slot.
 
         Args:
             sinr_db: float [..., 4 layers, S] post-equaliser SINR, dB (NaN beyond rank).
             mcs: int [...], 0 .. top MCS.
             rank: int [...], 1 .. 4.
+            full_band: TB on all ``n_rb`` RBs (the CSI reference resource) instead of the
+                scheduled UE's ``prb_per_ue`` share.
 
         Returns:
             float64 [...] in [0, 1].
         """
         table = self.scenario.mcs_table
+        n_cb, cb_bits = (self._n_cb_ref, self._cb_bits_ref) if full_band else (self._n_cb, self._cb_bits)
         eff = effective_sinr_db(sinr_db, mcs, table, self.subband_weights)
-        cb = code_block_bler(eff, mcs, table, self._cb_bits[mcs, rank - 1])
-        return 1.0 - (1.0 - cb) ** self._n_cb[mcs, rank - 1]
+        cb = code_block_bler(eff, mcs, table, cb_bits[mcs, rank - 1])
+        return 1.0 - (1.0 - cb) ** n_cb[mcs, rank - 1]
 
     # ------------------------------------------------------------------ control
     def apply_control(
@@ -437,9 +498,12 @@ class DU:
     ) -> PeriodOutcome | None:
         """Run one slot: CSI measurement (in CSI-RS slots), transmission, HARQ, OLLA.
 
+        Only the UEs of the slot's round-robin turn (:meth:`scheduled`) transmit.
+
         Args:
             slot: this slot's channel quantities for all ``U`` UEs.
-            harq_uniforms: float [U] in [0, 1); default drawn from the DU's randomness.
+            harq_uniforms: float [U] in [0, 1) (entries of unscheduled UEs are unused);
+                default drawn from the DU's randomness.
             csi_report: in a CSI-RS slot, a report already measured from this same slot
                 (e.g. by another DU of the same cell fed the same stream, see
                 :attr:`last_csi_report`); default: measure it here.
@@ -466,7 +530,7 @@ class DU:
             self._pending_due = self.slot_index + self.csi_delay_slots
 
         rank, cqi = self.current_choice()
-        sched = self.has_csi & (cqi > 0)
+        sched = self.scheduled(self.slot_index) & self.has_csi & (cqi > 0)
         mcs_all = olla_mcs(
             cqi,
             self.olla_offset_db,
@@ -477,8 +541,9 @@ class DU:
         )
         sched &= mcs_all >= 0
         mcs = np.where(sched, mcs_all, 0)
-        layers = sinr[self._rows, rank - 1]  # [U, 4, S]
-        bler = np.where(sched, self._tb_bler(layers, mcs, rank), 0.0)
+        rows = np.flatnonzero(sched)  # the BLER model runs on the scheduled UEs only
+        bler = np.zeros(n)
+        bler[rows] = self._tb_bler(sinr[rows, rank[rows] - 1], mcs[rows], rank[rows])
         ack = sched & (u >= bler)
         nack = sched & ~ack
         self.olla_offset_db = olla_update(

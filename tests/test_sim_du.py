@@ -20,8 +20,10 @@ def _run(scenario: Scenario, n_slots: int) -> tuple[DU, list[PeriodOutcome]]:
     return du, outs
 
 
-def test_olla_converges_to_ten_percent_bler_on_awgn() -> None:
-    scenario = Scenario(profile="AWGN", n_ue=16, snr_db=(0.0, 14.0), csi_period_ms=10, seed=5)
+def test_olla_converges_to_ten_percent_bler_on_awgn_full_band() -> None:
+    # interval 1: every UE in every slot (the default interval is in test_sim_du_scheduler.py)
+    scenario = Scenario(profile="AWGN", n_ue=16, snr_db=(0.0, 14.0), csi_period_ms=10, seed=5,
+                        sched_interval_slots=1)
     _, outs = _run(scenario, 3000)
     late = outs[len(outs) // 3 :]
     nack = sum(int(o.reports.n_nack.sum()) for o in late)

@@ -42,6 +42,9 @@ MAX_ANTENNAS: int = 4
 MAX_DELAY_SPREAD_NS: float = 5000.0
 """Largest accepted RMS delay spread of a TDL profile, ns."""
 
+MAX_SCHED_INTERVAL_SLOTS: int = 1024
+"""Largest round-robin scheduling interval of the DU, slots."""
+
 
 def parse_profile(profile: str) -> tuple[str, float]:
     """Split a profile name into ``(family, rms_delay_spread_ns)``.
@@ -91,6 +94,11 @@ class Scenario:
         csi_snr_error_db: standard deviation of the Gaussian error on the CSI-RS SNR
             estimate, dB, >= 0.
         seed: seed of every random draw of the radio model.
+        sched_interval_slots: round-robin interval ``I`` of the DU's scheduler, slots,
+            1 .. 1024: UE ``u`` is scheduled in slot ``t`` when ``(t + u) mod I == 0``
+            and the UEs of a slot share the ``n_rb`` RBs (see :mod:`e2sim.du`). Default
+            8 (4 ms at 30 kHz); 1 schedules every UE on the whole band in every slot
+            (the DU's behaviour before the scheduler existed).
     """
 
     profile: str = "TDL-A30"
@@ -107,6 +115,7 @@ class Scenario:
     mcs_table: int = 1
     csi_snr_error_db: float = 0.0
     seed: int = 0
+    sched_interval_slots: int = 8
 
     def __post_init__(self) -> None:
         parse_profile(self.profile)
@@ -147,6 +156,7 @@ class Scenario:
                 f"csi_snr_error_db must be a finite value >= 0 dB, got {self.csi_snr_error_db!r}"
             )
         _require_int(self.seed, "seed", 0, 2**63 - 1)
+        _require_int(self.sched_interval_slots, "sched_interval_slots", 1, MAX_SCHED_INTERVAL_SLOTS)
         if (self.csi_period_ms * self.scs_khz) % 15 != 0:
             raise ValueError(
                 f"csi_period_ms {self.csi_period_ms} is not a whole number of slots at "
