@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
@@ -64,6 +65,9 @@ def _scenario_args(p: argparse.ArgumentParser, defaults: Scenario) -> None:
     p.add_argument("--csi-error", type=float, default=defaults.csi_snr_error_db, metavar="DB",
                    help="std of the CSI SNR-estimation error in dB (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random draw (default %(default)s)")
+    p.add_argument("--sched-interval", type=int, default=defaults.sched_interval_slots, metavar="SLOTS",
+                   help="DU round-robin interval: each UE is scheduled every SLOTS slots and the UEs of a slot "
+                        "share the RBs; 1 = every UE on all RBs every slot (default %(default)s)")
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
@@ -76,6 +80,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         n_ue=args.ues,
         csi_snr_error_db=args.csi_error,
         seed=args.seed,
+        sched_interval_slots=args.sched_interval,
     )
 
 
@@ -151,7 +156,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     source = None
     if args.trace is not None:
         source = TraceReplay(args.trace)
-        scenario = source.scenario
+        scenario = replace(source.scenario, sched_interval_slots=args.sched_interval)
     else:
         scenario = _scenario(args)
     if not args.duration_s > 0:

@@ -50,7 +50,7 @@ import json
 import math
 import multiprocessing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -387,7 +387,8 @@ def run_experiment(
         source_name = "live channel"
     else:
         channel = source
-        if channel.scenario != scenario:
+        # the DU's scheduler interval does not shape the channel a source delivers
+        if replace(channel.scenario, sched_interval_slots=scenario.sched_interval_slots) != scenario:
             raise ValueError("the channel source was made for another scenario")
         if isinstance(channel, TraceReplay):
             if channel.n_slots < n_slots:

@@ -221,7 +221,8 @@ def build_cells(
         if len(traces) > 1:
             raise ValueError("--compare shares one channel: give at most one --trace")
         source: ChannelSource = TraceReplay(traces[0]) if traces else LinkChannel(scenario)
-        sc = source.scenario
+        # a trace records the channel only: the DU's scheduler interval is the caller's
+        sc = replace(source.scenario, sched_interval_slots=scenario.sched_interval_slots)
         cells = [
             SimCell(first_cell_id + i, name, DU(sc, subband_n_rb=source.subband_n_rb), None,
                     np.zeros(sc.n_ue, dtype=np.int64))
@@ -235,7 +236,7 @@ def build_cells(
     cells = []
     for i in range(n_cells):
         src: ChannelSource = TraceReplay(traces[i]) if traces else LinkChannel(replace(scenario, seed=scenario.seed + i))
-        sc = src.scenario
+        sc = replace(src.scenario, sched_interval_slots=scenario.sched_interval_slots)
         cells.append(SimCell(first_cell_id + i, "", DU(sc, subband_n_rb=src.subband_n_rb), src,
                              np.zeros(sc.n_ue, dtype=np.int64)))
     periods = {c.du.scenario.csi_period_slots for c in cells}
@@ -760,6 +761,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csi-error", type=float, default=d.csi_snr_error_db, metavar="DB",
                    help="std of the CSI SNR-estimation error, dB (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="seed of every random draw (default %(default)s)")
+    p.add_argument("--sched-interval", type=int, default=d.sched_interval_slots, metavar="SLOTS",
+                   help="DU round-robin interval: each UE is scheduled every SLOTS slots and the UEs of a slot "
+                        "share the RBs; 1 = every UE on all RBs every slot (default %(default)s)")
     p.add_argument("--trace", action="append", default=[], metavar="FILE",
                    help="replay a recorded channel trace instead of the live channel (one per cell)")
     p.add_argument("--duration", type=float, default=5.0, metavar="S", help="simulated time, s (default %(default)s)")
@@ -791,7 +795,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         profile=args.profile, doppler_hz=args.doppler, correlation=args.correlation, snr_db=snr,
         csi_period_ms=args.csi_period, n_ue=args.ues, n_rb=args.n_rb, scs_khz=args.scs,
         n_tx=args.antennas[0], n_rx=args.antennas[1], cqi_table=args.cqi_table, mcs_table=args.mcs_table,
-        csi_snr_error_db=args.csi_error, seed=args.seed,
+        csi_snr_error_db=args.csi_error, seed=args.seed, sched_interval_slots=args.sched_interval,
     )
 
 
