@@ -25,8 +25,14 @@ def shipped() -> LightTuneModel:
 
 @pytest.fixture(scope="module")
 def heldout() -> tuple[np.ndarray, np.ndarray]:
-    """A small held-out set of the training scenario with a seed the shipped model never saw."""
-    scenario = Scenario.from_dict({**TRAINING_SCENARIO.to_dict(), "n_ue": 16, "seed": 97})
+    """A small held-out set of the training scenario with a seed the shipped model never saw.
+
+    offline-v1 was trained on the full-band DU (every UE on all RBs every slot), so the
+    held-out set uses scheduler interval 1 as well.
+    """
+    scenario = Scenario.from_dict(
+        {**TRAINING_SCENARIO.to_dict(), "n_ue": 16, "seed": 97, "sched_interval_slots": 1}
+    )
     return generate_dataset(scenario, 480)
 
 
