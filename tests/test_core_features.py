@@ -152,3 +152,12 @@ def test_report_record_rejects_misshaped_fields() -> None:
         _reports(cqi=np.array([1.5, 2.0, 3.0]))
     with pytest.raises(ValueError, match="cqi_table"):
         _reports(cqi_table=4)
+
+
+def test_bler_label_rounds_halves_up() -> None:
+    """1 NACK in 20 (0.05) is 0.1 and 3 in 20 (0.15) is 0.2: halves round up, never to even."""
+    from lighttune_core.features import bler_label
+
+    label, valid = bler_label(np.array([19, 17, 15, 13]), np.array([1, 3, 5, 7]))
+    assert valid.all()
+    np.testing.assert_allclose(label, [0.1, 0.2, 0.3, 0.4])
