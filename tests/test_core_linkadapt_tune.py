@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lighttune_core.features import build_features
-from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune, spectral_efficiency
+from lighttune_core.linkadapt import cqi_tune, rank_cqi_anchor, ri_cqi_tune, spectral_efficiency
 from lighttune_core.report import LinkReports
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -101,7 +101,8 @@ def reference_ri_cqi_tune(predict: Predictor, reports: LinkReports, max_rank: in
         if c0 == 0:
             grid = [(rank_set[0], 0)]
         else:
-            grid = [(r, c) for r in rank_set for c in range(c0, c0 - window, -1) if c >= 1]
+            anchors = {r: int(rank_cqi_anchor(one, np.array([[r]]))[0, 0]) for r in rank_set}
+            grid = [(r, c) for r in rank_set for c in range(anchors[r], anchors[r] - window, -1) if c >= 1]
         scored = []
         for r, c in grid:
             b = float(predict(build_features(one, np.array([r]), np.array([c])))[0])
@@ -146,7 +147,8 @@ def test_ri_cqi_tune_equals_per_ue_reference(seed: int, max_rank: int, window: i
     np.testing.assert_array_equal(bler, ref_bler)
     assert rank.dtype == np.int64 and cqi.dtype == np.int64
     assert np.all((rank >= 1) & (rank <= max_rank))
-    assert np.all(cqi <= reports.cqi) and np.all(cqi >= reports.cqi - window + 1)
+    anchor = rank_cqi_anchor(reports, rank[:, None])[:, 0]  # the table CQI of the chosen rank
+    assert np.all(cqi <= anchor) and np.all(cqi >= anchor - window + 1)
 
 
 def test_cqi_tune_backs_off_exactly_as_far_as_needed() -> None:
@@ -189,15 +191,26 @@ def test_ri_cqi_tune_moves_the_rank_when_the_predictor_says_so() -> None:
     up = reports.select(reports.ri <= 3)
     rank, cqi, bler = ri_cqi_tune(_bler_by_rank(+1), up)
     np.testing.assert_array_equal(rank, up.ri + 1)
-    np.testing.assert_array_equal(cqi, up.cqi)  # no BLER penalty: the highest CQI wins
+    anchor_up = rank_cqi_anchor(up, (up.ri + 1)[:, None])[:, 0]
+    np.testing.assert_array_equal(cqi, anchor_up)  # no BLER penalty: rank r0+1's table CQI wins
     np.testing.assert_array_equal(bler, 0.0)
     down = reports.select(reports.ri >= 2)
     rank, _, _ = ri_cqi_tune(_bler_by_rank(-1), down)
     np.testing.assert_array_equal(rank, down.ri - 1)
-    # objective trade-off: one more layer at 30 % BLER still beats r0 at 0 % when
-    # (r0 + 1) * 0.7 > r0, i.e. r0 < 2.33 -> RI 1 and 2 go up, RI 3 stays
+    # objective trade-off: one more layer at 30 % BLER (at its own, lower table CQI) beats
+    # r0 at 0 % only when (r0 + 1) * SE(c_up) * 0.7 > r0 * SE(c0)
     rank, _, _ = ri_cqi_tune(lambda x: np.where(np.round(4 * (x[:, 6] - x[:, 5])) == 1, 0.3, 0.0), up)
-    np.testing.assert_array_equal(rank, np.where(up.ri <= 2, up.ri + 1, up.ri))
+    # (r0 - 1 competes at its own, higher table CQI and 0 % BLER; ties keep r0, then r0 - 1)
+    down_rank = np.maximum(up.ri - 1, 1)
+    anchor_down = rank_cqi_anchor(up, down_rank[:, None])[:, 0]
+    j = np.stack([
+        up.ri * spectral_efficiency(up.cqi),
+        np.where(up.ri >= 2, down_rank * spectral_efficiency(anchor_down), -1.0),
+        (up.ri + 1) * spectral_efficiency(anchor_up) * 0.7,
+    ])
+    expected = np.choose(np.argmax(j, axis=0), [up.ri, down_rank, up.ri + 1])
+    np.testing.assert_array_equal(rank, expected)
+    assert np.any(expected == up.ri + 1) and np.any(expected != up.ri + 1)
 
 
 def test_ri_cqi_tune_ranks_stay_in_bounds_even_for_a_high_reported_ri() -> None:
@@ -205,7 +218,7 @@ def test_ri_cqi_tune_ranks_stay_in_bounds_even_for_a_high_reported_ri() -> None:
     for max_rank in (1, 2, 3, 4):
         rank, cqi, _ = ri_cqi_tune(_bler_by_rank(+1), reports, max_rank=max_rank)
         assert np.all((rank >= 1) & (rank <= max_rank))
-        assert np.all(cqi <= reports.cqi)
+        assert np.all(cqi <= rank_cqi_anchor(reports, rank[:, None])[:, 0])
     rank, _, _ = ri_cqi_tune(lambda x: np.zeros(len(x)), reports.select(reports.ri == 4), max_rank=2)
     np.testing.assert_array_equal(rank, 2)
 
@@ -241,3 +254,43 @@ def test_bad_predictor_answers_and_arguments_raise_clear_errors() -> None:
     bad = LinkReports(**{**{f: getattr(reports, f) for f in reports.__dataclass_fields__}, "ri": np.zeros(10, dtype=np.int64)})
     with pytest.raises(ValueError, match="ri"):
         cqi_tune(synthetic_predictor, bad)
+
+
+def test_rank_cqi_anchor_follows_the_layer_sinrs() -> None:
+    """Worked example, CQI table 1 (gap-to-capacity thresholds, Γ = 1.5 dB).
+
+    UE with r0 = 2, layers 20 dB and 10 dB, reported CQI 9:
+    - rank 2: mean 15.0 dB -> Q(2); rank 1: strongest layer 20 dB + 10log10(2) = 23.0 dB -> higher CQI;
+    - rank 3: layers 20, 10, 7 dB (extra layer 3 dB below the weakest), mean 12.33 dB,
+      + 10log10(2/3) = -1.76 dB -> 10.57 dB -> lower CQI.
+    The anchor moves the reported CQI by the difference of the CQIs these SINRs stand for.
+    """
+    from lighttune_core.linkadapt import default_cqi_sinr_db
+
+    reports = make_reports(1, 0, cqi_table=1)
+    reports = LinkReports(
+        **{**{f: getattr(reports, f) for f in reports.__dataclass_fields__ if f != "cqi_table"},
+           "ri": np.array([2]), "cqi": np.array([9]),
+           "sinr_layers_db": np.array([[20.0, 10.0, np.nan, np.nan]])},
+        cqi_table=1,
+    )
+    thr = default_cqi_sinr_db(1)
+    q = lambda db: int(np.searchsorted(thr, db, side="right") - 1)  # noqa: E731
+    q2, q1, q3 = q(15.0), q(20.0 + 10 * np.log10(2)), q((20 + 10 + 7) / 3 + 10 * np.log10(2 / 3))
+    got = rank_cqi_anchor(reports, np.array([[2, 1, 3]]))[0]
+    assert got.tolist() == [9, min(15, 9 + q1 - q2), max(1, 9 + q3 - q2)]
+    assert got[1] > 9 > got[2]
+
+
+def test_ri_cqi_tune_keeps_reported_rank_when_bler_is_flat() -> None:
+    """A predictor that sees no BLER difference must not buy rank with r0's CQI."""
+    reports = make_reports(200, 7)
+    flat = lambda x: np.full(x.shape[0], 0.1)  # noqa: E731
+    rank, cqi, _ = ri_cqi_tune(flat, reports)
+    up = rank > reports.ri
+    # a rank increase is chosen only where r·SE of its (lower) anchor CQI really is higher
+    anchor = rank_cqi_anchor(reports, np.clip(reports.ri + 1, 1, 4)[:, None])[:, 0]
+    gain = (reports.ri + 1) * spectral_efficiency(anchor, reports.cqi_table) > reports.ri * spectral_efficiency(
+        reports.cqi, reports.cqi_table
+    )
+    assert not np.any(up & ~gain)

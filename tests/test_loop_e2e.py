@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import time
+from importlib import resources
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,9 +122,14 @@ def stop_xapp(info: dict[str, Any], procs: Procs) -> dict[str, Any]:
     return json.loads((procs.tmp / "xapp-stats.json").read_text())
 
 
-def test_compare_loop_lockstep_controls_every_period(procs: Procs, model_file: Path) -> None:
-    """OLLA vs RI-CQI-Tune on common random numbers, mismatched scenario, lock-step clock."""
-    xapp = start_xapp(procs, model_file, ["--cell-mode", "1=off", "--cell-mode", "2=ri_cqi", "--frozen-baseline"])
+def test_compare_loop_lockstep_controls_every_period(procs: Procs) -> None:
+    """OLLA vs RI-CQI-Tune on common random numbers, mismatched scenario, lock-step clock.
+
+    Runs the xApp as users do, with the packaged offline model (trained on TDL-A30, 10 Hz,
+    low SNR: TDL-B200 at 50 Hz and high SNR is the mismatch).
+    """
+    packaged = Path(str(resources.files("lighttune_xapp.models").joinpath("offline-v1.ltm")))
+    xapp = start_xapp(procs, packaged, ["--cell-mode", "1=off", "--cell-mode", "2=ri_cqi", "--frozen-baseline"])
     results_path = procs.tmp / "e2sim.json"
     sim = procs.start("e2sim", e2sim_args(
         xapp["port"], "--compare", "olla,ri_cqi", "--profile", "TDL-B200", "--doppler", "50",

@@ -43,6 +43,7 @@ from lighttune_core.linkadapt.tune import (
     CqiTuneResult,
     RiCqiTuneResult,
     cqi_tune,
+    rank_cqi_anchor,
     ri_cqi_tune,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "code_block_size",
     "cqi_to_mcs",
     "cqi_tune",
+    "rank_cqi_anchor",
     "default_cqi_sinr_db",
     "default_mcs_sinr_db",
     "delta_down_db",

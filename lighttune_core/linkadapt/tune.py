@@ -41,11 +41,18 @@ the pruned RI-CQI-Tune predicted 7 % (low SNR) and 18 % (medium SNR) of the cand
 CQI-Tune 13 % and 35 %; at high SNR, where that model predicts high BLER for most
 candidates, 93 % and 100 %. The decisions equalled the full searches' in every case.
 
-Rank rule: the CSI report only carries a table CQI for the reported rank ``r0``. For
-``r ≠ r0`` we use the same CQI window anchored at ``c0``: the predictor, which sees the
-candidate rank as a feature, judges what a rank change does to the BLER. A higher rank
-splits the power over more layers, so its "own" CQI would be a few steps lower; the
-default window of 5 CQI steps (about 5–9 dB of SINR) leaves room for that.
+Rank rule: the CSI report only carries a table CQI ``c0`` for the reported rank ``r0``.
+The window of rank ``r`` is anchored at ``c_r = c0 + Q(r) − Q(r0)`` (clipped to 1 .. 15;
+:func:`rank_cqi_anchor`), where ``Q(r)`` is the CQI the per-layer SINRs of the report stand
+for at rank ``r``: equal power split over the layers, so going from ``r0`` to ``r`` layers
+moves every layer's SINR by ``10 log10(r0 / r)`` dB; rank ``r < r0`` keeps the ``r``
+strongest reported layers, rank ``r0 + 1`` adds a layer 3 dB below the weakest reported
+one (the next eigenmode is not reported: a stated, conservative guess); the codeword's
+SINR is the mean of its layers' SINRs in dB and ``Q`` the highest CQI whose gap-to-capacity
+threshold (:func:`~lighttune_core.linkadapt.olla.default_cqi_sinr_db`) it reaches. Only
+the *difference* ``Q(r) − Q(r0)`` is used, so the UE's own CQI calibration is kept. Without
+it, a predictor that finds a rank change harmless (as OLLA keeps the BLER near target
+whatever the rank) would always pick ``r0 + 1`` with ``r0``'s CQI and lose throughput.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from lighttune_core.features import N_FEATURES, build_features
+from lighttune_core.linkadapt.olla import default_cqi_sinr_db
 from lighttune_core.linkadapt.tables import spectral_efficiency
 from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
 
@@ -105,6 +113,48 @@ def _table_cqi(reports: LinkReports, table_cqi: np.ndarray | None) -> np.ndarray
     if np.any((c0 < 0) | (c0 > MAX_CQI)):
         raise ValueError(f"table CQI must be in 0..{MAX_CQI}")
     return c0
+
+
+EXTRA_LAYER_MARGIN_DB: float = 3.0
+"""Assumed SINR of an unreported extra layer: this much below the weakest reported one, dB."""
+
+
+def rank_cqi_anchor(reports: LinkReports, ranks: np.ndarray, c0: np.ndarray | None = None) -> np.ndarray:
+    """Table CQI of each candidate rank, from the reported CQI and per-layer SINRs.
+
+    ``c_r = clip(c0 + Q(r) − Q(r0), 1, 15)`` (``c0`` itself where ``r = r0`` or ``c0 = 0``),
+    with ``Q(r)`` the CQI of the mean per-layer SINR (dB) at rank ``r`` — see the module
+    doc for the layer model (power split ``10 log10(r0 / r)`` dB, strongest ``r`` layers,
+    an extra layer :data:`EXTRA_LAYER_MARGIN_DB` below the weakest).
+
+    Args:
+        reports: ``N`` UEs.
+        ranks: int [N, K] candidate ranks, each in ``1 .. r0 + 1`` (and 1 .. 4).
+        c0: int [N] table CQI at the reported rank (default ``reports.cqi``).
+
+    Returns:
+        int64 [N, K] anchor CQIs.
+    """
+    r0 = reports.ri
+    base = reports.cqi if c0 is None else np.asarray(c0, dtype=np.int64)
+    ranks = np.asarray(ranks, dtype=np.int64)
+    sinr = np.where(np.arange(MAX_RANK)[None, :] < r0[:, None], reports.sinr_layers_db, np.nan)
+    strongest = -np.sort(-np.where(np.isfinite(sinr), sinr, -np.inf), axis=1)  # [N, 4] descending
+    weakest = np.min(np.where(np.isfinite(sinr), sinr, np.inf), axis=1)  # [N]
+    # layer SINRs at rank r0, then r0 + 1 with the guessed extra layer: [N, 5]
+    layers = np.concatenate([strongest, np.full((len(reports), 1), -np.inf)], axis=1)
+    layers[np.arange(len(reports)), r0] = weakest - EXTRA_LAYER_MARGIN_DB
+    csum = np.cumsum(np.where(np.isfinite(layers), layers, 0.0), axis=1)  # sum of the r strongest
+
+    def q(rank: np.ndarray) -> np.ndarray:
+        r = np.clip(rank, 1, MAX_RANK + 1)
+        mean_db = np.take_along_axis(csum, r - 1, axis=1) / r + 10.0 * np.log10(r0[:, None] / r)
+        thresholds = default_cqi_sinr_db(reports.cqi_table)
+        return np.searchsorted(thresholds, mean_db, side="right") - 1
+
+    shift = q(ranks) - q(np.broadcast_to(r0[:, None], ranks.shape))
+    anchor = np.clip(base[:, None] + shift, 1, MAX_CQI)
+    return np.where((ranks == r0[:, None]) | (base[:, None] == 0), base[:, None], anchor).astype(np.int64)
 
 
 def _reported_rank(reports: LinkReports) -> np.ndarray:
@@ -251,9 +301,11 @@ def ri_cqi_tune(
     first_rank = np.argmax(rank_ok, axis=1)  # [N], first valid rank slot
     # grid [N, 3, W] -> [N, K]: rank slot a, CQI step j
     step = np.arange(w, dtype=np.int64)
-    cqi_grid = np.broadcast_to(c0[:, None, None] - step[None, None, :], (n, 3, w))
+    c_rank = rank_cqi_anchor(reports, np.clip(rank_set, 1, MAX_RANK), c0)  # [N, 3] table CQI per rank
+    cqi_grid = c_rank[:, :, None] - step[None, None, :]
     rank_grid = np.broadcast_to(rank_set[:, :, None], (n, 3, w))
     valid = rank_ok[:, :, None] & (cqi_grid >= 1)
+    cqi_grid = np.maximum(cqi_grid, 0)
     # CQI 0 ("out of range"): the only candidate is (first valid rank, CQI 0)
     no_tx = c0 == 0
     valid[no_tx] = False
