@@ -734,6 +734,8 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--curve", type=Path, metavar="FILE.csv", help="lighttune-train curve CSV (training-curve)")
     p.add_argument("--e2-results", type=Path, metavar="FILE.json",
                    help="results JSON of `e2sim run --compare ... --results` (e2-compare)")
+    p.add_argument("--only", type=int, nargs="+", metavar="I",
+                   help="run only these scenarios of the study's list (0-based indices)")
     p.add_argument("--ues", type=int, default=32, help="UEs per run (default %(default)s)")
     p.add_argument("--duration-s", type=float, default=10.0, help="simulated seconds per run (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="scenario seed of every run (default %(default)s)")
@@ -798,22 +800,31 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise ValueError("--workers must be >= 1")
     model = load_model(args.model)
     common = (args.ues, args.seed, args.duration_s)
+    full = {"prediction": PREDICTION_SCENARIOS, "delta": DELTA_SCENARIOS, "loss": LOSS_SCENARIOS,
+            "finetune": FINETUNE_SCENARIOS, "scenarios": NEW_SCENARIOS}[args.name]
+    specs = full
+    if args.only:
+        bad = [i for i in args.only if not 0 <= i < len(full)]
+        if bad:
+            raise ValueError(f"--only {bad}: the {args.name} study has scenarios 0 .. {len(full) - 1}")
+        specs = tuple(full[i] for i in args.only)
     if args.name == "prediction":
-        jobs = prediction_jobs(model, *common)
+        jobs = prediction_jobs(model, *common, specs=specs)
     elif args.name == "delta":
-        jobs = delta_jobs(model, *common)
+        jobs = delta_jobs(model, *common, specs=specs)
     elif args.name == "loss":
         if args.softplus_model is None:
             raise ValueError("the loss study needs --softplus-model FILE")
-        jobs = loss_jobs(model, load_model(args.softplus_model), *common)
+        jobs = loss_jobs(model, load_model(args.softplus_model), *common, specs=specs)
     elif args.name == "finetune":
-        jobs = finetune_jobs(model, *common)
+        jobs = finetune_jobs(model, *common, specs=specs)
     else:
-        jobs = scenario_jobs(model, *common)
+        jobs = scenario_jobs(model, *common, specs=specs)
     started = time.perf_counter()
     results = run_jobs(jobs, args.workers, on_result=lambda r: print(f"done: {r['tag']} {r['label']}", flush=True))
     wall = time.perf_counter() - started
     command = (f"e2sim study {args.name} --model {args.model.name}"
+               + (f" --only {' '.join(map(str, args.only))}" if args.only else "")
                + (f" --softplus-model {args.softplus_model.name}" if args.softplus_model else "")
                + f" --ues {args.ues} --duration-s {args.duration_s:g} --seed {args.seed} --workers {args.workers}")
     out = args.out_dir

@@ -123,6 +123,8 @@ def test_study_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "--softplus-model" in capsys.readouterr().err
     assert main(["study", "delta", "--model", str(model), "--ues", "1", "--out-dir", str(tmp_path)]) == 2
     assert "--ues" in capsys.readouterr().err
+    assert main(["study", "delta", "--model", str(model), "--only", "7", "--out-dir", str(tmp_path)]) == 2
+    assert "--only [7]" in capsys.readouterr().err
 
 
 def test_table6_plot_from_json(tmp_path: Path) -> None:
