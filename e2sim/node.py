@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
 from e2sim.channel.scenario import CORRELATION_LEVELS, CSI_PERIODS_MS, SNR_RANGES_DB
@@ -855,6 +856,7 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m e2sim.node``: same as ``e2sim run``."""
+    threadpool_limits(1)  # small matrices: BLAS threads only add contention (as in e2sim.cli)
     parser = argparse.ArgumentParser(prog="e2sim run", description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_run_arguments(parser)
     args = parser.parse_args(argv)

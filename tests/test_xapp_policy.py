@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -168,9 +167,7 @@ def test_policy_checkpoint_bound_and_corrupt_store(tmp_path: Path) -> None:
     restarted = LinkAdaptationPolicy(config(), offline, FileStore(tmp_path), metrics)
     model = restarted.cell("c1").model
     assert restarted.restore_status["c1"] == "corrupt"
-    assert model.to_bytes() == LightTuneModel.from_bytes(offline.to_bytes()).to_bytes() or np.allclose(
-        model.predict_many(np.zeros((1, 12))), offline.predict_many(np.zeros((1, 12)))
-    )
+    assert model.to_bytes() == offline.to_bytes()  # the offline model, untouched by fine-tuning
     assert b'lighttune_model_restore_total{status="corrupt"} 1.0' in metrics.render()
 
 
@@ -181,5 +178,4 @@ def test_policy_applies_new_config_to_running_cells() -> None:
     tuner = policy.cells["c"]
     assert tuner.mode is TuneMode.OFF
     assert tuner.model.delta == 0.5 and tuner.model.lr == 0.01
-    _ = copy.copy(policy.stats())
     assert policy.stats()["c"]["mode"] == "off"
