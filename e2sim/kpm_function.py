@@ -27,15 +27,16 @@ Any other test type, expression or value kind is refused with the E2AP cause
 trigger -> ``eventTriggerNotSupported``; undecodable action definition, a style we do not
 offer or a format that does not match the style -> ``action-not-supported``; a
 measurement (or a label of a scalar measurement other than noLabel) the style does not
-offer, or a measurement by id -> ``requested-information-unavailable``; a style-1 cell id
+offer, or a measurement id it did not advertise -> ``requested-information-unavailable``; a style-1 cell id
 that is not ours -> ``invalid-information-request``.
 
 Indications: header format 1 with ``colletStartTime`` = the start of the ended period as
 NTP 64-bit (seconds since 1900 in the upper 32 bits, binary fraction below; 4 octets of
 NTP seconds if the node encodes KPM v2), sender name ``LightTune e2sim``, type ``DU``,
 vendor ``LightTune``. Message format 3 (styles 4/5): per UE a format-1 report with its
-own measurement list (the distribution bins it has) and one granularity period equal to
-the CSI period rounded to whole ms; cells larger than :data:`MAX_INDICATION_OCTETS` are
+own measurement list (the distribution bins it has; measurements named by ``measID`` when
+the subscription named them by id, see :data:`MEASUREMENT_IDS`) and one granularity period
+equal to the CSI period rounded to whole ms; cells larger than :data:`MAX_INDICATION_OCTETS` are
 split into several indications of consecutive UEs, each below 16 KB, because asn1tools
 cannot decode a fragmented (>= 16K octets) open type and a fixed-size message keeps the
 xApp's decode latency per indication bounded. Format 1 (style 1): cell-level counters.
@@ -112,6 +113,12 @@ DEFAULT_UES_PER_INDICATION: int = 64
 
 _DISTRIBUTIONS = (WB_CQI_DIST, PDSCH_MCS_DIST)
 
+#: measID of every measurement the node offers (MeasurementInfo-Action-Item.measID of the RAN
+#: function definition, ``MeasurementTypeID ::= INTEGER (1..65536, ...)``): 1.. in the order of
+#: the per-UE table. A subscription may name measurements by these ids (MeasurementType CHOICE
+#: ``measID``); the node then identifies them by id in its reports too.
+MEASUREMENT_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(UE_MEASUREMENT_NAMES)}
+
 
 def _cause(value: str) -> E.Cause:
     return E.Cause("ricRequest", value)
@@ -166,6 +173,8 @@ class KpmSubscription:
         granularity_period_ms: as subscribed.
         conditions: style 4 matching conditions (empty otherwise).
         ue_ids: style 5 UE ids (int, the gNB-DU F1AP id / our UE id), else None.
+        by_id: the subscription named its measurements by ``measID``; reports then name them
+            by id as well (:data:`MEASUREMENT_IDS`).
     """
 
     style: int
@@ -174,6 +183,7 @@ class KpmSubscription:
     granularity_period_ms: int
     conditions: tuple[MatchingUeCondition, ...] = ()
     ue_ids: tuple[int, ...] | None = None
+    by_id: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,8 +248,8 @@ class KpmRanFunction:
 
     # ------------------------------------------------------------------ definition
     def _definition(self) -> RanFunctionDefinition:
-        ue_level = tuple((name, None) for name in UE_MEASUREMENT_NAMES)
-        cell_level = tuple((name, None) for name in CELL_MEASUREMENTS)
+        ue_level = tuple((name, MEASUREMENT_IDS[name]) for name in UE_MEASUREMENT_NAMES)
+        cell_level = tuple((name, MEASUREMENT_IDS[name]) for name in CELL_MEASUREMENTS)
         return RanFunctionDefinition(
             short_name=KPM_SHORT_NAME,
             oid=self.oid,
@@ -290,19 +300,22 @@ class KpmRanFunction:
         if info.cell_global_id is not None and info.cell_global_id != self.cell:
             return SubscriptionDecision(None, _cause("invalid-information-request"), "not this function's cell")
         offered = {name for name, _ in style.measurements}
+        offered_ids = {meas_id: name for name, meas_id in style.measurements if meas_id is not None}
         names: list[str] = []
         for meas in info.measurements:
-            if meas.name is None or meas.name not in offered:
+            name = meas.name if meas.name is not None else offered_ids.get(meas.meas_id)  # type: ignore[arg-type]
+            if name is None or name not in offered:
                 return SubscriptionDecision(
                     None, _cause("requested-information-unavailable"),
                     f"measurement {meas.name or meas.meas_id!r} is not offered by style {style.style_type}",
                 )
-            if meas.name not in _DISTRIBUTIONS and any(not label.no_label for label in meas.labels):
+            if name not in _DISTRIBUTIONS and any(not label.no_label for label in meas.labels):
                 return SubscriptionDecision(
                     None, _cause("requested-information-unavailable"),
-                    f"measurement {meas.name!r} offers only noLabel",
+                    f"measurement {name!r} offers only noLabel",
                 )
-            names.append(meas.name)
+            names.append(name)
+        by_id = bool(info.measurements) and all(meas.name is None for meas in info.measurements)
         conditions: tuple[MatchingUeCondition, ...] = ()
         ue_ids: tuple[int, ...] | None = None
         if isinstance(definition, ActionDefinitionFormat4):
@@ -321,6 +334,7 @@ class KpmRanFunction:
                 granularity_period_ms=info.granularity_period_ms,
                 conditions=conditions,
                 ue_ids=ue_ids,
+                by_id=by_id,
             ),
             None,
         )
@@ -372,7 +386,7 @@ class KpmRanFunction:
         rows = np.flatnonzero(mask)
         if rows.size == 0:
             return []
-        items = _ue_report_values(subscription.measurements, period, rows)
+        items = _ue_report_values(subscription.measurements, period, rows, subscription.by_id)
         out: list[tuple[bytes, bytes]] = []
         chunk = self._chunk  # the split size that fitted last time (no wasted encodes)
         start = 0
@@ -460,8 +474,18 @@ def _evaluate_condition(test: TestCondition, cqi: np.ndarray, snssai: np.ndarray
     return snssai == int.from_bytes(octets, "big")
 
 
-def _ue_report_values(names: tuple[str, ...], period: KpmPeriod, rows: np.ndarray) -> list[dict[str, Any]]:
+def _ue_report_values(
+    names: tuple[str, ...], period: KpmPeriod, rows: np.ndarray, by_id: bool = False
+) -> list[dict[str, Any]]:
     """asn1tools values of the UE measurement reports (format 1 each) of ``rows``.
+
+    What each UE report carries (E2SM-KPM v3.00 8.2.1.4.1, IM format 1 inside format 3):
+    ``measData`` with one period, ``granulPeriod``, and a ``measInfoList`` naming each
+    record (needed because the distribution bins differ per UE). Measurements are named by
+    ``measID`` when the subscription used ids (``by_id``; 3 octets instead of a
+    PrintableString of 11-20), by ``measName`` otherwise. Each distribution carries only its
+    occupied bin (one LabelInfoItem with distBinX/Y/Z, E2SM-KPM v3.00 ``MeasurementLabel``),
+    not one record per possible bin; scalars carry the single noLabel record.
 
     Arrays are computed once for all UEs; the loop only assembles the library's dicts.
     """
@@ -485,8 +509,9 @@ def _ue_report_values(names: tuple[str, ...], period: KpmPeriod, rows: np.ndarra
     cqi_table = r.cqi_table
     mcs_table = period.mcs_table
     no_label = [{"measLabel": {"noLabel": "true"}}]
+    meas_type = {name: ("measID", MEASUREMENT_IDS[name]) if by_id else ("measName", name) for name in names}
     infos_fixed = {
-        name: {"measType": ("measName", name), "labelInfoList": no_label}
+        name: {"measType": meas_type[name], "labelInfoList": no_label}
         for name in names if name not in _DISTRIBUTIONS
     }
     no_value = ("noValue", None)
@@ -497,12 +522,12 @@ def _ue_report_values(names: tuple[str, ...], period: KpmPeriod, rows: np.ndarra
         tx = sent[i]
         for name in names:
             if name == WB_CQI_DIST:
-                infos.append({"measType": ("measName", name), "labelInfoList": [
+                infos.append({"measType": meas_type[name], "labelInfoList": [
                     {"measLabel": {"distBinX": cqi_bin[i], "distBinY": ri[i], "distBinZ": cqi_table}}]})
                 records.append(("integer", 1))
                 continue
             if name == PDSCH_MCS_DIST:
-                infos.append({"measType": ("measName", name), "labelInfoList": [
+                infos.append({"measType": meas_type[name], "labelInfoList": [
                     {"measLabel": {"distBinX": rank[i], "distBinY": mcs_table, "distBinZ": mcs_bin[i] if tx else 1}}]})
                 records.append(("integer", n_tx_l[i]) if tx else no_value)
                 continue
@@ -541,6 +566,7 @@ __all__ = [
     "KpmRanFunction",
     "KpmSubscription",
     "MAX_INDICATION_OCTETS",
+    "MEASUREMENT_IDS",
     "SUPPORTED_CONDITIONS",
     "SubscriptionDecision",
 ]

@@ -187,6 +187,48 @@ def test_large_cell_split_below_16k_and_decodes_whole() -> None:
     assert decision.accepted
     messages = fn.build_indications(decision.subscription, KpmPeriod.from_outcome(outs[-1], du, 1.7e9))
     assert len(messages) >= 2 and all(len(m) <= 16000 for _, m in messages)
-    parts = [decode_kpm_indication(h, m)[1] for h, m in messages]
+    parts = [decode_kpm_indication(h, m, plan.codec)[1] for h, m in messages]
     joined = LinkReports.concat(parts)
     np.testing.assert_array_equal(joined.ue_id, outs[-1].reports.ue_id)
+
+
+def test_subscription_by_measid_gives_lean_reports_decoding_like_names() -> None:
+    """The plan names measurements by the ids the node advertised; the node answers in kind.
+
+    Same LinkReports as a by-name subscription, at well under half the octets per UE (the
+    per-UE measurement list carries 3-octet measIDs, not PrintableString names).
+    """
+    du, outs = run_du(n_ue=20, periods=2, seed=5)
+    fn = KpmRanFunction(CELL)
+    plan = plan_kpm_subscription(fn.definition, 10)
+    by_id = fn.handle_subscription(plan.event_trigger, plan.action_definition)
+    by_name = fn.handle_subscription(TRIGGER, ad(4, ActionDefinitionFormat4(
+        (MatchingUeCondition(TestCondition("cQI", "lessthan", "valueInt", 16)),), INFO)))
+    assert by_id.accepted and by_id.subscription.by_id
+    assert by_name.accepted and not by_name.subscription.by_id
+    assert by_name.subscription.measurements == UE_MEASUREMENT_NAMES
+    # the plan leaves out what LinkReports does not use (PRBs; all-transmission TB counts)
+    assert by_id.subscription.measurements == tuple(
+        n for n in UE_MEASUREMENT_NAMES if n not in ("RRU.PrbUsedDl", "TB.TotNbrDl", "TB.ErrTotNbrDl"))
+    period = KpmPeriod.from_outcome(outs[-1], du, 1.7e9)
+    ((h_id, m_id),) = fn.build_indications(by_id.subscription, period)
+    ((h_name, m_name),) = fn.build_indications(by_name.subscription, period)
+    assert len(m_id) < 0.6 * len(m_name)
+    message = plan.codec.decode_indication_message(m_id)
+    assert all(m.name is None and m.meas_id is not None for m in message.reports[0].report.measurements)
+    lean = decode_kpm_indication(h_id, m_id, plan.codec)
+    heavy = decode_kpm_indication(h_name, m_name, plan.codec)
+    assert lean[2] == heavy[2] == 0 and lean[3] == heavy[3] == ()
+    for field in ("ue_id", "ri", "cqi", "rank", "mcs", "n_ack", "n_nack", "served_bits"):
+        np.testing.assert_array_equal(getattr(lean[1], field), getattr(heavy[1], field))
+    np.testing.assert_array_equal(lean[1].sinr_layers_db, heavy[1].sinr_layers_db)
+    # without the node's id map the records cannot be named: no UE is usable
+    assert len(decode_kpm_indication(h_id, m_id)[1]) == 0
+
+
+def test_unadvertised_measid_refused() -> None:
+    fn = KpmRanFunction(CELL)
+    info = ActionDefinitionFormat1((MeasurementInfo(None, meas_id=999),), 10)
+    decision = fn.handle_subscription(TRIGGER, ad(4, ActionDefinitionFormat4(
+        (MatchingUeCondition(TestCondition("cQI", "lessthan", "valueInt", 16)),), info)))
+    assert not decision.accepted and decision.cause.value == "requested-information-unavailable"

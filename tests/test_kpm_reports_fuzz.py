@@ -7,11 +7,12 @@ the garbage keeps being served in full.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
 from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2.kpm.codec import KpmCodec
 from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
 from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
 from tests.test_kpm_function import CELL, run_du
@@ -52,7 +53,7 @@ def test_mutated_kpm_payloads_are_counted_and_good_cell_served() -> None:
     sub = fn.handle_subscription(plan.event_trigger, plan.action_definition).subscription
     ((header, good),) = fn.build_indications(sub, KpmPeriod.from_outcome(outs[-1], du, 1.7e9))
     # asn1tools only: with the pycrate fallback each failure costs 6 attempts instead of 3
-    codec = KpmCodec(decode_order=plan.codec.decode_order, use_pycrate_fallback=False)
+    codec = dataclasses.replace(plan.codec, use_pycrate_fallback=False)  # keeps the node's measIDs
     decoder = KpmNodeDecoder("fuzzed", codec, plan.measurements, 10)
     request = E.RicRequestId(1, 1)
     rng = np.random.default_rng(20261123)

@@ -616,6 +616,11 @@ class KpmCodec:
     encode_version: KpmVersion = KpmVersion.V3_00
     decode_order: tuple[KpmVersion, ...] = (KpmVersion.V3_00, KpmVersion.V2_03, KpmVersion.V2_01)
     use_pycrate_fallback: bool = True
+    #: ``(measID, measName)`` pairs the node assigned in its RAN function definition
+    #: (MeasurementInfo-Action-Item.measID, E2SM-KPM v3.00 8.3.x / ASN.1
+    #: ``MeasurementInfo-Action-Item``): how reports that identify measurements by
+    #: ``measID`` (MeasurementType CHOICE) are read back into names.
+    measurement_ids: tuple[tuple[int, str], ...] = ()
 
     def __post_init__(self) -> None:
         missing = [v for v in KpmVersion if v not in self.decode_order]
@@ -748,9 +753,14 @@ def kpm_version_for(short_name: str, oid: str) -> tuple[KpmVersion, ...]:
 
 
 def codec_for_ran_function(definition: RanFunctionDefinition) -> KpmCodec:
-    """The codec to talk to the E2 node that advertised ``definition``."""
+    """The codec to talk to the E2 node that advertised ``definition`` (its versions and measIDs)."""
     order = kpm_version_for(definition.short_name, definition.oid)
-    return KpmCodec(encode_version=order[0], decode_order=order)
+    ids: dict[int, str] = {}
+    for style in definition.report_styles:
+        for name, meas_id in style.measurements:
+            if meas_id is not None:
+                ids.setdefault(meas_id, name)
+    return KpmCodec(encode_version=order[0], decode_order=order, measurement_ids=tuple(sorted(ids.items())))
 
 
 #: Codec for our own nodes and the default decode order (v3.00, v2.03, v2.01).

@@ -227,9 +227,23 @@ def _real_value(value: Any) -> float:
     return float(value)
 
 
-def _columns(infos: list[Any], by_id: dict[int, str]) -> list[tuple[int, int, int, int]]:
-    """(column code, bin X, Y, Z) per record of one measurement list."""
-    cols: list[tuple[int, int, int, int]] = []
+def _columns(
+    infos: list[Any], by_id: dict[int, str], per_item: dict[int, list[tuple[int, int, int, int]]] | None = None
+) -> list[tuple[int, int, int, int]]:
+    """(column code, bin X, Y, Z) per record of one measurement list.
+
+    ``per_item`` caches the columns of each item object by ``id`` (valid while the decoded
+    message is alive): the library hands out one value object per distinct item encoding.
+    """
+    if per_item is not None:
+        cols = []
+        for info in infos:
+            item_cols = per_item.get(id(info))
+            if item_cols is None:
+                item_cols = per_item[id(info)] = _columns([info], by_id)
+            cols.extend(item_cols)
+        return cols
+    cols = []
     append = cols.append
     for info in infos:
         kind, ident = info["measType"]
@@ -258,12 +272,15 @@ def _gather(raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], de
         raise ValueError(f"expected indication message format 3, got {kind!r}")
     flat = _Flat()
     default_cols = _columns(default_infos, by_id) if default_infos is not None else None
+    # The library hands out one value object per distinct measurement item (the memoised
+    # decode of :mod:`.schema`), so each item's columns are worked out once per message.
+    per_item: dict[int, list[tuple[int, int, int, int]]] = {}
     for item in value["ueMeasReportList"]:
         try:
             key = _ue_key(item["ueID"])
             report = item["measReport"]
             infos = report.get("measInfoList")
-            cols = _columns(infos, by_id) if infos is not None else default_cols
+            cols = default_cols if infos is None else _columns(infos, by_id, per_item)
             if cols is None:
                 raise ValueError("no measurement list in the report or the subscription")
             s_col: list[int] = []
@@ -502,7 +519,8 @@ def decode_kpm_indication_detailed(
             ``granulPeriod`` (ms).
         subscribed_names: the subscribed measurement names, in order, for UE reports that
             omit their measurement list (noLabel records in that order).
-        meas_id_names: measurement id -> name, for reports that identify by ``measID``.
+        meas_id_names: measurement id -> name, for reports that identify by ``measID``, on top
+            of the ids the node advertised (``codec.measurement_ids``).
 
     Returns:
         :class:`KpmDecodeResult` (header, valid reports, drops by reason, imputed features).
@@ -511,7 +529,8 @@ def decode_kpm_indication_detailed(
         E2DecodeError: the bytes are not a KPM header / format-3 message of any version.
     """
     hdr = codec.decode_indication_header(header)
-    by_id = dict(meas_id_names or {})
+    by_id = dict(codec.measurement_ids)
+    by_id.update(meas_id_names or {})
     default_infos = _meas_infos_raw(subscribed_names)
 
     def parse(raw: Any) -> _Flat:

@@ -181,12 +181,89 @@ def _rebind_string_decoders(root: Any) -> int:
     return count
 
 
-class FastPerDecoder(asn1tools_per.Decoder):
-    """asn1tools' aligned-PER bit reader with the two hottest reads inlined.
+#: Types whose decodes are memoised by their bits (see :func:`_memoise_decoder`).
+MEMOISED_TYPES: tuple[str, ...] = ("MeasurementInfoItem",)
+#: Distinct encodings remembered per memoised type; when full the memo is emptied and refilled
+#: (a bound on memory, not on correctness).
+MEMO_ENTRIES: int = 4096
+_MEMO_PREFIX_BITS = 48
 
-    Same bit string, same results and errors; ``read_bit`` and
-    ``read_non_negative_binary_integer`` (together ~35% of a KPM format-3 decode) skip a
-    method call per read.
+
+def _decode_memoised(self: Any, decoder: Any) -> Any:
+    """Decode through asn1tools once per distinct bit run; repeats reuse that value.
+
+    Aligned PER is a pure function of the bits read and of the bit position modulo 8
+    (X.691 alignment): the same run of bits at the same phase decodes to the same value and
+    consumes the same number of bits. A format-3 indication repeats each UE's measurement
+    list (E2SM-KPM IM format 1 ``measInfoList``, O-RAN E2SM-KPM v3.00 8.2.1.4.1: the same
+    measurement types and noLabel for every UE, only the distribution bins differ), so after
+    the first UE almost every ``MeasurementInfoItem`` is a look-up. The memo maps
+    (phase, first 48 bits) -> {run length -> {run bits -> value}}: one dictionary probe per
+    distinct run length, however many bins have been seen. The cached values are shared
+    between UEs: callers must treat decoded values as read-only (ours do).
+    """
+    bits = decoder.value
+    left = decoder.number_of_bits
+    offset = decoder.total_number_of_bits - left
+    key = (left & 7, bits[offset:offset + _MEMO_PREFIX_BITS])
+    by_length = self._lt_memo.get(key)
+    if by_length is not None:
+        for n_bits, runs in by_length.items():
+            if n_bits <= left:
+                value = runs.get(bits[offset:offset + n_bits])
+                if value is not None:
+                    decoder.number_of_bits = left - n_bits
+                    return value
+    value = self._lt_decode(decoder)
+    n_bits = left - decoder.number_of_bits
+    if self._lt_memo_size >= MEMO_ENTRIES:  # e.g. after a flood of garbage: start afresh
+        self._lt_memo = {}
+        self._lt_memo_size = 0
+    if value is not None:
+        self._lt_memo.setdefault(key, {}).setdefault(n_bits, {})[bits[offset:offset + n_bits]] = value
+        self._lt_memo_size += 1
+    return value
+
+
+def _memoise_decoder(compiled_type: Any) -> None:
+    """Bind :func:`_decode_memoised` to one compiled asn1tools PER type (its own decode kept)."""
+    compiled_type._lt_decode = compiled_type.decode
+    compiled_type._lt_memo = {}
+    compiled_type._lt_memo_size = 0
+    compiled_type.decode = types.MethodType(_decode_memoised, compiled_type)
+
+
+def _memoise_types(spec: Any, names: tuple[str, ...]) -> int:
+    """Memoise every compiled occurrence of the named types (element types of SEQUENCE OF too)."""
+    seen: set[int] = set()
+    stack: list[Any] = [spec]
+    count = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, asn1tools_per.Type) and obj.type_name in names and not hasattr(obj, "_lt_memo"):
+            _memoise_decoder(obj)
+            count += 1
+        if isinstance(obj, (list, tuple, set)):
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, asn1tools_per.Type) or hasattr(obj, "__dict__") and type(obj).__module__.startswith(
+            "asn1tools"
+        ):
+            stack.extend(v for k, v in vars(obj).items() if not k.startswith("_lt_"))
+    return count
+
+
+class FastPerDecoder(asn1tools_per.Decoder):
+    """asn1tools' aligned-PER bit reader with the hottest reads inlined.
+
+    Same bit string, same results and errors; ``read_bit``,
+    ``read_non_negative_binary_integer``, ``read_constrained_whole_number`` and ``read_bits``
+    (most of a KPM format-3 decode once its measurement lists are memoised) skip method calls
+    and string padding per read.
     """
 
     def read_bit(self) -> int:
@@ -206,12 +283,43 @@ class FastPerDecoder(asn1tools_per.Decoder):
         self.number_of_bits = left - number_of_bits
         return int(self.value[offset:offset + number_of_bits], 2)
 
+    def read_constrained_whole_number(self, minimum: int, maximum: int, number_of_bits: int) -> int:
+        """X.691 11.5.7 constrained whole number: as asn1tools reads it, in one method."""
+        left = self.number_of_bits
+        span = maximum - minimum + 1
+        if span > 255:  # octet-aligned: 8 bits for a range of 256, 16 up to 64K, else as given
+            left -= left & 7
+            number_of_bits = 8 if span == 256 else 16 if span <= 65536 else number_of_bits
+        if number_of_bits > left:
+            self.number_of_bits = left
+            raise asn1tools_per.OutOfDataError(self.total_number_of_bits - left)
+        if number_of_bits == 0:
+            self.number_of_bits = left
+            return minimum
+        offset = self.total_number_of_bits - left
+        self.number_of_bits = left - number_of_bits
+        return int(self.value[offset:offset + number_of_bits], 2) + minimum
+
+    def read_bits(self, number_of_bits: int) -> bytes:
+        """``number_of_bits`` bits as bytes, the last octet padded with zero bits (as asn1tools)."""
+        left = self.number_of_bits
+        if number_of_bits > left:
+            raise asn1tools_per.OutOfDataError(self.total_number_of_bits - left)
+        offset = self.total_number_of_bits - left
+        self.number_of_bits = left - number_of_bits
+        if number_of_bits == 0:
+            return b""
+        n_bytes = (number_of_bits + 7) // 8
+        value = int(self.value[offset:offset + number_of_bits], 2) << (8 * n_bytes - number_of_bits)
+        return value.to_bytes(n_bytes, "big")
+
 
 @functools.cache
 def _asn1tools_spec_unlocked(version: KpmVersion) -> Any:
     spec = asn1tools.compile_files([str(SCHEMA_FILES[version])], "per")
     _rebind_real_encoders(spec)
     _rebind_string_decoders(spec)
+    _memoise_types(spec, MEMOISED_TYPES)
     return spec
 
 

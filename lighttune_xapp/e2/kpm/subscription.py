@@ -11,8 +11,12 @@
   known (at least 2 UEs, as the format requires).
 
 The measurements are those of :data:`~lighttune_xapp.e2.kpm.reports.UE_MEASUREMENT_NAMES`
-that the chosen style lists (only what the node offers); what is missing is returned so the
-caller can report which features will be imputed. The event trigger (style 1, periodic) and
+that the chosen style lists (only what the node offers) and that a ``LinkReports`` record
+uses: ``RRU.PrbUsedDl`` (informative, no record field) is not subscribed, nor are the
+all-transmission TB counters when the first-transmission ones are offered (the decoder reads
+those first). Each measurement costs every UE report a record, so leaving out what the
+record does not use is a direct saving on the wire and in decode time. What is missing is
+returned so the caller can report which features will be imputed. The event trigger (style 1, periodic) and
 the granularity period are both the CSI-RS report period, so one indication carries one
 period of each UE.
 """
@@ -36,7 +40,16 @@ from lighttune_xapp.e2.kpm.model import (
     RanFunctionDefinition,
     TestCondition,
 )
-from lighttune_xapp.e2.kpm.reports import MEASUREMENT_ALIASES, UE_MEASUREMENT_NAMES, WB_CQI_DIST
+from lighttune_xapp.e2.kpm.reports import (
+    MEASUREMENT_ALIASES,
+    PRB_USED_DL,
+    TB_ERRORS,
+    TB_ERRORS_INITIAL,
+    TB_TOTAL,
+    TB_TOTAL_INITIAL,
+    UE_MEASUREMENT_NAMES,
+    WB_CQI_DIST,
+)
 
 #: The style-4 condition every UE meets: wideband CQI < 16.
 MATCH_EVERY_UE: TestCondition = TestCondition("cQI", "lessthan", "valueInt", 16)
@@ -56,7 +69,8 @@ class KpmSubscriptionPlan:
     Attributes:
         ran_function_id: the node's KPM RAN function id (E2AP).
         style: report style 4 or 5.
-        measurements: subscribed names, in order (the node's spelling).
+        measurements: subscribed names, in order (the node's spelling; see the module
+            docstring for what is left out).
         missing: wanted names the node does not offer (their features get imputed).
         period_ms: event-trigger reporting period = granularity period, ms.
         event_trigger: encoded event trigger definition.
@@ -74,16 +88,16 @@ class KpmSubscriptionPlan:
     codec: KpmCodec
 
 
-def _offered_names(definition: RanFunctionDefinition, style: int) -> dict[str, str]:
-    """Our name -> the node's spelling, for the measurements ``style`` offers."""
+def _offered_names(definition: RanFunctionDefinition, style: int) -> dict[str, tuple[str, int | None]]:
+    """Our name -> (the node's spelling, its measID or None), for what ``style`` offers."""
     report_style = definition.report_style(style)
     if report_style is None:
         return {}
-    out: dict[str, str] = {}
-    for name, _meas_id in report_style.measurements:
+    out: dict[str, tuple[str, int | None]] = {}
+    for name, meas_id in report_style.measurements:
         ours = MEASUREMENT_ALIASES.get(name, name)
         if ours in UE_MEASUREMENT_NAMES:
-            out.setdefault(ours, name)
+            out.setdefault(ours, (name, meas_id))
     return out
 
 
@@ -126,9 +140,21 @@ def plan_kpm_subscription(
             raise KpmSubscriptionUnavailable(
                 f"KPM function {definition.short_name!r} style {style} does not offer {needed}"
             )
-    names = tuple(offered[name] for name in UE_MEASUREMENT_NAMES if name in offered)
+    unused = {PRB_USED_DL}
+    if TB_TOTAL_INITIAL in offered and TB_ERRORS_INITIAL in offered:
+        unused |= {TB_TOTAL, TB_ERRORS}
+    chosen = [offered[name] for name in UE_MEASUREMENT_NAMES if name in offered and name not in unused]
+    names = tuple(name for name, _ in chosen)
     missing = tuple(name for name in UE_MEASUREMENT_NAMES if name not in offered)
-    info = ActionDefinitionFormat1(tuple(MeasurementInfo(name) for name in names), csi_period_ms, cell)
+    # By measID when the node assigned one to every chosen measurement (E2SM-KPM v3.00
+    # MeasurementType CHOICE measID, ids from MeasurementInfo-Action-Item.measID): a node
+    # answering in kind then names each UE's records by a 3-octet id, not a 11-20 character
+    # PrintableString (our node does; see e2sim.kpm_function). Otherwise by name.
+    if chosen and all(meas_id is not None for _, meas_id in chosen):
+        infos = tuple(MeasurementInfo(None, meas_id=meas_id) for _, meas_id in chosen)
+    else:
+        infos = tuple(MeasurementInfo(name) for name in names)
+    info = ActionDefinitionFormat1(infos, csi_period_ms, cell)
     if style == 4:
         action_format: ActionDefinitionFormat4 | ActionDefinitionFormat5 = ActionDefinitionFormat4(
             (MatchingUeCondition(condition),), info
