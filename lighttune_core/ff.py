@@ -523,20 +523,43 @@ def goodness_one_from_plan(plan: InferencePlan, x: np.ndarray, xx: float | None 
     (the single-sample latency path of ``predict_one`` / ``learn_one``). ``xx`` is
     ``||x||²`` if the caller already has it.
     """
+    h = forward_one_from_plan(plan, x, xx)[0][-1]
+    return _vecdot(h, h)
+
+
+def forward_one_from_plan(
+    plan: InferencePlan, x: np.ndarray, xx: float | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every layer's activations of one sample ``x`` float [12] paired with each of the K labels.
+
+    ``h_l[k] = ReLU(W_l h_{l-1}[k] / n_{l-1}[k] + b_l)`` with the normalisers
+    ``n_0[k] = sqrt(||x||² + y_k²) + eps`` (the input ``[x; y_k]``) and
+    ``n_{l-1}[k] = ||h_{l-1}[k]|| + eps``.
+
+    Returns:
+        ``(hs, norms)``: ``hs[l-1]`` = ``h_l`` float [K, M_l] for ``l = 1..L`` and
+        ``norms[l]`` = ``n_l`` float [K] for ``l = 0..L-1`` (layer ``l + 1``'s input
+        normaliser). :func:`pair_update_from_trace` reuses them for the LightTune step, so
+        ``learn_one`` runs the forward pass once.
+    """
     inv = np.sqrt((float(x @ x) if xx is None else xx) + plan.labels_sq)
     inv += plan.eps
+    norms = [inv]
     h = x @ plan.w1x_t + plan.label_rows  # [K, M_1]
     h /= inv[:, None]
     h += plan.b1
     np.maximum(h, 0.0, out=h)
+    hs = [h]
     for w_t, b in plan.rest:
         inv = np.sqrt(_vecdot(h, h))
         inv += plan.eps
+        norms.append(inv)
         z = h @ w_t
         z /= inv[:, None]
         z += b
         h = np.maximum(z, 0.0, out=z)
-    return _vecdot(h, h)
+        hs.append(h)
+    return hs, norms
 
 
 def goodness_all_labels_t(plan: InferencePlan, x: np.ndarray, block: int | None = None) -> np.ndarray:
@@ -714,6 +737,65 @@ def pair_update_inplace(
             step *= h
         w += step.T @ h_tilde
         b += step.sum(axis=0)
+
+
+def pair_update_from_trace(
+    params: FFParams,
+    x: np.ndarray,
+    labels: np.ndarray,
+    trace: tuple[list[np.ndarray], list[np.ndarray]],
+    k_pos: int,
+    k_neg: int,
+    lr: float,
+    threshold: float = DEFAULT_THRESHOLD,
+    loss: str = "proposed",
+) -> None:
+    """:func:`pair_update_inplace` for the labels ``labels[k_pos]`` (positive) and
+    ``labels[k_neg]`` (negative), reusing the forward pass that predicted them.
+
+    ``trace`` is :func:`forward_one_from_plan` of ``x`` on the current parameters, so the
+    rows ``k_pos`` and ``k_neg`` of ``h_l`` are the pair's activations and no layer is
+    recomputed; the step is the same as :func:`pair_update_inplace` (every layer fed the
+    outputs of the forward pass before any update), up to float rounding:
+    ``W_l ← W_l − lr (δ+ h~+ᵀ + δ− h~−ᵀ)``, ``b_l ← b_l − lr (δ+ + δ−)``.
+
+    Args:
+        params: float64 parameters, modified in place; the plan of ``trace`` must have been
+            built from them with all ``L`` layers.
+        x: float64 [12] features; labels: the plan's K candidate labels.
+        trace: ``(hs, norms)`` of :func:`forward_one_from_plan`.
+        k_pos, k_neg: label indices of the positive and negative pair.
+        lr: learning rate.
+    """
+    hs, norms = trace
+    rows = (k_pos, k_neg)
+    h_tilde = np.empty((2, x.shape[0] + 1))
+    h_tilde[:, :-1] = x
+    h_tilde[0, -1] = labels[k_pos]
+    h_tilde[1, -1] = labels[k_neg]
+    n_prev = norms[0].take(rows)
+    proposed = loss == "proposed"
+    signs = _PAIR_SIGNS
+    offset = signs * 2.0 + threshold  # [[T + 2], [T − 2]]
+    for layer, (w, b) in enumerate(zip(params.weights, params.biases)):
+        h_tilde /= n_prev[:, None]
+        h = hs[layer].take(rows, axis=0)
+        m = h.shape[1]
+        if proposed:
+            step = h * h
+            step -= offset
+            step *= h
+            step *= -lr * 4.0 / m
+        else:
+            step = np.tanh((threshold - h * h) * (0.5 * signs))
+            step += 1.0
+            step *= signs * (lr / m)
+            step *= h
+        w += step.T @ h_tilde
+        b += step.sum(axis=0)
+        if layer + 1 < len(hs):
+            h_tilde = h
+            n_prev = norms[layer + 1].take(rows)
 
 
 def pair_update(

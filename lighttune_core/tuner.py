@@ -50,6 +50,7 @@ measured ~5x slower with OpenBLAS's default threading under contention.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import zlib
@@ -68,11 +69,14 @@ from lighttune_core.ff import (
     check_loss_kind,
     check_params,
     InferencePlan,
+    _vecdot,
+    forward_one_from_plan,
     goodness_one_from_plan,
     init_params,
     plan_inference,
     refresh_plan,
     layer_sizes,
+    pair_update_from_trace,
     pair_update_inplace,
     predict_label_index,
 )
@@ -84,6 +88,10 @@ _CRC = struct.Struct("<I")
 
 DEFAULT_LR: float = 0.03
 DEFAULT_DELTA: float = 0.3
+_INV_LABEL_STEP: float = 1.0 / float(BLER_LABELS[1] - BLER_LABELS[0])
+"""``1/λ``: a label ``y`` on the grid is ``BLER_LABELS[round(y/λ)]``."""
+_VERSIONS = itertools.count()
+"""Source of :attr:`LightTuneModel.version` numbers (process-wide, never reused)."""
 _LABEL_VALUES: list[float] = BLER_LABELS.tolist()
 """The labels as Python floats (the single-sample paths index them without numpy calls)."""
 LABEL_TOLERANCE: float = 1e-9
@@ -138,6 +146,9 @@ class LightTuneModel:
         self._plan32: InferencePlan | None = None
         self.n_seen = 0
         self.n_updates = 0
+        self.version = next(_VERSIONS)
+        """Changes (to a value no other parameter state of this process had) whenever the
+        parameters do: equal versions mean equal predictions."""
 
     @property
     def params(self) -> FFParams:
@@ -153,6 +164,7 @@ class LightTuneModel:
         self._params = checked
         self._plan = None
         self._plan32 = None
+        self.version = next(_VERSIONS)
 
     def _inference_plan(self) -> InferencePlan:
         """The precomputed inference arrays of the current parameters (rebuilt after updates)."""
@@ -302,15 +314,24 @@ class LightTuneModel:
     def _learn_checked(self, a: np.ndarray, xx: float, y_true: float) -> bool:
         """The LightTune step of :meth:`learn_one` on checked inputs."""
         plan = self._plan if self._plan is not None else self._inference_plan()
-        y_hat = _LABEL_VALUES[int(goodness_one_from_plan(plan, a, xx).argmax())]
+        trace = forward_one_from_plan(plan, a, xx)
+        h_last = trace[0][-1]
+        k_hat = int(_vecdot(h_last, h_last).argmax())
+        y_hat = _LABEL_VALUES[k_hat]
         self.n_seen += 1
         if abs(y_hat - y_true) < self.delta - LABEL_TOLERANCE:
             return False
-        pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
+        k_true = int(round(y_true * _INV_LABEL_STEP))
+        if abs(_LABEL_VALUES[k_true] - y_true) <= LABEL_TOLERANCE:
+            # the positive pair is one of the K rows the prediction already computed
+            pair_update_from_trace(self._params, a, BLER_LABELS, trace, k_true, k_hat, self.lr, self.threshold, self.loss)
+        else:
+            pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
         # the plan's weight arrays are views of the parameters just updated in place
         refresh_plan(plan, self._params)
         self._plan32 = None
         self.n_updates += 1
+        self.version = next(_VERSIONS)
         return True
 
     def learn_one(self, x: Any, y: Any) -> bool:

@@ -76,15 +76,21 @@ def test_learn_one_updates_only_at_or_beyond_delta() -> None:
     assert (model.n_seen, model.n_updates) == (2, 1)
 
 
-def test_learn_one_matches_the_pure_pair_update() -> None:
-    model = LightTuneModel(seed=4, loss="softplus")
+@pytest.mark.parametrize("loss", ["proposed", "softplus"])
+@pytest.mark.parametrize("off_grid", [False, True])
+def test_learn_one_matches_the_pure_pair_update(loss: str, off_grid: bool) -> None:
+    # learn_one reuses its prediction's forward pass for the update (grid labels) or
+    # recomputes it (a label between the grid points): the same step either way
+    model = LightTuneModel(seed=4, loss=loss)
     x = np.random.default_rng(2).random(12)
     y_hat = model.predict_one(x)
-    y = 1.0 if y_hat < 0.5 else 0.0
-    expected = ff.pair_update(model.params, x, y, y_hat, 0.03, 9.0, "softplus")
+    y = (1.0 if y_hat < 0.5 else 0.0) + (0.0 if not off_grid else (-0.03 if y_hat < 0.5 else 0.03))
+    expected = ff.pair_update(model.params, x, y, y_hat, 0.03, 9.0, loss)
+    before = model.params.weights[0].copy()
     assert model.learn_one(x, y)
+    assert not np.array_equal(model.params.weights[0], before)
     for a, b in zip(model.params.weights + model.params.biases, expected.weights + expected.biases):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_converges_on_a_stationary_task() -> None:
