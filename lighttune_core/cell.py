@@ -12,12 +12,17 @@ simulator's in-process experiments and the xApp. Per CSI-RS period it receives t
    RI-CQI-Tune;
 3. **remembers** the features of the chosen decision of every UE until its outcome arrives.
 
-Learning is ordered *after* deciding (:meth:`CellTuner.decide` then :meth:`CellTuner.learn`)
-so a caller on the control path can send its control first; :meth:`CellTuner.step` does
-both in the order learn → decide when latency does not matter.
+Two orders. :meth:`CellTuner.step` learns, then decides (the decision already uses the
+outcome of the period that just ended: the simulator's in-process experiments). A caller on
+a control path with a latency budget (the xApp) takes the period's samples first
+(:meth:`CellTuner.collect`, a few array copies), decides, sends its control, and only then
+fits the samples (:meth:`CellTuner.fit`): the decision is one period behind in what it has
+learned, and the fine-tuning cost is off the decision latency.
 
 Vectorised screen: LightTune updates only on samples with ``|ŷ − y| ≥ δ``. The period's
-samples are first predicted in one batched call with the model as it is; only the samples
+samples are first predicted in one batched call with the model as it is (or, when the model
+has not changed since the decision — same ``version`` — its prediction at decision time is
+reused: the same model on the same features, so no second forward pass); only the samples
 that fail that screen go, one at a time, through ``learn_one`` (which predicts again with
 the current, possibly already updated, model and updates only if the error is still
 ``≥ δ``). After convergence few samples fail the screen, so the per-sample Python work is
@@ -101,6 +106,25 @@ class Decisions:
 
 
 @dataclass(frozen=True)
+class LearnSamples:
+    """One period's fine-tuning samples, taken from the pending decisions (:meth:`CellTuner.collect`).
+
+    Attributes:
+        x: float64 [S, 12], features of the decision applied in the ended period.
+        y: float64 [S], its true BLER label.
+        pred: float64 [S], the model's prediction for that decision when it was made.
+        version: int64 [S], the model's ``version`` at that time (−1 if it has none).
+        ue_id: int64 [S].
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    pred: np.ndarray
+    version: np.ndarray
+    ue_id: np.ndarray
+
+
+@dataclass(frozen=True)
 class LearnOutcome:
     """What one period's learning pass did.
 
@@ -151,6 +175,7 @@ class CellTuner:
         self._pending_x = np.zeros((0, N_FEATURES), dtype=np.float64)
         self._pending_pred = np.zeros(0, dtype=np.float64)
         self._has_pending = np.zeros(0, dtype=bool)
+        self._pending_version = np.zeros(0, dtype=np.int64)
 
     @property
     def n_ues(self) -> int:
@@ -168,6 +193,7 @@ class CellTuner:
             self._pending_x = np.concatenate([self._pending_x, np.zeros((n_new, N_FEATURES))])[order]
             self._pending_pred = np.concatenate([self._pending_pred, np.full(n_new, np.nan)])[order]
             self._has_pending = np.concatenate([self._has_pending, np.zeros(n_new, dtype=bool)])[order]
+            self._pending_version = np.concatenate([self._pending_version, np.full(n_new, -1, dtype=np.int64)])[order]
         return np.searchsorted(self._ue_ids, ue_id)
 
     def forget(self, ue_id: np.ndarray) -> None:
@@ -177,6 +203,12 @@ class CellTuner:
         self._pending_x = self._pending_x[keep]
         self._pending_pred = self._pending_pred[keep]
         self._has_pending = self._has_pending[keep]
+        self._pending_version = self._pending_version[keep]
+
+    def _model_version(self) -> int:
+        """The model's parameter version, −1 when the model does not count versions."""
+        version = getattr(self.model, "version", None)
+        return -1 if version is None else int(version)
 
     def learn(self, reports: LinkReports) -> LearnOutcome:
         """Learn from the outcome (HARQ counts) of the decisions applied last period.
@@ -185,6 +217,16 @@ class CellTuner:
             reports: this period's reports (their ``n_ack``/``n_nack`` are the outcome of
                 the decisions remembered from the previous call of :meth:`decide`).
         """
+        return self.fit(self.collect(reports))
+
+    def collect(self, reports: LinkReports) -> LearnSamples:
+        """Take this period's samples: every reported UE with a pending decision and a
+        defined true BLER. Clears the reported UEs' pending decisions (call before
+        :meth:`decide` on the same reports).
+
+        Raises:
+            ValueError: a UE id twice in ``reports``.
+        """
         if len(reports) != np.unique(reports.ue_id).shape[0]:
             raise ValueError("reports hold the same UE id twice")
         idx = self._index(reports.ue_id)
@@ -192,23 +234,39 @@ class CellTuner:
         use = valid & self._has_pending[idx]
         rows = idx[use]
         self._has_pending[idx] = False
-        if rows.size == 0:
-            empty = np.zeros(0)
-            return LearnOutcome(0, 0, empty, np.zeros(0, dtype=np.int64))
-        x = self._pending_x[rows]
-        y = label[use]
-        abs_error = np.abs(self._pending_pred[rows] - y)
+        return LearnSamples(
+            self._pending_x[rows],
+            label[use],
+            self._pending_pred[rows],
+            self._pending_version[rows],
+            reports.ue_id[use],
+        )
+
+    def fit(self, samples: LearnSamples) -> LearnOutcome:
+        """LightTune on the samples of :meth:`collect` (screen, then ``learn_many``)."""
+        n = int(samples.y.shape[0])
+        if n == 0:
+            return LearnOutcome(0, 0, np.zeros(0), np.zeros(0, dtype=np.int64))
+        x, y = samples.x, samples.y
+        abs_error = np.abs(samples.pred - y)
         n_updates = 0
         if self.learn_enabled:
-            screen = np.abs(self.model.predict_many(x) - y) >= self.model.delta - 1e-9
-            fail = np.flatnonzero(screen)
+            version = self._model_version()
+            if version >= 0 and self.search_dtype is np.float64:
+                pred = samples.pred.copy()
+                stale = np.flatnonzero(samples.version != version)
+                if stale.size:
+                    pred[stale] = self.model.predict_many(x[stale])
+            else:
+                pred = self.model.predict_many(x)
+            fail = np.flatnonzero(np.abs(pred - y) >= self.model.delta - 1e-9)
             learn_many = getattr(self.model, "learn_many", None)
             if learn_many is not None:
                 n_updates = int(learn_many(x[fail], y[fail])) if fail.size else 0
             else:
                 for i in fail:
                     n_updates += bool(self.model.learn_one(x[i], float(y[i])))
-        return LearnOutcome(int(rows.size), n_updates, abs_error, reports.ue_id[use])
+        return LearnOutcome(n, n_updates, abs_error, samples.ue_id)
 
     def decide(self, reports: LinkReports) -> Decisions:
         """Choose each UE's (rank, CQI) for the next period and remember its features."""
@@ -228,6 +286,7 @@ class CellTuner:
         pred = np.asarray(pred, dtype=np.float64)
         self._pending_x[idx] = build_features(reports, rank, cqi)
         self._pending_pred[idx] = pred
+        self._pending_version[idx] = self._model_version()
         self._has_pending[idx] = True
         return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF)
 

@@ -9,9 +9,10 @@ length-prefixed frames otherwise, see :mod:`lighttune_xapp.transport.direct`) an
    one report action. One subscription covers every cell of the function: each indication
    names its cell in the indication header (NR cell identity), so "every cell that offers
    the service model" is served by that one subscription;
-3. on each RIC Indication: decode → :meth:`LinkAdaptationPolicy.on_reports` (learn from the
-   period that ended, decide the next) → encode → RIC Control Request (ack requested). The
-   policy keys its models by ``str(cell_id)``.
+3. on each RIC Indication: decode → :meth:`LinkAdaptationPolicy.decide` (decide the next
+   period) → encode → RIC Control Request (ack requested) → :meth:`LinkAdaptationPolicy.finish`
+   (fine-tune on the period that ended, after the control has left). The policy keys its
+   models by ``str(cell_id)``.
 
 **Every indication of the service model is answered with a control**, also for a cell in
 mode ``off``: that control carries an *empty* decision list, which tells the DU to keep its
@@ -570,23 +571,20 @@ class LocalE2Termination:
     async def _decide_and_control(self, conn: E2Connection, node: _Node, cell: str, cell_id: int,
                                   counters: CellCounters, reports: LinkReports, period_index: int,
                                   ran_function_id: int) -> None:
-        """Learn + decide for one cell's reports and answer with a control (empty in mode off)."""
+        """Decide for one cell's reports, answer with a control (empty in mode off), then
+        fine-tune: the control leaves before the learning pass runs."""
         ue, ri, cqi = _EMPTY, _EMPTY, _EMPTY
         start = time.perf_counter()
+        pending = None
         if len(reports):
             try:
-                result = self.policy.on_reports(cell, reports)
+                pending = self.policy.decide(cell, reports)
             except ValueError as exc:  # e.g. a UE id twice: the whole report is unusable
                 counters.policy_errors += 1
                 self.metrics.decode_errors.labels(kind="reports").inc()
                 log.warning("cell %s: reports of period %d refused: %s", cell, period_index, exc)
             else:
-                dec = result.decisions
-                counters.last_ue_ids = reports.ue_id
-                counters.samples += result.learned.n_samples
-                counters.abs_error_sum += float(np.sum(result.learned.abs_error))
-                if self.frozen is not None:
-                    self._track_frozen(cell, counters, reports, dec.rank, dec.cqi)
+                dec = pending.decisions
                 if dec.control:
                     ue, ri, cqi = dec.ue_id, dec.rank, dec.cqi
         try:
@@ -603,6 +601,13 @@ class LocalE2Termination:
         self.metrics.control_sends.inc()
         counters.latencies_s.append(time.perf_counter() - start)
         await conn.apply(out)
+        if pending is not None:
+            result = self.policy.finish(pending)
+            counters.last_ue_ids = reports.ue_id
+            counters.samples += result.learned.n_samples
+            counters.abs_error_sum += float(np.sum(result.learned.abs_error))
+            if self.frozen is not None:
+                self._track_frozen(cell, counters, reports, pending.decisions.rank, pending.decisions.cqi)
 
     def _track_frozen(
         self, cell: str, counters: CellCounters, reports: LinkReports, rank: np.ndarray, cqi: np.ndarray

@@ -1,7 +1,12 @@
 """The xApp's link-adaptation policy: one LightTune model per cell, decisions, persistence.
 
 Transport-agnostic: the local E2 termination and the RIC (RMR) adapter both hand decoded
-per-cell reports to :meth:`LinkAdaptationPolicy.on_reports` and send back what it returns.
+per-cell reports to the policy and send back its decisions. Per cell-period the policy first
+decides (:meth:`LinkAdaptationPolicy.decide`: take the fine-tuning samples of the period
+that ended, build features, predict, search) and learns afterwards
+(:meth:`LinkAdaptationPolicy.finish`), so a transport sends the control in between and the
+decision latency does not include fine-tuning; :meth:`LinkAdaptationPolicy.on_reports` does
+both.
 
 Per cell the policy keeps a :class:`~lighttune_core.cell.CellTuner` whose model starts
 from the stored fine-tuned model of that cell when the store has a usable one, and from a
@@ -23,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lighttune_core.cell import CellTuner, Decisions, LearnOutcome, TuneMode
+from lighttune_core.cell import CellTuner, Decisions, LearnOutcome, LearnSamples, TuneMode
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp.config import XappConfig
@@ -45,7 +50,9 @@ class CellResult:
         decisions: next-period (rank, CQI) per UE; ``decisions.control`` tells whether to
             send them to the DU.
         learned: the period's LightTune learning pass.
-        latency_s: wall time spent in the policy for this cell-period, seconds.
+        latency_s: wall time of the decision (samples taken, features, predictions,
+            search), seconds.
+        learn_s: wall time of the learning pass that followed the decision, seconds.
     """
 
     cell_id: str
@@ -53,6 +60,27 @@ class CellResult:
     decisions: Decisions
     learned: LearnOutcome
     latency_s: float
+    learn_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class PendingCell:
+    """A cell-period decided by :meth:`LinkAdaptationPolicy.decide`, not yet learned from.
+
+    Attributes:
+        cell_id, mode: the cell and its mode this period.
+        reports: the period's reports.
+        decisions: the next period's decisions (send these).
+        samples: the fine-tuning samples :meth:`LinkAdaptationPolicy.finish` will fit.
+        decision_s: wall time of the decision, seconds.
+    """
+
+    cell_id: str
+    mode: TuneMode
+    reports: LinkReports
+    decisions: Decisions
+    samples: LearnSamples
+    decision_s: float
 
 
 class LinkAdaptationPolicy:
@@ -141,25 +169,50 @@ class LinkAdaptationPolicy:
             tuner.model.lr = config.learning_rate
 
     # ------------------------------------------------------------------ reports
-    def on_reports(self, cell_id: str, reports: LinkReports, now: float | None = None) -> CellResult:
-        """Learn from the period that ended and decide the next one for one cell.
+    def decide(self, cell_id: str, reports: LinkReports) -> PendingCell:
+        """Decide the next period for one cell; the learning from these reports is left to
+        :meth:`finish`, so the caller can send the control first.
+
+        The period's fine-tuning samples (outcomes of the decisions of the previous period)
+        are taken before deciding, and fitted by :meth:`finish`: a decision uses the model as
+        fine-tuned up to the period before (see :mod:`lighttune_core.cell`).
 
         Args:
             cell_id: the cell the reports belong to.
             reports: already validated reports (decoders drop invalid UEs).
-            now: monotonic time in seconds for the checkpoint policy (default ``clock()``).
+
+        Raises:
+            ValueError: unusable reports (the same UE id twice); nothing is changed then.
         """
         start = time.perf_counter()
         tuner = self.cell(cell_id)
         tuner.mode = self.mode_of(cell_id)
-        decisions, learned = tuner.step(reports)
-        latency = time.perf_counter() - start
+        samples = tuner.collect(reports)
+        decisions = tuner.decide(reports)
+        return PendingCell(cell_id, tuner.mode, reports, decisions, samples, time.perf_counter() - start)
+
+    def finish(self, pending: PendingCell, now: float | None = None) -> CellResult:
+        """Fine-tune the cell's model on the samples taken by :meth:`decide`, count and
+        checkpoint.
+
+        Args:
+            pending: what :meth:`decide` returned (each exactly once, in order).
+            now: monotonic time in seconds for the checkpoint policy (default ``clock()``).
+        """
+        start = time.perf_counter()
+        learned = self.cells[pending.cell_id].fit(pending.samples)
+        learn_s = time.perf_counter() - start
         if learned.n_updates:
-            self.checkpointer.mark_dirty(cell_id)
+            self.checkpointer.mark_dirty(pending.cell_id)
         self.checkpointer.poll(self.clock() if now is None else now)
         if self.metrics is not None:
-            self._count(tuner.mode, reports, decisions, learned, latency)
-        return CellResult(cell_id, tuner.mode, decisions, learned, latency)
+            self._count(pending.mode, pending.reports, pending.decisions, learned, pending.decision_s)
+        return CellResult(pending.cell_id, pending.mode, pending.decisions, learned, pending.decision_s, learn_s)
+
+    def on_reports(self, cell_id: str, reports: LinkReports, now: float | None = None) -> CellResult:
+        """:meth:`decide` then :meth:`finish` for one cell (callers that send the control
+        afterwards anyway)."""
+        return self.finish(self.decide(cell_id, reports), now)
 
     def _count(
         self, mode: TuneMode, reports: LinkReports, decisions: Decisions, learned: LearnOutcome, latency: float

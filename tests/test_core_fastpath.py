@@ -209,3 +209,64 @@ def test_pruned_search_with_the_model_matches_the_full_search() -> None:
     pruned = ri_cqi_tune(model.predict_many, reports, prune=True)
     for a, b in zip(full, pruned):
         np.testing.assert_array_equal(a, b)
+
+
+class _NoVersion:
+    """The same model without a ``version``: the tuner must re-predict every sample."""
+
+    def __init__(self, model: LightTuneModel) -> None:
+        self._m = model
+        self.delta = model.delta
+        self.predicted_rows = 0
+
+    def predict_many(self, x: np.ndarray) -> np.ndarray:
+        self.predicted_rows += x.shape[0]
+        return self._m.predict_many(x)
+
+    def learn_many(self, x: np.ndarray, y: np.ndarray) -> int:
+        return self._m.learn_many(x, y)
+
+
+def test_screen_reuses_decision_time_predictions_with_the_same_updates() -> None:
+    # the decision-time prediction of an unchanged model replaces the screen's forward pass;
+    # a model that cannot say whether it changed is re-predicted: same updates either way
+    reuse = CellTuner(LightTuneModel(seed=3), TuneMode.RI_CQI)
+    plain_model = _NoVersion(LightTuneModel(seed=3))
+    plain = CellTuner(plain_model, TuneMode.RI_CQI)  # type: ignore[arg-type]
+    total = 0
+    for period in range(6):
+        reports = _reports(300, 50 + period)
+        a, b = reuse.step(reports), plain.step(reports)
+        np.testing.assert_array_equal(a[0].cqi, b[0].cqi)
+        np.testing.assert_array_equal(a[0].rank, b[0].rank)
+        assert a[1].n_updates == b[1].n_updates
+        total += a[1].n_updates
+    assert total > 0 and plain_model.predicted_rows > 0
+    for wa, wb in zip(reuse.model.params.weights, plain_model._m.params.weights):
+        np.testing.assert_array_equal(wa, wb)
+    # a model changed between decision and fit is re-predicted
+    model = reuse.model
+    samples = reuse.collect(_reports(300, 60))
+    reuse.decide(_reports(300, 60))
+    version = model.version
+    model.params = ff.FFParams(model.params.weights, model.params.biases)
+    assert model.version != version and np.all(samples.version != model.version)
+
+
+def test_decide_then_fit_decides_with_the_model_before_the_period_is_learned() -> None:
+    # the xApp's order: take the samples, decide, (send), fit: the decisions equal those of
+    # a tuner that has not learned from this period, and the fit makes the same updates
+    late = CellTuner(LightTuneModel(seed=5), TuneMode.RI_CQI)
+    late.decide(_reports(200, 70))
+    reports = _reports(200, 71)
+    frozen = LightTuneModel.from_bytes(late.model.to_bytes())
+    samples = late.collect(reports)
+    decided = late.decide(reports)
+    expected = CellTuner(frozen, TuneMode.RI_CQI).decide(reports)
+    np.testing.assert_array_equal(decided.cqi, expected.cqi)
+    np.testing.assert_array_equal(decided.rank, expected.rank)
+    before = late.model.n_updates
+    outcome = late.fit(samples)
+    assert outcome.n_samples == 200 and outcome.n_updates == late.model.n_updates - before > 0
+    with pytest.raises(ValueError, match="twice"):
+        late.collect(reports.select(np.array([0, 0, 1])))

@@ -179,3 +179,22 @@ def test_policy_applies_new_config_to_running_cells() -> None:
     assert tuner.mode is TuneMode.OFF
     assert tuner.model.delta == 0.5 and tuner.model.lr == 0.01
     assert policy.stats()["c"]["mode"] == "off"
+
+
+def test_policy_decides_before_it_learns_so_control_can_leave_first() -> None:
+    store = MemoryStore()
+    policy = LinkAdaptationPolicy(config(), LightTuneModel(seed=7), store, metrics=XappMetrics())
+    policy.on_reports("c", make_reports(40, 0), now=0.0)
+    model = policy.cells["c"].model
+    updates_before = model.n_updates
+    pending = policy.decide("c", make_reports(40, 1))
+    # decided, nothing learned yet: the model is the one of the previous period
+    assert model.n_updates == updates_before and pending.samples.y.shape == (40,)
+    assert pending.decisions.control and pending.decision_s >= 0.0
+    result = policy.finish(pending, now=0.1)
+    assert result.learned.n_samples == 40 and result.learned.n_updates == model.n_updates - updates_before > 0
+    assert result.decisions is pending.decisions and result.learn_s >= 0.0
+    # bad reports are refused by decide and change nothing
+    with pytest.raises(ValueError, match="twice"):
+        policy.decide("c", make_reports(3, 2).select(np.array([0, 0, 1])))
+    assert model.n_updates == result.learned.n_updates + updates_before
