@@ -197,14 +197,22 @@ def _decode_memoised(self: Any, decoder: Any) -> Any:
     consumes the same number of bits. A format-3 indication repeats each UE's measurement
     list (E2SM-KPM IM format 1 ``measInfoList``, O-RAN E2SM-KPM v3.00 8.2.1.4.1: the same
     measurement types and noLabel for every UE, only the distribution bins differ), so after
-    the first UE almost every ``MeasurementInfoItem`` is a look-up. The memo maps
-    (phase, first 48 bits) -> {run length -> {run bits -> value}}: one dictionary probe per
-    distinct run length, however many bins have been seen. The cached values are shared
+    the first UE almost every ``MeasurementInfoItem`` is a look-up. First probe: (phase, the
+    bits of the last hit's length) in a flat map, since most items of a list share one
+    length; otherwise the memo maps (phase, first 48 bits) -> {run length -> {run bits ->
+    value}}: one dictionary probe per distinct run length, however many bins have been seen. The cached values are shared
     between UEs: callers must treat decoded values as read-only (ours do).
     """
     bits = decoder.value
     left = decoder.number_of_bits
     offset = decoder.total_number_of_bits - left
+    # fast path: the run length of the previous hit (most items of a list share one length)
+    n_bits = self._lt_last_bits
+    if n_bits <= left:
+        value = self._lt_runs.get((left & 7, bits[offset:offset + n_bits]))
+        if value is not None:
+            decoder.number_of_bits = left - n_bits
+            return value
     key = (left & 7, bits[offset:offset + _MEMO_PREFIX_BITS])
     by_length = self._lt_memo.get(key)
     if by_length is not None:
@@ -213,15 +221,20 @@ def _decode_memoised(self: Any, decoder: Any) -> Any:
                 value = runs.get(bits[offset:offset + n_bits])
                 if value is not None:
                     decoder.number_of_bits = left - n_bits
+                    self._lt_last_bits = n_bits
                     return value
     value = self._lt_decode(decoder)
     n_bits = left - decoder.number_of_bits
     if self._lt_memo_size >= MEMO_ENTRIES:  # e.g. after a flood of garbage: start afresh
         self._lt_memo = {}
+        self._lt_runs = {}
         self._lt_memo_size = 0
     if value is not None:
-        self._lt_memo.setdefault(key, {}).setdefault(n_bits, {})[bits[offset:offset + n_bits]] = value
+        run = bits[offset:offset + n_bits]
+        self._lt_memo.setdefault(key, {}).setdefault(n_bits, {})[run] = value
+        self._lt_runs[(left & 7, run)] = value
         self._lt_memo_size += 1
+        self._lt_last_bits = n_bits
     return value
 
 
@@ -229,6 +242,8 @@ def _memoise_decoder(compiled_type: Any) -> None:
     """Bind :func:`_decode_memoised` to one compiled asn1tools PER type (its own decode kept)."""
     compiled_type._lt_decode = compiled_type.decode
     compiled_type._lt_memo = {}
+    compiled_type._lt_runs = {}
+    compiled_type._lt_last_bits = 0
     compiled_type._lt_memo_size = 0
     compiled_type.decode = types.MethodType(_decode_memoised, compiled_type)
 
