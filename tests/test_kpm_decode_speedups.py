@@ -18,6 +18,7 @@ from asn1tools.codecs import per
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
 from lighttune_core.report import LinkReports
 from lighttune_xapp.e2.kpm.codec import INDICATION_MESSAGE, _asn1tools_decode_whole
+from lighttune_xapp.e2.kpm.reports import _gather, _gather_per_record
 from lighttune_xapp.e2.kpm.schema import SCHEMA_FILES, FastPerDecoder, KpmVersion
 from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
 from tests.test_kpm_function import CELL
@@ -85,3 +86,40 @@ def test_memoised_decode_equals_plain_asn1tools(by_name: bool) -> None:
         for _, message in messages:
             ours = _asn1tools_decode_whole(KpmVersion.V3_00, INDICATION_MESSAGE, message)
             assert ours == plain_spec.decode(INDICATION_MESSAGE, message)
+
+
+def _flat_arrays(flat: object) -> dict[str, np.ndarray]:
+    names = ("keys", "gran", "s_ue", "s_col", "s_val", "d_ue", "d_kind", "d_x", "d_y", "d_z", "d_val")
+    return {n: np.asarray(getattr(flat, n), dtype=np.float64) for n in names}
+
+
+def test_batched_gather_equals_record_by_record() -> None:
+    fn = KpmRanFunction(CELL)
+    plan = plan_kpm_subscription(fn.definition, 10)
+    sub = fn.handle_subscription(plan.event_trigger, plan.action_definition).subscription
+    assert sub is not None
+    ((_, message),) = fn.build_indications(sub, KpmPeriod(_reports(30, 9), 10.0, 1.7e9, 106, 20))
+    raw = _asn1tools_decode_whole(KpmVersion.V3_00, INDICATION_MESSAGE, message)
+    by_id = dict(plan.codec.measurement_ids)
+    batched, single = _gather(raw, None, by_id, 10.0), _gather_per_record(raw, None, by_id, 10.0)
+    a, b = _flat_arrays(batched), _flat_arrays(single)
+    assert len(batched.keys) == 30 and batched.malformed == single.malformed == 0
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_unconvertible_record_drops_only_its_ue() -> None:
+    def ue(ue_id: int, real: object) -> dict[str, object]:
+        infos = [{"measType": ("measName", "CARR.WBCQIDist"),
+                  "labelInfoList": [{"measLabel": {"distBinX": 8, "distBinY": 2, "distBinZ": 1}}]},
+                 {"measType": ("measName", "LT.CSIRSSNR"), "labelInfoList": [{"measLabel": {"noLabel": "true"}}]}]
+        return {"ueID": ("gNB-DU-UEID", {"gNB-CU-UE-F1AP-ID": ue_id}),
+                "measReport": {"measData": [{"measRecord": [("integer", 1), ("real", real)]}],
+                               "measInfoList": infos, "granulPeriod": 10}}
+
+    # pycrate's REAL form (mantissa, base, exponent): 2**5000 does not fit a float
+    raw = {"indicationMessage-formats": ("indicationMessage-Format3",
+                                         {"ueMeasReportList": [ue(1, 12.5), ue(2, (1, 2, 5000)), ue(3, 3.0)]})}
+    flat = _gather(raw, None, {}, 10.0)
+    assert flat.keys == [1, 3] and flat.malformed == 1
+    assert list(flat.s_val) == [12.5, 3.0]

@@ -182,22 +182,27 @@ class KpmDecodeResult:
 
 
 class _Flat:
-    """Flat per-record lists gathered from the library's value dicts (one pass)."""
+    """Flat per-record columns gathered from the library's value dicts (one pass).
+
+    ``keys``/``gran``: per kept UE. ``s_*``: scalar records (UE index, column, value);
+    ``d_*``: distribution records (UE index, kind, bin X/Y/Z, count). Lists while gathered
+    record by record, int64/float64 arrays [R] from the batched :func:`_gather`.
+    """
 
     __slots__ = ("keys", "s_ue", "s_col", "s_val", "d_ue", "d_kind", "d_x", "d_y", "d_z", "d_val",
                  "gran", "malformed")
 
     def __init__(self) -> None:
         self.keys: list[int] = []
-        self.s_ue: list[int] = []
-        self.s_col: list[int] = []
-        self.s_val: list[float] = []
-        self.d_ue: list[int] = []
-        self.d_kind: list[int] = []
-        self.d_x: list[int] = []
-        self.d_y: list[int] = []
-        self.d_z: list[int] = []
-        self.d_val: list[float] = []
+        self.s_ue: list[int] | np.ndarray = []
+        self.s_col: list[int] | np.ndarray = []
+        self.s_val: list[float] | np.ndarray = []
+        self.d_ue: list[int] | np.ndarray = []
+        self.d_kind: list[int] | np.ndarray = []
+        self.d_x: list[int] | np.ndarray = []
+        self.d_y: list[int] | np.ndarray = []
+        self.d_z: list[int] | np.ndarray = []
+        self.d_val: list[float] | np.ndarray = []
         self.gran: list[float] = []
         self.malformed = 0
 
@@ -262,8 +267,78 @@ def _columns(
     return cols
 
 
+def _record_value(kind: str, value: Any) -> float:
+    """One MeasurementRecordItem as a float: integer, real (asn1tools or pycrate), noValue NaN."""
+    if kind == "integer":
+        return float(value)
+    if kind == "real":
+        return value if value.__class__ is float else _real_value(value)
+    return math.nan
+
+
 def _gather(raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], default_gran_ms: float) -> _Flat:
-    """Walk an IM format-3 value into flat lists; a malformed UE is skipped and counted.
+    """Walk an IM format-3 value into flat arrays; a malformed UE is skipped and counted.
+
+    Per UE only the structure is checked (UE id, measurement list, record counts); the
+    records of all UEs are then converted in one pass and split into scalar and
+    distribution columns with numpy. Should a record value not convert (a pycrate REAL out
+    of float range, say), the message is walked again UE by UE
+    (:func:`_gather_per_record`), which drops just the UEs concerned.
+
+    Raises ValueError when the message itself is not a format-3 report list.
+    """
+    kind, value = raw["indicationMessage-formats"]
+    if kind != "indicationMessage-Format3":
+        raise ValueError(f"expected indication message format 3, got {kind!r}")
+    flat = _Flat()
+    default_cols = _columns(default_infos, by_id) if default_infos is not None else None
+    per_item: dict[int, list[tuple[int, int, int, int]]] = {}
+    all_cols: list[tuple[int, int, int, int]] = []
+    all_records: list[Any] = []
+    counts: list[int] = []
+    for item in value["ueMeasReportList"]:
+        try:
+            key = _ue_key(item["ueID"])
+            report = item["measReport"]
+            infos = report.get("measInfoList")
+            cols = default_cols if infos is None else _columns(infos, by_id, per_item)
+            if cols is None:
+                raise ValueError("no measurement list in the report or the subscription")
+            periods = report["measData"]
+            records_of = [period["measRecord"] for period in periods]
+            for records in records_of:
+                if len(records) != len(cols):
+                    raise ValueError(f"{len(records)} records for {len(cols)} measurement labels")
+            gran = report.get("granulPeriod")
+            gran_ms = float(gran) if gran is not None else default_gran_ms
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            flat.malformed += 1
+            continue
+        flat.keys.append(key)
+        flat.gran.append(gran_ms)
+        for records in records_of:
+            all_cols.extend(cols)
+            all_records.extend(records)
+        counts.append(len(cols) * len(records_of))
+    try:
+        values = np.array([_record_value(k, v) for k, v in all_records], dtype=np.float64)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return _gather_per_record(raw, default_infos, by_id, default_gran_ms)
+    cols_arr = np.array(all_cols, dtype=np.int64).reshape(-1, 4)
+    ue = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    code = cols_arr[:, 0]
+    scalar = code >= 0
+    dist = code < _IGNORED
+    flat.s_ue, flat.s_col, flat.s_val = ue[scalar], code[scalar], values[scalar]
+    flat.d_ue, flat.d_kind, flat.d_val = ue[dist], code[dist], values[dist]
+    flat.d_x, flat.d_y, flat.d_z = cols_arr[dist, 1], cols_arr[dist, 2], cols_arr[dist, 3]
+    return flat
+
+
+def _gather_per_record(
+    raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], default_gran_ms: float
+) -> _Flat:
+    """:func:`_gather` record by record: a UE whose record values do not convert is dropped.
 
     Raises ValueError when the message itself is not a format-3 report list.
     """
