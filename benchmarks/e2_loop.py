@@ -26,8 +26,17 @@ service-model version it measured.
    latency per indication, the share of each stage and the top functions by own time
    (cProfile). Targets: >= 20,000 UE-reports/s on one core, p99 <= 10 ms for 1,000 UEs.
 
+4. KPM report path (``kpm_*`` keys of the loop part, unless ``--skip-kpm``): the same cells
+   reporting through standard E2SM-KPM (style 4, indication format 3 split below 16 KB) from
+   our node: E2AP decode -> KPM decode -> ``LinkReports`` -> the same policy -> LT-LINKADAPT
+   control encode -> E2AP encode, per indication; UE-reports/s, p50/p99, stage shares and
+   microseconds per UE, side by side with the service model (``kpm_vs_service_model``);
+   and KPM format-3 encode/decode per indication, asn1tools vs pycrate (``kpm_codecs_64_ues``).
+   Target (issue 9): >= 5,000 UE-reports/s end to end on one core. The report path alone
+   (and the imputation cost) is measured by ``benchmarks/kpm_path.py``.
+
 Run: ``python benchmarks/e2_loop.py [--repeat N] [--e2ap-asn DIR] [--skip-e2ap] [--skip-codec]
-[--skip-loop] [--loop-periods N] [--out FILE]`` (with ``--skip-codec`` / ``--skip-loop`` the
+[--skip-loop] [--skip-kpm] [--loop-periods N] [--out FILE]`` (with ``--skip-codec`` / ``--skip-loop`` the
 other part's figures already saved in ``--out`` are kept).
 """
 
@@ -306,6 +315,168 @@ def bench_loop(n: int, periods: int, mode: str = "ri_cqi") -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- KPM report path
+
+
+KPM_PERIOD_MS = 80.0
+"""CSI-RS period of the KPM loop cells (ms): granularity and reporting period."""
+
+
+def _kpm_node() -> tuple[Any, Any, Any]:
+    """Our node's KPM function, the xApp's plan for it, and the admitted style-4 subscription."""
+    from e2sim.kpm_function import KpmRanFunction
+    from lighttune_xapp.e2.kpm.model import CellGlobalId
+    from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+
+    fn = KpmRanFunction(CellGlobalId(b"\x00\xf1\x10", 7))
+    plan = plan_kpm_subscription(fn.definition, int(KPM_PERIOD_MS))
+    decision = fn.handle_subscription(plan.event_trigger, plan.action_definition)
+    if decision.subscription is None:
+        raise RuntimeError(f"our KPM node refused the xApp's subscription: {decision.detail}")
+    return fn, plan, decision.subscription
+
+
+def _kpm_loop_periods(n: int, periods: int) -> tuple[list[list[bytes]], Any]:
+    """Per period, the E2AP RIC Indication PDUs (KPM format 3, split below 16 KB) of one cell.
+
+    The reports are those of :func:`_loop_periods` (same seeds), so both paths see the same UEs.
+    """
+    from e2sim.kpm_function import KpmPeriod
+
+    fn, plan, sub = _kpm_node()
+    out = []
+    for k in range(periods):
+        period = KpmPeriod(reports(n, seed=100 + k), KPM_PERIOD_MS, 1.7e9 + k * KPM_PERIOD_MS / 1e3, 106, 160)
+        out.append([E.encode(E.RicIndication(E.RicRequestId(1001, 1), fn.ran_function_id, 1, k, "report", h, m))
+                    for h, m in fn.build_indications(sub, period)])
+    return out, plan
+
+
+def bench_kpm_loop(n: int, periods: int, mode: str = "ri_cqi") -> dict[str, Any]:
+    """One cell of ``n`` UEs reporting through E2SM-KPM, answered through LT-LINKADAPT control.
+
+    Per KPM indication (as the local xApp handles it): E2AP decode, KPM decode into
+    ``LinkReports`` (:class:`~lighttune_xapp.e2.kpm.reports.KpmNodeDecoder`: asn1tools PER
+    decode of header and format-3 message, values -> numpy), the same
+    ``LinkAdaptationPolicy.on_reports`` as the service-model loop, LT-LINKADAPT control encode,
+    E2AP encode. A cell-period may take several indications (each below 16 KB); latency is per
+    indication. The first period is a warm-up and not timed.
+    """
+    import cProfile
+    import pstats
+
+    from lighttune_core.tuner import LightTuneModel
+    from lighttune_xapp.app import local_config, read_descriptor
+    from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
+    from lighttune_xapp.policy import LinkAdaptationPolicy
+    from lighttune_xapp.store import MemoryStore
+
+    config = local_config(read_descriptor(), mode=mode)
+    policy = LinkAdaptationPolicy(config, LightTuneModel(seed=0), MemoryStore())
+    cell_periods, plan = _kpm_loop_periods(n, periods + 1)
+    decoder = KpmNodeDecoder("bench", plan.codec, plan.measurements, KPM_PERIOD_MS)
+    stages = {"e2ap_decode": 0.0, "kpm_decode": 0.0, "policy": 0.0, "sm_encode": 0.0, "e2ap_encode": 0.0}
+    latency: list[float] = []
+    counted = 0
+
+    def one(pdu: bytes, timed: bool, k: int) -> int:
+        t0 = time.perf_counter()
+        ind = E.decode(pdu)
+        t1 = time.perf_counter()
+        result = decoder.decode(ind.header, ind.message)
+        if result is None:
+            raise RuntimeError("KPM indication of our own node did not decode")
+        t2 = time.perf_counter()
+        res = policy.on_reports("7", result.reports)
+        t3 = time.perf_counter()
+        d = res.decisions
+        ch, cm = sm.encode_control(7, d.ue_id, d.rank, d.cqi, 1, result.header.period_key_ms)
+        t4 = time.perf_counter()
+        E.encode(E.RicControlRequest(E.RicRequestId(1001, 2 + k % 60000), 200, ch, cm, None, "ack"))
+        t5 = time.perf_counter()
+        if timed:
+            for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                stages[key] += dt
+            latency.append(t5 - t0)
+        return len(result.reports)
+
+    for pdu in cell_periods[0]:
+        one(pdu, False, 0)
+    for k, pdus in enumerate(cell_periods[1:]):
+        for pdu in pdus:
+            counted += one(pdu, True, k)
+    if counted != n * periods:
+        raise RuntimeError(f"{counted} UE reports decoded, expected {n * periods}")
+    total = float(sum(latency))
+    prof = cProfile.Profile()
+    profiled = cell_periods[1: 1 + min(periods, 3)]
+    prof.enable()
+    for k, pdus in enumerate(profiled):
+        for pdu in pdus:
+            one(pdu, False, k)
+    prof.disable()
+    n_profiled = sum(len(p) for p in profiled)
+    st = pstats.Stats(prof)
+    top = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:8]  # by own time
+    lat = np.asarray(latency)
+    return {
+        "ues": n,
+        "periods": periods,
+        "mode": mode,
+        "indications_per_period": len(cell_periods[1]),
+        "indication_octets_mean": float(np.mean([len(p) for p in cell_periods[1]])),
+        "ue_reports_per_s": n * periods / total,
+        "latency_p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "latency_p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "cell_period_ms_mean": total / periods * 1e3,
+        "stage_share": {k: v / total for k, v in stages.items()},
+        "stage_us_per_ue": {k: v / (n * periods) * 1e6 for k, v in stages.items()},
+        "profile_top_own_time": [f"{fn[2]} ({Path(fn[0]).name}:{fn[1]}): {v[2] / n_profiled * 1e3:.2f} ms/indication"
+                                 for fn, v in top],
+    }
+
+
+def bench_kpm_codecs(n: int, repeat: int) -> dict[str, Any]:
+    """KPM format-3 encode/decode per indication, asn1tools vs pycrate (first indication of a cell).
+
+    Decode: the library's value only (no mapping to ``LinkReports``); asn1tools with the
+    project's bit-read and memoised-item speed-ups (:mod:`lighttune_xapp.e2.kpm.schema`).
+    Also checks that both libraries produce the same octets.
+    """
+    from lighttune_xapp.e2.kpm.codec import (
+        INDICATION_MESSAGE,
+        _asn1tools_decode_whole,
+        _pycrate_decode_whole,
+        encode_with_pycrate,
+    )
+    from lighttune_xapp.e2.kpm.schema import KpmVersion
+
+    cell_periods, plan = _kpm_loop_periods(n, 1)
+    message = E.decode(cell_periods[0][0]).message
+    version = KpmVersion.V3_00
+    value = _asn1tools_decode_whole(version, INDICATION_MESSAGE, message)
+    ues = len(value["indicationMessage-formats"][1]["ueMeasReportList"])
+    ms = lambda fn: per_call_us(fn, repeat) / 1e3  # noqa: E731
+    out = {
+        "ues_in_indication": ues,
+        "octets": len(message),
+        "octets_per_ue": len(message) / ues,
+        "asn1tools_decode_ms": ms(lambda: _asn1tools_decode_whole(version, INDICATION_MESSAGE, message)),
+        "asn1tools_encode_ms": ms(lambda: plan.codec.encode_indication_message_value(value)),
+        "pycrate_decode_ms": ms(lambda: _pycrate_decode_whole(version, INDICATION_MESSAGE, message)),
+        "pycrate_encode_ms": ms(lambda: encode_with_pycrate(INDICATION_MESSAGE, value, version)),
+        "libraries_agree_bytes": encode_with_pycrate(INDICATION_MESSAGE, value, version) == message
+        and plan.codec.encode_indication_message_value(value) == message,
+    }
+    out["asn1tools_decode_ue_reports_per_s"] = ues / (out["asn1tools_decode_ms"] / 1e3)
+    out["pycrate_decode_ue_reports_per_s"] = ues / (out["pycrate_decode_ms"] / 1e3)
+    return out
+
+
+KPM_TARGET_UE_REPORTS_PER_S = 5_000.0
+"""Issue 9: the KPM path end to end (decode -> policy -> control) on one core."""
+
+
 LOOP_TARGETS = {"ue_reports_per_s": 20_000.0, "p99_ms_1000_ues": 10.0}
 """Targets of issue 5: >= 20,000 UE-reports/s on one core, p99 <= 10 ms per 1,000-UE indication."""
 
@@ -316,12 +487,31 @@ def loop_part(args: argparse.Namespace) -> dict[str, Any]:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         pinned = True
-    out: dict[str, Any] = {"pinned_to_one_cpu": pinned, "targets": LOOP_TARGETS}
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    out: dict[str, Any] = {"pinned_to_one_cpu": pinned, "targets": LOOP_TARGETS,
+                           "load_1min_before": os.getloadavg()[0]}
     for n, periods in ((64, args.loop_periods), (1000, args.loop_periods)):
         out[f"cell_{n}_ues"] = bench_loop(n, periods)
+        if not args.skip_kpm:
+            out[f"kpm_cell_{n}_ues"] = bench_kpm_loop(n, periods)
     big = out["cell_1000_ues"]
     out["meets_throughput_target"] = min(out["cell_64_ues"]["ue_reports_per_s"], big["ue_reports_per_s"]) >= 20_000
     out["meets_p99_target"] = big["latency_p99_ms"] <= 10.0
+    if not args.skip_kpm:
+        out["kpm_codecs_64_ues"] = bench_kpm_codecs(64, max(3, args.repeat // 20))
+        rates = {n: out[f"kpm_cell_{n}_ues"]["ue_reports_per_s"] for n in (64, 1000)}
+        out["kpm_vs_service_model"] = {
+            f"{n}_ues": {"kpm_ue_reports_per_s": rates[n],
+                         "service_model_ue_reports_per_s": out[f"cell_{n}_ues"]["ue_reports_per_s"],
+                         "kpm_p99_ms": out[f"kpm_cell_{n}_ues"]["latency_p99_ms"],
+                         "service_model_p99_ms": out[f"cell_{n}_ues"]["latency_p99_ms"]}
+            for n in (64, 1000)
+        }
+        out["kpm_target_ue_reports_per_s"] = KPM_TARGET_UE_REPORTS_PER_S
+        out["kpm_meets_target"] = min(rates.values()) >= KPM_TARGET_UE_REPORTS_PER_S
+    out["load_1min_after"] = os.getloadavg()[0]
     return out
 
 
@@ -334,6 +524,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--skip-codec", action="store_true", help="measure the full loop only")
     ap.add_argument("--skip-loop", action="store_true", help="measure the codecs only")
     ap.add_argument("--loop-periods", type=int, default=40, help="timed indications per cell size in the loop part")
+    ap.add_argument("--skip-kpm", action="store_true", help="leave the E2SM-KPM report path out of the loop part")
     args = ap.parse_args(argv)
 
     out: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
