@@ -47,6 +47,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lighttune_core.cell import Decisions
 from lighttune_xapp.app import XappRuntime, build_runtime, read_descriptor
 from lighttune_xapp.config import TUNER_MODES, ConfigError, load_config
 from lighttune_xapp.e2 import e2ap, service_model
@@ -225,8 +226,15 @@ class RicMessageHandler:
         self.rmr_received.labels(type=rmr_types.message_type_name(mtype)).inc()
 
     # ------------------------------------------------------------------ E2
-    def on_indication(self, payload: bytes, meid: str | None, sub_id: int) -> OutgoingMessage | None:
-        """Handle one RIC_INDICATION payload; returns the control request to send, if any."""
+    def on_indication(
+        self, payload: bytes, meid: str | None, sub_id: int, send: Callable[[OutgoingMessage], None] | None = None
+    ) -> OutgoingMessage | None:
+        """Handle one RIC_INDICATION payload; returns the control request to send, if any.
+
+        With ``send``, the control request is handed to it as soon as it is encoded, before
+        the policy fine-tunes on the period's outcomes (:meth:`LinkAdaptationPolicy.finish`),
+        and the caller must not send the returned message again.
+        """
         with self.lock:
             try:
                 msg = e2ap.decode(payload)
@@ -258,28 +266,39 @@ class RicMessageHandler:
                 self.metrics.ue_reports_dropped.labels(reason="invalid").inc(n_dropped)
             cell = cell_key(node, header.cell_id)
             self._first_sight(cell)
-            result = self.runtime.policy.on_reports(cell, reports)
-            decisions = result.decisions
-            if not decisions.control or len(decisions.ue_id) == 0:
-                return None
-            if self.runtime.watcher.config.report_path != "service_model":
-                return None
+            pending = self.runtime.policy.decide(cell, reports)
             try:
-                ctrl_header, ctrl_message = service_model.encode_control(
-                    header.cell_id, decisions.ue_id, decisions.rank, decisions.cqi, 1, header.period_index
-                )
-                request = e2ap.RicControlRequest(
-                    request_id=msg.request_id,
-                    ran_function_id=msg.ran_function_id,
-                    header=ctrl_header,
-                    message=ctrl_message,
-                    ack_request="ack",
-                )
-                return OutgoingMessage(rmr_types.RIC_CONTROL_REQ, e2ap.encode(request), node)
-            except (E2Error, ValueError) as exc:
-                self.metrics.control_failures.labels(reason="encode").inc()
-                _log.error("cannot encode the control for cell %s: %s", cell, exc)
-                return None
+                out = self._control_for(msg, node, cell, header, pending.decisions)
+                if out is not None and send is not None:
+                    send(out)
+            finally:
+                self.runtime.policy.finish(pending)
+            return out
+
+    def _control_for(
+        self, msg: e2ap.RicIndication, node: str, cell: str, header: Any, decisions: Decisions
+    ) -> OutgoingMessage | None:
+        """The RIC Control Request carrying a cell's decisions, or None when none is due."""
+        if not decisions.control or len(decisions.ue_id) == 0:
+            return None
+        if self.runtime.watcher.config.report_path != "service_model":
+            return None
+        try:
+            ctrl_header, ctrl_message = service_model.encode_control(
+                header.cell_id, decisions.ue_id, decisions.rank, decisions.cqi, 1, header.period_index
+            )
+            request = e2ap.RicControlRequest(
+                request_id=msg.request_id,
+                ran_function_id=msg.ran_function_id,
+                header=ctrl_header,
+                message=ctrl_message,
+                ack_request="ack",
+            )
+            return OutgoingMessage(rmr_types.RIC_CONTROL_REQ, e2ap.encode(request), node)
+        except (E2Error, ValueError) as exc:
+            self.metrics.control_failures.labels(reason="encode").inc()
+            _log.error("cannot encode the control for cell %s: %s", cell, exc)
+            return None
 
     def _first_sight(self, cell: str) -> None:
         policy = self.runtime.policy
@@ -695,9 +714,8 @@ class _RmrAdapter:
         def body() -> None:
             raw_meid = summary.get(self._rmr.RMR_MS_MEID)
             meid = raw_meid.decode("utf-8", "replace").rstrip("\x00") if raw_meid else None
-            out = self.handler.on_indication(self._payload(summary), meid, int(summary[self._rmr.RMR_MS_SUB_ID]))
-            if out is not None:
-                self.send(out)
+            # the control leaves before the policy fine-tunes on the period
+            self.handler.on_indication(self._payload(summary), meid, int(summary[self._rmr.RMR_MS_SUB_ID]), self.send)
 
         self._guarded("RIC_INDICATION", summary, sbuf, body)
 
