@@ -683,6 +683,27 @@ _PAIR_SIGNS.setflags(write=False)
 """Signs ``s`` of the (positive, negative) rows of a LightTune pair, [2, 1]."""
 
 
+def _pair_step(h: np.ndarray, offset: np.ndarray, lr: float, threshold: float, proposed: bool) -> np.ndarray:
+    """``−lr δ`` of the (positive, negative) rows ``h`` [2, M] of one layer, [2, M].
+
+    proposed: ``−lr δ = −lr (4/M)(g − T − 2s) ⊙ h`` (``offset`` = ``T + 2s`` [2, 1]);
+    Softplus: ``−lr δ = lr s (2/M) σ(s (T − g)) ⊙ h`` with ``σ(u) = (1 + tanh(u/2)) / 2``.
+    (``h ≥ 0`` carries the ReLU mask.)
+    """
+    m = h.shape[1]
+    if proposed:
+        step = h * h
+        step -= offset
+        step *= h
+        step *= -lr * 4.0 / m
+        return step
+    step = np.tanh((threshold - h * h) * (0.5 * _PAIR_SIGNS))
+    step += 1.0
+    step *= _PAIR_SIGNS * (lr / m)
+    step *= h
+    return step
+
+
 def pair_update_inplace(
     params: FFParams,
     x: np.ndarray,
@@ -713,8 +734,7 @@ def pair_update_inplace(
     h[0, -1] = y_pos
     h[1, -1] = y_neg
     proposed = loss == "proposed"
-    signs = _PAIR_SIGNS
-    offset = signs * 2.0 + threshold  # [[T + 2], [T − 2]]
+    offset = _PAIR_SIGNS * 2.0 + threshold  # [[T + 2], [T − 2]]
     for w, b in zip(params.weights, params.biases):
         norm = np.sqrt(_vecdot(h, h))
         norm += eps
@@ -722,19 +742,7 @@ def pair_update_inplace(
         z = h_tilde @ w.T
         z += b
         h = np.maximum(z, 0.0, out=z)
-        m = h.shape[1]
-        if proposed:
-            # -lr δ = -lr (4/M)(g - T - 2s) h
-            step = h * h
-            step -= offset
-            step *= h
-            step *= -lr * 4.0 / m
-        else:
-            # -lr δ = lr s (2/M) σ(s (T - g)) h,  σ(u) = (1 + tanh(u/2)) / 2
-            step = np.tanh((threshold - h * h) * (0.5 * signs))
-            step += 1.0
-            step *= signs * (lr / m)
-            step *= h
+        step = _pair_step(h, offset, lr, threshold, proposed)
         w += step.T @ h_tilde
         b += step.sum(axis=0)
 
@@ -775,22 +783,11 @@ def pair_update_from_trace(
     h_tilde[1, -1] = labels[k_neg]
     n_prev = norms[0].take(rows)
     proposed = loss == "proposed"
-    signs = _PAIR_SIGNS
-    offset = signs * 2.0 + threshold  # [[T + 2], [T − 2]]
+    offset = _PAIR_SIGNS * 2.0 + threshold  # [[T + 2], [T − 2]]
     for layer, (w, b) in enumerate(zip(params.weights, params.biases)):
         h_tilde /= n_prev[:, None]
         h = hs[layer].take(rows, axis=0)
-        m = h.shape[1]
-        if proposed:
-            step = h * h
-            step -= offset
-            step *= h
-            step *= -lr * 4.0 / m
-        else:
-            step = np.tanh((threshold - h * h) * (0.5 * signs))
-            step += 1.0
-            step *= signs * (lr / m)
-            step *= h
+        step = _pair_step(h, offset, lr, threshold, proposed)
         w += step.T @ h_tilde
         b += step.sum(axis=0)
         if layer + 1 < len(hs):
