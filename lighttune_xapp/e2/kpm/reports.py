@@ -276,6 +276,14 @@ def _record_value(kind: str, value: Any) -> float:
     return math.nan
 
 
+def _format3_ue_list(raw: Any) -> list[Any]:
+    """The ``ueMeasReportList`` of a decoded indication message; ValueError unless format 3."""
+    kind, value = raw["indicationMessage-formats"]
+    if kind != "indicationMessage-Format3":
+        raise ValueError(f"expected indication message format 3, got {kind!r}")
+    return value["ueMeasReportList"]
+
+
 def _gather(raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], default_gran_ms: float) -> _Flat:
     """Walk an IM format-3 value into flat arrays; a malformed UE is skipped and counted.
 
@@ -287,16 +295,14 @@ def _gather(raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], de
 
     Raises ValueError when the message itself is not a format-3 report list.
     """
-    kind, value = raw["indicationMessage-formats"]
-    if kind != "indicationMessage-Format3":
-        raise ValueError(f"expected indication message format 3, got {kind!r}")
+    ue_list = _format3_ue_list(raw)
     flat = _Flat()
     default_cols = _columns(default_infos, by_id) if default_infos is not None else None
     per_item: dict[int, list[tuple[int, int, int, int]]] = {}
     all_cols: list[tuple[int, int, int, int]] = []
     all_records: list[Any] = []
     counts: list[int] = []
-    for item in value["ueMeasReportList"]:
+    for item in ue_list:
         try:
             key = _ue_key(item["ueID"])
             report = item["measReport"]
@@ -342,15 +348,13 @@ def _gather_per_record(
 
     Raises ValueError when the message itself is not a format-3 report list.
     """
-    kind, value = raw["indicationMessage-formats"]
-    if kind != "indicationMessage-Format3":
-        raise ValueError(f"expected indication message format 3, got {kind!r}")
+    ue_list = _format3_ue_list(raw)
     flat = _Flat()
     default_cols = _columns(default_infos, by_id) if default_infos is not None else None
     # The library hands out one value object per distinct measurement item (the memoised
     # decode of :mod:`.schema`), so each item's columns are worked out once per message.
     per_item: dict[int, list[tuple[int, int, int, int]]] = {}
-    for item in value["ueMeasReportList"]:
+    for item in ue_list:
         try:
             key = _ue_key(item["ueID"])
             report = item["measReport"]

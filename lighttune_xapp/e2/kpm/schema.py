@@ -30,7 +30,7 @@ import functools
 import importlib
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import math
 import re
@@ -95,19 +95,17 @@ def _encode_real_minimal(self: Any, data: float, encoder: Any) -> None:
     encoder.append_bytes(encoded)
 
 
-def _rebind_real_encoders(root: Any) -> int:
-    """Bind :func:`_encode_real_minimal` to every asn1tools PER REAL type under ``root``."""
+def _asn1tools_objects(root: Any) -> Iterator[Any]:
+    """Every object reachable from ``root`` through containers and asn1tools objects' attributes,
+    each once (attributes this module adds, ``_lt_*``, are not followed)."""
     seen: set[int] = set()
-    stack = [root]
-    count = 0
+    stack: list[Any] = [root]
     while stack:
         obj = stack.pop()
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        if isinstance(obj, asn1tools_per.Real):
-            obj.encode = types.MethodType(_encode_real_minimal, obj)
-            count += 1
+        yield obj
         if isinstance(obj, (list, tuple, set)):
             stack.extend(obj)
         elif isinstance(obj, dict):
@@ -115,7 +113,16 @@ def _rebind_real_encoders(root: Any) -> int:
         elif isinstance(obj, asn1tools_per.Type) or hasattr(obj, "__dict__") and type(obj).__module__.startswith(
             "asn1tools"
         ):
-            stack.extend(vars(obj).values())
+            stack.extend(v for k, v in vars(obj).items() if not k.startswith("_lt_"))
+
+
+def _rebind_real_encoders(root: Any) -> int:
+    """Bind :func:`_encode_real_minimal` to every asn1tools PER REAL type under ``root``."""
+    count = 0
+    for obj in _asn1tools_objects(root):
+        if isinstance(obj, asn1tools_per.Real):
+            obj.encode = types.MethodType(_encode_real_minimal, obj)
+            count += 1
     return count
 
 
@@ -250,25 +257,11 @@ def _memoise_decoder(compiled_type: Any) -> None:
 
 def _memoise_types(spec: Any, names: tuple[str, ...]) -> int:
     """Memoise every compiled occurrence of the named types (element types of SEQUENCE OF too)."""
-    seen: set[int] = set()
-    stack: list[Any] = [spec]
     count = 0
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
+    for obj in list(_asn1tools_objects(spec)):
         if isinstance(obj, asn1tools_per.Type) and obj.type_name in names and not hasattr(obj, "_lt_memo"):
             _memoise_decoder(obj)
             count += 1
-        if isinstance(obj, (list, tuple, set)):
-            stack.extend(obj)
-        elif isinstance(obj, dict):
-            stack.extend(obj.values())
-        elif isinstance(obj, asn1tools_per.Type) or hasattr(obj, "__dict__") and type(obj).__module__.startswith(
-            "asn1tools"
-        ):
-            stack.extend(v for k, v in vars(obj).items() if not k.startswith("_lt_"))
     return count
 
 
