@@ -776,23 +776,23 @@ def pair_update_from_trace(
         lr: learning rate.
     """
     hs, norms = trace
-    rows = (k_pos, k_neg)
+    rows = np.array((k_pos, k_neg))
     h_tilde = np.empty((2, x.shape[0] + 1))
     h_tilde[:, :-1] = x
-    h_tilde[0, -1] = labels[k_pos]
-    h_tilde[1, -1] = labels[k_neg]
-    n_prev = norms[0].take(rows)
+    h_tilde[:, -1] = labels.take(rows)
+    h_tilde /= norms[0].take(rows)[:, None]
     proposed = loss == "proposed"
     offset = _PAIR_SIGNS * 2.0 + threshold  # [[T + 2], [T − 2]]
-    for layer, (w, b) in enumerate(zip(params.weights, params.biases)):
-        h_tilde /= n_prev[:, None]
+    n_layers = len(hs)
+    for layer in range(n_layers):
         h = hs[layer].take(rows, axis=0)
         step = _pair_step(h, offset, lr, threshold, proposed)
+        w, b = params.weights[layer], params.biases[layer]
         w += step.T @ h_tilde
         b += step.sum(axis=0)
-        if layer + 1 < len(hs):
+        if layer + 1 < n_layers:
             h_tilde = h
-            n_prev = norms[layer + 1].take(rows)
+            h_tilde /= norms[layer + 1].take(rows)[:, None]
 
 
 def pair_update(
