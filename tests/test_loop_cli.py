@@ -63,3 +63,14 @@ def test_demo_table_joins_e2sim_results_and_xapp_stats() -> None:
     assert "+10.0% [+5.0%, +15.0%]" in rows["RI-CQI-Tune"] and " 40 " in rows["RI-CQI-Tune"]
     assert "+3.0% [-1.0%, +7.0%]" in rows["CQI-Tune"] and "n/a" in rows["CQI-Tune"]  # no xApp stats for cell 2
     assert "30 controls applied, 0 timed out" in table
+
+
+def test_train_model_script_refuses_bad_options_before_any_work() -> None:
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train-model"
+    for args, message in ((["--epochs", "x"], "positive integers"), (["--bogus"], "unknown option")):
+        done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and message in done.stderr
+    shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "83,200-sample dataset" in shown.stdout and "set -e" not in shown.stdout
