@@ -284,6 +284,22 @@ def _format3_ue_list(raw: Any) -> list[Any]:
     return value["ueMeasReportList"]
 
 
+def _ue_report(
+    item: Any,
+    default_cols: list[tuple[int, int, int, int]] | None,
+    by_id: dict[int, str],
+    per_item: dict[int, list[tuple[int, int, int, int]]],
+) -> tuple[Any, Any, list[tuple[int, int, int, int]]]:
+    """UE key, its format-1 report and the report's measurement columns (its own
+    measurement list, else the subscription's). Raises KeyError/ValueError for a malformed UE."""
+    report = item["measReport"]
+    infos = report.get("measInfoList")
+    cols = default_cols if infos is None else _columns(infos, by_id, per_item)
+    if cols is None:
+        raise ValueError("no measurement list in the report or the subscription")
+    return _ue_key(item["ueID"]), report, cols
+
+
 def _gather(raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], default_gran_ms: float) -> _Flat:
     """Walk an IM format-3 value into flat arrays; a malformed UE is skipped and counted.
 
@@ -304,12 +320,7 @@ def _gather(raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], de
     counts: list[int] = []
     for item in ue_list:
         try:
-            key = _ue_key(item["ueID"])
-            report = item["measReport"]
-            infos = report.get("measInfoList")
-            cols = default_cols if infos is None else _columns(infos, by_id, per_item)
-            if cols is None:
-                raise ValueError("no measurement list in the report or the subscription")
+            key, report, cols = _ue_report(item, default_cols, by_id, per_item)
             periods = report["measData"]
             records_of = [period["measRecord"] for period in periods]
             for records in records_of:
@@ -356,12 +367,7 @@ def _gather_per_record(
     per_item: dict[int, list[tuple[int, int, int, int]]] = {}
     for item in ue_list:
         try:
-            key = _ue_key(item["ueID"])
-            report = item["measReport"]
-            infos = report.get("measInfoList")
-            cols = default_cols if infos is None else _columns(infos, by_id, per_item)
-            if cols is None:
-                raise ValueError("no measurement list in the report or the subscription")
+            key, report, cols = _ue_report(item, default_cols, by_id, per_item)
             s_col: list[int] = []
             s_val: list[float] = []
             d_kind: list[int] = []
