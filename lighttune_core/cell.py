@@ -184,7 +184,14 @@ class CellTuner:
 
     def _index(self, ue_id: np.ndarray) -> np.ndarray:
         """Row of each UE id in the per-UE state arrays, adding unseen UEs."""
-        new = np.setdiff1d(ue_id, self._ue_ids, assume_unique=False)
+        pos = np.searchsorted(self._ue_ids, ue_id)
+        if self._ue_ids.size:
+            known = self._ue_ids[np.minimum(pos, self._ue_ids.size - 1)] == ue_id
+            if known.all():  # the steady state: one binary search, no sort
+                return pos
+            new = np.unique(ue_id[~known])
+        else:
+            new = np.unique(ue_id)
         if new.size:
             ids = np.concatenate([self._ue_ids, new])
             order = np.argsort(ids, kind="stable")
@@ -272,8 +279,12 @@ class CellTuner:
         """Choose each UE's (rank, CQI) for the next period and remember its features."""
         idx = self._index(reports.ue_id)
         predict = self._search_predictor()
+        chosen_x = None
         if self.mode is TuneMode.RI_CQI:
-            rank, cqi, pred = ri_cqi_tune(predict, reports, max_rank=self.max_rank, prune=True)
+            chosen_x = np.empty((len(reports), N_FEATURES))
+            rank, cqi, pred = ri_cqi_tune(
+                predict, reports, max_rank=self.max_rank, prune=True, features_out=chosen_x
+            )
         elif self.mode is TuneMode.CQI:
             cqi, pred = cqi_tune(predict, reports, prune=True)
             rank = reports.ri.copy()
@@ -284,7 +295,7 @@ class CellTuner:
         rank = np.asarray(rank, dtype=np.int64)
         cqi = np.asarray(cqi, dtype=np.int64)
         pred = np.asarray(pred, dtype=np.float64)
-        self._pending_x[idx] = build_features(reports, rank, cqi)
+        self._pending_x[idx] = build_features(reports, rank, cqi) if chosen_x is None else chosen_x
         self._pending_pred[idx] = pred
         self._pending_version[idx] = self._model_version()
         self._has_pending[idx] = True

@@ -68,11 +68,13 @@ DEFAULT_THRESHOLD: float = 9.0
 DEFAULT_NORM_EPS: float = 1e-8
 """``eps`` of the length normalisation ``h / (||h|| + eps)``."""
 
-_PREDICT_CHUNK: int = 512
-"""Samples per block in :func:`goodness_all_labels`: the ``[M_1, 11, 512]`` activations are
-1.4 MB in float64 (0.7 MB in float32), the size of a core's L2 cache. Measured on a loaded
-2-core EPYC (``benchmarks/predict_chunk.py``): float64 within noise from 128 to 1024 samples
-and slower from 2048, float32 fastest at 512."""
+_PREDICT_CHUNK: int = 1024
+"""Samples per block in :func:`goodness_all_labels`: the ``[M_1, 11, 1024]`` activations are
+2.9 MB in float64 (1.4 MB in float32). Measured interleaved on this 2-core VM
+(``benchmarks/predict_chunk.py --n 10000 1000``, wall time): for 10,000 samples 512 and
+1,024 tie (21.4 vs 21.7 ms best, 22.5 vs 23.3 median), 128–256 and 2,048+ are slower; for
+1,000 samples (a 1,000-UE search's prediction call) one block of 1,024 beats two of 512
+(1.9 vs 2.1 ms best, 2.2 vs 2.4 median)."""
 
 
 def _vecdot_einsum(a: np.ndarray, b: np.ndarray) -> np.ndarray:

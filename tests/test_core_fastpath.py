@@ -270,3 +270,17 @@ def test_decide_then_fit_decides_with_the_model_before_the_period_is_learned() -
     assert outcome.n_samples == 200 and outcome.n_updates == late.model.n_updates - before > 0
     with pytest.raises(ValueError, match="twice"):
         late.collect(reports.select(np.array([0, 0, 1])))
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_ri_cqi_tune_hands_out_the_features_of_its_choice(prune: bool) -> None:
+    from lighttune_core.features import build_features
+    from lighttune_core.linkadapt import ri_cqi_tune
+
+    reports = _reports(300, 80)
+    model = LightTuneModel(seed=6)
+    out = np.full((300, 12), np.nan)
+    res = ri_cqi_tune(model.predict_many, reports, prune=prune, features_out=out)
+    np.testing.assert_array_equal(out, build_features(reports, res.rank, res.cqi))
+    with pytest.raises(ValueError, match="features_out"):
+        ri_cqi_tune(model.predict_many, reports, features_out=np.empty((299, 12)))

@@ -62,6 +62,7 @@ Without these anchors it would always buy ``r0 + 1`` at ``r0``'s CQI and lose th
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -124,6 +125,16 @@ EXTRA_LAYER_MARGIN_DB: float = 3.0
 """Assumed SINR of an unreported extra layer: this much below the weakest reported one, dB."""
 
 
+@lru_cache(maxsize=None)
+def _cqi_tables(cqi_table: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only (CQI SINR thresholds dB [16], spectral efficiency [16]) of a CQI table."""
+    thresholds = default_cqi_sinr_db(cqi_table)
+    se = spectral_efficiency(np.arange(MAX_CQI + 1), cqi_table)
+    thresholds.setflags(write=False)
+    se.setflags(write=False)
+    return thresholds, se
+
+
 def rank_cqi_anchor(reports: LinkReports, ranks: np.ndarray, c0: np.ndarray | None = None) -> np.ndarray:
     """Table CQI of each candidate rank, from the reported CQI and per-layer SINRs.
 
@@ -152,16 +163,16 @@ def rank_cqi_anchor(reports: LinkReports, ranks: np.ndarray, c0: np.ndarray | No
     layers[np.arange(len(reports)), r0] = weakest - EXTRA_LAYER_MARGIN_DB
     csum = np.cumsum(np.where(np.isfinite(layers), layers, 0.0), axis=1)  # sum of the r strongest
 
+    thresholds, se_table = _cqi_tables(reports.cqi_table)
+
     def q(rank: np.ndarray) -> np.ndarray:
         r = np.clip(rank, 1, MAX_RANK + 1)
         mean_db = np.take_along_axis(csum, r - 1, axis=1) / r + 10.0 * np.log10(r0[:, None] / r)
-        thresholds = default_cqi_sinr_db(reports.cqi_table)
         return np.searchsorted(thresholds, mean_db, side="right") - 1
 
     shift = q(ranks) - q(np.broadcast_to(r0[:, None], ranks.shape))
     anchor = np.clip(base[:, None] + shift, 1, MAX_CQI)
     # rate consistency: the UE chose r0, so no other rank may promise more than r0 * SE(c0)
-    se_table = spectral_efficiency(np.arange(MAX_CQI + 1), reports.cqi_table)
     bound = (r0 * spectral_efficiency(base, reports.cqi_table))[:, None] / np.maximum(ranks, 1)
     cap = np.searchsorted(se_table, bound * (1.0 + 1e-12), side="right") - 1
     anchor = np.minimum(anchor, cap)
@@ -263,6 +274,7 @@ def ri_cqi_tune(
     cqi_window: int = DEFAULT_CQI_WINDOW,
     table_cqi: np.ndarray | None = None,
     prune: bool = False,
+    features_out: np.ndarray | None = None,
 ) -> RiCqiTuneResult:
     """RI-CQI-Tune: the (rank, CQI) pair of best expected throughput (see module doc).
 
@@ -283,6 +295,9 @@ def ri_cqi_tune(
         table_cqi: int [N], the DU's table CQI; default the reported CQI.
         prune: skip candidates whose bound ``r · SE(c)`` cannot beat the best predicted one
             (same result, fewer predictions, two predictor calls; see the module doc).
+        features_out: float64 [N, 12] or None; when given, receives the features of each
+            UE's chosen (rank, CQI) (what ``build_features`` would give for them), so a
+            caller that keeps them need not build them again.
 
     Returns:
         ``RiCqiTuneResult(rank int64 [N], cqi int64 [N], predicted_bler float64 [N])``.
@@ -296,6 +311,8 @@ def ri_cqi_tune(
     if int(cqi_window) != cqi_window or cqi_window < 1:
         raise ValueError(f"cqi_window must be a positive integer, got {cqi_window!r}")
     n = len(reports)
+    if features_out is not None and features_out.shape != (n, N_FEATURES):
+        raise ValueError(f"features_out must have shape ({n}, {N_FEATURES}), got {features_out.shape}")
     c0 = _table_cqi(reports, table_cqi)
     r0 = _reported_rank(reports)
     if n == 0:
@@ -347,6 +364,8 @@ def ri_cqi_tune(
     best = np.argmax(objective, axis=1)
     hopeless = objective[rows, best] <= 0.0
     choice = np.where(hopeless, np.argmin(bler, axis=1), best)
+    if features_out is not None:
+        features_out[...] = x[rows, choice]
     return RiCqiTuneResult(
         rank_safe[rows, choice].astype(np.int64),
         cqi_safe[rows, choice].astype(np.int64),
