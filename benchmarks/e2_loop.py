@@ -328,7 +328,7 @@ def bench_loop(n: int, periods: int, workload: str = "field", path: str = "sm", 
     import cProfile
     import pstats
 
-    from lighttune_xapp.app import load_offline_model, local_config, read_descriptor
+    from lighttune_xapp.app import freeze_startup_objects, load_offline_model, local_config, read_descriptor
     from lighttune_xapp.policy import LinkAdaptationPolicy
     from lighttune_xapp.store import MemoryStore
 
@@ -374,6 +374,9 @@ def bench_loop(n: int, periods: int, workload: str = "field", path: str = "sm", 
 
     for pdu in cell_periods[0]:
         one(pdu, False, 0)
+    # as the xApp does once it is up (lighttune_xapp.app.freeze_startup_objects): the codecs'
+    # and models' long-lived objects leave the garbage collector's scans
+    freeze_startup_objects()
     for k, pdus in enumerate(cell_periods[1:]):
         for pdu in pdus:
             counted += one(pdu, True, k)

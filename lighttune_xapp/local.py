@@ -88,7 +88,14 @@ from lighttune_core.features import bler_label, build_features
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp.advisory import RECOMMENDATIONS_PATH, AdvisoryMode, AdvisorySeries, NodePlan, plan_node
-from lighttune_xapp.app import XappRuntime, build_runtime, load_offline_model, local_config, read_descriptor
+from lighttune_xapp.app import (
+    XappRuntime,
+    build_runtime,
+    freeze_startup_objects,
+    load_offline_model,
+    local_config,
+    read_descriptor,
+)
 from lighttune_xapp.config import ConfigError
 from lighttune_xapp.e2 import e2ap as E
 from lighttune_xapp.e2.endpoints import (
@@ -490,6 +497,7 @@ class LocalE2Termination:
             log.warning("node %s: KPM function %d not subscribed: %s", node.name, fid, exc)
             return
         feed = _KpmFeed(cell, cell_id, kplan, KpmNodeDecoder(node.name, kplan.codec, kplan.measurements, period_ms))
+        freeze_startup_objects()  # the KPM codec just compiled is long-lived: out of the GC's scans
         if feed.advisory and node.advisory is None:
             node.advisory = self._advisory(node.name)
             log.warning("node %s: KPM function %d names no cell: its reports (%s) are advisory only",
@@ -829,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for cell, mode in overrides:
         runtime.policy.set_cell_mode(cell, mode)
+    freeze_startup_objects()
     app = LocalXapp(runtime, host, port, args.transport, args.frozen_baseline, args.request_timeout, args.kpm_period)
 
     async def serve() -> dict[str, Any]:

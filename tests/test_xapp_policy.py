@@ -198,3 +198,17 @@ def test_policy_decides_before_it_learns_so_control_can_leave_first() -> None:
     with pytest.raises(ValueError, match="twice"):
         policy.decide("c", make_reports(3, 2).select(np.array([0, 0, 1])))
     assert model.n_updates == result.learned.n_updates + updates_before
+
+
+def test_startup_objects_leave_the_garbage_collectors_scans() -> None:
+    import gc
+
+    from lighttune_xapp.app import freeze_startup_objects
+
+    try:
+        kept = [{"codec": i} for i in range(1000)]  # long-lived, GC-tracked objects
+        frozen = freeze_startup_objects()
+        assert frozen == gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
