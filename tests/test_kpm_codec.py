@@ -277,3 +277,18 @@ def test_indication_format3_over_16k_is_fragmented_per_x691() -> None:
     message = _format3(120)
     data = _check(V3, message, "encode_indication_message", "decode_indication_message")
     assert len(data) > 16384 and data[2] & 0xC0 == 0xC0  # fragmented length (m x 16K octets)
+
+
+def test_real_values_from_either_library_convert_once_and_refuse_huge_exponents() -> None:
+    import math
+
+    from lighttune_xapp.e2.kpm.codec import real_to_float
+
+    assert real_to_float(2.5) == 2.5  # asn1tools
+    assert real_to_float((3, 2, -1)) == 1.5 and real_to_float((5, 10, 2)) == 500.0  # pycrate
+    assert real_to_float((1, 10, -1)) == 0.1  # correctly rounded, not 1 * 10.0 ** -1 re-rounded
+    assert real_to_float((1, None, 0)) == math.inf and math.isnan(real_to_float((0, None, 0)))
+    assert real_to_float((1, 2, -5000)) == 0.0 and real_to_float((-7, 10, -500)) == 0.0
+    for huge in ((1, 2, 5000), (1, 10, 10**9), (3, 10, 2**200)):  # a malformed PDU's exponent:
+        with pytest.raises(OverflowError):  # refused, without building 10**(10**9)
+            real_to_float(huge)

@@ -33,7 +33,6 @@ import math
 import threading
 from typing import Any, Callable, TypeVar
 
-from asn1tools.codecs import per as asn1tools_per
 from pycrate_asn1rt.codecs import ASN1CodecPER
 from pycrate_core.charpy import Charpy
 
@@ -101,15 +100,32 @@ def _int_to_bits(value: int, nbits: int) -> tuple[bytes, int]:
     return (value << (8 * nbytes - nbits)).to_bytes(nbytes, "big"), nbits
 
 
-def _real(value: Any) -> float:
-    """REAL -> float: asn1tools gives float, pycrate (mantissa, base, exponent)."""
+_MAX_DECIMAL_EXPONENT = 400
+"""Beyond ``10**±400`` a decimal REAL is 0 or out of float range: decided without building
+the power (a malformed PDU may carry a huge exponent)."""
+
+
+def real_to_float(value: Any) -> float:
+    """REAL -> float: asn1tools gives a float, pycrate ``(mantissa, base, exponent)``.
+
+    ``mantissa · base^exponent`` rounded once: ``ldexp`` for base 2, exact integer arithmetic
+    for base 10 (``int / int`` rounds correctly and underflows to 0.0). Raises OverflowError
+    when the value is beyond float range (a caller drops that record), never builds a huge
+    power. ``(m, None, _)`` is pycrate's ±inf (``m`` ≠ 0) or NaN.
+    """
     if value.__class__ is float:
         return value
     if isinstance(value, tuple):
         mantissa, base, exponent = value
         if base is None:
             return math.copysign(math.inf, mantissa) if mantissa else math.nan
-        return float(mantissa * (base ** exponent)) if exponent >= 0 else float(mantissa) / (base ** -exponent)
+        if base == 2:
+            return math.ldexp(float(mantissa), exponent)
+        if mantissa == 0 or exponent < -_MAX_DECIMAL_EXPONENT:
+            return math.copysign(0.0, mantissa)
+        if exponent > _MAX_DECIMAL_EXPONENT:
+            raise OverflowError(f"REAL {mantissa}e{exponent} is beyond float range")
+        return float(mantissa * base**exponent) if exponent >= 0 else mantissa / base ** (-exponent)
     return float(value)
 
 
@@ -243,7 +259,7 @@ def _record_raw(value: RecordValue) -> tuple[str, Any]:
 
 
 def _records_from_raw(raw: list[tuple[str, Any]]) -> tuple[RecordValue, ...]:
-    return tuple(value if kind == "integer" else None if kind == "noValue" else _real(value) for kind, value in raw)
+    return tuple(value if kind == "integer" else None if kind == "noValue" else real_to_float(value) for kind, value in raw)
 
 
 def _im_format1_raw(message: IndicationMessageFormat1) -> dict[str, Any]:
@@ -314,7 +330,7 @@ def _test_condition_from_raw(raw: dict[str, Any]) -> TestCondition:
             bits, nbits = value
             value = bits if isinstance(bits, bytes) else bits.to_bytes((nbits + 7) // 8, "big")
         elif kind == "valueReal":
-            value = _real(value)
+            value = real_to_float(value)
     return TestCondition(raw["testType"][0], raw.get("testExpr"), kind, value)
 
 

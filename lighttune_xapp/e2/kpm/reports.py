@@ -76,7 +76,7 @@ from lighttune_core.features import FEATURE_NAMES
 from lighttune_core.linkadapt import cqi_to_mcs, default_cqi_sinr_db
 from lighttune_core.report import MAX_RANK, SINR_RANGE_DB, LinkReports
 from lighttune_xapp.e2.errors import E2DecodeError
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KpmCodec
+from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KpmCodec, real_to_float
 from lighttune_xapp.e2.kpm.model import IndicationHeader
 
 _log = logging.getLogger(__name__)
@@ -220,18 +220,6 @@ def _ue_key(raw: Any) -> int:
     raise ValueError(f"unsupported UEID alternative {kind!r}")
 
 
-def _real_value(value: Any) -> float:
-    """REAL from asn1tools (float) or pycrate ((mantissa, base, exponent))."""
-    if value.__class__ is float:
-        return value
-    if isinstance(value, tuple):
-        mantissa, base, exponent = value
-        if base is None:
-            return math.copysign(math.inf, mantissa) if mantissa else math.nan
-        return float(mantissa) * float(base) ** exponent
-    return float(value)
-
-
 def _columns(
     infos: list[Any], by_id: dict[int, str], per_item: dict[int, list[tuple[int, int, int, int]]] | None = None
 ) -> list[tuple[int, int, int, int]]:
@@ -272,7 +260,7 @@ def _record_value(kind: str, value: Any) -> float:
     if kind == "integer":
         return float(value)
     if kind == "real":
-        return value if value.__class__ is float else _real_value(value)
+        return value if value.__class__ is float else real_to_float(value)
     return math.nan
 
 
@@ -385,7 +373,7 @@ def _gather_per_record(
                     if rkind == "integer":
                         v = float(rvalue)
                     elif rkind == "real":
-                        v = _real_value(rvalue)
+                        v = real_to_float(rvalue)
                     else:
                         v = math.nan
                     if code >= 0:

@@ -160,14 +160,8 @@ def _decode_string_bytewise(self: Any, decoder: Any) -> str:
 
 def _rebind_string_decoders(root: Any) -> int:
     """Bind :func:`_decode_string_bytewise` to every bounded 8-bit identity-alphabet string."""
-    seen: set[int] = set()
-    stack = [root]
     count = 0
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
+    for obj in list(_asn1tools_objects(root)):
         if (
             isinstance(obj, asn1tools_per.KnownMultiplierStringType)
             and obj.number_of_bits is not None
@@ -177,14 +171,6 @@ def _rebind_string_decoders(root: Any) -> int:
             obj._lt_alphabet = re.compile("[" + re.escape(chars) + "]*")
             obj.decode = types.MethodType(_decode_string_bytewise, obj)
             count += 1
-        if isinstance(obj, (list, tuple, set)):
-            stack.extend(obj)
-        elif isinstance(obj, dict):
-            stack.extend(obj.values())
-        elif isinstance(obj, asn1tools_per.Type) or hasattr(obj, "__dict__") and type(obj).__module__.startswith(
-            "asn1tools"
-        ):
-            stack.extend(vars(obj).values())
     return count
 
 
