@@ -14,7 +14,6 @@ difference between per-RB and 8-RB subbands at TDL-C300; saves the figures to
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import time
@@ -24,6 +23,7 @@ import numpy as np
 
 from e2sim.channel import LinkChannel, Scenario
 from e2sim.channel.bler import effective_sinr_db
+from results_file import save_results  # benchmarks/ is the script's directory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "channel_speed.json"
 
@@ -90,8 +90,7 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     results["peak_rss_mb"] = peak_mb
     print(f"peak RSS {peak_mb:.0f} MB")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    save_results(results, RESULTS)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from lighttune_core.features import build_features
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.tables import spectral_efficiency
 from lighttune_core.report import LinkReports
+from results_file import save_results  # benchmarks/ is the script's directory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decision_search.json"
 
@@ -168,10 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "float32": search_time_ms(model, big, np.float32, args.rounds),
     }
     print("1,000-UE RI-CQI-Tune search, ms:", out["ri_cqi_search_1000_ues_ms"])
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"saved {path.name}")
+    save_results(out, args.out)
     return out
 
 

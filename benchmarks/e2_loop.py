@@ -61,6 +61,7 @@ from typing import Any, Callable
 import numpy as np
 
 from loop_workload import field_periods, stress_reports  # benchmarks/ is the script's directory
+from results_file import save_results
 
 from lighttune_core.report import LinkReports
 from lighttune_xapp.e2 import e2ap as E
@@ -519,8 +520,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if (args.skip_codec or args.skip_loop) and path.is_file():  # keep the other part's saved figures
         saved = json.loads(path.read_text())
         out = saved | out
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"saved {path.name}")
+    save_results(out, path)
     return out
 
 

@@ -61,6 +61,7 @@ from lighttune_xapp.e2.kpm.reports import (
 )
 from lighttune_xapp.e2.kpm.schema import KpmVersion
 from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+from results_file import save_results  # benchmarks/ is the script's directory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kpm_path.json"
 MODEL_FILE = Path(__file__).resolve().parents[1] / "lighttune_xapp" / "models" / "offline-v1.ltm"
@@ -248,9 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row))
     result["breakdown"] = breakdown(32, args.repeat)
     print(json.dumps(result["breakdown"], indent=1))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1))
-    print(f"saved {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS.name}")
+    save_results(result, RESULTS)
     return 0
 
 

@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 from lighttune_core.cell import CellTuner, TuneMode
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
+from results_file import save_results  # benchmarks/ is the script's directory
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "policy_speed.json"
@@ -109,10 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for n in (64, 1000):
             out[f"du_{n}_ues"] = time_cell(LightTuneModel.from_bytes(blob), du_reports(n, args.periods + 1))
             print(f"du_{n}_ues", json.dumps(out[f"du_{n}_ues"]))
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"saved {path.name}")
+    save_results(out, args.out)
     return out
 
 

@@ -18,7 +18,6 @@ Prints the table and saves ``benchmarks/results/predict_chunk.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from lighttune_core import ff
 from lighttune_core.tuner import LightTuneModel
+from results_file import save_results  # benchmarks/ is the script's directory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "predict_chunk.json"
 BLOCKS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -71,10 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             out[key] = sweep(n, args.rounds, dtype)
             row = "  ".join(f"{b}: {v['min_ms']:.1f}/{v['median_ms']:.1f}" for b, v in out[key].items())
             print(f"{key} (block: min/median ms)  {row}")
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"saved {path.name}")
+    save_results(out, args.out)
     return out
 
 

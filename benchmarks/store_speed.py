@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from lighttune_xapp.store import Checkpointer, FileStore, MemoryStore, ModelStore, SdlStore
+from results_file import save_results  # benchmarks/ is the script's directory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "store_speed.json"
 BLOB_BYTES = 16 * 1024
@@ -110,8 +111,7 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    save_results(results, RESULTS)
     print(json.dumps(results, indent=1))
 
 
