@@ -53,17 +53,13 @@ from lighttune_core.tuner import LightTuneModel
 PACKAGED_MODEL = Path(__file__).resolve().parent.parent / "lighttune_xapp" / "models" / "offline-v1.ltm"
 
 
-def packaged_or_fresh_model() -> LightTuneModel:
+def packaged_or_fresh_model() -> tuple[LightTuneModel, str]:
     """The xApp's packaged offline model (what ``learn_one`` runs on in the field), else a
-    fresh seeded model."""
+    fresh seeded model; with the name the figures are reported under."""
     if PACKAGED_MODEL.exists():
-        return LightTuneModel.from_bytes(PACKAGED_MODEL.read_bytes())
-    return LightTuneModel(seed=0)
+        return LightTuneModel.from_bytes(PACKAGED_MODEL.read_bytes()), "packaged offline-v1.ltm"
+    return LightTuneModel(seed=0), "fresh LightTuneModel(seed=0)"
 
-
-def model_name(model: LightTuneModel) -> str:
-    """Which model the figures are for."""
-    return "packaged offline-v1.ltm" if PACKAGED_MODEL.exists() and model.layer_sizes == (13, 32, 32) else "fresh LightTuneModel(seed=0)"
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS_US = {"predict_one": 30.0, "learn_one (update)": 60.0, "predict_many(10000)": 20_000.0}
@@ -183,8 +179,7 @@ def main() -> None:
     x = rng.random(12)
     rows: dict[str, Any] = {}
 
-    model = packaged_or_fresh_model()
-    rows["model"] = model_name(model)
+    model, rows["model"] = packaged_or_fresh_model()
     y_hat = model.predict_one(x)
     far = 1.0 if y_hat < 0.5 else 0.0
     rows["predict_one_us"] = best_time_us(lambda: model.predict_one(x), 7, 2000)  # one sample, best of loops

@@ -324,7 +324,9 @@ class LightTuneModel:
         k_true = int(round(y_true * _INV_LABEL_STEP))
         if abs(_LABEL_VALUES[k_true] - y_true) <= LABEL_TOLERANCE:
             # the positive pair is one of the K rows the prediction already computed
-            pair_update_from_trace(self._params, a, BLER_LABELS, trace, k_true, k_hat, self.lr, self.threshold, self.loss)
+            pair_update_from_trace(
+                self._params, a, BLER_LABELS, trace, k_true, k_hat, self.lr, self.threshold, self.loss
+            )
         else:
             pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
         # the plan's weight arrays are views of the parameters just updated in place
