@@ -320,8 +320,6 @@ class InferencePlan(NamedTuple):
     """Arrays precomputed from :class:`FFParams` for the batched all-labels forward.
 
     Attributes:
-        w1x_t: ``W_1x^T`` [12, M_1], a contiguous copy (a strided view makes the
-            single-sample product ~3x slower).
         label_rows: ``y_k w_1y`` [K, M_1], the label's contribution to layer 1.
         labels_sq: ``y_k²`` [K].
         b1: ``b_1`` [M_1].
@@ -331,9 +329,10 @@ class InferencePlan(NamedTuple):
         w1x: ``W_1x`` [M_1, 12] (a view of ``W_1`` for float64), for the neuron-major
             block layout of :func:`goodness_all_labels`.
         rest_w: ``W_l`` [M_l, M_{l-1}] for ``l = 2..L`` (views for float64).
+        trace_shape: ``(L + 1, K, D)`` of the activations of the single-sample forward
+            trace (:func:`forward_one_from_plan`), ``D = max(M_0, ..., M_L)``.
     """
 
-    w1x_t: np.ndarray
     label_rows: np.ndarray
     labels_sq: np.ndarray
     b1: np.ndarray
@@ -342,6 +341,7 @@ class InferencePlan(NamedTuple):
     eps: float
     w1x: np.ndarray
     rest_w: tuple[np.ndarray, ...]
+    trace_shape: tuple[int, int, int]
 
 
 def plan_inference(
@@ -361,8 +361,8 @@ def plan_inference(
         raise ValueError(f"n_layers must be in 1..{len(params.weights)}, got {n_layers}")
     w1 = params.weights[0]
     lab = np.asarray(labels, dtype=np.float64)
+    sizes = layer_sizes(params)[: n_use + 1]
     return InferencePlan(
-        w1x_t=np.ascontiguousarray(w1[:, :-1].T, dtype=dtype),
         label_rows=np.multiply.outer(lab, w1[:, -1]).astype(dtype, copy=False),
         labels_sq=(lab * lab).astype(dtype, copy=False),
         b1=params.biases[0].astype(dtype, copy=False),
@@ -374,15 +374,16 @@ def plan_inference(
         eps=float(eps),
         w1x=w1[:, :-1].astype(dtype, copy=False),
         rest_w=tuple(w.astype(dtype, copy=False) for w in params.weights[1:n_use]),
+        trace_shape=(n_use + 1, lab.shape[0], max(sizes)),
     )
 
 
 def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
     """Bring a float64 plan up to date after an in-place update of ``params``.
 
-    A float64 :func:`plan_inference` holds *views* of the biases and of ``W_2..W_L``, so an
-    in-place update (:func:`pair_update_inplace`) is already visible through them; this
-    copies ``W_1x^T`` and recomputes ``label_rows = y_k w_1y`` in place.
+    A float64 :func:`plan_inference` holds *views* of ``W_1x``, the biases and ``W_2..W_L``,
+    so an in-place update (:func:`pair_update_inplace`) is already visible through them;
+    this recomputes ``label_rows = y_k w_1y`` in place.
 
     Raises:
         ValueError: the plan does not view ``params`` (build a new plan instead).
@@ -392,7 +393,6 @@ def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
         plan.label_rows.dtype == w1.dtype and np.shares_memory(plan.b1, params.biases[0])
     ):
         raise ValueError("refresh_plan needs a float64 plan built from these params")
-    np.copyto(plan.w1x_t, plan.w1x.T)
     np.multiply.outer(plan.labels, w1[:, -1], out=plan.label_rows)
 
 
@@ -525,43 +525,90 @@ def goodness_one_from_plan(plan: InferencePlan, x: np.ndarray, xx: float | None 
     (the single-sample latency path of ``predict_one`` / ``learn_one``). ``xx`` is
     ``||x||²`` if the caller already has it.
     """
-    h = forward_one_from_plan(plan, x, xx)[0][-1]
+    h = trace_output(plan, forward_one_from_plan(plan, x, xx))
     return _vecdot(h, h)
 
 
+class Trace:
+    """One sample's forward pass over the K candidate labels (:func:`forward_one_from_plan`):
+    two arrays and the per-layer views the forward pass writes through (made once, reused).
+
+    Attributes:
+        acts: float [L + 1, K, D] (``D = max(M_0, ..., M_L)``): ``acts[l, :, :M_l]`` = ``h_l``
+            for ``l = 1..L``; ``acts[0, :, :M_0]`` = the inputs ``[x; y_k]`` once
+            :func:`pair_update_from_trace` has filled in ``x``.
+        norms: float [L + 1, K]: ``norms[l]`` = ``n_l``, layer ``l + 1``'s input normaliser,
+            for ``l = 0..L − 1``.
+        hs: ``h_l`` views float [K, M_l], ``l = 1..L``; ns: ``n_l`` views [K], ``l = 0..L − 1``;
+        ns_col: the same as [K, 1] views.
+    """
+
+    __slots__ = ("acts", "norms", "hs", "ns", "ns_col")
+
+    def __init__(self, plan: InferencePlan, fill: bool = True) -> None:
+        widths = (plan.w1x.shape[0],) + tuple(w.shape[0] for w in plan.rest_w)
+        new = np.zeros if fill else np.empty
+        self.acts: np.ndarray = new(plan.trace_shape, dtype=plan.w1x.dtype)
+        self.norms: np.ndarray = new(plan.trace_shape[:2], dtype=plan.w1x.dtype)
+        self.hs = tuple(self.acts[layer, :, :m] for layer, m in enumerate(widths, start=1))
+        self.ns = tuple(self.norms[layer] for layer in range(len(widths)))
+        self.ns_col = tuple(n[:, None] for n in self.ns)
+
+
+def new_trace(plan: InferencePlan) -> Trace:
+    """A zeroed :class:`Trace` for :func:`forward_one_from_plan` with the candidate labels in
+    the input's label column ``acts[0, :, M_0 − 1]``: the buffer the LightTune step needs."""
+    trace = Trace(plan)
+    trace.acts[0, :, plan.w1x.shape[1]] = plan.labels
+    return trace
+
+
+def trace_output(plan: InferencePlan, trace: Trace) -> np.ndarray:
+    """``h_L`` float [K, M_L] of a trace (a view)."""
+    return trace.hs[-1]
+
+
 def forward_one_from_plan(
-    plan: InferencePlan, x: np.ndarray, xx: float | None = None
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    plan: InferencePlan, x: np.ndarray, xx: float | None = None, out: Trace | None = None
+) -> Trace:
     """Every layer's activations of one sample ``x`` float [12] paired with each of the K labels.
 
     ``h_l[k] = ReLU(W_l h_{l-1}[k] / n_{l-1}[k] + b_l)`` with the normalisers
     ``n_0[k] = sqrt(||x||² + y_k²) + eps`` (the input ``[x; y_k]``) and
     ``n_{l-1}[k] = ||h_{l-1}[k]|| + eps``.
 
+    Args:
+        plan: from :func:`plan_inference`.
+        x: float [12] features; xx: ``||x||²`` if the caller has it.
+        out: a :class:`Trace` of this plan to write into (:func:`new_trace`); a new
+            uninitialised one if None.
+
     Returns:
-        ``(hs, norms)``: ``hs[l-1]`` = ``h_l`` float [K, M_l] for ``l = 1..L`` and
-        ``norms[l]`` = ``n_l`` float [K] for ``l = 0..L-1`` (layer ``l + 1``'s input
-        normaliser). :func:`pair_update_from_trace` reuses them for the LightTune step, so
-        ``learn_one`` runs the forward pass once.
+        The trace. Only ``h_l`` (``acts[l, :, :M_l]``, ``l >= 1``) and ``n_0..n_{L-1}`` are
+        written: the inputs ``acts[0]`` and any padding beyond ``M_l`` keep what ``out``
+        held. :func:`pair_update_from_trace` reuses it for the LightTune step, so
+        ``learn_one`` runs the forward pass once; :func:`trace_output` is ``h_L``.
     """
-    inv = np.sqrt((float(x @ x) if xx is None else xx) + plan.labels_sq)
-    inv += plan.eps
-    norms = [inv]
-    h = x @ plan.w1x_t + plan.label_rows  # [K, M_1]
-    h /= inv[:, None]
+    trace = Trace(plan, fill=False) if out is None else out
+    hs, ns, ns_col = trace.hs, trace.ns, trace.ns_col
+    n = ns[0]
+    np.sqrt((float(x @ x) if xx is None else xx) + plan.labels_sq, out=n)
+    n += plan.eps
+    h = hs[0]
+    np.add(plan.w1x @ x, plan.label_rows, out=h)  # [K, M_1]
+    h /= ns_col[0]
     h += plan.b1
     np.maximum(h, 0.0, out=h)
-    hs = [h]
-    for w_t, b in plan.rest:
-        inv = np.sqrt(_vecdot(h, h))
-        inv += plan.eps
-        norms.append(inv)
-        z = h @ w_t
-        z /= inv[:, None]
+    for layer, (w_t, b) in enumerate(plan.rest, start=1):
+        n = ns[layer]
+        np.sqrt(_vecdot(h, h), out=n)
+        n += plan.eps
+        z = hs[layer]
+        np.matmul(h, w_t, out=z)
+        z /= ns_col[layer]
         z += b
         h = np.maximum(z, 0.0, out=z)
-        hs.append(h)
-    return hs, norms
+    return trace
 
 
 def goodness_all_labels_t(plan: InferencePlan, x: np.ndarray, block: int | None = None) -> np.ndarray:
@@ -685,23 +732,25 @@ _PAIR_SIGNS.setflags(write=False)
 """Signs ``s`` of the (positive, negative) rows of a LightTune pair, [2, 1]."""
 
 
-def _pair_step(h: np.ndarray, offset: np.ndarray, lr: float, threshold: float, proposed: bool) -> np.ndarray:
-    """``−lr δ`` of the (positive, negative) rows ``h`` [2, M] of one layer, [2, M].
+def _pair_step(
+    h: np.ndarray, offset: np.ndarray, lr_per_neuron: float | np.ndarray, threshold: float, proposed: bool
+) -> np.ndarray:
+    """``−lr δ`` of the (positive, negative) rows ``h`` [..., 2, M] of one or more layers.
 
-    proposed: ``−lr δ = −lr (4/M)(g − T − 2s) ⊙ h`` (``offset`` = ``T + 2s`` [2, 1]);
-    Softplus: ``−lr δ = lr s (2/M) σ(s (T − g)) ⊙ h`` with ``σ(u) = (1 + tanh(u/2)) / 2``.
-    (``h ≥ 0`` carries the ReLU mask.)
+    proposed: ``−lr δ = −(4 lr/M)(g − T − 2s) ⊙ h`` (``offset`` = ``T + 2s`` [2, 1]);
+    Softplus: ``−lr δ = (2 lr/M) s σ(s (T − g)) ⊙ h`` with ``σ(u) = (1 + tanh(u/2)) / 2``.
+    (``h ≥ 0`` carries the ReLU mask.) ``lr_per_neuron`` is ``lr / M``: a float for one
+    layer, float [L, 1, 1] for a stack of layers ``h`` [L, 2, D] whose widths differ.
     """
-    m = h.shape[1]
     if proposed:
         step = h * h
         step -= offset
         step *= h
-        step *= -lr * 4.0 / m
+        step *= -4.0 * lr_per_neuron
         return step
     step = np.tanh((threshold - h * h) * (0.5 * _PAIR_SIGNS))
     step += 1.0
-    step *= _PAIR_SIGNS * (lr / m)
+    step *= _PAIR_SIGNS * lr_per_neuron
     step *= h
     return step
 
@@ -744,57 +793,126 @@ def pair_update_inplace(
         z = h_tilde @ w.T
         z += b
         h = np.maximum(z, 0.0, out=z)
-        step = _pair_step(h, offset, lr, threshold, proposed)
+        step = _pair_step(h, offset, lr / h.shape[1], threshold, proposed)
         w += step.T @ h_tilde
         b += step.sum(axis=0)
+
+
+class PackedParams(NamedTuple):
+    """All layers' parameters in two zero-padded stacks, for :func:`pair_update_from_trace`.
+
+    ``weights[l - 1, :M_l, :M_{l-1}]`` = ``W_l`` and ``biases[l - 1, :M_l]`` = ``b_l`` with
+    ``D = max(M_0, ..., M_L)``, zeros elsewhere; ``params`` are views of them, so every
+    other function sees ordinary :class:`FFParams` (for the default ``[13, 32, 32]`` only
+    ``W_1`` is a strided view).
+
+    Attributes:
+        weights: float64 [L, D, D]; biases: float64 [L, D].
+        params: :class:`FFParams` of views into the stacks.
+        widths: ``M_1..M_L``.
+    """
+
+    weights: np.ndarray
+    biases: np.ndarray
+    params: FFParams
+    widths: tuple[int, ...]
+
+
+def pack_params(params: FFParams) -> PackedParams:
+    """Copy ``params`` (float64) into one :class:`PackedParams`."""
+    sizes = layer_sizes(params)
+    d = max(sizes)
+    w_stack = np.zeros((len(sizes) - 1, d, d))
+    b_stack = np.zeros((len(sizes) - 1, d))
+    for layer, (w, b) in enumerate(zip(params.weights, params.biases)):
+        w_stack[layer, : w.shape[0], : w.shape[1]] = w
+        b_stack[layer, : b.shape[0]] = b
+    views = FFParams(
+        tuple(w_stack[layer, :m, :m_in] for layer, (m_in, m) in enumerate(zip(sizes[:-1], sizes[1:]))),
+        tuple(b_stack[layer, :m] for layer, m in enumerate(sizes[1:])),
+    )
+    return PackedParams(w_stack, b_stack, views, sizes[1:])
+
+
+class PairStepConstants(NamedTuple):
+    """Full-shape ``[L, 2, D]`` factors of :func:`pair_update_from_trace`'s step (full shapes,
+    not broadcasts: numpy's broadcasting loops cost more than the arithmetic at this size).
+
+    proposed: ``−lr δ = scale ⊙ (h ⊙ h − offset) ⊙ h`` with ``offset = T + 2s`` and
+    ``scale = −4 lr / M_l``; Softplus: ``−lr δ = scale ⊙ (1 + tanh(offset ⊙ (T − h ⊙ h))) ⊙ h``
+    with ``offset = s / 2`` and ``scale = s lr / M_l``.
+    """
+
+    offset: np.ndarray
+    scale: np.ndarray
+    threshold: float
+    proposed: bool
+
+
+def pair_step_constants(packed: PackedParams, lr: float, threshold: float, loss: str = "proposed") -> PairStepConstants:
+    """The :class:`PairStepConstants` of ``packed``'s layer widths for these hyperparameters."""
+    proposed = check_loss_kind(loss) == "proposed"
+    d = packed.weights.shape[1]
+    shape = (len(packed.widths), 2, d)
+    inv_m = 1.0 / np.array(packed.widths, dtype=np.float64)[:, None, None]
+    if proposed:
+        offset = np.broadcast_to(_PAIR_SIGNS * 2.0 + threshold, shape)
+        scale = np.broadcast_to(-4.0 * (lr * inv_m), shape)
+    else:
+        offset = np.broadcast_to(0.5 * _PAIR_SIGNS, shape)
+        scale = np.broadcast_to(_PAIR_SIGNS * (lr * inv_m), shape)
+    return PairStepConstants(np.ascontiguousarray(offset), np.ascontiguousarray(scale), float(threshold), proposed)
 
 
 def pair_update_from_trace(
-    params: FFParams,
-    x: np.ndarray,
-    labels: np.ndarray,
-    trace: tuple[list[np.ndarray], list[np.ndarray]],
-    k_pos: int,
-    k_neg: int,
-    lr: float,
-    threshold: float = DEFAULT_THRESHOLD,
-    loss: str = "proposed",
+    packed: PackedParams, x: np.ndarray, trace: Trace, k_pos: int, k_neg: int, constants: PairStepConstants
 ) -> None:
-    """:func:`pair_update_inplace` for the labels ``labels[k_pos]`` (positive) and
-    ``labels[k_neg]`` (negative), reusing the forward pass that predicted them.
+    """:func:`pair_update_inplace` for the labels ``y_{k_pos}`` (positive) and ``y_{k_neg}``
+    (negative), reusing the forward pass that predicted them, all layers' steps at once.
 
-    ``trace`` is :func:`forward_one_from_plan` of ``x`` on the current parameters, so the
-    rows ``k_pos`` and ``k_neg`` of ``h_l`` are the pair's activations and no layer is
-    recomputed; the step is the same as :func:`pair_update_inplace` (every layer fed the
-    outputs of the forward pass before any update), up to float rounding:
-    ``W_l ← W_l − lr (δ+ h~+ᵀ + δ− h~−ᵀ)``, ``b_l ← b_l − lr (δ+ + δ−)``.
+    ``trace`` is :func:`forward_one_from_plan` of ``x`` on the current parameters into a
+    :func:`new_trace` buffer (zero padding, the labels in its input rows), so its rows
+    ``k_pos`` and ``k_neg`` hold every layer's pair activations and input normalisers: no
+    layer is recomputed. The step of :func:`pair_update_inplace` (every layer fed the
+    outputs of the forward pass before any update) is, up to float rounding,
+
+        W_l ← W_l − lr (δ+ h~+ᵀ + δ− h~−ᵀ),   b_l ← b_l − lr (δ+ + δ−),   h~ = h_{l-1} / n_{l-1}
+
+    on the packed stacks (their zero padding stays zero: the padded ``h`` are zero). The
+    ``[L, 2, D]`` step and ``h~`` of all layers take a fixed number of numpy calls; the outer
+    products are one ``[D, 2] @ [2, D]`` per layer, so the extra memory is
+    ``O(L D + D²)``, not ``O(L D²)``.
 
     Args:
-        params: float64 parameters, modified in place; the plan of ``trace`` must have been
-            built from them with all ``L`` layers.
-        x: float64 [12] features; labels: the plan's K candidate labels.
-        trace: ``(hs, norms)`` of :func:`forward_one_from_plan`.
+        packed: the parameters (:func:`pack_params`), modified in place; the plan of
+            ``trace`` must have been built from ``packed.params`` with all ``L`` layers.
+        x: float64 [12] features.
+        trace: from :func:`forward_one_from_plan`.
         k_pos, k_neg: label indices of the positive and negative pair.
-        lr: learning rate.
+        constants: :func:`pair_step_constants` of ``packed`` and the step's hyperparameters.
     """
-    hs, norms = trace
-    rows = np.array((k_pos, k_neg))
-    h_tilde = np.empty((2, x.shape[0] + 1))
-    h_tilde[:, :-1] = x
-    h_tilde[:, -1] = labels.take(rows)
-    h_tilde /= norms[0].take(rows)[:, None]
-    proposed = loss == "proposed"
-    offset = _PAIR_SIGNS * 2.0 + threshold  # [[T + 2], [T − 2]]
-    n_layers = len(hs)
+    rows = (k_pos, k_neg)
+    acts = trace.acts.take(rows, axis=1)  # [L + 1, 2, D]
+    h = acts[1:]
+    if constants.proposed:
+        step = h * h
+        step -= constants.offset
+    else:
+        step = h * h
+        np.subtract(constants.threshold, step, out=step)
+        step *= constants.offset
+        np.tanh(step, out=step)
+        step += 1.0
+    step *= constants.scale
+    step *= h
+    acts[0, :, : x.shape[0]] = x
+    n_layers = len(packed.widths)
+    inputs = acts[:n_layers]
+    inputs /= trace.norms.take(rows, axis=1)[:n_layers, :, None]
+    biases, weights = packed.biases, packed.weights
+    biases += step.sum(axis=1)
     for layer in range(n_layers):
-        h = hs[layer].take(rows, axis=0)
-        step = _pair_step(h, offset, lr, threshold, proposed)
-        w, b = params.weights[layer], params.biases[layer]
-        w += step.T @ h_tilde
-        b += step.sum(axis=0)
-        if layer + 1 < n_layers:
-            h_tilde = h
-            h_tilde /= norms[layer + 1].take(rows)[:, None]
+        weights[layer] += step[layer].T @ inputs[layer]
 
 
 def pair_update(

@@ -71,8 +71,12 @@ from lighttune_core.ff import (
     InferencePlan,
     _vecdot,
     forward_one_from_plan,
-    goodness_one_from_plan,
     init_params,
+    new_trace,
+    pack_params,
+    PairStepConstants,
+    pair_step_constants,
+    trace_output,
     plan_inference,
     refresh_plan,
     layer_sizes,
@@ -92,6 +96,10 @@ _INV_LABEL_STEP: float = 1.0 / float(BLER_LABELS[1] - BLER_LABELS[0])
 """``1/λ``: a label ``y`` on the grid is ``BLER_LABELS[round(y/λ)]``."""
 _VERSIONS = itertools.count()
 """Source of :attr:`LightTuneModel.version` numbers (process-wide, never reused)."""
+_DERIVED: frozenset[str] = frozenset(
+    {"_packed", "_params", "_plan", "_plan32", "_trace", "_output", "_step_key", "_step_constants"}
+)
+"""Attributes of :class:`LightTuneModel` rebuilt from the parameters (not pickled)."""
 _LABEL_VALUES: list[float] = BLER_LABELS.tolist()
 """The labels as Python floats (the single-sample paths index them without numpy calls)."""
 LABEL_TOLERANCE: float = 1e-9
@@ -115,6 +123,10 @@ class LightTuneModel:
         params: current :class:`~lighttune_core.ff.FFParams` (float64).
         n_seen: samples passed to :meth:`learn_one` (valid ones).
         n_updates: samples that caused an update.
+
+    One model serves one thread at a time: :meth:`predict_one` and :meth:`learn_one` write
+    the model's forward-trace buffer (``predict_many`` uses per-thread buffers). Copies
+    (``copy.deepcopy``, pickle) get buffers of their own.
     """
 
     def __init__(
@@ -141,14 +153,9 @@ class LightTuneModel:
             raise ValueError(f"seed must be None or in [0, 2**63), got {seed!r}")
         self.seed = None if seed is None else int(seed)
         self.norm_eps = float(norm_eps)
-        self._params: FFParams = init_params(self.layer_sizes, self.seed, self.threshold)
-        self._plan: InferencePlan | None = None
-        self._plan32: InferencePlan | None = None
+        self._install(init_params(self.layer_sizes, self.seed, self.threshold))
         self.n_seen = 0
         self.n_updates = 0
-        self.version = next(_VERSIONS)
-        """Changes (to a value no other parameter state of this process had) whenever the
-        parameters do: equal versions mean equal predictions."""
 
     @property
     def params(self) -> FFParams:
@@ -161,15 +168,45 @@ class LightTuneModel:
         checked = check_params(value)
         if layer_sizes(checked) != self.layer_sizes:
             raise ValueError(f"params have layer sizes {layer_sizes(checked)}, model has {self.layer_sizes}")
-        self._params = checked
-        self._plan = None
-        self._plan32 = None
+        self._install(checked)
+
+    def _install(self, params: FFParams) -> None:
+        """Take float64 ``params`` (copied into one packed buffer) as the current parameters.
+
+        The model keeps them as :class:`~lighttune_core.ff.PackedParams` (``self._params``
+        are views of its buffer), a float64 inference plan viewing them and a persistent
+        forward trace buffer, so :meth:`learn_one` runs one forward pass and updates every
+        layer in place on the same arrays.
+        """
+        self._packed = pack_params(params)
+        self._params = self._packed.params
+        self._plan = plan_inference(self._params, BLER_LABELS, self.norm_eps)
+        self._plan32: InferencePlan | None = None
+        self._trace = new_trace(self._plan)
+        self._output = trace_output(self._plan, self._trace)
+        self._step_key: tuple[float, float, str] | None = None
+        self._step_constants: PairStepConstants | None = None
         self.version = next(_VERSIONS)
+        """Changes (to a value no other parameter state of this process had) whenever the
+        parameters do: equal versions mean equal predictions."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle/deepcopy state without the derived arrays (``params`` must stay views of
+        the packed buffer, which a copy of the views alone would not be)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
+        weights, biases = self._params
+        state["_params"] = FFParams(tuple(w.copy() for w in weights), tuple(b.copy() for b in biases))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        version = state["version"]
+        self.__dict__.update({k: v for k, v in state.items() if k != "_params"})
+        self._install(state["_params"])
+        self.version = version
 
     def _inference_plan(self) -> InferencePlan:
-        """The precomputed inference arrays of the current parameters (rebuilt after updates)."""
-        if self._plan is None:
-            self._plan = plan_inference(self._params, BLER_LABELS, self.norm_eps)
+        """The precomputed inference arrays of the current parameters (kept up to date by
+        every update: the float64 plan views the parameters)."""
         return self._plan
 
     def _inference_plan32(self) -> InferencePlan:
@@ -246,7 +283,8 @@ class LightTuneModel:
 
     # ---------------------------------------------------------------- predict / learn
     def _predict_checked_one(self, x: np.ndarray, xx: float) -> float:
-        return _LABEL_VALUES[int(goodness_one_from_plan(self._inference_plan(), x, xx).argmax())]
+        h = forward_one_from_plan(self._plan, x, xx, self._trace).hs[-1]
+        return _LABEL_VALUES[int(_vecdot(h, h).argmax())]
 
     def predict_one(self, x: Any) -> float:
         """Predicted BLER label of features ``x`` float [12]."""
@@ -313,9 +351,9 @@ class LightTuneModel:
 
     def _learn_checked(self, a: np.ndarray, xx: float, y_true: float) -> bool:
         """The LightTune step of :meth:`learn_one` on checked inputs."""
-        plan = self._plan if self._plan is not None else self._inference_plan()
-        trace = forward_one_from_plan(plan, a, xx)
-        h_last = trace[0][-1]
+        plan = self._plan
+        trace = forward_one_from_plan(plan, a, xx, self._trace)
+        h_last = self._output
         k_hat = int(_vecdot(h_last, h_last).argmax())
         y_hat = _LABEL_VALUES[k_hat]
         self.n_seen += 1
@@ -324,9 +362,11 @@ class LightTuneModel:
         k_true = int(round(y_true * _INV_LABEL_STEP))
         if abs(_LABEL_VALUES[k_true] - y_true) <= LABEL_TOLERANCE:
             # the positive pair is one of the K rows the prediction already computed
-            pair_update_from_trace(
-                self._params, a, BLER_LABELS, trace, k_true, k_hat, self.lr, self.threshold, self.loss
-            )
+            key = (self.lr, self.threshold, self.loss)
+            if key != self._step_key:  # hyperparameters are public attributes: rebuild on change
+                self._step_constants = pair_step_constants(self._packed, *key)
+                self._step_key = key
+            pair_update_from_trace(self._packed, a, trace, k_true, k_hat, self._step_constants)
         else:
             pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
         # the plan's weight arrays are views of the parameters just updated in place

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any, Callable
 
 import numpy as np
@@ -78,19 +80,57 @@ def test_learn_one_updates_only_at_or_beyond_delta() -> None:
 
 @pytest.mark.parametrize("loss", ["proposed", "softplus"])
 @pytest.mark.parametrize("off_grid", [False, True])
-def test_learn_one_matches_the_pure_pair_update(loss: str, off_grid: bool) -> None:
-    # learn_one reuses its prediction's forward pass for the update (grid labels) or
-    # recomputes it (a label between the grid points): the same step either way
-    model = LightTuneModel(seed=4, loss=loss)
+@pytest.mark.parametrize("sizes", [(13, 32, 32), (13, 7, 40, 5), (13, 6)])
+def test_learn_one_matches_the_pure_pair_update(loss: str, off_grid: bool, sizes: tuple[int, ...]) -> None:
+    # learn_one reuses its prediction's forward pass and updates all layers at once on the
+    # packed (zero-padded) parameter stacks (grid labels), or recomputes the pass (a label
+    # between the grid points): the same step either way, for equal and unequal widths
+    model = LightTuneModel(layer_sizes=sizes, seed=4, loss=loss)
     x = np.random.default_rng(2).random(12)
-    y_hat = model.predict_one(x)
-    y = (1.0 if y_hat < 0.5 else 0.0) + (0.0 if not off_grid else (-0.03 if y_hat < 0.5 else 0.03))
-    expected = ff.pair_update(model.params, x, y, y_hat, 0.03, 9.0, loss)
-    before = model.params.weights[0].copy()
-    assert model.learn_one(x, y)
-    assert not np.array_equal(model.params.weights[0], before)
-    for a, b in zip(model.params.weights + model.params.biases, expected.weights + expected.biases):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    for step in range(3):
+        y_hat = model.predict_one(x)
+        y = (1.0 if y_hat < 0.5 else 0.0) + (0.0 if not off_grid else (-0.03 if y_hat < 0.5 else 0.03))
+        expected = ff.pair_update(model.params, x, y, y_hat, 0.03, 9.0, loss)
+        before = model.params.weights[0].copy()
+        assert model.learn_one(x, y), step
+        assert not np.array_equal(model.params.weights[0], before)
+        for a, b in zip(model.params.weights + model.params.biases, expected.weights + expected.biases):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        # the padding of the stacks stays zero, so it never leaks into a layer
+        packed = model._packed
+        for layer, (m, m_in) in enumerate(zip(sizes[1:], sizes[:-1])):
+            live = np.zeros(packed.weights.shape[1:], dtype=bool)
+            live[:m, :m_in] = True
+            assert not packed.weights[layer][~live].any() and not packed.biases[layer, m:].any()
+        np.testing.assert_array_equal(model.predict_many(x[None, :]), [model.predict_one(x)])
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))])
+def test_a_copied_model_learns_on_its_own_parameters(clone: Callable[[LightTuneModel], LightTuneModel]) -> None:
+    # the experiment runner deep-copies the offline model per scheme: the copy's parameters
+    # must be the ones its learn_one updates, and the original must not move
+    original = LightTuneModel(seed=5)
+    x = np.random.default_rng(6).random((40, 12))
+    y = (x[:, 0] > 0.5).astype(float)
+    copied = clone(original)
+    assert _same_state(copied, original)
+    reference = LightTuneModel.from_bytes(original.to_bytes())
+    n_updates = copied.learn_many(x, y)
+    assert n_updates > 0 and reference.learn_many(x, y) == n_updates
+    assert _same_state(copied, reference)
+    assert _same_state(original, LightTuneModel.from_bytes(original.to_bytes())) and original.n_updates == 0
+    np.testing.assert_array_equal(copied.predict_many(x), [copied.predict_one(v) for v in x])
+
+
+def test_changed_hyperparameters_take_effect_on_the_next_update() -> None:
+    a, b = LightTuneModel(seed=7), LightTuneModel(seed=7, lr=0.1, threshold=4.0)
+    x = np.random.default_rng(8).random(12)
+    y = 1.0 if a.predict_one(x) < 0.5 else 0.0
+    assert a.learn_one(x, y)  # builds the step factors for lr 0.03, T 9
+    a.params, a.lr, a.threshold = b.params, 0.1, 4.0
+    assert a.learn_one(x, y) and b.learn_one(x, y)
+    for u, v in zip(a.params.weights + a.params.biases, b.params.weights + b.params.biases):
+        np.testing.assert_array_equal(u, v)
 
 
 def test_converges_on_a_stationary_task() -> None:
