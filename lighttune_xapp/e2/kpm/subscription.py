@@ -11,10 +11,11 @@
   known (at least 2 UEs, as the format requires).
 
 The measurements are those of :data:`~lighttune_xapp.e2.kpm.reports.UE_MEASUREMENT_NAMES`
-that the chosen style lists (only what the node offers) and that a ``LinkReports`` record
-uses: ``RRU.PrbUsedDl`` (informative, no record field) is not subscribed, nor are the
-all-transmission TB counters when the first-transmission ones are offered (the decoder reads
-those first). Each measurement costs every UE report a record, so leaving out what the
+that the chosen style lists (only what the node offers) and that the features and the
+fine-tuning label use: ``RRU.PrbUsedDl`` (informative, no record field) and
+``DRB.UEThpDl`` (only ``LinkReports.served_bits``, which no decision or update reads; it is 0
+on this path) are not subscribed, nor are the all-transmission TB counters when the
+first-transmission ones are offered (the decoder reads those first). Each measurement costs every UE report a record, so leaving out what the
 record does not use is a direct saving on the wire and in decode time. What is missing is
 returned so the caller can report which features will be imputed. The event trigger (style 1, periodic) and
 the granularity period are both the CSI-RS report period, so one indication carries one
@@ -48,6 +49,7 @@ from lighttune_xapp.e2.kpm.reports import (
     TB_TOTAL,
     TB_TOTAL_INITIAL,
     UE_MEASUREMENT_NAMES,
+    UE_THROUGHPUT_DL,
     WB_CQI_DIST,
 )
 
@@ -140,7 +142,7 @@ def plan_kpm_subscription(
             raise KpmSubscriptionUnavailable(
                 f"KPM function {definition.short_name!r} style {style} does not offer {needed}"
             )
-    unused = {PRB_USED_DL}
+    unused = {PRB_USED_DL, UE_THROUGHPUT_DL}
     if TB_TOTAL_INITIAL in offered and TB_ERRORS_INITIAL in offered:
         unused |= {TB_TOTAL, TB_ERRORS}
     chosen = [offered[name] for name in UE_MEASUREMENT_NAMES if name in offered and name not in unused]
