@@ -9,17 +9,18 @@ phase each item starts at.
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 import asn1tools
 import numpy as np
 import pytest
-from asn1tools.codecs import per
+from asn1tools.codecs import ber, per
 
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
 from lighttune_core.report import LinkReports
 from lighttune_xapp.e2.kpm.codec import INDICATION_MESSAGE, _asn1tools_decode_whole
 from lighttune_xapp.e2.kpm.reports import _gather, _gather_per_record
-from lighttune_xapp.e2.kpm.schema import SCHEMA_FILES, FastPerDecoder, KpmVersion
+from lighttune_xapp.e2.kpm.schema import SCHEMA_FILES, FastPerDecoder, KpmVersion, _decode_real_fast, real_contents
 from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
 from tests.test_kpm_function import CELL
 
@@ -55,6 +56,39 @@ def test_fast_bit_reads_match_asn1tools_decoder() -> None:
             assert _read(fast, name, args) == expected, (name, args, bytes(data).hex())
             if expected[0] == "error":
                 break
+
+
+def _outcome(decode: Callable[[], float]) -> str:
+    try:
+        return repr(decode())  # repr: -0.0 and nan compare as written
+    except Exception as exc:  # the error type is part of what must agree
+        return type(exc).__name__
+
+
+def test_fast_real_decode_gives_asn1tools_floats() -> None:
+    # both encoders' forms (ours: fewest octets; asn1tools': a leading 0x00 mantissa octet),
+    # a 2-octet exponent, special values and hand-made long mantissas, read after 0-7 bits
+    rng = random.Random(20261123)
+    values = [0.0, -0.0, 1.0, -1.0, 0.1, -100.5, 2.0**-126, 2.0**127, 2.0**-140, 1e300, -5e-324,
+              float("inf"), float("-inf"), float("nan")]
+    values += [rng.uniform(-60.0, 60.0) for _ in range(300)] + [rng.lognormvariate(0.0, 30.0) for _ in range(300)]
+    contents = [real_contents(v) for v in values] + [bytes(ber.encode_real(v)) for v in values]
+    contents += [b"\x80\x05" + (2**60 + 1).to_bytes(8, "big"), b"\xc0\xf0\x00\x00\x01", b"\x80\x00"]
+    real = per.Real("r")
+    for octets in contents:
+        for lead in range(8):
+            encoder = per.Encoder()
+            encoder.append_non_negative_binary_integer(0, lead)
+            encoder.align()
+            encoder.append_length_determinant(len(octets))
+            encoder.append_bytes(octets)
+            data = encoder.as_bytearray()
+            plain, fast = per.Decoder(bytearray(data)), FastPerDecoder(bytearray(data))
+            plain.read_non_negative_binary_integer(lead)
+            fast.read_non_negative_binary_integer(lead)
+            expected, got = _outcome(lambda: real.decode(plain)), _outcome(lambda: _decode_real_fast(real, fast))
+            assert got == expected, octets.hex()
+            assert fast.number_of_bits == plain.number_of_bits
 
 
 def _reports(n: int, seed: int) -> LinkReports:

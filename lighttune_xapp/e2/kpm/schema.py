@@ -20,7 +20,8 @@ of 8 (e.g. -100.5 = -201 x 2^-1 -> ``c0 ff 00 c9`` instead of ``c0 ff c9``). X.6
 REAL as the CER contents octets of X.690, whose mantissa is an unsigned integer in the fewest
 octets, as pycrate and asn1c write it. After compiling, every REAL type of the spec gets our
 encoder (:func:`real_contents`) bound in place of asn1tools' (the library itself is not
-patched); asn1tools' decoder reads both forms.
+patched); asn1tools' decoder reads both forms. REAL decodes compute the common binary form
+directly (:func:`_decode_real_fast`, the same floats) and leave the rest to asn1tools.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import re
 import types
 
 import asn1tools
+from asn1tools.codecs import ber as asn1tools_ber
 from asn1tools.codecs import per as asn1tools_per
 
 ASN1_DIR: Path = Path(__file__).with_name("asn1")
@@ -116,12 +118,36 @@ def _asn1tools_objects(root: Any) -> Iterator[Any]:
             stack.extend(v for k, v in vars(obj).items() if not k.startswith("_lt_"))
 
 
-def _rebind_real_encoders(root: Any) -> int:
-    """Bind :func:`_encode_real_minimal` to every asn1tools PER REAL type under ``root``."""
+def _decode_real_fast(self: Any, decoder: Any) -> float:
+    """asn1tools' PER REAL decode with its most common form computed directly.
+
+    X.690 8.5.7 binary form with base 2, scale factor 0 and a one-octet exponent (first
+    contents octet ``0x80`` or ``0xC0``, the form :func:`real_contents` writes for every
+    double with ``-128 <= E <= 127``) and a mantissa ``N`` of at most 53 bits:
+    ``(-1)^s N 2^E`` is ``math.ldexp(N, E)``, exactly the float asn1tools computes
+    (``N · 2^E`` is exact in binary64 for such ``N`` and ``E``). Any other form (zero length,
+    special values, longer exponents or mantissas, decimal) goes to asn1tools' own decoder.
+    """
+    decoder.align()
+    length = decoder.read_length_determinant()
+    data = decoder.read_bytes(length)
+    if 3 <= length <= 9 and (data[0] | 0x40) == 0xC0:
+        mantissa = int.from_bytes(data[2:], "big")
+        if mantissa.bit_length() <= 53:
+            exponent = data[1]
+            value = math.ldexp(mantissa, exponent - 256 if exponent & 0x80 else exponent)
+            return -value if data[0] & 0x40 else value
+    return asn1tools_ber.decode_real(bytearray(data))
+
+
+def _rebind_real_codecs(root: Any) -> int:
+    """Bind :func:`_encode_real_minimal` and :func:`_decode_real_fast` to every asn1tools PER
+    REAL type under ``root``."""
     count = 0
     for obj in _asn1tools_objects(root):
         if isinstance(obj, asn1tools_per.Real):
             obj.encode = types.MethodType(_encode_real_minimal, obj)
+            obj.decode = types.MethodType(_decode_real_fast, obj)
             count += 1
     return count
 
@@ -311,7 +337,7 @@ class FastPerDecoder(asn1tools_per.Decoder):
 @functools.cache
 def _asn1tools_spec_unlocked(version: KpmVersion) -> Any:
     spec = asn1tools.compile_files([str(SCHEMA_FILES[version])], "per")
-    _rebind_real_encoders(spec)
+    _rebind_real_codecs(spec)
     _rebind_string_decoders(spec)
     _memoise_types(spec, MEMOISED_TYPES)
     return spec
