@@ -20,6 +20,7 @@ from lighttune_xapp.e2.kpm.reports import (
     PDSCH_MCS_DIST,
     UE_MEASUREMENT_NAMES,
     KpmNodeDecoder,
+    _largest_bin,
     decode_kpm_indication,
 )
 from lighttune_xapp.e2.kpm.subscription import KpmSubscriptionUnavailable, plan_kpm_subscription
@@ -177,3 +178,24 @@ def test_library_decode_of_mixed_records_and_ue_id_forms() -> None:
     assert got.cqi.tolist() == [15, 7] and got.ri.tolist() == [4, 1]
     assert got.n_ack.tolist() == [16 - 3, 7] and got.n_nack.tolist() == [3, 0]
     assert got.sinr_layers_db[0, 0] == -0.5
+
+
+@pytest.mark.parametrize("prefer_low_z", [False, True])
+def test_one_bin_per_ue_shortcut_equals_the_general_merge(prefer_low_z: bool) -> None:
+    # reports listing UEs in order with one bin each take a shortcut; the same records in
+    # another order (or with a UE's bin split in two) go through the general merge
+    rng = np.random.default_rng(11)
+    n = 40
+    ue = np.sort(rng.choice(n, 25, replace=False))
+    x, y, z = rng.integers(1, 17, 25), rng.integers(1, 5, 25), rng.integers(1, 4, 25)
+    count = np.where(rng.random(25) < 0.2, np.nan, rng.integers(1, 9, 25).astype(float))
+    fast = _largest_bin(ue, x, y, z, count, n, prefer_low_z)
+    order = rng.permutation(25)
+    general = _largest_bin(ue[order], x[order], y[order], z[order], count[order], n, prefer_low_z)
+    for a, b in zip(fast, general):
+        np.testing.assert_array_equal(a, b)
+    assert fast[0].sum() == 25
+    # a UE with two listed bins is merged, not taken from its first record
+    two = _largest_bin(np.array([3, 3]), np.array([5, 9]), np.array([1, 1]), np.array([1, 1]),
+                       np.array([1.0, 4.0]), n, prefer_low_z)
+    assert two[0][3] and two[1][3] == 9

@@ -418,6 +418,11 @@ def _largest_bin(
     out = np.zeros((3, n), dtype=np.int64)
     if ue.size == 0:
         return has, out[0], out[1], out[2]
+    if ue.size == 1 or bool(np.all(ue[1:] > ue[:-1])):
+        # one record per UE (the usual report): each UE's only bin is its largest
+        has[ue] = True
+        out[0, ue], out[1, ue], out[2, ue] = x, y, z
+        return has, out[0], out[1], out[2]
     # merge duplicates of the same (ue, x, y, z) bin (several granularity periods)
     # one uint64 key per (ue, x, y, z): 16 bits each (bins beyond 65535 are invalid anyway)
     fields16 = [np.clip(a, 0, 0xFFFF).astype(np.uint64) for a in (ue, x, y, z)]
