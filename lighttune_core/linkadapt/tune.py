@@ -172,16 +172,17 @@ def rank_cqi_anchor(reports: LinkReports, ranks: np.ndarray, c0: np.ndarray | No
     csum = np.cumsum(np.where(np.isfinite(layers), layers, 0.0), axis=1)  # sum of the r strongest
 
     thresholds, se_table = _cqi_tables(reports.cqi_table)
+    ue = np.arange(len(reports))[:, None]
 
     def q(rank: np.ndarray) -> np.ndarray:
-        r = np.clip(rank, 1, MAX_RANK + 1)
-        mean_db = np.take_along_axis(csum, r - 1, axis=1) / r + 10.0 * np.log10(r0[:, None] / r)
+        r = np.minimum(np.maximum(rank, 1), MAX_RANK + 1)
+        mean_db = csum[ue, r - 1] / r + 10.0 * np.log10(r0[:, None] / r)
         return np.searchsorted(thresholds, mean_db, side="right") - 1
 
-    shift = q(ranks) - q(np.broadcast_to(r0[:, None], ranks.shape))
-    anchor = np.clip(base[:, None] + shift, 1, MAX_CQI)
+    shift = q(ranks) - q(r0[:, None])
+    anchor = np.minimum(np.maximum(base[:, None] + shift, 1), MAX_CQI)
     # rate consistency: the UE chose r0, so no other rank may promise more than r0 * SE(c0)
-    bound = (r0 * spectral_efficiency(base, reports.cqi_table))[:, None] / np.maximum(ranks, 1)
+    bound = (r0 * se_table[base])[:, None] / np.maximum(ranks, 1)
     cap = np.searchsorted(se_table, bound * (1.0 + 1e-12), side="right") - 1
     anchor = np.minimum(anchor, cap)
     return np.where((ranks == r0[:, None]) | (base[:, None] == 0), base[:, None], anchor).astype(np.int64)
@@ -349,7 +350,7 @@ def ri_cqi_tune(
     first_rank = np.argmax(rank_ok, axis=1)  # [N], first valid rank slot
     # grid [N, 3, W] -> [N, K]: rank slot a, CQI step j
     step = np.arange(w, dtype=np.int64)
-    c_rank = rank_cqi_anchor(reports, np.clip(rank_set, 1, MAX_RANK), c0)  # [N, 3] table CQI per rank
+    c_rank = rank_cqi_anchor(reports, np.minimum(np.maximum(rank_set, 1), MAX_RANK), c0)  # [N, 3] table CQI per rank
     cqi_grid = c_rank[:, :, None] - step[None, None, :]
     rank_grid = np.broadcast_to(rank_set[:, :, None], (n, 3, w))
     valid = rank_ok[:, :, None] & (cqi_grid >= 1)
@@ -363,10 +364,10 @@ def ri_cqi_tune(
     valid = valid.reshape(n, 3 * w)
 
     bler = np.full(valid.shape, np.inf)
-    se = spectral_efficiency(cqi_safe, reports.cqi_table)
+    rate = rank_safe * _cqi_tables(reports.cqi_table)[1][cqi_safe]  # r · SE(c); cqi_safe is 0..15
     if prune:
         base = build_features(reports, r0, c0, prev_bler)  # [N, 12]; candidates set per row
-        upper = np.where(valid, rank_safe * se, -np.inf)  # J <= U
+        upper = np.where(valid, rate, -np.inf)  # J <= U
         top = np.argmax(upper, axis=1)
         top_rows = _candidate_rows(base, rows, rank_safe[rows, top], cqi_safe[rows, top])
         bler[rows, top] = _predict_rows(predict, top_rows)
@@ -385,7 +386,7 @@ def ri_cqi_tune(
         bler[valid] = _predict_rows(predict, x[valid])
         scored = valid
 
-    objective = np.where(scored, rank_safe * se * (1.0 - np.minimum(bler, 1.0)), -np.inf)
+    objective = np.where(scored, rate * (1.0 - np.minimum(bler, 1.0)), -np.inf)
     best = np.argmax(objective, axis=1)
     hopeless = objective[rows, best] <= 0.0
     choice = np.where(hopeless, np.argmin(bler, axis=1), best)
