@@ -284,3 +284,38 @@ def test_ri_cqi_tune_hands_out_the_features_of_its_choice(prune: bool) -> None:
     np.testing.assert_array_equal(out, build_features(reports, res.rank, res.cqi))
     with pytest.raises(ValueError, match="features_out"):
         ri_cqi_tune(model.predict_many, reports, features_out=np.empty((299, 12)))
+
+
+def _partly_linear_params(seed: int) -> ff.FFParams:
+    """[13, 32, 32] with large biases (every ReLU on for most inputs) except one layer-1 unit
+    that a strongly weighted label turns off for some samples and labels."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0.0, 0.3, (32, 13))
+    w1[0, 12] = -3.0
+    b1 = rng.normal(1.5, 0.2, 32)
+    b1[0] = 0.4
+    w2 = rng.normal(0.0, 0.2, (32, 32))
+    b2 = rng.normal(1.5, 0.3, 32)
+    return ff.FFParams((w1, w2), (b1, b2))
+
+
+def test_closed_form_goodness_only_where_every_relu_is_on_and_equal_there() -> None:
+    # the all-labels closed form (two layers, every ReLU on) must accept no sample that has a
+    # unit off for some label, must give the forward pass's goodness where it accepts, and
+    # the block kernel must give the forward pass's goodness for all samples either way
+    params = _partly_linear_params(1)
+    rng = np.random.default_rng(2)
+    x = rng.normal(0.0, 1.0, (2000, 12)) * rng.uniform(0.1, 3.0, (2000, 1))
+    plan = ff.plan_inference(params)
+    hs = ff.forward(params, ff.pair_inputs(x[:, None, :], BLER_LABELS[None, :]))
+    all_on = np.all(hs[0] > 0, axis=(1, 2)) & np.all(hs[1] > 0, axis=(1, 2))
+    direct = np.sum(hs[1] ** 2, axis=-1).T  # [K, N]
+    out = np.full((11, 2000), np.nan)
+    ok = ff._goodness_affine_t(plan, x, ff._workspace(plan, 2000), out)
+    assert 0.1 < ok.mean() < 0.9
+    assert not np.any(ok & ~all_on)
+    assert np.isnan(out[:, ~ok]).all()
+    np.testing.assert_allclose(out[:, ok], direct[:, ok], rtol=1e-12)
+    np.testing.assert_allclose(ff.goodness_all_labels_t(plan, x), direct, rtol=1e-12)
+    model = LightTuneModel.from_params(params)
+    np.testing.assert_array_equal(model.predict_many(x[:400]), [model.predict_one(v) for v in x[:400]])
