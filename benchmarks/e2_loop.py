@@ -496,7 +496,8 @@ def loop_part(args: argparse.Namespace) -> dict[str, Any]:
         for path in paths:
             for n in (64, 1000):
                 key = f"{path}_{workload}_{n}_ues"
-                out[key] = best_of_runs([bench_loop(n, args.loop_periods, workload, path) for _ in range(args.loop_runs)])
+                runs = [bench_loop(n, args.loop_periods, workload, path) for _ in range(args.loop_runs)]
+                out[key] = best_of_runs(runs)
                 r = out[key]
                 print(f"{key}: {r['ue_reports_per_s']:,.0f} UE-reports/s (median run "
                       f"{r['runs']['ue_reports_per_s_median']:,.0f}), decision p50 "
