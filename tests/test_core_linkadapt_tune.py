@@ -10,6 +10,7 @@ import pytest
 
 from lighttune_core.features import build_features
 from lighttune_core.linkadapt import cqi_tune, rank_cqi_anchor, ri_cqi_tune, spectral_efficiency
+from lighttune_core.linkadapt.tune import _sorted_columns_descending
 from lighttune_core.report import LinkReports
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -296,3 +297,12 @@ def test_ri_cqi_tune_keeps_reported_rank_when_bler_is_flat() -> None:
     rank, cqi, _ = ri_cqi_tune(flat, reports)
     np.testing.assert_array_equal(rank, reports.ri)
     np.testing.assert_array_equal(cqi, reports.cqi)
+
+
+def test_column_sorting_network_sorts_rows_like_numpy() -> None:
+    rng = np.random.default_rng(12)
+    v = rng.integers(-3, 4, (5000, 4)).astype(float)  # many ties
+    v[rng.random((5000, 4)) < 0.2] = -np.inf
+    np.testing.assert_array_equal(_sorted_columns_descending(v), np.sort(v, axis=1)[:, ::-1])
+    w = rng.normal(size=(50, 3))
+    np.testing.assert_array_equal(_sorted_columns_descending(w), np.sort(w, axis=1)[:, ::-1])

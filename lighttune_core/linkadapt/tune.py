@@ -132,6 +132,12 @@ def _table_cqi(reports: LinkReports, table_cqi: np.ndarray | None) -> np.ndarray
 EXTRA_LAYER_MARGIN_DB: float = 3.0
 """Assumed SINR of an unreported extra layer: this much below the weakest reported one, dB."""
 
+_POWER_SPLIT_DB: np.ndarray = 10.0 * np.log10(
+    np.maximum(np.arange(MAX_RANK + 2), 1).astype(np.float64)[:, None] / np.maximum(np.arange(MAX_RANK + 2), 1)[None, :]
+)
+"""``10 log10(r0 / r)`` dB for ``r0, r`` in 0 .. 5 (row 0 and column 0 unused)."""
+_POWER_SPLIT_DB.setflags(write=False)
+
 
 @lru_cache(maxsize=None)
 def _cqi_tables(cqi_table: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +147,21 @@ def _cqi_tables(cqi_table: int) -> tuple[np.ndarray, np.ndarray]:
     thresholds.setflags(write=False)
     se.setflags(write=False)
     return thresholds, se
+
+
+def _sorted_columns_descending(v: np.ndarray) -> np.ndarray:
+    """Each row of ``v`` float [N, 4] (no NaN) sorted in descending order, [N, 4]: the
+    5-comparator sorting network on whole columns (10 vector calls instead of N tiny sorts;
+    the same values as ``np.sort(v, axis=1)[:, ::-1]``)."""
+    if v.shape[1] != 4:
+        return np.sort(v, axis=1)[:, ::-1]
+    a, b, c, d = v[:, 0], v[:, 1], v[:, 2], v[:, 3]
+    a, b = np.maximum(a, b), np.minimum(a, b)
+    c, d = np.maximum(c, d), np.minimum(c, d)
+    a, c = np.maximum(a, c), np.minimum(a, c)
+    b, d = np.maximum(b, d), np.minimum(b, d)
+    b, c = np.maximum(b, c), np.minimum(b, c)
+    return np.stack((a, b, c, d), axis=1)
 
 
 def rank_cqi_anchor(reports: LinkReports, ranks: np.ndarray, c0: np.ndarray | None = None) -> np.ndarray:
@@ -161,25 +182,31 @@ def rank_cqi_anchor(reports: LinkReports, ranks: np.ndarray, c0: np.ndarray | No
         int64 [N, K] anchor CQIs.
     """
     r0 = reports.ri
+    n = len(reports)
     base = reports.cqi if c0 is None else np.asarray(c0, dtype=np.int64)
     ranks = np.asarray(ranks, dtype=np.int64)
-    sinr = np.where(np.arange(MAX_RANK)[None, :] < r0[:, None], reports.sinr_layers_db, np.nan)
-    strongest = -np.sort(-np.where(np.isfinite(sinr), sinr, -np.inf), axis=1)  # [N, 4] descending
-    weakest = np.min(np.where(np.isfinite(sinr), sinr, np.inf), axis=1)  # [N]
-    # layer SINRs at rank r0, then r0 + 1 with the guessed extra layer: [N, 5]
-    layers = np.concatenate([strongest, np.full((len(reports), 1), -np.inf)], axis=1)
-    layers[np.arange(len(reports)), r0] = weakest - EXTRA_LAYER_MARGIN_DB
-    csum = np.cumsum(np.where(np.isfinite(layers), layers, 0.0), axis=1)  # sum of the r strongest
+    sinr = reports.sinr_layers_db
+    known = (np.arange(MAX_RANK)[None, :] < r0[:, None]) & np.isfinite(sinr)
+    # layer SINRs at rank r0 (strongest first, 0 where unknown), then r0 + 1 with the guessed
+    # extra layer: [N, 5]
+    layers = np.zeros((n, MAX_RANK + 1))
+    layers[:, :MAX_RANK] = _sorted_columns_descending(np.where(known, sinr, -np.inf))
+    layers[:, MAX_RANK] = -np.inf
+    col = np.where(known, sinr, np.inf)
+    weakest = col[:, 0].copy()  # [N]; column by column (a min over axis 1 of 4 is slower)
+    for j in range(1, MAX_RANK):
+        np.minimum(weakest, col[:, j], out=weakest)
+    ue = np.arange(n)
+    layers[ue, r0] = weakest - EXTRA_LAYER_MARGIN_DB
+    layers[np.isinf(layers)] = 0.0
+    csum = np.cumsum(layers, axis=1)  # sum of the r strongest
 
     thresholds, se_table = _cqi_tables(reports.cqi_table)
-    ue = np.arange(len(reports))[:, None]
-
-    def q(rank: np.ndarray) -> np.ndarray:
-        r = np.minimum(np.maximum(rank, 1), MAX_RANK + 1)
-        mean_db = csum[ue, r - 1] / r + 10.0 * np.log10(r0[:, None] / r)
-        return np.searchsorted(thresholds, mean_db, side="right") - 1
-
-    shift = q(ranks) - q(r0[:, None])
+    r = np.minimum(np.maximum(ranks, 1), MAX_RANK + 1)
+    # mean per-layer SINR at rank r with the power split 10 log10(r0 / r) dB; at r0 no split
+    mean_db = csum[ue[:, None], r - 1] / r + _POWER_SPLIT_DB[r0[:, None], r]
+    q0 = np.searchsorted(thresholds, csum[ue, r0 - 1] / r0, side="right")
+    shift = np.searchsorted(thresholds, mean_db, side="right") - q0[:, None]
     anchor = np.minimum(np.maximum(base[:, None] + shift, 1), MAX_CQI)
     # rate consistency: the UE chose r0, so no other rank may promise more than r0 * SE(c0)
     bound = (r0 * se_table[base])[:, None] / np.maximum(ranks, 1)
@@ -345,8 +372,9 @@ def ri_cqi_tune(
     rank_set = r0[:, None] + np.array([0, -1, 1], dtype=np.int64)[None, :]  # [N, 3]
     rank_ok = (rank_set >= 1) & (rank_set <= max_rank)
     stranded = ~rank_ok.any(axis=1)
-    rank_set[stranded, 0] = max_rank
-    rank_ok[stranded, 0] = True
+    if stranded.any():
+        rank_set[stranded, 0] = max_rank
+        rank_ok[stranded, 0] = True
     first_rank = np.argmax(rank_ok, axis=1)  # [N], first valid rank slot
     # grid [N, 3, W] -> [N, K]: rank slot a, CQI step j
     step = np.arange(w, dtype=np.int64)
@@ -357,8 +385,9 @@ def ri_cqi_tune(
     cqi_grid = np.maximum(cqi_grid, 0)
     # CQI 0 ("out of range"): the only candidate is (first valid rank, CQI 0)
     no_tx = c0 == 0
-    valid[no_tx] = False
-    valid[rows[no_tx], first_rank[no_tx], 0] = True
+    if no_tx.any():
+        valid[no_tx] = False
+        valid[rows[no_tx], first_rank[no_tx], 0] = True
     rank_safe = np.where(valid, rank_grid, rank_set[rows, first_rank][:, None, None]).reshape(n, 3 * w)
     cqi_safe = np.where(valid, cqi_grid, c0[:, None, None]).reshape(n, 3 * w)
     valid = valid.reshape(n, 3 * w)
