@@ -584,6 +584,22 @@ def _all_positive(
     return low.min(axis=0) > 0.0
 
 
+def _squared_norm_in_alpha_beta(
+    alpha: np.ndarray, beta: np.ndarray, vv: np.ndarray, vw: np.ndarray, vb: np.ndarray, const: tuple[float, ...]
+) -> np.ndarray:
+    """``||α v + β w + b||²`` float [K, n] for ``α, β`` float [K, n], from the per-sample dot
+    products ``v·v``, ``v·w``, ``v·b`` float [n] and the constants ``(w·w, w·b, b·b)``:
+    ``α² v·v + β² w·w + 2αβ v·w + 2α v·b + 2β w·b + b·b``."""
+    ww, wb, bb = const
+    q = alpha * alpha * vv
+    q += beta * beta * ww
+    q += 2.0 * alpha * beta * vw
+    q += 2.0 * alpha * vb
+    q += 2.0 * wb * beta
+    q += bb
+    return q
+
+
 def _goodness_affine_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace, out_t: np.ndarray) -> np.ndarray:
     """``G(x_n, y_k)`` in closed form for the samples of a block whose ReLUs are all active.
 
@@ -640,13 +656,7 @@ def _goodness_affine_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace
 
     # n_1 = ||z_1|| + eps from a quadratic form in (α, β, 1)
     aw, ab = c.rows1 @ a  # a·w_1y, a·b_1: [n] each
-    ww, wb, bb = c.quad1
-    q = alpha * alpha * np.einsum("mn,mn->n", a, a)
-    q += beta * beta * ww
-    q += 2.0 * alpha * beta * aw
-    q += 2.0 * alpha * ab
-    q += 2.0 * wb * beta
-    q += bb
+    q = _squared_norm_in_alpha_beta(alpha, beta, np.einsum("mn,mn->n", a, a), aw, ab, c.quad1)
     n1 = np.sqrt(np.maximum(q, 0.0), out=q)
     n1 += plan.eps
 
@@ -660,13 +670,8 @@ def _goodness_affine_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace
 
     # G = ||W_2 h_1||² / n_1² + 2 (W_2 h_1 · b_2) / n_1 + ||b_2||²
     uaw, uab, uab2 = c.rows2 @ u_a  # u_a·u_w, u_a·u_b, u_a·b_2: [n] each
-    uww, uwb, ubb, uwb2, ubb2, b2b2 = c.quad2
-    g = alpha * alpha * np.einsum("mn,mn->n", u_a, u_a)
-    g += beta * beta * uww
-    g += 2.0 * alpha * beta * uaw
-    g += 2.0 * alpha * uab
-    g += 2.0 * uwb * beta
-    g += ubb
+    uwb2, ubb2, b2b2 = c.quad2[3:]
+    g = _squared_norm_in_alpha_beta(alpha, beta, np.einsum("mn,mn->n", u_a, u_a), uaw, uab, c.quad2[:3])
     inv_n1 = np.reciprocal(n1, out=n1)
     g *= inv_n1 * inv_n1
     lin = alpha * uab2
