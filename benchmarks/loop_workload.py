@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from lighttune_core.report import LinkReports
+from lighttune_core.synthetic import random_reports
 
 FIELD_TRACE = Path(__file__).resolve().parent / "data" / "loop_trace_tdlb200_high_64ue.npz"
 """The committed field trace (64 UEs, 41 periods)."""
@@ -90,17 +91,9 @@ def field_periods(n: int, periods: int, path: Path = FIELD_TRACE) -> tuple[list[
 
 
 def stress_reports(n: int, seed: int) -> LinkReports:
-    """``n`` UEs of uniformly random, in-range but mutually inconsistent reports (seeded)."""
-    rng = np.random.default_rng(seed)
-    ri = rng.integers(1, 5, n)
-    sinr = rng.uniform(-5, 30, (n, 4))
-    sinr[np.arange(4)[None, :] >= ri[:, None]] = np.nan
-    return LinkReports(
-        ue_id=np.arange(n), ri=ri, cqi=rng.integers(0, 16, n), sinr_layers_db=sinr,
-        csirs_snr_db=rng.uniform(-10, 40, n), rank=rng.integers(1, 5, n), mcs=rng.integers(0, 29, n),
-        olla_offset_db=rng.uniform(-5, 5, n), n_ack=rng.integers(0, 100, n), n_nack=rng.integers(0, 20, n),
-        served_bits=rng.integers(0, 10**9, n), csi_age_ms=rng.uniform(0, 80, n),
-    )
+    """``n`` UEs of uniformly random, in-range but mutually inconsistent reports (seeded):
+    :func:`lighttune_core.synthetic.random_reports` with ``consistent=False``."""
+    return random_reports(n, seed, consistent=False)
 
 
 def record_field_trace(n_ue: int, n_periods: int, out: Path, seed: int = 5) -> Path:

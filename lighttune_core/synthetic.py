@@ -15,7 +15,8 @@ output and carry a BLER label that follows a link-budget rule:
 ``shift_db > 0`` is a harsher channel (the same features now mean a higher BLER).
 
 :func:`synthetic_threshold_task` is a separable two-level task with a margin (convergence
-and adaptation tests).
+and adaptation tests). :func:`random_reports` draws in-range per-UE link reports (decision
+and codec tests, loop benchmarks).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from lighttune_core.features import BLER_STEP, CSI_AGE_SCALE_MS, N_FEATURES, OLLA_SCALE_DB, SINR_SCALE_DB
-from lighttune_core.report import MAX_CQI, MAX_RANK
+from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
 
 
 def synthetic_bler_task(
@@ -94,3 +95,50 @@ def synthetic_threshold_task(
     low = rng.random(n) < 0.5
     x[:, 0] = np.where(low, rng.uniform(0.0, edge - margin, n), rng.uniform(edge + margin, 1.0, n))
     return x, np.where(low, 1.0, 0.0)
+
+
+def random_reports(
+    n: int,
+    seed: int | None = 0,
+    *,
+    consistent: bool = True,
+    ue_ids: np.ndarray | None = None,
+    first_tx: tuple[int, int] = (0, 200),
+    nack_rate: float = 0.2,
+    cqi_table: int = 1,
+) -> LinkReports:
+    """Seeded in-range reports of ``n`` UEs (every field valid per ``LinkReports.validate``).
+
+    Common to both kinds: RI ``~ U{1..4}``, per-layer SINR ``~ U(-5, 30)`` dB for the reported
+    layers (NaN beyond), CQI ``~ U{0..15}``, CSI-RS SNR ``~ U(-10, 40)`` dB, MCS ``~ U{0..28}``,
+    OLLA offset ``~ U(-5, 5)`` dB, CSI age ``~ U(0, 80)`` ms.
+
+    * ``consistent`` (default): rank = RI; first transmissions ``~ U{first_tx[0] ..
+      first_tx[1] − 1}`` with ``Binomial(·, nack_rate)`` NACKs; served bits ``~ U{0..10^6 − 1}``.
+    * otherwise (the "stress" reports of the loop benchmarks): rank ``~ U{1..4}`` drawn
+      independently of RI, ACKs ``~ U{0..99}`` and NACKs ``~ U{0..19}`` drawn independently,
+      served bits ``~ U{0..10^9 − 1}``.
+
+    Args:
+        ue_ids: int [n] UE ids (default ``0 .. n − 1``).
+    """
+    rng = np.random.default_rng(seed)
+    ri = rng.integers(1, MAX_RANK + 1, n)
+    sinr = rng.uniform(-5, 30, (n, MAX_RANK))
+    sinr[np.arange(MAX_RANK)[None, :] >= ri[:, None]] = np.nan
+    ids = np.arange(n) if ue_ids is None else np.asarray(ue_ids, dtype=np.int64)
+    if consistent:
+        total = rng.integers(first_tx[0], first_tx[1], n)
+        nack = rng.binomial(total, nack_rate)
+        cqi, snr, rank = rng.integers(0, MAX_CQI + 1, n), rng.uniform(-10, 40, n), ri
+        mcs, olla = rng.integers(0, 29, n), rng.uniform(-5, 5, n)
+        n_ack, n_nack, served_max = total - nack, nack, 10**6
+    else:
+        cqi, snr, rank = rng.integers(0, MAX_CQI + 1, n), rng.uniform(-10, 40, n), rng.integers(1, MAX_RANK + 1, n)
+        mcs, olla = rng.integers(0, 29, n), rng.uniform(-5, 5, n)
+        n_ack, n_nack, served_max = rng.integers(0, 100, n), rng.integers(0, 20, n), 10**9
+    return LinkReports(
+        ue_id=ids, ri=ri, cqi=cqi, sinr_layers_db=sinr, csirs_snr_db=snr, rank=rank, mcs=mcs,
+        olla_offset_db=olla, n_ack=n_ack, n_nack=n_nack, served_bits=rng.integers(0, served_max, n),
+        csi_age_ms=rng.uniform(0, 80, n), cqi_table=cqi_table,
+    )

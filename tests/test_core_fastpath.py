@@ -9,23 +9,12 @@ from lighttune_core import ff
 from lighttune_core.cell import CellTuner, TuneMode
 from lighttune_core.features import BLER_LABELS
 from lighttune_core.report import LinkReports
-from lighttune_core.synthetic import synthetic_threshold_task
+from lighttune_core.synthetic import random_reports, synthetic_threshold_task
 from lighttune_core.tuner import LightTuneModel
 
 
 def _reports(n: int, seed: int) -> LinkReports:
-    rng = np.random.default_rng(seed)
-    ri = rng.integers(1, 5, n)
-    sinr = rng.uniform(-5, 30, (n, 4))
-    sinr[np.arange(4)[None, :] >= ri[:, None]] = np.nan
-    total = rng.integers(1, 200, n)
-    nack = rng.binomial(total, 0.2)
-    return LinkReports(
-        ue_id=np.arange(n), ri=ri, cqi=rng.integers(0, 16, n), sinr_layers_db=sinr,
-        csirs_snr_db=rng.uniform(-10, 40, n), rank=ri, mcs=rng.integers(0, 29, n),
-        olla_offset_db=rng.uniform(-5, 5, n), n_ack=total - nack, n_nack=nack,
-        served_bits=rng.integers(0, 10**6, n), csi_age_ms=rng.uniform(0, 80, n),
-    )
+    return random_reports(n, seed, first_tx=(1, 200))
 
 
 @pytest.mark.parametrize("block", [1, 7, 100, 512, 5000])

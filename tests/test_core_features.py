@@ -17,6 +17,7 @@ from lighttune_core.features import (
     build_features,
 )
 from lighttune_core.report import LinkReports
+from lighttune_core.synthetic import random_reports
 
 
 def _reports(n: int = 3, **overrides: Any) -> LinkReports:
@@ -161,3 +162,13 @@ def test_bler_label_rounds_halves_up() -> None:
     label, valid = bler_label(np.array([19, 17, 15, 13]), np.array([1, 3, 5, 7]))
     assert valid.all()
     np.testing.assert_allclose(label, [0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("consistent", [True, False])
+def test_random_reports_are_valid_seeded_and_of_their_kind(consistent: bool) -> None:
+    a = random_reports(500, 3, consistent=consistent, ue_ids=np.arange(500) * 2 + 1)
+    b = random_reports(500, 3, consistent=consistent, ue_ids=np.arange(500) * 2 + 1)
+    assert a.validate().all() and len(a) == 500 and a.ue_id[-1] == 999
+    assert all(np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True) for f in ("sinr_layers_db", "n_ack", "cqi"))
+    assert np.array_equal(a.rank, a.ri) == consistent
+    assert np.all(np.isnan(a.sinr_layers_db[np.arange(4)[None, :] >= a.ri[:, None]]))

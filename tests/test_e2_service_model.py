@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lighttune_core import synthetic
 from lighttune_core.report import LinkReports
 from lighttune_xapp.e2 import lt_sm_pb2 as pb
 from lighttune_xapp.e2 import service_model as sm
@@ -21,16 +22,9 @@ from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
 
 
 def random_reports(n: int, seed: int = 0) -> LinkReports:
-    rng = np.random.default_rng(seed)
-    ri = rng.integers(1, 5, n)
-    sinr = rng.uniform(-5, 30, (n, 4))
-    sinr[np.arange(4)[None, :] >= ri[:, None]] = np.nan
-    return LinkReports(
-        ue_id=rng.permutation(10 * n + 1)[:n], ri=ri, cqi=rng.integers(0, 16, n), sinr_layers_db=sinr,
-        csirs_snr_db=rng.uniform(-10, 40, n), rank=rng.integers(1, 5, n), mcs=rng.integers(0, 29, n),
-        olla_offset_db=rng.uniform(-5, 5, n), n_ack=rng.integers(0, 100, n), n_nack=rng.integers(0, 20, n),
-        served_bits=rng.integers(0, 10**9, n), csi_age_ms=rng.uniform(0, 80, n), cqi_table=2,
-    )
+    """Inconsistent in-range reports with scattered UE ids and CQI table 2."""
+    ids = np.random.default_rng(seed + 10**6).permutation(10 * n + 1)[:n]
+    return synthetic.random_reports(n, seed, consistent=False, ue_ids=ids, cqi_table=2)
 
 
 def with_column(reports: LinkReports, **cols: np.ndarray) -> LinkReports:

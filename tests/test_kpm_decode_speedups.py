@@ -18,6 +18,7 @@ from asn1tools.codecs import ber, per
 
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
 from lighttune_core.report import LinkReports
+from lighttune_core.synthetic import random_reports
 from lighttune_xapp.e2.kpm.codec import INDICATION_MESSAGE, _asn1tools_decode_whole
 from lighttune_xapp.e2.kpm.reports import _gather, _gather_per_record
 from lighttune_xapp.e2.kpm.schema import SCHEMA_FILES, FastPerDecoder, KpmVersion, _decode_real_fast, real_contents
@@ -92,18 +93,7 @@ def test_fast_real_decode_gives_asn1tools_floats() -> None:
 
 
 def _reports(n: int, seed: int) -> LinkReports:
-    rng = np.random.default_rng(seed)
-    ri = rng.integers(1, 5, n)
-    sinr = rng.uniform(-5, 30, (n, 4))
-    sinr[np.arange(4)[None, :] >= ri[:, None]] = np.nan
-    total = rng.integers(0, 50, n)
-    nack = rng.binomial(total, 0.2)
-    return LinkReports(
-        ue_id=np.arange(n) * 7 + 3, ri=ri, cqi=rng.integers(0, 16, n), sinr_layers_db=sinr,
-        csirs_snr_db=rng.uniform(-10, 40, n), rank=ri, mcs=rng.integers(0, 28, n),
-        olla_offset_db=rng.uniform(-5, 5, n), n_ack=total - nack, n_nack=nack,
-        served_bits=rng.integers(0, 10**6, n), csi_age_ms=rng.uniform(0, 80, n),
-    )
+    return random_reports(n, seed, ue_ids=np.arange(n) * 7 + 3, first_tx=(0, 50))
 
 
 @pytest.mark.parametrize("by_name", [False, True])
