@@ -948,25 +948,32 @@ _PAIR_SIGNS.setflags(write=False)
 """Signs ``s`` of the (positive, negative) rows of a LightTune pair, [2, 1]."""
 
 
-def _pair_step(
-    h: np.ndarray, offset: np.ndarray, lr_per_neuron: float | np.ndarray, threshold: float, proposed: bool
-) -> np.ndarray:
+def _step_factors(lr: float, width: int, threshold: float, proposed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(offset, scale)`` [2, 1] of :func:`_pair_step` for one layer of ``width`` neurons:
+    proposed ``(T + 2s, −4 lr/M)``, Softplus ``(s/2, s lr/M)`` (``s = ±1`` per pair row)."""
+    if proposed:
+        return _PAIR_SIGNS * 2.0 + threshold, np.full((2, 1), -4.0 * (lr / width))
+    return 0.5 * _PAIR_SIGNS, _PAIR_SIGNS * (lr / width)
+
+
+def _pair_step(h: np.ndarray, offset: np.ndarray, scale: np.ndarray, threshold: float, proposed: bool) -> np.ndarray:
     """``−lr δ`` of the (positive, negative) rows ``h`` [..., 2, M] of one or more layers.
 
-    proposed: ``−lr δ = −(4 lr/M)(g − T − 2s) ⊙ h`` (``offset`` = ``T + 2s`` [2, 1]);
-    Softplus: ``−lr δ = (2 lr/M) s σ(s (T − g)) ⊙ h`` with ``σ(u) = (1 + tanh(u/2)) / 2``.
-    (``h ≥ 0`` carries the ReLU mask.) ``lr_per_neuron`` is ``lr / M``: a float for one
-    layer, float [L, 1, 1] for a stack of layers ``h`` [L, 2, D] whose widths differ.
+    proposed: ``−lr δ = scale ⊙ (g − offset) ⊙ h`` with ``offset = T + 2s``, ``scale = −4 lr/M``;
+    Softplus: ``−lr δ = scale ⊙ (1 + tanh(offset ⊙ (T − g))) ⊙ h`` with ``offset = s/2``,
+    ``scale = s lr/M`` (``(1 + tanh(u/2)) / 2 = σ(u)``), ``g = h ⊙ h`` (``h >= 0`` carries the
+    ReLU mask). ``offset``, ``scale``: :func:`_step_factors` of one layer, or full-shape
+    stacks (:class:`PairStepConstants`).
     """
+    step = h * h
     if proposed:
-        step = h * h
         step -= offset
-        step *= h
-        step *= -4.0 * lr_per_neuron
-        return step
-    step = np.tanh((threshold - h * h) * (0.5 * _PAIR_SIGNS))
-    step += 1.0
-    step *= _PAIR_SIGNS * lr_per_neuron
+    else:
+        np.subtract(threshold, step, out=step)
+        step *= offset
+        np.tanh(step, out=step)
+        step += 1.0
+    step *= scale
     step *= h
     return step
 
@@ -1001,7 +1008,6 @@ def pair_update_inplace(
     h[0, -1] = y_pos
     h[1, -1] = y_neg
     proposed = loss == "proposed"
-    offset = _PAIR_SIGNS * 2.0 + threshold  # [[T + 2], [T − 2]]
     for w, b in zip(params.weights, params.biases):
         norm = np.sqrt(_vecdot(h, h))
         norm += eps
@@ -1009,7 +1015,7 @@ def pair_update_inplace(
         z = h_tilde @ w.T
         z += b
         h = np.maximum(z, 0.0, out=z)
-        step = _pair_step(h, offset, lr / h.shape[1], threshold, proposed)
+        step = _pair_step(h, *_step_factors(lr, h.shape[1], threshold, proposed), threshold, proposed)
         w += step.T @ h_tilde
         b += step.sum(axis=0)
 
@@ -1069,15 +1075,10 @@ def pair_step_constants(packed: PackedParams, lr: float, threshold: float, loss:
     """The :class:`PairStepConstants` of ``packed``'s layer widths for these hyperparameters."""
     proposed = check_loss_kind(loss) == "proposed"
     d = packed.weights.shape[1]
-    shape = (len(packed.widths), 2, d)
-    inv_m = 1.0 / np.array(packed.widths, dtype=np.float64)[:, None, None]
-    if proposed:
-        offset = np.broadcast_to(_PAIR_SIGNS * 2.0 + threshold, shape)
-        scale = np.broadcast_to(-4.0 * (lr * inv_m), shape)
-    else:
-        offset = np.broadcast_to(0.5 * _PAIR_SIGNS, shape)
-        scale = np.broadcast_to(_PAIR_SIGNS * (lr * inv_m), shape)
-    return PairStepConstants(np.ascontiguousarray(offset), np.ascontiguousarray(scale), float(threshold), proposed)
+    factors = [_step_factors(lr, m, threshold, proposed) for m in packed.widths]
+    offset = np.stack([np.broadcast_to(o, (2, d)) for o, _ in factors])
+    scale = np.stack([np.broadcast_to(c, (2, d)) for _, c in factors])
+    return PairStepConstants(offset, scale, float(threshold), proposed)
 
 
 def pair_update_from_trace(
@@ -1109,18 +1110,7 @@ def pair_update_from_trace(
     """
     rows = (k_pos, k_neg)
     acts = trace.acts.take(rows, axis=1)  # [L + 1, 2, D]
-    h = acts[1:]
-    if constants.proposed:
-        step = h * h
-        step -= constants.offset
-    else:
-        step = h * h
-        np.subtract(constants.threshold, step, out=step)
-        step *= constants.offset
-        np.tanh(step, out=step)
-        step += 1.0
-    step *= constants.scale
-    step *= h
+    step = _pair_step(acts[1:], constants.offset, constants.scale, constants.threshold, constants.proposed)
     acts[0, :, : x.shape[0]] = x
     n_layers = len(packed.widths)
     inputs = acts[:n_layers]

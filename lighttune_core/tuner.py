@@ -207,11 +207,6 @@ class LightTuneModel:
         self._install(state["_params"])
         self.version = version
 
-    def _inference_plan(self) -> InferencePlan:
-        """The precomputed inference arrays of the current parameters (kept up to date by
-        every update: the float64 plan views the parameters)."""
-        return self._plan
-
     def _inference_plan32(self) -> InferencePlan:
         """A float32 copy of the inference arrays, rebuilt lazily after an update."""
         if self._plan32 is None:
@@ -320,7 +315,7 @@ class LightTuneModel:
             raise ValueError(f"compute_dtype must be float64 or float32, got {compute_dtype!r}")
         if n == 1:  # the single-sample path has far fewer numpy calls
             return np.array([self._predict_checked_one(x[0], float(x[0] @ x[0]))])
-        return BLER_LABELS[predict_label_index(self._inference_plan(), x)]
+        return BLER_LABELS[predict_label_index(self._plan, x)]
 
     def learn_many(self, x: Any, y: Any) -> int:
         """:meth:`learn_one` on every row of ``x`` [N, 12] with label ``y`` [N], in order.
