@@ -35,7 +35,7 @@ Binary format (all little-endian), version 1::
 Any mismatch (magic, version, sizes, length, CRC, non-finite values) raises ``ValueError``.
 
 Speed (``python benchmarks/ff_vs_bp.py``, one BLAS thread, 2 shared cores whose speed drifts
-by up to 1.6x, wall time, ranges over runs): ``predict_one`` ≈ 23–40 µs, ``learn_one`` ≈ 23 µs
+by up to 1.6x, wall time, ranges over runs): ``predict_one`` ≈ 23–46 µs, ``learn_one`` ≈ 23 µs
 without and ≈ 49–63 µs with an update (one forward pass into the model's trace buffer, the
 LightTune step of all layers on the packed parameter stacks, the plan refresh),
 ``predict_many(10,000)`` ≈ 10.6–10.8 ms (best of 40 loops). ``predict_many`` computes in
