@@ -28,13 +28,15 @@ and ``W_1x x`` (the only matrix product of layer 1) is computed once per sample,
 per candidate label (:func:`goodness_all_labels`).
 
 All-active shortcut: where every ReLU of a two-layer network is on for every candidate
-label, ``z_1 = α_k W_1x x + β_k w_1y + b_1`` (``α_k = 1/s_k``, ``β_k = y_k/s_k``) is affine in
-``(α_k, β_k)`` and ``G(x, y_k) = ||z_2||²`` a ratio of quadratic forms in them, whose
-coefficients are a handful of dot products per sample; batched predictions use this closed
-form for the samples an interval-arithmetic test proves all-active (with a margin), and the
-neuron-by-neuron forward pass for the rest — the same goodness up to float rounding, at a
-fraction of the work (the packaged offline model is all-active on every input we have
-tried: 10,000 samples 13-15 ms instead of 24-34 ms, ``benchmarks/ff_vs_bp.py``).
+label, ``z_1 = α_k (W_1x x + y_k w_1y + s_k b_1)`` (``α_k = 1/s_k``) and ``G(x, y_k) = ||z_2||²``
+depend on the label only through ``α_k`` and five polynomials of degree <= 2 in ``y_k``
+whose coefficients are constants, linear forms and two quadratic forms of ``x``; batched
+predictions use this closed form (three small matrix products and ~25 elementwise passes
+over ``[K, n]``) for the samples a conservative bound (one more product) proves all-active
+with a margin, and the neuron-by-neuron forward pass for the rest — the same goodness up
+to float rounding, at a fraction of the work (the packaged offline model is all-active on
+every input we have tried; timings in :data:`AFFINE_MIN_SAMPLES` and
+``benchmarks/ff_vs_bp.py``).
 
 Losses (per layer, each a mean over the ``M_l`` neurons and over the samples of a sign)
 ---------------------------------------------------------------------------------------
@@ -415,30 +417,34 @@ def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
 
 class _BlockWorkspace:
     """Reused activation buffers of :func:`goodness_all_labels` for blocks of up to ``n_max``
-    samples: one flat buffer per layer, viewed as the contiguous ``[M_l, K · n]`` of a block.
+    samples: one flat buffer per layer, viewed as the contiguous ``[M_l, K · n]`` of a block,
+    and the closed form's temporaries (:meth:`closed_form`).
 
     Cached per thread (:func:`_workspace`), so a prediction allocates no activation buffers
     once the thread has made one of that block size.
     """
 
-    __slots__ = ("layers",)
+    __slots__ = ("layers", "n_max", "_closed_form")
 
     def __init__(self, plan: InferencePlan, n_max: int) -> None:
         k = plan.labels.shape[0]
         dt = plan.w1x.dtype
         widths = (plan.w1x.shape[0],) + tuple(w.shape[0] for w in plan.rest_w)
+        self.n_max = int(n_max)
         self.layers = tuple(np.empty(m * k * n_max, dtype=dt) for m in widths)
+        self._closed_form: np.ndarray | None = None
 
     def view(self, layer: int, width: int, rows: int) -> np.ndarray:
         """Contiguous ``[width, rows]`` view of layer ``layer``'s buffer."""
         return self.layers[layer][: width * rows].reshape(width, rows)
 
-    def slab(self, layer: int, index: int, width: int, n: int) -> np.ndarray:
-        """The ``index``-th contiguous ``[width, n]`` part of layer ``layer``'s buffer (``index``
-        below the number of labels K): the closed form's temporaries, which then cost no
-        page faults (fresh ``[32, 1024]`` temporaries measured ~570 minor faults per call)."""
-        size = width * n
-        return self.layers[layer][index * size:(index + 1) * size].reshape(width, n)
+    def closed_form(self, rows: int) -> np.ndarray:
+        """Flat float64 buffer of ``rows · n_max`` values for :func:`_goodness_affine_t`'s
+        temporaries, made on first use: fresh temporaries of a 1,000-sample block (~1.5 MB)
+        are page-faulted in on every call (measured ~570 minor faults per call)."""
+        if self._closed_form is None or self._closed_form.shape[0] < rows * self.n_max:
+            self._closed_form = np.empty(rows * self.n_max)
+        return self._closed_form
 
 
 _WORKSPACES = threading.local()
@@ -529,105 +535,142 @@ AFFINE_MARGIN: float = 1e-6
 must stay above this fraction of the magnitude of its terms, which also bounds the rounding
 amplification of the closed form (cancellation) to about 1e6 units in the last place."""
 
+_N_POLYS: int = 5
+"""Polynomials in the label of the closed form (:class:`_AffineConstants`)."""
+
 
 class _AffineConstants(NamedTuple):
-    """Parameter-only parts of :func:`_goodness_affine_t` (cached in ``plan.derived``)."""
+    """Parameter-only matrices of :func:`_goodness_affine_t` (cached in ``plan.derived``).
 
-    w2: np.ndarray  # W_2 [M_2, M_1]
-    rows1: np.ndarray  # [w_1y; b_1] [2, M_1]
-    terms1: np.ndarray  # [w_1y, -|w_1y|, b_1 - margin |b_1|] [M_1, 3]
-    quad1: tuple[float, float, float]  # w_1y·w_1y, w_1y·b_1, b_1·b_1
-    rows2: np.ndarray  # [u_w; u_b; b_2] [3, M_2]
-    terms2: np.ndarray  # [u_w, -|u_w|, u_b - margin |u_b|, b_2, -|b_2|] [M_2, 5]
-    quad2: tuple[float, ...]  # u_w·u_w, u_w·u_b, u_b·u_b, u_w·b_2, u_b·b_2, b_2·b_2
+    The closed form works on a per-sample column ``ξ`` of ``F = 12 + 8`` rows (``ξ`` float
+    [F, n] for a block): ``[1, x (12), a·a, u·u, s_lo, s_hi, ||x||, R_lo, R_hi]`` with
+    ``a = W_1x x``, ``u = V x`` (``V = W_2 W_1x``), ``s_lo``/``s_hi`` the smallest / largest
+    ``s_k`` of the sample and ``R_lo``/``R_hi`` the smallest / largest ``s_k n_1k``.
+
+    Attributes:
+        gram: ``[W_1xᵀ W_1x; Vᵀ V]`` float [24, 12]: ``a·a = xᵀ (W_1xᵀ W_1x) x``, ``u·u`` alike.
+        poly_t: float [5 K, 15]: the five polynomials of every label from ``ξ[:15]`` (their
+            Vandermonde matrix folded in), ``P_p(y_k) = poly_t[p K + k] · ξ[:15]``.
+        test: float [M_1 + M_2, F]: ``test @ ξ`` is a lower bound, over all labels, of every
+            neuron's pre-activation times ``s_k`` (layer 1) or ``s_k n_1k`` (layer 2), minus
+            :data:`AFFINE_MARGIN` times the magnitude of its terms.
+        labels_sq: ``y_k²`` float [K, 1]; labels_sq_lo / labels_sq_hi: its extremes.
+        bb, ub_ub, ub_b2, b2_b2: ``b_1·b_1``, ``u_b·u_b``, ``2 u_b·b_2``, ``b_2·b_2``.
+    """
+
+    gram: np.ndarray
+    poly_t: np.ndarray
+    test: np.ndarray
+    labels_sq: np.ndarray
+    labels_sq_lo: float
+    labels_sq_hi: float
+    bb: float
+    ub_ub: float
+    ub_b2: float
+    b2_b2: float
 
 
 def _affine_constants(plan: InferencePlan) -> _AffineConstants:
-    """The :class:`_AffineConstants` of a two-layer plan's current parameters."""
+    """The :class:`_AffineConstants` of a two-layer plan's current parameters (the
+    equations are those of :func:`_goodness_affine_t`)."""
     (w2, (_, b2)), = zip(plan.rest_w, plan.rest)
-    w1y, b1 = plan.w1y, plan.b1
-    u_w, u_b = w2 @ w1y, w2 @ b1
+    w1x, w, b, y = plan.w1x, plan.w1y, plan.b1, plan.labels
+    nf = w1x.shape[1]
+    v = w2 @ w1x  # [M_2, 12]
+    u_w, u_b = w2 @ w, w2 @ b
+    rows = nf + 8
+    xs = slice(1, nf + 1)
+    aa_row, uu_row, s_lo, s_hi, norm_x, r_lo, r_hi = range(nf + 1, nf + 8)
+    # coefficients of (1, y, y²) of each polynomial, per row of ξ: [F, 5, 3]
+    coef = np.zeros((rows, _N_POLYS, 3))
+    coef[aa_row, 0, 0], coef[xs, 0, 1], coef[0, 0, 2] = 1.0, 2.0 * (w1x.T @ w), w @ w  # P_1
+    coef[xs, 1, 0], coef[0, 1, 1] = 2.0 * (w1x.T @ b), 2.0 * (w @ b)  # L_1
+    coef[uu_row, 2, 0], coef[xs, 2, 1], coef[0, 2, 2] = 1.0, 2.0 * (v.T @ u_w), u_w @ u_w  # P_2
+    coef[xs, 3, 0], coef[0, 3, 1] = 2.0 * (v.T @ u_b), 2.0 * (u_w @ u_b)  # L_2
+    coef[xs, 4, 0], coef[0, 4, 1] = 2.0 * (v.T @ b2), 2.0 * (u_w @ b2)  # L_3
+    vandermonde = np.stack((np.ones_like(y), y, y * y), axis=1)  # [K, 3]
+    poly_t = np.einsum("rpd,kd->pkr", coef, vandermonde).reshape(_N_POLYS * y.shape[0], rows)
+    # all-active test, per neuron: the label term y_k c over y in [y_lo, y_hi], the s_k term
+    # and (layer 2) the R_k term at whichever end of their ranges makes them smallest
+    y_lo, y_hi = float(y.min()), float(y.max())
+    y_abs = max(abs(y_lo), abs(y_hi))
     m = AFFINE_MARGIN
+    layers = ((w1x, w, b, None), (v, u_w, u_b, b2))
+    test = np.zeros((sum(lin.shape[0] for lin, *_ in layers), rows))
+    start = 0
+    for lin, label_col, s_col, r_col in layers:
+        t = test[start:start + lin.shape[0]]
+        start += lin.shape[0]
+        t[:, xs] = lin
+        t[:, 0] = np.minimum(y_lo * label_col, y_hi * label_col) - m * y_abs * np.abs(label_col)
+        t[:, s_lo] = np.maximum(s_col, 0.0)
+        t[:, s_hi] = np.minimum(s_col, 0.0) - m * np.abs(s_col)
+        t[:, norm_x] = -m * np.linalg.norm(lin, axis=1)
+        if r_col is not None:
+            t[:, r_lo] = np.maximum(r_col, 0.0)
+            t[:, r_hi] = np.minimum(r_col, 0.0) - m * np.abs(r_col)
+    labels_sq = y * y
     return _AffineConstants(
-        w2=w2,
-        rows1=np.stack((w1y, b1)),
-        terms1=np.stack((w1y, -np.abs(w1y), b1 - m * np.abs(b1)), axis=1),
-        quad1=(float(w1y @ w1y), float(w1y @ b1), float(b1 @ b1)),
-        rows2=np.stack((u_w, u_b, b2)),
-        terms2=np.stack((u_w, -np.abs(u_w), u_b - m * np.abs(u_b), b2, -np.abs(b2)), axis=1),
-        quad2=(float(u_w @ u_w), float(u_w @ u_b), float(u_b @ u_b), float(u_w @ b2), float(u_b @ b2), float(b2 @ b2)),
+        gram=np.concatenate((w1x.T @ w1x, v.T @ v)),
+        poly_t=np.ascontiguousarray(poly_t[:, : nf + 3]),
+        test=test,
+        labels_sq=labels_sq[:, None].copy(),
+        labels_sq_lo=float(labels_sq.min()),
+        labels_sq_hi=float(labels_sq.max()),
+        bb=float(b @ b),
+        ub_ub=float(u_b @ u_b),
+        ub_b2=2.0 * float(u_b @ b2),
+        b2_b2=float(b2 @ b2),
     )
 
 
-def _all_positive(
-    u: np.ndarray,
-    ranges: tuple[np.ndarray, np.ndarray, np.ndarray],
-    terms: np.ndarray,
-    coefs: np.ndarray,
-    scratch: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> np.ndarray:
-    """Per sample, whether ``α u + Σ_j c_j t_j > 0`` with margin for every neuron, conservatively.
-
-    ``α`` ranges over ``[α_mid − α_rad, α_mid + α_rad]`` (``ranges`` = ``(α_mid, α_rad, α_hi)``,
-    float [n] each), so ``α u >= α_mid u − α_rad |u|``; the other terms are columns of
-    ``terms`` float [M, J] with per-sample coefficients ``coefs`` float [J, n] that already
-    hold their own lower bounds (interval midpoint and radius) and the margin. Returns bool [n]:
-    ``min_m (α_mid u − (α_rad + AFFINE_MARGIN α_hi) |u| + terms @ coefs) > 0``. ``scratch``:
-    three float [M, n] buffers.
-    """
-    alpha_mid, alpha_rad, alpha_hi = ranges
-    low = np.multiply(u, alpha_mid, out=scratch[0])
-    spread = np.abs(u, out=scratch[1])
-    spread *= alpha_rad + AFFINE_MARGIN * alpha_hi
-    low -= spread
-    low += np.matmul(terms, coefs, out=scratch[2])
-    return low.min(axis=0) > 0.0
-
-
-def _squared_norm_in_alpha_beta(
-    alpha: np.ndarray, beta: np.ndarray, vv: np.ndarray, vw: np.ndarray, vb: np.ndarray, const: tuple[float, ...]
-) -> np.ndarray:
-    """``||α v + β w + b||²`` float [K, n] for ``α, β`` float [K, n], from the per-sample dot
-    products ``v·v``, ``v·w``, ``v·b`` float [n] and the constants ``(w·w, w·b, b·b)``:
-    ``α² v·v + β² w·w + 2αβ v·w + 2α v·b + 2β w·b + b·b``."""
-    ww, wb, bb = const
-    q = alpha * alpha * vv
-    q += beta * beta * ww
-    q += 2.0 * alpha * beta * vw
-    q += 2.0 * alpha * vb
-    q += 2.0 * wb * beta
-    q += bb
-    return q
+def _affine_scratch_rows(plan: InferencePlan) -> int:
+    """Rows (per sample) of :func:`_goodness_affine_t`'s temporaries: ``ξ`` (F = 20), the
+    Gram products (24), the polynomials (5 K), ``s``, ``α`` and ``q_1`` (3 K) and the
+    test bounds (M_1 + M_2)."""
+    nf = plan.w1x.shape[1]
+    return (nf + 8) + 2 * nf + (_N_POLYS + 3) * plan.labels.shape[0] + plan.w1x.shape[0] + plan.rest_w[0].shape[0]
 
 
 def _goodness_affine_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace, out_t: np.ndarray) -> np.ndarray:
     """``G(x_n, y_k)`` in closed form for the samples of a block whose ReLUs are all active.
 
     Two-layer network (``[13, M_1, M_2]``), float64. With ``a = W_1x x`` [M_1],
-    ``s_k = sqrt(||x||² + y_k²) + eps``, ``α_k = 1/s_k`` and ``β_k = y_k/s_k``, layer 1's
-    pre-activation is ``z_1 = α_k a + β_k w_1y + b_1``. Where it is positive for every neuron
-    and label, ``h_1 = z_1`` and, with ``u_a = W_2 a``, ``u_w = W_2 w_1y``, ``u_b = W_2 b_1``,
+    ``s_k = sqrt(||x||² + y_k²) + eps`` and ``α_k = 1/s_k``, layer 1's pre-activation is
+    ``z_1 = α_k (a + y_k w_1y + s_k b_1)``. Where it is positive for every neuron and label,
+    ``h_1 = z_1`` and its squared norm is a quadratic in ``α_k``,
 
-        n_1 = sqrt(||z_1||²) + eps,   z_2 = (α_k u_a + β_k u_w + u_b) / n_1 + b_2,
+        q_1 = ||z_1||² = α_k² P_1(y_k) + α_k L_1(y_k) + b_1·b_1,   n_1 = sqrt(q_1) + eps,
+        P_1(y) = a·a + 2 y a·w_1y + y² w_1y·w_1y,   L_1(y) = 2 a·b_1 + 2 y w_1y·b_1,
 
-    and where ``z_2`` is positive too, ``G = ||z_2||²``. Both squared norms expand into
-    quadratic forms in ``(α_k, β_k, 1)`` whose coefficients are a few dot products per
-    sample (``a·a``, ``a·w_1y``, ``a·b_1``, ``u_a·u_a``, ``u_a·u_w``, ``u_a·u_b``, ``u_a·b_2``)
-    and constants, so all K labels cost ``O(M)`` work per sample instead of ``O(K M²)``: the
-    same values as the neuron-by-neuron forward pass up to float rounding.
+    and, with ``u = W_2 a = V x``, ``u_w = W_2 w_1y``, ``u_b = W_2 b_1``, layer 2's is
+    ``z_2 = α_k (u + y_k u_w + s_k u_b) / n_1 + b_2``; where that is positive too,
 
-    "All active" is tested conservatively, without the K forward passes (interval
-    arithmetic, :func:`_all_positive`): each pre-activation's lower bound over the box
-    ``α ∈ [min_k α_k, max_k α_k]``, ``β ∈ [min_k β_k, max_k β_k]`` (and ``n_1`` between its
-    extremes over the labels, for layer 2) must exceed :data:`AFFINE_MARGIN` times the
-    magnitude of its terms. A sample that fails (a ReLU that may be off for some label, or a
-    near-cancellation) is left to the general forward pass.
+        G = ||z_2||² = (α_k² P_2 + α_k L_2 + u_b·u_b) / n_1² + (α_k L_3 + 2 u_b·b_2) / n_1 + b_2·b_2,
+        P_2(y) = u·u + 2 y u·u_w + y² u_w·u_w,  L_2(y) = 2 u·u_b + 2 y u_w·u_b,
+        L_3(y) = 2 u·b_2 + 2 y u_w·b_2.
+
+    Every coefficient of the five polynomials is a constant, a linear form in ``x``, or one
+    of the two quadratic forms ``a·a = xᵀ W_1xᵀ W_1x x`` and ``u·u = xᵀ Vᵀ V x``, so the
+    polynomials of all K labels are one product ``poly_t @ ξ`` (:class:`_AffineConstants`),
+    and all K goodnesses cost ``O(K)`` work per sample instead of ``O(K M²)``: the same
+    values as the neuron-by-neuron forward pass up to float rounding, in about 40 numpy calls.
+
+    "All active" is tested conservatively, one matrix product for both layers: ``s_k z_1`` =
+    ``a + y_k w_1y + s_k b_1`` and ``s_k n_1k z_2 = u + y_k u_w + s_k u_b + R_k b_2``
+    (``R_k = s_k n_1k > 0``) are bounded below, per neuron, by taking the label term, the
+    ``s`` term and the ``R`` term each at the end of its range (``y`` over the labels,
+    ``s`` and ``R`` between their extremes over the labels) that makes it smallest, less
+    :data:`AFFINE_MARGIN` times the magnitude of the terms (``|a_m| <= ||W_1x[m]|| ||x||``).
+    A sample whose bound is not positive for every neuron (a ReLU that may be off for some
+    label, or a near-cancellation) is left to the general forward pass.
 
     Args:
         plan: a float64 plan of a two-layer network.
         x: float64 [n, 12] features.
-        work: buffers of at least ``n`` samples for this plan (the ``[M, n]`` temporaries).
-        out_t: float64 [K, n]; receives ``G`` in the columns of the samples that pass.
+        work: buffers of at least ``n`` samples for this plan (its closed-form scratch).
+        out_t: float64 [K, n]; receives ``G`` (meaningful in the columns of the samples
+            that pass).
 
     Returns:
         bool [n], the samples computed here.
@@ -635,63 +678,64 @@ def _goodness_affine_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace
     c = plan.derived.get("affine")
     if c is None:
         c = plan.derived["affine"] = _affine_constants(plan)
-    n = x.shape[0]
-    m1, m2 = c.rows1.shape[1], c.rows2.shape[1]
-    a = np.matmul(plan.w1x, x.T, out=work.slab(0, 0, m1, n))  # [M_1, n]
-    s = np.einsum("ni,ni->n", x, x) + plan.labels_sq[:, None]  # [K, n]
+    n, nf = x.shape
+    k = plan.labels.shape[0]
+    rows = _affine_scratch_rows(plan)
+    xi, gram, polys, s, alpha, q1, bounds = np.split(
+        work.closed_form(rows)[: rows * n].reshape(rows, n),
+        np.cumsum((nf + 8, 2 * nf, _N_POLYS * k, k, k, k)),
+    )
+    aa_row, s_lo, norm_x, r_lo = nf + 1, nf + 3, nf + 5, nf + 6
+    xi[0] = 1.0
+    xt = xi[1:nf + 1]
+    xt[...] = x.T
+    # a·a and u·u: Σ_i x_i (G x)_i for both Gram matrices
+    quad = np.matmul(c.gram, xt, out=gram).reshape(2, nf, n)
+    quad *= xt
+    np.sum(quad, axis=1, out=xi[aa_row:aa_row + 2])
+    xx = np.einsum("in,in->n", xt, xt)
+    np.sqrt(xx, out=xi[norm_x])
+    for row, y_sq in ((s_lo, c.labels_sq_lo), (s_lo + 1, c.labels_sq_hi)):
+        np.add(xx, y_sq, out=xi[row])
+        np.sqrt(xi[row], out=xi[row])
+        xi[row] += plan.eps
+    p1, l1, p2, l2, l3 = np.matmul(c.poly_t, xi[:nf + 3], out=polys).reshape(_N_POLYS, k, n)
+    np.add(xx, c.labels_sq, out=s)  # s_k [K, n]
     np.sqrt(s, out=s)
     s += plan.eps
-    alpha = np.reciprocal(s, out=s)
-    beta = plan.labels[:, None] * alpha
-    alpha_lo, alpha_hi = alpha.min(axis=0), alpha.max(axis=0)  # [n]
-    beta_lo, beta_hi = beta.min(axis=0), beta.max(axis=0)
-    ranges = (0.5 * (alpha_lo + alpha_hi), 0.5 * (alpha_hi - alpha_lo), alpha_hi)
-    beta_mid = 0.5 * (beta_lo + beta_hi)
-    beta_spread = 0.5 * (beta_hi - beta_lo) + AFFINE_MARGIN * np.maximum(np.abs(beta_lo), np.abs(beta_hi))
-    ones = np.ones_like(alpha_lo)
-
-    # layer 1: α a + β w_1y + b_1 > margin (α_hi |a| + β_abs |w_1y| + |b_1|) for every label
-    scratch = (work.slab(0, 1, m1, n), work.slab(0, 2, m1, n), work.slab(0, 3, m1, n))
-    ok = _all_positive(a, ranges, c.terms1, np.stack((beta_mid, beta_spread, ones)), scratch)
-
-    # n_1 = ||z_1|| + eps from a quadratic form in (α, β, 1)
-    aw, ab = c.rows1 @ a  # a·w_1y, a·b_1: [n] each
-    q = _squared_norm_in_alpha_beta(alpha, beta, np.einsum("mn,mn->n", a, a), aw, ab, c.quad1)
-    n1 = np.sqrt(np.maximum(q, 0.0), out=q)
+    np.reciprocal(s, out=alpha)
+    # n_1 = sqrt(α (α P_1 + L_1) + b_1·b_1) + eps
+    np.multiply(alpha, p1, out=q1)
+    q1 += l1
+    q1 *= alpha
+    q1 += c.bb
+    np.maximum(q1, 0.0, out=q1)  # a sample that fails the test may have any sign here
+    n1 = np.sqrt(q1, out=q1)
     n1 += plan.eps
-
-    # layer 2: α u_a + β u_w + u_b + n_1 b_2 > margin · magnitude for every label
-    u_a = np.matmul(c.w2, a, out=work.slab(1, 0, m2, n))  # [M_2, n]
-    n1_lo, n1_hi = n1.min(axis=0), n1.max(axis=0)
-    coefs = np.stack((beta_mid, beta_spread, ones, 0.5 * (n1_lo + n1_hi),
-                      0.5 * (n1_hi - n1_lo) + AFFINE_MARGIN * n1_hi))
-    scratch = (work.slab(1, 1, m2, n), work.slab(1, 2, m2, n), work.slab(1, 3, m2, n))
-    ok &= _all_positive(u_a, ranges, c.terms2, coefs, scratch)
-
-    # G = ||W_2 h_1||² / n_1² + 2 (W_2 h_1 · b_2) / n_1 + ||b_2||²
-    uaw, uab, uab2 = c.rows2 @ u_a  # u_a·u_w, u_a·u_b, u_a·b_2: [n] each
-    uwb2, ubb2, b2b2 = c.quad2[3:]
-    g = _squared_norm_in_alpha_beta(alpha, beta, np.einsum("mn,mn->n", u_a, u_a), uaw, uab, c.quad2[:3])
+    r = np.multiply(s, n1, out=s)  # R_k = s_k n_1k
+    r.min(axis=0, out=xi[r_lo])
+    r.max(axis=0, out=xi[r_lo + 1])
     inv_n1 = np.reciprocal(n1, out=n1)
-    g *= inv_n1 * inv_n1
-    lin = alpha * uab2
-    lin += uwb2 * beta
-    lin += ubb2
-    lin *= 2.0 * inv_n1
-    g += lin
-    g += b2b2
-    if ok.all():
-        out_t[...] = g
-    else:
-        out_t[:, ok] = g[:, ok]
-    return ok
+    # G = ((α (α P_2 + L_2) + u_b·u_b) / n_1 + α L_3 + 2 u_b·b_2) / n_1 + b_2·b_2
+    g = np.multiply(alpha, p2, out=out_t)
+    g += l2
+    g *= alpha
+    g += c.ub_ub
+    g *= inv_n1
+    l3 *= alpha
+    g += l3
+    g += c.ub_b2
+    g *= inv_n1
+    g += c.b2_b2
+    return np.matmul(c.test, xi, out=bounds).min(axis=0) > 0.0
 
 
-AFFINE_MIN_SAMPLES: int = 128
-"""Smallest block that tries the closed form: it costs about 100 numpy calls whatever the
-block size (~0.3 ms on our VM), the forward pass ~25 calls of ``K`` times the work; measured
-crossover (``_goodness_affine_t`` vs ``_goodness_block_relu_t``, packaged model, best of 7)
-between 64 (0.41 vs 0.26 ms) and 128 samples (0.35 vs 0.52 ms); 1,024 samples 1.0 vs 2.2-4.5 ms."""
+AFFINE_MIN_SAMPLES: int = 32
+"""Smallest block that tries the closed form: it costs about 40 numpy calls whatever the block
+size, the forward pass ~25 calls of ``K`` times the work. Measured on our VM in a slow phase
+(``_goodness_affine_t`` vs ``_goodness_block_relu_t``, packaged model, best of 400
+interleaved calls): 16 samples 103 vs 89 µs, 32: 121 vs 122, 48: 114 vs 149, 128: 143 vs
+310, 1,000: 530 vs 2,140 µs (the closed form before the Gram/polynomial rewrite: 1,229 µs)."""
 
 
 def _goodness_block_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace, out_t: np.ndarray) -> None:
@@ -701,7 +745,6 @@ def _goodness_block_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace,
     :func:`_goodness_block_relu_t` for the others."""
     if (
         len(plan.rest) != 1
-        or plan.labels.shape[0] < 4  # the closed form's temporaries are 4 slabs of the workspace
         or x.shape[0] < AFFINE_MIN_SAMPLES
         or plan.w1x.dtype != np.float64
         or x.dtype != np.float64

@@ -303,8 +303,31 @@ def test_closed_form_goodness_only_where_every_relu_is_on_and_equal_there() -> N
     ok = ff._goodness_affine_t(plan, x, ff._workspace(plan, 2000), out)
     assert 0.1 < ok.mean() < 0.9
     assert not np.any(ok & ~all_on)
-    assert np.isnan(out[:, ~ok]).all()
     np.testing.assert_allclose(out[:, ok], direct[:, ok], rtol=1e-12)
     np.testing.assert_allclose(ff.goodness_all_labels_t(plan, x), direct, rtol=1e-12)
     model = LightTuneModel.from_params(params)
     np.testing.assert_array_equal(model.predict_many(x[:400]), [model.predict_one(v) for v in x[:400]])
+
+
+@pytest.mark.parametrize("widths", [(8, 40), (40, 5)])
+@pytest.mark.parametrize("labels", [BLER_LABELS, np.array([-0.5, 0.0, 0.3, 2.0])])
+def test_closed_form_other_widths_and_labels(widths: tuple[int, int], labels: np.ndarray) -> None:
+    # the closed form's bound and polynomials are built from the plan's own widths and labels
+    # (negative and > 1 labels included): never a sample with a unit off, forward-pass values
+    rng = np.random.default_rng(sum(widths) + labels.shape[0])
+    m1, m2 = widths
+    params = ff.FFParams(
+        (rng.normal(0.0, 0.3, (m1, 13)), rng.normal(0.0, 0.2, (m2, m1))),
+        (rng.normal(1.5, 0.2, m1), rng.normal(1.5, 0.3, m2)),
+    )
+    x = rng.normal(0.0, 1.0, (1500, 12)) * rng.uniform(0.1, 3.0, (1500, 1))
+    plan = ff.plan_inference(params, labels=labels)
+    hs = ff.forward(params, ff.pair_inputs(x[:, None, :], labels[None, :]))
+    all_on = np.all(hs[0] > 0, axis=(1, 2)) & np.all(hs[1] > 0, axis=(1, 2))
+    direct = np.sum(hs[1] ** 2, axis=-1).T
+    out = np.empty((labels.shape[0], 1500))
+    ok = ff._goodness_affine_t(plan, x, ff._workspace(plan, 1500), out)
+    assert ok.mean() > 0.8
+    assert not np.any(ok & ~all_on)
+    np.testing.assert_allclose(out[:, ok], direct[:, ok], rtol=1e-12)
+    np.testing.assert_allclose(ff.goodness_all_labels_t(plan, x), direct, rtol=1e-12)
