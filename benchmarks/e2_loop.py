@@ -34,6 +34,9 @@ service-model version it measured.
    Each case runs ``--loop-runs`` times (default 3): its figures are those of the run of
    highest throughput (``timeit``'s best of repeats: this shared VM's speed drifts by up to
    1.6x within seconds), every run's throughput and p99 and their medians under ``runs``.
+   As the xApp does at start-up, the process first keeps freed heap memory
+   (``lighttune_xapp.app.keep_freed_heap_memory``; ``--default-malloc`` leaves glibc's
+   defaults, for a before/after), and the minor page faults per indication are recorded.
    Targets (issue 5): >= 20,000 UE-reports/s on one core, decision p99 <= 10 ms for 1,000 UEs.
 
 4. KPM report path (``kpm_*`` keys, unless ``--skip-kpm``): the same cells reporting through
@@ -55,6 +58,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 import traceback
@@ -381,9 +385,11 @@ def bench_loop(n: int, periods: int, workload: str = "field", path: str = "sm", 
     # as the xApp does once it is up (lighttune_xapp.app.freeze_startup_objects): the codecs'
     # and models' long-lived objects leave the garbage collector's scans
     freeze_startup_objects()
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for k, pdus in enumerate(cell_periods[1:]):
         for pdu in pdus:
             counted += one(pdu, True, k)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     if counted != n * periods:
         raise RuntimeError(f"{counted} UE reports decoded, expected {n * periods}")
     prof = cProfile.Profile()
@@ -409,6 +415,7 @@ def bench_loop(n: int, periods: int, workload: str = "field", path: str = "sm", 
         "decision_latency_p50_ms": float(np.percentile(lat, 50) * 1e3),
         "decision_latency_p99_ms": float(np.percentile(lat, 99) * 1e3),
         "cell_period_ms_mean": busy / periods * 1e3,
+        "minor_page_faults_per_indication": faults / len(latency),
         "finetune_updates": updates,
         "finetune_updates_per_1000_reports": 1000.0 * updates / (n * periods),
         "stage_share": {k: v / busy for k, v in stages.items()},
@@ -489,7 +496,12 @@ def loop_part(args: argparse.Namespace) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    out: dict[str, Any] = {"pinned_to_one_cpu": pinned, "targets": LOOP_TARGETS,
+    from lighttune_xapp.app import keep_freed_heap_memory
+
+    # as the xApp does at start-up; process-wide and for good, so --default-malloc (a separate
+    # run) gives the before/after
+    heap_kept = False if args.default_malloc else keep_freed_heap_memory()
+    out: dict[str, Any] = {"pinned_to_one_cpu": pinned, "heap_memory_kept": heap_kept, "targets": LOOP_TARGETS,
                            "targets_judged_on": "field workload", "load_1min_before": os.getloadavg()[0]}
     paths = ("sm",) if args.skip_kpm else ("sm", "kpm")
     for workload in args.workloads:
@@ -529,6 +541,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--loop-periods", type=int, default=40, help="timed indications per cell size in the loop part")
     ap.add_argument("--loop-runs", type=int, default=3,
                     help="runs of each loop case; the figures are the best run's, with all runs' beside them")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc's allocator at its defaults (the xApp keeps freed heap memory, "
+                         "lighttune_xapp.app.keep_freed_heap_memory)")
     ap.add_argument("--skip-kpm", action="store_true", help="leave the E2SM-KPM report path out of the loop part")
     ap.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS),
                     help="report workloads of the loop part (default: field stress)")

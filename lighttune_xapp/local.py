@@ -92,6 +92,7 @@ from lighttune_xapp.app import (
     XappRuntime,
     build_runtime,
     freeze_startup_objects,
+    keep_freed_heap_memory,
     load_offline_model,
     local_config,
     read_descriptor,
@@ -837,6 +838,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for cell, mode in overrides:
         runtime.policy.set_cell_mode(cell, mode)
+    keep_freed_heap_memory()
     freeze_startup_objects()
     app = LocalXapp(runtime, host, port, args.transport, args.frozen_baseline, args.request_timeout, args.kpm_period)
 

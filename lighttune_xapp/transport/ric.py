@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lighttune_core.cell import Decisions
-from lighttune_xapp.app import XappRuntime, build_runtime, freeze_startup_objects, read_descriptor
+from lighttune_xapp.app import XappRuntime, build_runtime, freeze_startup_objects, keep_freed_heap_memory, read_descriptor
 from lighttune_xapp.config import TUNER_MODES, ConfigError, load_config
 from lighttune_xapp.e2 import e2ap, service_model
 from lighttune_xapp.e2.errors import E2Error
@@ -584,6 +584,7 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise ConfigError("controls.store", str(exc)) from exc
     assert runtime.http is not None
+    keep_freed_heap_memory()
     freeze_startup_objects()
 
     handler = RicMessageHandler(
