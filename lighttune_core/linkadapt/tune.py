@@ -109,6 +109,9 @@ class RiCqiTuneResult(NamedTuple):
     """float64 [N], predicted BLER of the chosen pair."""
 
 
+_RANK_OFFSETS: np.ndarray = np.array([0, -1, 1], dtype=np.int64)
+"""RI-CQI-Tune's rank slots relative to the reported RI, in tie-break order."""
+_RANK_OFFSETS.setflags(write=False)
 _RANK_COLUMN: int = FEATURE_NAMES.index("candidate_rank")
 _CQI_COLUMN: int = FEATURE_NAMES.index("candidate_cqi")
 
@@ -223,12 +226,19 @@ def _reported_rank(reports: LinkReports) -> np.ndarray:
     return reports.ri
 
 
-def _candidate_rows(base: np.ndarray, ue: np.ndarray, rank: np.ndarray, cqi: np.ndarray) -> np.ndarray:
+def _candidate_rows(
+    base: np.ndarray, ue: np.ndarray | None, rank: np.ndarray, cqi: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Features of candidates ``(ue[i], rank[i], cqi[i])``, float64 [M, 12], from the UEs'
     candidate-free features ``base`` [N, 12] (``build_features`` of any candidate): only the
     candidate columns differ between a UE's candidates, so a pruned search builds the rows
-    it predicts, not the whole grid (the same values as ``build_features`` of the grid)."""
-    rows = base[ue]
+    it predicts, not the whole grid (the same values as ``build_features`` of the grid).
+    ``ue`` None: one candidate per UE, in order (``M = N``); ``out``: where to write them."""
+    if out is None:
+        rows = base.copy() if ue is None else base[ue]
+    else:
+        rows = out
+        rows[...] = base if ue is None else base[ue]
     rows[:, _RANK_COLUMN] = rank / MAX_RANK
     rows[:, _CQI_COLUMN] = cqi / MAX_CQI
     return rows
@@ -367,63 +377,78 @@ def ri_cqi_tune(
         empty = np.zeros(0, dtype=np.int64)
         return RiCqiTuneResult(empty, empty.copy(), np.zeros(0, dtype=np.float64))
     w = int(cqi_window)
-    rows = np.arange(n)
+    k = 3 * w
     # ranks r0, r0 - 1, r0 + 1 that lie in [1, max_rank]; none (r0 > max_rank + 1): max_rank
-    rank_set = r0[:, None] + np.array([0, -1, 1], dtype=np.int64)[None, :]  # [N, 3]
+    rank_set = r0[:, None] + _RANK_OFFSETS  # [N, 3]
     rank_ok = (rank_set >= 1) & (rank_set <= max_rank)
     stranded = ~rank_ok.any(axis=1)
-    if stranded.any():
+    any_stranded = bool(stranded.any())
+    if any_stranded:
         rank_set[stranded, 0] = max_rank
         rank_ok[stranded, 0] = True
-    first_rank = np.argmax(rank_ok, axis=1)  # [N], first valid rank slot
-    # grid [N, 3, W] -> [N, K]: rank slot a, CQI step j
-    step = np.arange(w, dtype=np.int64)
-    c_rank = rank_cqi_anchor(reports, np.minimum(np.maximum(rank_set, 1), MAX_RANK), c0)  # [N, 3] table CQI per rank
-    cqi_grid = c_rank[:, :, None] - step[None, None, :]
-    rank_grid = np.broadcast_to(rank_set[:, :, None], (n, 3, w))
+    # grid [N, 3, W] -> [N, K]: rank slot a, CQI step j; flat slot f = a W + j
+    c_rank = rank_cqi_anchor(reports, np.clip(rank_set, 1, MAX_RANK), c0)  # [N, 3] table CQI per rank
+    cqi_grid = c_rank[:, :, None] - np.arange(w, dtype=np.int64)
     valid = rank_ok[:, :, None] & (cqi_grid >= 1)
-    cqi_grid = np.maximum(cqi_grid, 0)
-    # CQI 0 ("out of range"): the only candidate is (first valid rank, CQI 0)
     no_tx = c0 == 0
-    if no_tx.any():
+    if no_tx.any():  # CQI 0 ("out of range"): the only candidate is (first valid rank, CQI 0)
+        first_rank = np.argmax(rank_ok, axis=1)
         valid[no_tx] = False
-        valid[rows[no_tx], first_rank[no_tx], 0] = True
-    rank_safe = np.where(valid, rank_grid, rank_set[rows, first_rank][:, None, None]).reshape(n, 3 * w)
-    cqi_safe = np.where(valid, cqi_grid, c0[:, None, None]).reshape(n, 3 * w)
-    valid = valid.reshape(n, 3 * w)
-
-    bler = np.full(valid.shape, np.inf)
+        valid[np.flatnonzero(no_tx), first_rank[no_tx], 0] = True
+        fallback_rank = np.take_along_axis(rank_set, first_rank[:, None], axis=1)[:, :, None]
+    else:
+        fallback_rank = r0[:, None, None]  # any rank: invalid slots are never chosen
+    # a valid slot's CQI is >= 1, or 0 for a UE without transmission (c_rank = c0 = 0 there)
+    rank_safe = np.where(valid, rank_set[:, :, None], fallback_rank).reshape(n, k)
+    cqi_safe = np.where(valid, cqi_grid, c0[:, None, None]).reshape(n, k)
+    valid = valid.reshape(n, k)
     rate = rank_safe * _cqi_tables(reports.cqi_table)[1][cqi_safe]  # r · SE(c); cqi_safe is 0..15
+    first_of_row = np.arange(0, n * k, k)  # flat index of each UE's slot 0
+
     if prune:
         base = build_features(reports, r0, c0, prev_bler)  # [N, 12]; candidates set per row
         upper = np.where(valid, rate, -np.inf)  # J <= U
         top = np.argmax(upper, axis=1)
-        top_rows = _candidate_rows(base, rows, rank_safe[rows, top], cqi_safe[rows, top])
-        bler[rows, top] = _predict_rows(predict, top_rows)
-        j1 = (upper[rows, top] * (1.0 - np.minimum(bler[rows, top], 1.0)))[:, None]
-        slot = np.arange(3 * w)[None, :]
-        need = valid & ((upper > j1) | ((upper == j1) & (slot < top[:, None])) | (j1 <= 0.0))
-        need[rows, top] = False
-        ue_need, slot_need = np.nonzero(need)
-        if ue_need.size:
-            bler[ue_need, slot_need] = _predict_rows(
-                predict, _candidate_rows(base, ue_need, rank_safe[ue_need, slot_need], cqi_safe[ue_need, slot_need])
+        flat_top = first_of_row + top
+        if any_stranded or top.any():
+            top_rows = _candidate_rows(base, None, np.take(rank_safe, flat_top), np.take(cqi_safe, flat_top))
+        else:  # the usual case: slot 0 = (r0, c0) has the largest bound, its row is `base`
+            top_rows = base
+        bler_top = _predict_rows(predict, top_rows)
+        j1 = (np.take(upper, flat_top) * (1.0 - np.minimum(bler_top, 1.0)))[:, None]
+        need = upper > j1
+        if top.any():  # ties go to the earlier slot
+            need |= (upper == j1) & (np.arange(k) < top[:, None])
+        hopeless_top = j1[:, 0] <= 0.0
+        if hopeless_top.any():  # the lowest-BLER fallback needs every candidate
+            need |= hopeless_top[:, None]
+        need &= valid
+        need.reshape(-1)[flat_top] = False
+        flat_need = np.flatnonzero(need)
+        bler = np.full(n * k, np.inf)
+        bler[flat_top] = bler_top
+        if flat_need.size:
+            rows_need = _candidate_rows(
+                base, flat_need // k, np.take(rank_safe, flat_need), np.take(cqi_safe, flat_need)
             )
+            bler[flat_need] = _predict_rows(predict, rows_need)
+        bler = bler.reshape(n, k)
         scored = np.isfinite(bler)
     else:
         x = build_features(reports, rank_safe, cqi_safe, prev_bler)  # [N, K, 12]
+        bler = np.full(valid.shape, np.inf)
         bler[valid] = _predict_rows(predict, x[valid])
         scored = valid
 
     objective = np.where(scored, rate * (1.0 - np.minimum(bler, 1.0)), -np.inf)
     best = np.argmax(objective, axis=1)
-    hopeless = objective[rows, best] <= 0.0
-    choice = np.where(hopeless, np.argmin(bler, axis=1), best)
+    hopeless = np.take(objective, first_of_row + best) <= 0.0
+    choice = np.where(hopeless, np.argmin(bler, axis=1), best) if hopeless.any() else best
+    flat_choice = first_of_row + choice
+    rank_c, cqi_c = np.take(rank_safe, flat_choice), np.take(cqi_safe, flat_choice)
     if features_out is not None:
-        rank_c, cqi_c = rank_safe[rows, choice], cqi_safe[rows, choice]
-        features_out[...] = _candidate_rows(base, rows, rank_c, cqi_c) if prune else x[rows, choice]
-    return RiCqiTuneResult(
-        rank_safe[rows, choice].astype(np.int64),
-        cqi_safe[rows, choice].astype(np.int64),
-        bler[rows, choice],
-    )
+        if prune:
+            _candidate_rows(base, None, rank_c, cqi_c, out=features_out)
+        else:
+            features_out[...] = x[np.arange(n), choice]
+    return RiCqiTuneResult(rank_c.astype(np.int64, copy=False), cqi_c.astype(np.int64, copy=False), np.take(bler, flat_choice))
