@@ -182,16 +182,25 @@ class CellTuner:
         """UEs the cell has state for."""
         return int(self._ue_ids.shape[0])
 
-    def _index(self, ue_id: np.ndarray) -> np.ndarray:
-        """Row of each UE id in the per-UE state arrays, adding unseen UEs."""
+    def _index(self, ue_id: np.ndarray, unique: bool = False) -> np.ndarray:
+        """Row of each UE id in the per-UE state arrays, adding unseen UEs.
+
+        Raises:
+            ValueError: ``unique`` and an id twice in ``ue_id`` (nothing is changed then).
+        """
         pos = np.searchsorted(self._ue_ids, ue_id)
         if self._ue_ids.size:
             known = self._ue_ids[np.minimum(pos, self._ue_ids.size - 1)] == ue_id
             if known.all():  # the steady state: one binary search, no sort
+                # ids are distinct iff their rows are (a bincount, not a sort)
+                if unique and pos.size and np.bincount(pos).max() > 1:
+                    raise ValueError("reports hold the same UE id twice")
                 return pos
             new = np.unique(ue_id[~known])
         else:
             new = np.unique(ue_id)
+        if unique and np.unique(ue_id).shape[0] != ue_id.shape[0]:
+            raise ValueError("reports hold the same UE id twice")
         if new.size:
             ids = np.concatenate([self._ue_ids, new])
             order = np.argsort(ids, kind="stable")
@@ -234,9 +243,7 @@ class CellTuner:
         Raises:
             ValueError: a UE id twice in ``reports``.
         """
-        if len(reports) != np.unique(reports.ue_id).shape[0]:
-            raise ValueError("reports hold the same UE id twice")
-        idx = self._index(reports.ue_id)
+        idx = self._index(reports.ue_id, unique=True)
         label, valid = bler_label(reports.n_ack, reports.n_nack)
         use = valid & self._has_pending[idx]
         rows = idx[use]

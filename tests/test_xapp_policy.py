@@ -110,6 +110,7 @@ def test_new_and_departed_ues() -> None:
     with pytest.raises(ValueError, match="twice"):
         dup = make_reports(2, 0)
         tuner.learn(LinkReports.concat([dup, dup]))
+    assert tuner.n_ues == 6  # refused before the unseen ids 0 and 1 got state
 
 
 def test_policy_modes_allow_list_and_a1_override() -> None:
