@@ -35,9 +35,10 @@ input checks of ``predict_many``; the candidate features are checked for finiten
 per search here instead. ``search_dtype=np.float32`` runs the candidate ranking of CQI-Tune
 / RI-CQI-Tune in float32 compute (predictions for learning stay float64). It is *not* the
 default: measured with a quickly trained model on simulated DU reports
-(``benchmarks/decision_search.py``), it changed 0–0.25 % of RI-CQI-Tune decisions at low and
-medium SNR but 7.4–7.6 % (CQI-Tune: 19 %) at high SNR, where near-tied labels are common,
-to bring a pruned 1,000-UE RI-CQI-Tune search from 7.8 ms down to only 5.2 ms.
+(``benchmarks/decision_search.py``), it changed 0 % (low SNR), 2.0 % (medium) and 5.4 %
+(high SNR) of RI-CQI-Tune decisions (CQI-Tune: 0.8, 2.9 and 11.9 %), where near-tied labels
+are common, and it is no longer faster: float32 takes the neuron-by-neuron forward pass,
+float64 the all-active closed form (a 1,000-UE RI-CQI-Tune search 10.0 ms vs 5.2 ms).
 
 Both searches run with exact pruning (``prune=True`` of
 :func:`~lighttune_core.linkadapt.ri_cqi_tune` / :func:`~lighttune_core.linkadapt.cqi_tune`):

@@ -35,17 +35,17 @@ Binary format (all little-endian), version 1::
 Any mismatch (magic, version, sizes, length, CRC, non-finite values) raises ``ValueError``.
 
 Speed (``python benchmarks/ff_vs_bp.py``, one BLAS thread, 2 shared cores whose speed drifts
-by up to 1.6x, wall time, ranges over runs): ``predict_one`` ≈ 23–46 µs, ``learn_one`` ≈ 23 µs
-without and ≈ 49–63 µs with an update (one forward pass into the model's trace buffer, the
+by up to 1.6x, wall time, ranges over runs): ``predict_one`` ≈ 23–26 µs, ``learn_one`` ≈ 23 µs
+without and ≈ 50–51 µs with an update (one forward pass into the model's trace buffer, the
 LightTune step of all layers on the packed parameter stacks, the plan refresh),
-``predict_many(10,000)`` ≈ 10.6–10.8 ms (best of 40 loops). ``predict_many`` computes in
+``predict_many(10,000)`` ≈ 6.5–7.1 ms (best of 40 loops). ``predict_many`` computes in
 float64 through :func:`lighttune_core.ff.goodness_all_labels_t` (blocks of 1,024 samples,
 cached buffers; the all-active closed form where it provably applies, else the neuron-major
 forward pass); float32 compute (``predict_many_unchecked(x, np.float32)``, forward pass
-only) takes ≈ 14–21 ms and moves the argmax of near-tied labels (0.1–2 % of the samples of
-quickly trained models, 28 % with the packaged offline model, whose goodness barely depends
-on the label), so ``predict_many`` and ``predict_one``/``learn_one`` would disagree: it is
-offered for the decision search only and is off there by default. :meth:`learn_many` checks a batch
+only) takes ≈ 12–14 ms and moves the argmax of near-tied labels (0.3–1.6 % of the candidate
+predictions of a quickly trained model, 28 % with the packaged offline model, whose goodness
+barely depends on the label), so ``predict_many`` and ``predict_one``/``learn_one`` would
+disagree: it is offered for the decision search only and is off there by default. :meth:`learn_many` checks a batch
 once and then makes exactly the updates of one :meth:`learn_one` per row. On shared cores, let
 BLAS use one thread (``OPENBLAS_NUM_THREADS=1``): the block products of ``predict_many``
 measured ~5x slower with OpenBLAS's default threading under contention.
@@ -299,9 +299,10 @@ class LightTuneModel:
         Args:
             x: float64 [N, 12], finite (not checked: NaN features give arbitrary labels).
             compute_dtype: ``np.float64`` (default: the same labels as :meth:`predict_many`)
-                or ``np.float32`` (about half the time for large N; rounds the goodness to
-                float32, which can move the argmax of near-tied labels, see
-                ``benchmarks/decision_search.py``). Parameters stay float64 either way.
+                or ``np.float32`` (the forward pass in float32: slower than the float64
+                closed form wherever that applies; rounds the goodness to float32, which can
+                move the argmax of near-tied labels, see ``benchmarks/decision_search.py``).
+                Parameters stay float64 either way.
 
         Returns:
             float64 [N] BLER labels.

@@ -41,9 +41,9 @@ searches build the feature rows they predict from one ``[N, 12]`` array, not the
 ``[N, K, 12]`` grid (1,000-UE field cell: ~1.9 -> ~0.4 ms per decision).
 
 Measured with a quickly trained model on simulated DU reports (``benchmarks/decision_search.py``):
-the pruned RI-CQI-Tune predicted 7 % (low SNR) and 18 % (medium SNR) of the candidates,
-CQI-Tune 13 % and 35 %; at high SNR, where that model predicts high BLER for most
-candidates, 93 % and 100 %. The decisions equalled the full searches' in every case.
+the pruned RI-CQI-Tune predicted 14 % (low SNR) and 31 % (medium SNR) of the candidates,
+CQI-Tune 16 % and 34 %; at high SNR, where that model predicts high BLER for most
+candidates, all of them. The decisions equalled the full searches' in every case.
 
 Rank rule: the CSI report only carries a table CQI ``c0`` for the reported rank ``r0``.
 The window of rank ``r`` is anchored at ``c_r = c0 + Q(r) − Q(r0)`` (clipped to 1 .. 15;
