@@ -36,7 +36,8 @@ service-model version it measured.
    1.6x within seconds), every run's throughput and p99 and their medians under ``runs``.
    As the xApp does at start-up, the process first keeps freed heap memory
    (``lighttune_xapp.app.keep_freed_heap_memory``; ``--default-malloc`` leaves glibc's
-   defaults, for a before/after), and the minor page faults per indication are recorded.
+   defaults, for a before/after: ``benchmarks/results/e2_loop_default_malloc.json``), and the
+   minor page faults per indication are recorded.
    Targets (issue 5): >= 20,000 UE-reports/s on one core, decision p99 <= 10 ms for 1,000 UEs.
 
 4. KPM report path (``kpm_*`` keys, unless ``--skip-kpm``): the same cells reporting through

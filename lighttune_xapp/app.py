@@ -154,10 +154,11 @@ def keep_freed_heap_memory(
 
     A 1,000-UE decision makes numpy temporaries of 0.1–0.5 MB. With glibc's defaults such an
     array is either its own ``mmap`` (above the 128 kB threshold) or grows a heap that is
-    trimmed again on ``free``, so its pages are faulted in afresh on every indication:
-    measured ~220 minor page faults and ~1 ms per 1,000-UE decision on our VM (median
-    indication latency 4.8–6.7 ms without, 4.3–4.9 ms with this setting,
-    ``benchmarks/e2_loop.py``). ``mallopt(M_TRIM_THRESHOLD)`` and ``mallopt(M_MMAP_THRESHOLD)``
+    trimmed again on ``free``, so its pages are faulted in afresh on every indication.
+    Measured on our VM (``benchmarks/e2_loop.py``, 1,000-UE field cell, three runs of three):
+    100–220 minor page faults per indication, decision latency p50 4.1–5.7 ms and p99
+    6.4–9.3 ms with glibc's defaults (``--default-malloc``); 0–2 faults, p50 3.5–4.5 ms and
+    p99 4.2–7.0 ms with this setting. ``mallopt(M_TRIM_THRESHOLD)`` and ``mallopt(M_MMAP_THRESHOLD)``
     (which also turns off glibc's dynamic threshold) keep the memory in the process: its
     resident size stays at the high-water mark of one indication's temporaries. Called
     once at xApp start-up.
