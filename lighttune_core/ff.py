@@ -63,6 +63,7 @@ activations at a time (peak activation memory ``O(max_l M_l)``, not ``O(Σ_l M_l
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -681,10 +682,11 @@ def _goodness_affine_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace
     n, nf = x.shape
     k = plan.labels.shape[0]
     rows = _affine_scratch_rows(plan)
-    xi, gram, polys, s, alpha, q1, bounds = np.split(
-        work.closed_form(rows)[: rows * n].reshape(rows, n),
-        np.cumsum((nf + 8, 2 * nf, _N_POLYS * k, k, k, k)),
-    )
+    scratch = work.closed_form(rows)[: rows * n].reshape(rows, n)
+    # row blocks of the scratch (slices, not np.split: ~35 µs less per call)
+    ends = tuple(itertools.accumulate((nf + 8, 2 * nf, _N_POLYS * k, k, k, k)))
+    xi, gram, polys, s, alpha, q1 = (scratch[lo:hi] for lo, hi in zip((0,) + ends, ends))
+    bounds = scratch[ends[-1]:]
     aa_row, s_lo, norm_x, r_lo = nf + 1, nf + 3, nf + 5, nf + 6
     xi[0] = 1.0
     xt = xi[1:nf + 1]
