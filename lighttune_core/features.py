@@ -95,9 +95,9 @@ def build_features(
     n = len(reports)
     rank_a = np.asarray(rank, dtype=np.float64)
     cqi_a = np.asarray(cqi, dtype=np.float64)
-    if np.any((rank_a < 1) | (rank_a > MAX_RANK)):
+    if ((rank_a < 1) | (rank_a > MAX_RANK)).any():
         raise ValueError(f"candidate rank must be in 1..{MAX_RANK}")
-    if np.any((cqi_a < 0) | (cqi_a > MAX_CQI)):
+    if ((cqi_a < 0) | (cqi_a > MAX_CQI)).any():
         raise ValueError(f"candidate CQI must be in 0..{MAX_CQI}")
     cand_ndim = max(rank_a.ndim, cqi_a.ndim)
     if cand_ndim > 2:
@@ -110,15 +110,17 @@ def build_features(
             shape = (n, k)
         else:
             shape = (n,)
-        rank_b = np.broadcast_to(rank_a if rank_a.ndim != 1 or cand_ndim == 1 else rank_a[:, None], shape)
-        cqi_b = np.broadcast_to(cqi_a if cqi_a.ndim != 1 or cand_ndim == 1 else cqi_a[:, None], shape)
+        rank_b, cqi_b = (
+            a if a.shape == shape else np.broadcast_to(a if a.ndim != 1 or cand_ndim == 1 else a[:, None], shape)
+            for a in (rank_a, cqi_a)
+        )
     except ValueError as exc:
         raise ValueError(f"candidate shapes {rank_a.shape} and {cqi_a.shape} do not fit {n} UEs") from exc
 
     prev = reports.true_bler if prev_bler is None else np.asarray(prev_bler, dtype=np.float64)
     if prev.shape != (n,):
         raise ValueError(f"prev_bler must have shape ({n},), got {prev.shape}")
-    prev = np.where(np.isfinite(prev), np.clip(prev, 0.0, 1.0), UNKNOWN_PREV_BLER)
+    prev = np.where(np.isfinite(prev), np.minimum(np.maximum(prev, 0.0), 1.0), UNKNOWN_PREV_BLER)
 
     layer = np.arange(MAX_RANK)[None, :]
     used = layer < reports.ri[:, None]
@@ -163,7 +165,7 @@ def bler_label(n_ack: np.ndarray, n_nack: np.ndarray) -> tuple[np.ndarray, np.nd
     b = np.asarray(n_nack)
     if a.shape != b.shape:
         raise ValueError(f"n_ack {a.shape} and n_nack {b.shape} differ in shape")
-    if np.any(a < 0) or np.any(b < 0):
+    if (a < 0).any() or (b < 0).any():
         raise ValueError("HARQ counts must be >= 0")
     total = a + b
     valid = total > 0

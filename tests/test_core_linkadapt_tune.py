@@ -303,6 +303,9 @@ def test_column_sorting_network_sorts_rows_like_numpy() -> None:
     rng = np.random.default_rng(12)
     v = rng.integers(-3, 4, (5000, 4)).astype(float)  # many ties
     v[rng.random((5000, 4)) < 0.2] = -np.inf
-    np.testing.assert_array_equal(_sorted_columns_descending(v), np.sort(v, axis=1)[:, ::-1])
+    out = np.full((5000, 5), np.nan)  # into the first 4 columns of a wider array, as the anchor does
+    assert _sorted_columns_descending(v, out=out[:, :4]).base is out
+    np.testing.assert_array_equal(out[:, :4], np.sort(v, axis=1)[:, ::-1])
+    assert np.isnan(out[:, 4]).all()
     w = rng.normal(size=(50, 3))
-    np.testing.assert_array_equal(_sorted_columns_descending(w), np.sort(w, axis=1)[:, ::-1])
+    np.testing.assert_array_equal(_sorted_columns_descending(w, out=np.empty((50, 3))), np.sort(w, axis=1)[:, ::-1])

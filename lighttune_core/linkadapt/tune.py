@@ -127,7 +127,7 @@ def _table_cqi(reports: LinkReports, table_cqi: np.ndarray | None) -> np.ndarray
         if c0.dtype.kind not in "iu" and not (c0.dtype.kind == "f" and np.all(c0 == np.round(c0))):
             raise ValueError("table_cqi must hold integers")
         c0 = c0.astype(np.int64)
-    if np.any((c0 < 0) | (c0 > MAX_CQI)):
+    if ((c0 < 0) | (c0 > MAX_CQI)).any():
         raise ValueError(f"table CQI must be in 0..{MAX_CQI}")
     return c0
 
@@ -152,19 +152,23 @@ def _cqi_tables(cqi_table: int) -> tuple[np.ndarray, np.ndarray]:
     return thresholds, se
 
 
-def _sorted_columns_descending(v: np.ndarray) -> np.ndarray:
-    """Each row of ``v`` float [N, 4] (no NaN) sorted in descending order, [N, 4]: the
-    5-comparator sorting network on whole columns (10 vector calls instead of N tiny sorts;
-    the same values as ``np.sort(v, axis=1)[:, ::-1]``)."""
+def _sorted_columns_descending(v: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Each row of ``v`` float [N, 4] (no NaN) sorted in descending order into ``out`` [N, 4]:
+    the 5-comparator sorting network on whole columns (10 vector calls instead of N tiny
+    sorts; the same values as ``np.sort(v, axis=1)[:, ::-1]``)."""
     if v.shape[1] != 4:
-        return np.sort(v, axis=1)[:, ::-1]
+        out[...] = np.sort(v, axis=1)[:, ::-1]
+        return out
     a, b, c, d = v[:, 0], v[:, 1], v[:, 2], v[:, 3]
     a, b = np.maximum(a, b), np.minimum(a, b)
     c, d = np.maximum(c, d), np.minimum(c, d)
-    a, c = np.maximum(a, c), np.minimum(a, c)
-    b, d = np.maximum(b, d), np.minimum(b, d)
-    b, c = np.maximum(b, c), np.minimum(b, c)
-    return np.stack((a, b, c, d), axis=1)
+    np.maximum(a, c, out=out[:, 0])
+    c = np.minimum(a, c)
+    np.minimum(b, d, out=out[:, 3])
+    b = np.maximum(b, d)
+    np.maximum(b, c, out=out[:, 1])
+    np.minimum(b, c, out=out[:, 2])
+    return out
 
 
 def rank_cqi_anchor(reports: LinkReports, ranks: np.ndarray, c0: np.ndarray | None = None) -> np.ndarray:
@@ -192,34 +196,34 @@ def rank_cqi_anchor(reports: LinkReports, ranks: np.ndarray, c0: np.ndarray | No
     known = (np.arange(MAX_RANK)[None, :] < r0[:, None]) & np.isfinite(sinr)
     # layer SINRs at rank r0 (strongest first, 0 where unknown), then r0 + 1 with the guessed
     # extra layer: [N, 5]
-    layers = np.zeros((n, MAX_RANK + 1))
-    layers[:, :MAX_RANK] = _sorted_columns_descending(np.where(known, sinr, -np.inf))
+    layers = np.empty((n, MAX_RANK + 1))
+    _sorted_columns_descending(np.where(known, sinr, -np.inf), out=layers[:, :MAX_RANK])
     layers[:, MAX_RANK] = -np.inf
     col = np.where(known, sinr, np.inf)
     weakest = col[:, 0].copy()  # [N]; column by column (a min over axis 1 of 4 is slower)
     for j in range(1, MAX_RANK):
         np.minimum(weakest, col[:, j], out=weakest)
-    ue = np.arange(n)
-    layers[ue, r0] = weakest - EXTRA_LAYER_MARGIN_DB
+    row = np.arange(0, n * (MAX_RANK + 1), MAX_RANK + 1)  # flat index of each UE's column 0
+    layers.put(row + r0, weakest - EXTRA_LAYER_MARGIN_DB)
     layers[np.isinf(layers)] = 0.0
-    csum = np.cumsum(layers, axis=1)  # sum of the r strongest
+    csum = layers.cumsum(axis=1)  # sum of the r strongest
 
     thresholds, se_table = _cqi_tables(reports.cqi_table)
     r = np.minimum(np.maximum(ranks, 1), MAX_RANK + 1)
     # mean per-layer SINR at rank r with the power split 10 log10(r0 / r) dB; at r0 no split
-    mean_db = csum[ue[:, None], r - 1] / r + _POWER_SPLIT_DB[r0[:, None], r]
-    q0 = np.searchsorted(thresholds, csum[ue, r0 - 1] / r0, side="right")
-    shift = np.searchsorted(thresholds, mean_db, side="right") - q0[:, None]
+    mean_db = csum.take(row[:, None] + (r - 1)) / r + _POWER_SPLIT_DB.take(r0[:, None] * (MAX_RANK + 2) + r)
+    q0 = thresholds.searchsorted(csum.take(row + (r0 - 1)) / r0, side="right")
+    shift = thresholds.searchsorted(mean_db, side="right") - q0[:, None]
     anchor = np.minimum(np.maximum(base[:, None] + shift, 1), MAX_CQI)
     # rate consistency: the UE chose r0, so no other rank may promise more than r0 * SE(c0)
     bound = (r0 * se_table[base])[:, None] / np.maximum(ranks, 1)
-    cap = np.searchsorted(se_table, bound * (1.0 + 1e-12), side="right") - 1
+    cap = se_table.searchsorted(bound * (1.0 + 1e-12), side="right") - 1
     anchor = np.minimum(anchor, cap)
     return np.where((ranks == r0[:, None]) | (base[:, None] == 0), base[:, None], anchor).astype(np.int64)
 
 
 def _reported_rank(reports: LinkReports) -> np.ndarray:
-    if np.any((reports.ri < 1) | (reports.ri > MAX_RANK)):
+    if ((reports.ri < 1) | (reports.ri > MAX_RANK)).any():
         raise ValueError(
             f"reports.ri must be in 1..{MAX_RANK}; drop invalid UEs with LinkReports.validate() first"
         )
@@ -251,7 +255,7 @@ def _predict_rows(predict: BlerPredictor, features: np.ndarray) -> np.ndarray:
     if bler.size != m:
         raise ValueError(f"predict returned {bler.size} values for {m} feature rows")
     bler = bler.reshape(m)
-    if not np.all(np.isfinite(bler)):
+    if not np.isfinite(bler).all():
         raise ValueError("predict returned non-finite BLER values")
     return bler
 
@@ -387,12 +391,12 @@ def ri_cqi_tune(
         rank_set[stranded, 0] = max_rank
         rank_ok[stranded, 0] = True
     # grid [N, 3, W] -> [N, K]: rank slot a, CQI step j; flat slot f = a W + j
-    c_rank = rank_cqi_anchor(reports, np.clip(rank_set, 1, MAX_RANK), c0)  # [N, 3] table CQI per rank
+    c_rank = rank_cqi_anchor(reports, np.minimum(np.maximum(rank_set, 1), MAX_RANK), c0)  # [N, 3] table CQI per rank
     cqi_grid = c_rank[:, :, None] - np.arange(w, dtype=np.int64)
     valid = rank_ok[:, :, None] & (cqi_grid >= 1)
     no_tx = c0 == 0
     if no_tx.any():  # CQI 0 ("out of range"): the only candidate is (first valid rank, CQI 0)
-        first_rank = np.argmax(rank_ok, axis=1)
+        first_rank = rank_ok.argmax(axis=1)
         valid[no_tx] = False
         valid[np.flatnonzero(no_tx), first_rank[no_tx], 0] = True
         fallback_rank = np.take_along_axis(rank_set, first_rank[:, None], axis=1)[:, :, None]
@@ -408,14 +412,14 @@ def ri_cqi_tune(
     if prune:
         base = build_features(reports, r0, c0, prev_bler)  # [N, 12]; candidates set per row
         upper = np.where(valid, rate, -np.inf)  # J <= U
-        top = np.argmax(upper, axis=1)
+        top = upper.argmax(axis=1)
         flat_top = first_of_row + top
         if any_stranded or top.any():
-            top_rows = _candidate_rows(base, None, np.take(rank_safe, flat_top), np.take(cqi_safe, flat_top))
+            top_rows = _candidate_rows(base, None, rank_safe.take(flat_top), cqi_safe.take(flat_top))
         else:  # the usual case: slot 0 = (r0, c0) has the largest bound, its row is `base`
             top_rows = base
         bler_top = _predict_rows(predict, top_rows)
-        j1 = (np.take(upper, flat_top) * (1.0 - np.minimum(bler_top, 1.0)))[:, None]
+        j1 = (upper.take(flat_top) * (1.0 - np.minimum(bler_top, 1.0)))[:, None]
         need = upper > j1
         if top.any():  # ties go to the earlier slot
             need |= (upper == j1) & (np.arange(k) < top[:, None])
@@ -429,7 +433,7 @@ def ri_cqi_tune(
         bler[flat_top] = bler_top
         if flat_need.size:
             rows_need = _candidate_rows(
-                base, flat_need // k, np.take(rank_safe, flat_need), np.take(cqi_safe, flat_need)
+                base, flat_need // k, rank_safe.take(flat_need), cqi_safe.take(flat_need)
             )
             bler[flat_need] = _predict_rows(predict, rows_need)
         bler = bler.reshape(n, k)
@@ -441,14 +445,14 @@ def ri_cqi_tune(
         scored = valid
 
     objective = np.where(scored, rate * (1.0 - np.minimum(bler, 1.0)), -np.inf)
-    best = np.argmax(objective, axis=1)
-    hopeless = np.take(objective, first_of_row + best) <= 0.0
-    choice = np.where(hopeless, np.argmin(bler, axis=1), best) if hopeless.any() else best
+    best = objective.argmax(axis=1)
+    hopeless = objective.take(first_of_row + best) <= 0.0
+    choice = np.where(hopeless, bler.argmin(axis=1), best) if hopeless.any() else best
     flat_choice = first_of_row + choice
-    rank_c, cqi_c = np.take(rank_safe, flat_choice), np.take(cqi_safe, flat_choice)
+    rank_c, cqi_c = rank_safe.take(flat_choice), cqi_safe.take(flat_choice)
     if features_out is not None:
         if prune:
             _candidate_rows(base, None, rank_c, cqi_c, out=features_out)
         else:
             features_out[...] = x[np.arange(n), choice]
-    return RiCqiTuneResult(rank_c.astype(np.int64, copy=False), cqi_c.astype(np.int64, copy=False), np.take(bler, flat_choice))
+    return RiCqiTuneResult(rank_c.astype(np.int64, copy=False), cqi_c.astype(np.int64, copy=False), bler.take(flat_choice))
