@@ -160,8 +160,9 @@ def keep_freed_heap_memory(
     6.4–9.3 ms with glibc's defaults (``--default-malloc``); 0–2 faults, p50 3.5–4.5 ms and
     p99 4.2–7.0 ms with this setting. ``mallopt(M_TRIM_THRESHOLD)`` and ``mallopt(M_MMAP_THRESHOLD)``
     (which also turns off glibc's dynamic threshold) keep the memory in the process: its
-    resident size stays at the high-water mark of one indication's temporaries. Called
-    once at xApp start-up.
+    resident size stays at the high-water mark of one indication's temporaries (measured:
+    89–90 MB either way after 1,000-UE cells through both report paths and the stress
+    workload, well inside the chart's 1 GiB limit). Called once at xApp start-up.
 
     Returns:
         True when both settings took effect; False where there is no glibc ``mallopt``
