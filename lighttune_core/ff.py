@@ -31,7 +31,7 @@ All-active shortcut: where every ReLU of a two-layer network is on for every can
 label, ``z_1 = α_k (W_1x x + y_k w_1y + s_k b_1)`` (``α_k = 1/s_k``) and ``G(x, y_k) = ||z_2||²``
 depend on the label only through ``α_k`` and five polynomials of degree <= 2 in ``y_k``
 whose coefficients are constants, linear forms and two quadratic forms of ``x``; batched
-predictions use this closed form (three small matrix products and ~25 elementwise passes
+predictions use this closed form (two small matrix products and ~25 elementwise passes
 over ``[K, n]``) for the samples a conservative bound (one more product) proves all-active
 with a margin, and the neuron-by-neuron forward pass for the rest — the same goodness up
 to float rounding, at a fraction of the work (the packaged offline model is all-active on
