@@ -625,12 +625,12 @@ def _affine_constants(plan: InferencePlan) -> _AffineConstants:
     )
 
 
-def _affine_scratch_rows(plan: InferencePlan) -> int:
-    """Rows (per sample) of :func:`_goodness_affine_t`'s temporaries: ``ξ`` (F = 20), the
-    Gram products (24), the polynomials (5 K), ``s``, ``α`` and ``q_1`` (3 K) and the
+def _affine_scratch_blocks(plan: InferencePlan) -> tuple[int, ...]:
+    """Rows (per sample) of :func:`_goodness_affine_t`'s temporaries, in order: ``ξ`` (F = 20),
+    the Gram products (24), the polynomials (5 K), ``s``, ``α`` and ``q_1`` (K each) and the
     test bounds (M_1 + M_2)."""
-    nf = plan.w1x.shape[1]
-    return (nf + 8) + 2 * nf + (_N_POLYS + 3) * plan.labels.shape[0] + plan.w1x.shape[0] + plan.rest_w[0].shape[0]
+    nf, k = plan.w1x.shape[1], plan.labels.shape[0]
+    return (nf + 8, 2 * nf, _N_POLYS * k, k, k, k, plan.w1x.shape[0] + plan.rest_w[0].shape[0])
 
 
 def _goodness_affine_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace, out_t: np.ndarray) -> np.ndarray:
@@ -681,12 +681,10 @@ def _goodness_affine_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace
         c = plan.derived["affine"] = _affine_constants(plan)
     n, nf = x.shape
     k = plan.labels.shape[0]
-    rows = _affine_scratch_rows(plan)
-    scratch = work.closed_form(rows)[: rows * n].reshape(rows, n)
+    ends = tuple(itertools.accumulate(_affine_scratch_blocks(plan)))
+    scratch = work.closed_form(ends[-1])[: ends[-1] * n].reshape(ends[-1], n)
     # row blocks of the scratch (slices, not np.split: ~35 µs less per call)
-    ends = tuple(itertools.accumulate((nf + 8, 2 * nf, _N_POLYS * k, k, k, k)))
-    xi, gram, polys, s, alpha, q1 = (scratch[lo:hi] for lo, hi in zip((0,) + ends, ends))
-    bounds = scratch[ends[-1]:]
+    xi, gram, polys, s, alpha, q1, bounds = (scratch[lo:hi] for lo, hi in zip((0,) + ends, ends))
     aa_row, s_lo, norm_x, r_lo = nf + 1, nf + 3, nf + 5, nf + 6
     xi[0] = 1.0
     xt = xi[1:nf + 1]
@@ -786,7 +784,7 @@ def goodness_one_from_plan(plan: InferencePlan, x: np.ndarray, xx: float | None 
     (the single-sample latency path of ``predict_one`` / ``learn_one``). ``xx`` is
     ``||x||²`` if the caller already has it.
     """
-    h = trace_output(plan, forward_one_from_plan(plan, x, xx))
+    h = forward_one_from_plan(plan, x, xx).output
     return _vecdot(h, h)
 
 
@@ -815,6 +813,11 @@ class Trace:
         self.ns = tuple(self.norms[layer] for layer in range(len(widths)))
         self.ns_col = tuple(n[:, None] for n in self.ns)
 
+    @property
+    def output(self) -> np.ndarray:
+        """``h_L`` float [K, M_L] (a view)."""
+        return self.hs[-1]
+
 
 def new_trace(plan: InferencePlan) -> Trace:
     """A zeroed :class:`Trace` for :func:`forward_one_from_plan` with the candidate labels in
@@ -822,11 +825,6 @@ def new_trace(plan: InferencePlan) -> Trace:
     trace = Trace(plan)
     trace.acts[0, :, plan.w1x.shape[1]] = plan.labels
     return trace
-
-
-def trace_output(plan: InferencePlan, trace: Trace) -> np.ndarray:
-    """``h_L`` float [K, M_L] of a trace (a view)."""
-    return trace.hs[-1]
 
 
 def forward_one_from_plan(
@@ -848,7 +846,7 @@ def forward_one_from_plan(
         The trace. Only ``h_l`` (``acts[l, :, :M_l]``, ``l >= 1``) and ``n_0..n_{L-1}`` are
         written: the inputs ``acts[0]`` and any padding beyond ``M_l`` keep what ``out``
         held. :func:`pair_update_from_trace` reuses it for the LightTune step, so
-        ``learn_one`` runs the forward pass once; :func:`trace_output` is ``h_L``.
+        ``learn_one`` runs the forward pass once; :attr:`Trace.output` is ``h_L``.
     """
     trace = Trace(plan, fill=False) if out is None else out
     hs, ns, ns_col = trace.hs, trace.ns, trace.ns_col

@@ -79,7 +79,6 @@ from lighttune_core.ff import (
     pack_params,
     PairStepConstants,
     pair_step_constants,
-    trace_output,
     plan_inference,
     refresh_plan,
     layer_sizes,
@@ -186,7 +185,7 @@ class LightTuneModel:
         self._plan = plan_inference(self._params, BLER_LABELS, self.norm_eps)
         self._plan32: InferencePlan | None = None
         self._trace = new_trace(self._plan)
-        self._output = trace_output(self._plan, self._trace)
+        self._output = self._trace.output
         self._step_key: tuple[float, float, str] | None = None
         self._step_constants: PairStepConstants | None = None
         self.version = next(_VERSIONS)
@@ -281,7 +280,7 @@ class LightTuneModel:
 
     # ---------------------------------------------------------------- predict / learn
     def _predict_checked_one(self, x: np.ndarray, xx: float) -> float:
-        h = forward_one_from_plan(self._plan, x, xx, self._trace).hs[-1]
+        h = forward_one_from_plan(self._plan, x, xx, self._trace).output
         return _LABEL_VALUES[int(_vecdot(h, h).argmax())]
 
     def predict_one(self, x: Any) -> float:
