@@ -103,6 +103,7 @@ def generate_dataset(
     explore_fraction: float = DEFAULT_EXPLORE_FRACTION,
     max_backoff: int = DEFAULT_MAX_BACKOFF,
     progress: bool = False,
+    label_source: str = "harq",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Offline training samples from one cell (see the module docstring).
 
@@ -143,6 +144,8 @@ def generate_dataset(
             raise RuntimeError("the DU closed no CSI period; check the scenario")
         rep = out.reports
         label, valid = bler_label(rep.n_ack, rep.n_nack)
+        if label_source == "expected":
+            label = np.round(np.floor(np.nan_to_num(out.mean_tb_bler) / 0.1 + 0.5 + 1e-9) * 0.1, 10)
         use = valid & has_pending
         if use.any():
             feats.append(pending_x[use])
@@ -251,7 +254,9 @@ def quick_model(
     scenario = Scenario.from_dict({**TRAINING_SCENARIO.to_dict(), "n_ue": n_ue, "seed": seed})
     x, y = generate_dataset(scenario, n_samples, progress=progress)
     trained = train_offline(x, y, epochs=epochs, seed=seed)
-    model = LightTuneModel.from_params(trained.params, seed=seed)
+    model = LightTuneModel.from_params(
+        trained.params, seed=seed, feature_mean=trained.feature_mean, feature_scale=trained.feature_scale
+    )
     last = trained.history[-1]
     return ModelSource(
         model,
