@@ -129,6 +129,7 @@ from lighttune_xapp.e2.service_model import (
     encode_control,
     encode_event_trigger,
 )
+from lighttune_xapp.kpm_metrics import KpmSeries, kpm_series
 from lighttune_xapp.transport.direct import E2_SCTP_PORT, E2Connection, E2Server
 
 log = logging.getLogger(__name__)
@@ -317,6 +318,7 @@ class LocalE2Termination:
         self.advisories: dict[str, AdvisoryMode] = {}
         """Advisory state per node name (kept across reconnects)."""
         self._advisory_series: AdvisorySeries | None = None
+        self.kpm_series: KpmSeries = kpm_series(runtime.metrics)
         self.node_summaries: dict[str, dict[str, Any]] = {}
         """Last summary of every node seen (live or gone)."""
         self.policy = runtime.policy
@@ -544,6 +546,7 @@ class LocalE2Termination:
             self.totals.indication_decode_errors += 1
             self.metrics.decode_errors.labels(kind="indication").inc()
             return
+        self.kpm_series.count_trailing(result.trailing_octets)  # logged by the decoder
         cell = feed.cell
         node.cells.add(cell)
         counters = self._cell(cell)

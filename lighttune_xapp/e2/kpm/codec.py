@@ -17,8 +17,15 @@ maps onto our model.
 asn1tools defects worked around: REAL mantissas with a needless leading zero octet (see
 :mod:`.schema`), and open types longer than 16K octets encoded without the length determinant
 of the fragment that follows (X.691 10.9.3.8); PDUs of 16K octets or more are therefore
-encoded with pycrate, which is spec-conformant there. asn1tools also ignores trailing bytes
-on decode; we check them (see ``_asn1tools_decode_whole``).
+encoded with pycrate, which is spec-conformant there.
+
+Trailing octets. asn1tools (and asn1c's ``aper_decode``) ignore bytes after a complete PDU;
+we count them (``_asn1tools_decode_prefix``). A decode that uses the whole buffer is
+preferred over every other; failing that, a complete PDU followed by at most
+:data:`MAX_TRAILING_OCTETS` octets is accepted and the octets are reported
+(:attr:`DecodeOutcome.trailing_octets`, ``KpmDecodeResult.trailing_octets``) so that the
+caller counts and logs them. Longer trailers are refused: such bytes are more likely another
+encoding whose prefix happens to parse.
 
 Errors. Anything undecodable - including FlexRIC's non-standard "modified" v3 encoding of
 AD formats 4/5 and IM formats 1/3 - raises :class:`~lighttune_xapp.e2.errors.E2DecodeError`
@@ -29,9 +36,11 @@ that do not fit the schema raise :class:`~lighttune_xapp.e2.errors.E2EncodeError
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import threading
 from typing import Any, Callable, TypeVar
+
 
 from pycrate_asn1rt.codecs import ASN1CodecPER
 from pycrate_core.charpy import Charpy
@@ -66,6 +75,8 @@ from lighttune_xapp.e2.kpm.model import (
     UeMeasurementReport,
 )
 from lighttune_xapp.e2.kpm.schema import FastPerDecoder, KpmVersion, asn1tools_spec, pycrate_module
+
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -584,36 +595,68 @@ _FRAGMENT_OCTETS = 16384
 _PYCRATE_LOCK = threading.Lock()
 
 
-def _asn1tools_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
-    """asn1tools PER decode that also rejects bytes left over after the PDU.
+#: Octets after a complete PDU that a decode still accepts (counted and logged). asn1c's
+#: ``aper_decode`` and asn1tools' ``decode`` accept any trailer: the PDU ends where its
+#: encoding says. A stray octet or two appears in the field (a buffer rounded up, a length
+#: counted one too long), so it is accepted; a longer trailer is refused, since then the
+#: bytes are more likely another encoding whose first octets happen to form a short PDU
+#: (FlexRIC's "modified" IM format 1 of 52 octets parses as a standard 14-octet PDU + 38).
+MAX_TRAILING_OCTETS: int = 4
 
-    asn1tools' public ``decode`` ignores trailing data, so a payload in another encoding
-    (e.g. FlexRIC's modified IM format 1) can "decode" as a short, wrong PDU. This drives
-    the compiled type with a decoder we keep, to see how many bits remain (at most the
-    final octet's padding may).
+
+def _asn1tools_decode_prefix(version: KpmVersion, type_name: str, data: bytes) -> tuple[Any, int]:
+    """asn1tools PER decode of the PDU at the start of ``data``: (value, trailing octets).
+
+    asn1tools' public ``decode`` hides what it did not read, so a payload in another
+    encoding can "decode" as a short, wrong PDU. This drives the compiled type with a
+    decoder we keep, to count the whole octets left after the PDU (the padding bits of its
+    final octet are part of it, X.691 11.1).
     """
     compiled = asn1tools_spec(version)._types[type_name]
     decoder = FastPerDecoder(bytearray(data))
     value = compiled._type.decode(decoder)
-    if decoder.number_of_bits >= 8:
-        raise ValueError(f"{decoder.number_of_bits // 8} trailing bytes after the PDU")
+    return value, decoder.number_of_bits // 8
+
+
+def _asn1tools_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
+    """asn1tools PER decode that rejects any octet left over after the PDU."""
+    value, trailing = _asn1tools_decode_prefix(version, type_name, data)
+    if trailing:
+        raise ValueError(f"{trailing} trailing bytes after the PDU")
     return value
 
 
-def _pycrate_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
-    """pycrate aligned-PER decode that rejects trailing bytes; returns pycrate's value form."""
+def _pycrate_decode_prefix(version: KpmVersion, type_name: str, data: bytes) -> tuple[Any, int]:
+    """pycrate aligned-PER decode of the PDU at the start of ``data``: (pycrate's value form,
+    trailing octets)."""
     pdu = _pycrate_type(version, type_name)
     with _PYCRATE_LOCK:
         depth = len(ASN1CodecPER._off)
         try:
             buffer = Charpy(data)
             pdu.from_aper(buffer)
-            left = buffer.len_bit()
-            if left >= 8:
-                raise ValueError(f"{left // 8} trailing bytes after the PDU")
-            return pdu.get_val()
+            return pdu.get_val(), buffer.len_bit() // 8
         finally:
             del ASN1CodecPER._off[depth:]
+
+
+def _pycrate_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
+    """pycrate aligned-PER decode that rejects trailing bytes; returns pycrate's value form."""
+    value, trailing = _pycrate_decode_prefix(version, type_name, data)
+    if trailing:
+        raise ValueError(f"{trailing} trailing bytes after the PDU")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOutcome:
+    """A decoded E2SM-KPM PDU: the parsed value, the schema version, the library, and the
+    number of octets that followed the complete PDU and were ignored (0 .. MAX_TRAILING_OCTETS)."""
+
+    value: Any
+    version: KpmVersion
+    library: str
+    trailing_octets: int = 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -660,23 +703,56 @@ class KpmCodec:
             raise E2EncodeError(f"cannot encode {type_name} as KPM v{version.value}: {type(exc).__name__}: {exc}") from exc
 
     def _decode(self, type_name: str, data: bytes, parse: Callable[[Any], T]) -> tuple[T, KpmVersion]:
+        outcome = self._decode_detailed(type_name, data, parse)
+        return outcome.value, outcome.version
+
+    def _decode_detailed(self, type_name: str, data: bytes, parse: Callable[[Any], T]) -> DecodeOutcome:
+        """Decode ``data`` as ``type_name`` and ``parse`` the library's value.
+
+        Every (version, library) is tried, preferred version first, asn1tools before pycrate;
+        the first that decodes the whole buffer *and* parses wins. Only when none does, the
+        first that decodes a complete PDU followed by 1 .. :data:`MAX_TRAILING_OCTETS` octets
+        and parses is taken, with those octets counted in ``trailing_octets`` (and logged at
+        debug level; callers count and report them). Anything else raises E2DecodeError
+        naming every attempt.
+        """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise E2DecodeError(f"{type_name}: expected bytes, got {type(data).__name__}")
         data = bytes(data)
         attempts: list[str] = []
+        lenient: list[tuple[KpmVersion, str, Any, int]] = []
+        decoders: list[tuple[str, Callable[[KpmVersion, str, bytes], tuple[Any, int]]]] = [
+            ("asn1tools", _asn1tools_decode_prefix)
+        ]
+        if self.use_pycrate_fallback:
+            decoders.append(("pycrate", _pycrate_decode_prefix))
         for version in self.decode_order:
+            for library, decode_prefix in decoders:
+                label = f"{library} v{version.value}"
+                try:
+                    raw, trailing = decode_prefix(version, type_name, data)
+                    if trailing:
+                        if trailing <= MAX_TRAILING_OCTETS:
+                            lenient.append((version, library, raw, trailing))
+                        raise ValueError(f"{trailing} trailing bytes after the PDU")
+                    return DecodeOutcome(parse(raw), version, library)
+                except Exception as exc:  # any library or model failure is one failed attempt
+                    attempts.append(f"{label}: {type(exc).__name__}: {str(exc)[:120]}")
+        for version, library, raw, trailing in lenient:
             try:
-                raw = _asn1tools_decode_whole(version, type_name, data)
-                return parse(raw), version
-            except Exception as exc:  # any library or model failure is one failed attempt
-                attempts.append(f"asn1tools v{version.value}: {type(exc).__name__}: {str(exc)[:120]}")
-            if not self.use_pycrate_fallback:
-                continue
-            try:
-                return parse(_pycrate_decode_whole(version, type_name, data)), version
+                value = parse(raw)
             except Exception as exc:
-                attempts.append(f"pycrate v{version.value}: {type(exc).__name__}: {str(exc)[:120]}")
-        raise E2DecodeError(
+                attempts.append(f"{library} v{version.value} (ignoring {trailing} trailing octets): "
+                                f"{type(exc).__name__}: {str(exc)[:120]}")
+                continue
+            _log.debug("%s: accepted a complete v%s PDU (%s) followed by %d trailing octet(s) %s",
+                       type_name, version.value, library, trailing, data[-trailing:].hex())
+            return DecodeOutcome(value, version, library, trailing)
+        raise E2DecodeError(self._failure_message(type_name, data, attempts))
+
+    def _failure_message(self, type_name: str, data: bytes, attempts: list[str]) -> str:
+        """Why ``data`` is not a ``type_name`` of any supported version."""
+        return (
             f"cannot decode {type_name} ({len(data)} bytes, first {data[:8].hex() or 'none'}) as standard "
             f"E2SM-KPM aligned PER (FlexRIC's 'modified' encoding is not standard); tried: " + "; ".join(attempts)
         )
@@ -745,6 +821,14 @@ class KpmCodec:
         raises, the next (library, version) is tried as for any decode failure.
         """
         return self._decode(INDICATION_MESSAGE, data, parse)
+
+    def decode_indication_header_outcome(self, data: bytes) -> DecodeOutcome:
+        """Decode an indication header; the outcome tells the version and any trailing octets."""
+        return self._decode_detailed(INDICATION_HEADER, data, _indication_header_from_raw)
+
+    def decode_indication_message_outcome(self, data: bytes, parse: Callable[[Any], T]) -> DecodeOutcome:
+        """:meth:`decode_indication_message_as`, with the version and trailing octets in the outcome."""
+        return self._decode_detailed(INDICATION_MESSAGE, data, parse)
 
     def decode_indication_message_with_version(self, data: bytes) -> tuple[IndicationMessage, KpmVersion]:
         """Decode an indication message and tell which schema version decoded it."""

@@ -179,6 +179,9 @@ class KpmDecodeResult:
     drops: DropCounts
     imputed_features: tuple[str, ...]
     granularity_period_ms: float
+    #: Octets that followed the complete header and message PDUs and were ignored (see
+    #: :data:`~lighttune_xapp.e2.kpm.codec.MAX_TRAILING_OCTETS`).
+    trailing_octets: int = 0
 
 
 class _Flat:
@@ -606,7 +609,8 @@ def decode_kpm_indication_detailed(
     Raises:
         E2DecodeError: the bytes are not a KPM header / format-3 message of any version.
     """
-    hdr = codec.decode_indication_header(header)
+    hdr_outcome = codec.decode_indication_header_outcome(header)
+    hdr = hdr_outcome.value
     by_id = dict(codec.measurement_ids)
     by_id.update(meas_id_names or {})
     default_infos = _meas_infos_raw(subscribed_names)
@@ -614,13 +618,15 @@ def decode_kpm_indication_detailed(
     def parse(raw: Any) -> _Flat:
         return _gather(raw, default_infos, by_id, float(granularity_period_ms))
 
-    flat, _version = codec.decode_indication_message_as(message, parse)
+    outcome = codec.decode_indication_message_outcome(message, parse)
+    flat = outcome.value
     try:
         reports, drops, imputed = reports_from_flat(flat, mcs_table)
     except ValueError as exc:  # a record shape no LinkReports can hold
         raise E2DecodeError(f"KPM indication: {exc}") from exc
     gran = float(np.median(flat.gran)) if flat.gran else float(granularity_period_ms)
-    return KpmDecodeResult(hdr, reports, drops, imputed, gran)
+    return KpmDecodeResult(hdr, reports, drops, imputed, gran,
+                           hdr_outcome.trailing_octets + outcome.trailing_octets)
 
 
 def decode_kpm_indication(
@@ -680,6 +686,8 @@ class KpmNodeDecoder:
         self.n_decode_errors = 0
         self.n_ue_reports = 0
         self.n_dropped = DropCounts()
+        self.n_trailing_pdus = 0
+        self.n_trailing_octets = 0
 
     def decode(self, header: bytes, message: bytes) -> KpmDecodeResult | None:
         """The decoded indication, or ``None`` (counted, logged) when it cannot be decoded."""
@@ -693,6 +701,8 @@ class KpmNodeDecoder:
             return None
         self.n_indications += 1
         self.n_ue_reports += len(result.reports)
+        if result.trailing_octets:
+            self._count_trailing(result.trailing_octets)
         d = result.drops
         self.n_dropped = DropCounts(
             self.n_dropped.malformed + d.malformed,
@@ -706,10 +716,24 @@ class KpmNodeDecoder:
                       ", ".join(n for n in FEATURE_NAMES if n in self.imputed_features))
         return result
 
+    def _count_trailing(self, octets: int) -> None:
+        """Count an indication accepted with octets after its PDU(s); log the 1st, 10th, 100th, ..."""
+        self.n_trailing_pdus += 1
+        self.n_trailing_octets += octets
+        count = self.n_trailing_pdus
+        if count == 10 ** (len(str(count)) - 1):
+            _log.warning(
+                "node %s: KPM indication accepted with %d octet(s) after the complete PDU (ignored, as other "
+                "decoders do); %d such indication(s), %d octets so far", self.node_id, octets, count,
+                self.n_trailing_octets,
+            )
+
     def stats(self) -> dict[str, Any]:
         """Counters and the imputed features of this node (JSON-ready)."""
         return {
             "indications": self.n_indications,
+            "indications_with_trailing_octets": self.n_trailing_pdus,
+            "trailing_octets": self.n_trailing_octets,
             "decode_errors": self.n_decode_errors,
             "ue_reports": self.n_ue_reports,
             "dropped": dataclasses.asdict(self.n_dropped),
