@@ -113,7 +113,7 @@ from lighttune_xapp.e2.endpoints import (
     SubscriptionRejected,
 )
 from lighttune_xapp.e2.errors import E2DecodeError, E2Error
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, KPM_V3_OID
+from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V1_OID, KPM_V2_OID, KPM_V3_OID, detect_kpm_v1
 from lighttune_xapp.e2.kpm.model import CellGlobalId, RanFunctionDefinition as KpmFunctionDefinition
 from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
 from lighttune_xapp.e2.kpm.subscription import KpmSubscriptionPlan, plan_kpm_subscription
@@ -424,6 +424,7 @@ class LocalE2Termination:
         kpm_functions: dict[int, KpmFunctionDefinition] = {}
         for function in request.ran_functions:
             if function.ran_function_id not in endpoint.ran_functions:
+                self._log_refused_function(node, function)
                 continue
             fid = function.ran_function_id
             if function.oid in KPM_OIDS:
@@ -474,6 +475,20 @@ class LocalE2Termination:
             await conn.apply(out)
         for fid, definition in kpm_functions.items():
             await self._subscribe_kpm(conn, node, request.global_e2_node_id.plmn_id, fid, definition, period_ms)
+
+    def _log_refused_function(self, node: _Node, function: E.RanFunction) -> None:
+        """Say why a RAN function was refused in E2 Setup when it is KPM v1 (by OID or content):
+        the node then knows to offer KPM v2/v3, rather than guess at the generic cause."""
+        v1 = detect_kpm_v1(function.definition)
+        if function.oid != KPM_V1_OID and v1 is None:
+            log.info("node %s: RAN function %d (OID %s) refused: not a service model this xApp speaks",
+                     node.name, function.ran_function_id, function.oid)
+            return
+        self.totals.ran_function_errors += 1
+        short_name = v1[0] if v1 is not None else "?"
+        log.warning("node %s: RAN function %d (%s, OID %s) is E2SM-KPM v1, which is not supported "
+                    "(E2SM-KPM v2.01/v2.03/v3.00 are): refused", node.name, function.ran_function_id,
+                    short_name, function.oid)
 
     def _advisory(self, node_name: str) -> AdvisoryMode:
         advisory = self.advisories.get(node_name)

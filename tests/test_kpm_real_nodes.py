@@ -4,23 +4,35 @@ and bytes built with the project's own encoder from the facts of the E2SM-KPM re
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 
+import asn1tools
 import numpy as np
 import pytest
 
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
+from lighttune_xapp.app import build_runtime, local_config, read_descriptor
+from lighttune_xapp.e2 import e2ap as E
+from lighttune_xapp.e2 import endpoints as ep
 from lighttune_xapp.e2.errors import E2DecodeError
 from lighttune_xapp.e2.kpm.codec import (
     DEFAULT_CODEC,
+    KPM_V1_OID,
+    KPM_V2_OID,
+    KPM_V1_SCHEMA,
     MAX_TRAILING_OCTETS,
+    KpmV1Unsupported,
+    detect_kpm_v1,
 )
 from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder, decode_kpm_indication_detailed
 from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+from lighttune_xapp.local import LocalE2Termination
 from lighttune_xapp.kpm_metrics import kpm_series
 from lighttune_xapp.metrics import XappMetrics
 from tests.test_kpm_function import CELL, run_du
-from tests.test_kpm_vectors import SRSRAN_DU, _hex
+from tests.test_kpm_vectors import SRSRAN_4G_RFD, SRSRAN_DU, _hex
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -33,6 +45,54 @@ def our_indications(n_ue: int = 6) -> tuple[list[tuple[bytes, bytes]], object]:
     decision = fn.handle_subscription(plan.event_trigger, plan.action_definition)
     assert decision.accepted, decision.detail
     return fn.build_indications(decision.subscription, KpmPeriod.from_outcome(outs[-1], du, 1.7e9)), plan
+
+
+class _Link:
+    """Transport stand-in: keeps what the termination sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, pdus: list[bytes]) -> None:
+        self.sent.extend(pdus)
+
+
+class _Conn:
+    """The part of an E2Connection the termination uses (endpoint, now, apply)."""
+
+    def __init__(self, endpoint: ep.RicEndpoint) -> None:
+        self.endpoint = endpoint
+        self.link = _Link()
+
+    @staticmethod
+    def now() -> float:
+        return 0.0
+
+    async def apply(self, output: ep.Output) -> None:
+        pdus, _events = output
+        await self.link.send(pdus)
+
+
+def _termination(tmp_path: Path) -> LocalE2Termination:
+    config = local_config(read_descriptor(), mode="ri_cqi", store_dir=str(tmp_path / "models"))
+    return LocalE2Termination(build_runtime(config, serve_http=False), kpm_period_ms=10)
+
+
+async def _setup(term: LocalE2Termination, functions: tuple[E.RanFunction, ...], gnb_id: int) -> _Conn:
+    node = ep.E2NodeEndpoint(E.GlobalE2NodeId(b"\x00\xf1\x10", gnb_id, 22), functions)
+    conn = _Conn(term.new_endpoint())
+    term.on_connect(conn)  # type: ignore[arg-type]
+    pdus, _ = node.start_setup(0.0)
+    for pdu in pdus:
+        _out, events = conn.endpoint.receive_bytes(pdu, 0.0)
+        for event in events:
+            await term.on_event(conn, event)  # type: ignore[arg-type]
+    return conn
+
+
+def _metric(term: LocalE2Termination, name: str, **labels: str) -> float | None:
+    return term.metrics.registry.get_sample_value(name, labels)
+
 
 
 # ----------------------------------------------------------------------------- (b) trailing octets
@@ -94,3 +154,74 @@ def test_trailing_octets_metrics_series() -> None:
     assert sample("lighttune_kpm_indications_with_trailing_octets_total") == 2
     assert sample("lighttune_kpm_trailing_octets_total") == 4
     assert b"lighttune_kpm_trailing_octets_total 4.0" in metrics.render()
+
+
+# ----------------------------------------------------------------------------- (c) KPM v1
+
+
+def _v1_definition(short_name: str, oid: str, description: str) -> bytes:
+    """A KPM v1 RAN function description (event trigger style 1, one report style), encoded
+    with asn1tools from our v1 description schema."""
+    spec = asn1tools.compile_files([str(KPM_V1_SCHEMA)], "per")
+    value = {
+        "ranFunction-Name": {
+            "ranFunction-ShortName": short_name, "ranFunction-E2SM-OID": oid,
+            "ranFunction-Description": description, "ranFunction-Instance": 1,
+        },
+        "e2SM-KPM-RANfunction-Item": {
+            "ric-EventTriggerStyle-List": [{
+                "ric-EventTriggerStyle-Type": 1, "ric-EventTriggerStyle-Name": "Periodic report",
+                "ric-EventTriggerFormat-Type": 5,
+            }],
+            "ric-ReportStyle-List": [{
+                "ric-ReportStyle-Type": 1,
+                "ric-ReportStyle-Name": "O-DU Measurement Container for the 5GC connected deployment",
+                "ric-IndicationHeaderFormat-Type": 1, "ric-IndicationMessageFormat-Type": 1,
+            }],
+        },
+    }
+    return bytes(spec.encode("E2SM-KPM-RANfunction-Description", value))
+
+
+@pytest.mark.parametrize(
+    "short_name, oid, description",
+    [
+        ("ORAN-E2SM-KPM", KPM_V1_OID, "KPM Monitor"),  # the v1 OID
+        ("ORAN-WG3-KPM", "OID123", "KPM monitor"),  # ns-O-RAN's names (reference, section 3)
+        ("ORAN-E2SM-KPM", "1.3.6.1.4.1.53148.1.2.2.2", "KPM Monitor"),  # v1 content under the v2 OID
+    ],
+)
+def test_kpm_v1_ran_function_is_named_as_unsupported_kpm_v1(short_name: str, oid: str, description: str) -> None:
+    data = _v1_definition(short_name, oid, description)
+    with pytest.raises(KpmV1Unsupported) as info:
+        DEFAULT_CODEC.decode_ran_function_definition(data, ran_function_id=2)
+    text = str(info.value)
+    assert "KPM v1" in text and "not supported" in text and short_name in text and oid in text
+    assert "FlexRIC" not in text and "modified" not in text
+    assert isinstance(info.value, E2DecodeError) and info.value.oid == oid
+    assert detect_kpm_v1(data) == (short_name, oid, description)
+
+
+def test_v2_and_v3_definitions_are_not_taken_for_v1() -> None:
+    assert detect_kpm_v1(_hex(SRSRAN_DU)) is None
+    assert detect_kpm_v1(SRSRAN_4G_RFD) is None
+    garbage = bytes.fromhex("00010203")
+    assert detect_kpm_v1(garbage) is None
+    with pytest.raises(E2DecodeError) as info:
+        DEFAULT_CODEC.decode_ran_function_definition(garbage)
+    assert not isinstance(info.value, KpmV1Unsupported)
+    # FlexRIC's modified encoding does not change RAN function bytes: never blamed for them
+    assert "FlexRIC" not in str(info.value)
+
+
+def test_e2_setup_names_kpm_v1_functions(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    term = _termination(tmp_path)
+    by_oid = E.RanFunction(3, _v1_definition("ORAN-E2SM-KPM", KPM_V1_OID, "KPM Monitor"), 0, KPM_V1_OID)
+    by_content = E.RanFunction(4, _v1_definition("ORAN-E2SM-KPM", KPM_V2_OID, "KPM Monitor"), 0, KPM_V2_OID)
+    with caplog.at_level(logging.INFO, logger="lighttune_xapp.local"):
+        asyncio.run(_setup(term, (by_oid, by_content), 7))
+    lines = [r.getMessage() for r in caplog.records if "gnb-7" in r.getMessage() and "KPM v1" in r.getMessage()]
+    assert len(lines) == 2 and all("not supported" in line for line in lines)
+    assert any("function 3" in line for line in lines) and any("function 4" in line for line in lines)
+    assert not any("FlexRIC" in r.getMessage() for r in caplog.records)
+    assert term.stats()["totals"]["ran_function_errors"] == 2

@@ -27,20 +27,26 @@ preferred over every other; failing that, a complete PDU followed by at most
 caller counts and logs them. Longer trailers are refused: such bytes are more likely another
 encoding whose prefix happens to parse.
 
-Errors. Anything undecodable - including FlexRIC's non-standard "modified" v3 encoding of
-AD formats 4/5 and IM formats 1/3 - raises :class:`~lighttune_xapp.e2.errors.E2DecodeError`
-listing every (library, version) attempt and why it failed; never another exception. Values
-that do not fit the schema raise :class:`~lighttune_xapp.e2.errors.E2EncodeError`.
+Errors. Anything undecodable raises :class:`~lighttune_xapp.e2.errors.E2DecodeError`
+listing every (library, version) attempt and why it failed; never another exception. The
+text names a likely cause only where it can be one (:func:`explain_failure`): FlexRIC's
+non-standard "modified" v3 encoding for action definitions and indication messages (the
+only PDUs whose bytes it changes), and KPM v1 for a RAN function description in v1 form
+(:class:`KpmV1Unsupported`, :func:`detect_kpm_v1`). Values that do not fit the schema raise
+:class:`~lighttune_xapp.e2.errors.E2EncodeError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import threading
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import asn1tools
 
 from pycrate_asn1rt.codecs import ASN1CodecPER
 from pycrate_core.charpy import Charpy
@@ -74,7 +80,7 @@ from lighttune_xapp.e2.kpm.model import (
     UeId,
     UeMeasurementReport,
 )
-from lighttune_xapp.e2.kpm.schema import FastPerDecoder, KpmVersion, asn1tools_spec, pycrate_module
+from lighttune_xapp.e2.kpm.schema import ASN1_DIR, FastPerDecoder, KpmVersion, asn1tools_spec, pycrate_module
 
 _log = logging.getLogger(__name__)
 
@@ -751,10 +757,20 @@ class KpmCodec:
         raise E2DecodeError(self._failure_message(type_name, data, attempts))
 
     def _failure_message(self, type_name: str, data: bytes, attempts: list[str]) -> str:
-        """Why ``data`` is not a ``type_name`` of any supported version."""
-        return (
-            f"cannot decode {type_name} ({len(data)} bytes, first {data[:8].hex() or 'none'}) as standard "
-            f"E2SM-KPM aligned PER (FlexRIC's 'modified' encoding is not standard); tried: " + "; ".join(attempts)
+        """Why ``data`` is not a ``type_name`` of any supported version (see :func:`explain_failure`)."""
+        return explain_failure(type_name, data, attempts)
+
+    def _raise_if_kpm_v1(self, data: bytes) -> None:
+        """Raise :class:`KpmV1Unsupported` if ``data`` is a KPM v1 RAN function description."""
+        names = detect_kpm_v1(data)
+        if names is None:
+            return
+        short_name, oid, description = names
+        raise KpmV1Unsupported(
+            f"RAN function {short_name!r} (OID {oid!r}, {description!r}) is E2SM-KPM v1 (v01.00): "
+            "KPM v1 is not supported (LightTune speaks E2SM-KPM v2.01, v2.03 and v3.00/v4.00); "
+            "the node needs a KPM v2 or v3 RAN function",
+            short_name, oid, description,
         )
 
     # -- RAN function definition ---------------------------------------------------------
@@ -764,8 +780,17 @@ class KpmCodec:
         return self._encode(RAN_FUNCTION_DESCRIPTION, lambda v: _ran_function_raw(definition))
 
     def decode_ran_function_definition(self, data: bytes, ran_function_id: int | None = None) -> RanFunctionDefinition:
-        """Decode a RAN function definition; ``ran_function_id`` is copied from E2AP."""
-        definition, _ = self._decode(RAN_FUNCTION_DESCRIPTION, data, _ran_function_from_raw)
+        """Decode a RAN function definition; ``ran_function_id`` is copied from E2AP.
+
+        Raises:
+            KpmV1Unsupported: the bytes are a KPM v1 definition (a subclass of E2DecodeError).
+            E2DecodeError: anything else that no supported version decodes.
+        """
+        try:
+            definition, _ = self._decode(RAN_FUNCTION_DESCRIPTION, data, _ran_function_from_raw)
+        except E2DecodeError:
+            self._raise_if_kpm_v1(bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else b"")
+            raise
         return dataclasses.replace(definition, ran_function_id=ran_function_id)
 
     # -- subscription ----------------------------------------------------------------------
@@ -861,6 +886,76 @@ def codec_for_ran_function(definition: RanFunctionDefinition) -> KpmCodec:
             if meas_id is not None:
                 ids.setdefault(meas_id, name)
     return KpmCodec(encode_version=order[0], decode_order=order, measurement_ids=tuple(sorted(ids.items())))
+
+
+#: E2SM OID of KPM v1 (O-RAN.WG3.E2SM-KPM-v01.00, ``... oran(53148) e2(1) version1(1) e2sm(2) 2``).
+KPM_V1_OID: str = "1.3.6.1.4.1.53148.1.1.2.2"
+
+#: Our (partial) KPM v1 schema: the RAN function description only, to recognise v1.
+KPM_V1_SCHEMA: Path = ASN1_DIR / "e2sm_kpm_v01.00_ranfunction.asn1"
+
+#: PDUs whose bytes differ between the standard and FlexRIC's "modified" v3.00 schema
+#: (AD formats 2/4, IM formats 1/3; identical: event trigger, header, RAN function).
+_FLEXRIC_MODIFIED_TYPES: frozenset[str] = frozenset({ACTION_DEFINITION, INDICATION_MESSAGE})
+
+
+class KpmV1Unsupported(E2DecodeError):
+    """A RAN function definition in E2SM-KPM v1 (v01.00) form, which LightTune does not speak.
+
+    Attributes:
+        short_name, oid, description: the function's names as the node sent them.
+    """
+
+    def __init__(self, message: str, short_name: str, oid: str, description: str) -> None:
+        super().__init__(message)
+        self.short_name = short_name
+        self.oid = oid
+        self.description = description
+
+
+@functools.cache
+def _kpm_v1_spec() -> Any:
+    with _PYCRATE_LOCK:  # one compile; asn1tools compiles are not made for concurrent use
+        return asn1tools.compile_files([str(KPM_V1_SCHEMA)], "per")
+
+
+def detect_kpm_v1(data: bytes) -> tuple[str, str, str] | None:
+    """(short name, OID, description) if ``data`` is a whole KPM v1 RAN function description.
+
+    KPM v1 nests the style lists in ``e2SM-KPM-RANfunction-Item`` and its report styles carry
+    no action format or measurements, so v1 bytes fail every v2/v3 decode. They are
+    recognised by decoding them completely (no trailing octet) with our v1 description
+    schema; ``None`` for anything else.
+    """
+    try:
+        compiled = _kpm_v1_spec()._types[RAN_FUNCTION_DESCRIPTION]
+        decoder = FastPerDecoder(bytearray(data))
+        value = compiled._type.decode(decoder)
+        if decoder.number_of_bits >= 8:
+            return None
+        name = value["ranFunction-Name"]
+        return name["ranFunction-ShortName"], name["ranFunction-E2SM-OID"], name["ranFunction-Description"]
+    except Exception:
+        return None
+
+
+def explain_failure(type_name: str, data: bytes, attempts: list[str]) -> str:
+    """The E2DecodeError text for bytes no supported version decodes.
+
+    Names the PDU, its size and first octets, and every (library, version) attempt. The
+    likely cause is named only where it can be one: FlexRIC's "modified" v3.00 encoding
+    changes the bytes of action definitions and indication messages only, so it is
+    mentioned for those; a RAN function description is checked for KPM v1 instead (see
+    :func:`detect_kpm_v1`, raised as :class:`KpmV1Unsupported` by the codec).
+    """
+    if type_name in _FLEXRIC_MODIFIED_TYPES:
+        cause = " (FlexRIC's 'modified' v3.00 encoding, for one, is not standard)"
+    else:
+        cause = ""
+    return (
+        f"cannot decode {type_name} ({len(data)} bytes, first {data[:8].hex() or 'none'}) as standard "
+        f"E2SM-KPM v2.01/v2.03/v3.00 aligned PER{cause}; tried: " + "; ".join(attempts)
+    )
 
 
 #: Codec for our own nodes and the default decode order (v3.00, v2.03, v2.01).
