@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
+from lighttune_core.features import FEATURE_NAMES
 from lighttune_xapp.app import build_runtime, local_config, read_descriptor
 from lighttune_xapp.e2 import e2ap as E
 from lighttune_xapp.e2 import endpoints as ep
@@ -26,8 +27,18 @@ from lighttune_xapp.e2.kpm.codec import (
     KpmV1Unsupported,
     detect_kpm_v1,
 )
-from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder, decode_kpm_indication_detailed
-from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+from lighttune_xapp.e2.kpm.model import RanFunctionDefinition, ReportStyle
+from lighttune_xapp.e2.kpm.reports import (
+    UE_MEASUREMENT_NAMES,
+    KpmNodeDecoder,
+    decode_kpm_indication_detailed,
+    missing_measurement_costs,
+)
+from lighttune_xapp.e2.kpm.subscription import (
+    KpmSubscriptionUnavailable,
+    assess_kpm_function,
+    plan_kpm_subscription,
+)
 from lighttune_xapp.local import LocalE2Termination
 from lighttune_xapp.kpm_metrics import kpm_series
 from lighttune_xapp.metrics import XappMetrics
@@ -225,3 +236,119 @@ def test_e2_setup_names_kpm_v1_functions(tmp_path: Path, caplog: pytest.LogCaptu
     assert any("function 3" in line for line in lines) and any("function 4" in line for line in lines)
     assert not any("FlexRIC" in r.getMessage() for r in caplog.records)
     assert term.stats()["totals"]["ran_function_errors"] == 2
+
+
+# ----------------------------------------------------------------------------- (d) srsRAN DU coverage
+
+SRSRAN_DU_OURS = ("DRB.UEThpDl", "RRU.PrbUsedDl")
+"""Of the srsRAN DU's 15 UE-level names, the only ones of our measurement table."""
+
+
+def test_srsran_du_assessment_names_every_missing_measurement_and_its_cost() -> None:
+    definition = DEFAULT_CODEC.decode_ran_function_definition(_hex(SRSRAN_DU), ran_function_id=2)
+    assessment = assess_kpm_function(definition)
+    assert assessment.style == 4 and assessment.offered == SRSRAN_DU_OURS
+    expected_missing = tuple(n for n in UE_MEASUREMENT_NAMES if n not in SRSRAN_DU_OURS)
+    assert assessment.missing_names == expected_missing and len(expected_missing) == 13
+    assert not assessment.advising_possible and not assessment.learning_possible
+    assert "CARR.WBCQIDist" in assessment.reason
+    costs = {c.name: c for c in assessment.missing}
+    assert costs["CARR.WBCQIDist"].required and costs["CARR.WBCQIDist"].features == FEATURE_NAMES
+    assert costs["TB.TotNbrDlInitial"].features == ("prev_bler",)  # no HARQ pair at all
+    assert costs["LT.OLLAOffset"].features == ("olla_offset",) and costs["CARR.PDSCHMCSDist"].features == ()
+    assert set(assessment.costly_features) == set(FEATURE_NAMES)
+    # the subscription refusal carries all of it, not just the first missing name
+    with pytest.raises(KpmSubscriptionUnavailable) as info:
+        plan_kpm_subscription(definition, 10)
+    assert info.value.assessment == assessment
+    text = str(info.value)
+    for name in expected_missing:
+        assert name in text
+    assert "NOT possible" in text and "all 12 features" in text and "olla_offset" in text
+
+
+def test_harq_costs_only_when_neither_counter_pair_is_offered() -> None:
+    costs = {c.name: c for c in missing_measurement_costs(("CARR.WBCQIDist", "TB.TotNbrDl", "TB.ErrTotNbrDl"))}
+    assert costs["TB.TotNbrDlInitial"].features == () and "stand in" in costs["TB.TotNbrDlInitial"].effect
+    # ns-O-RAN / 28.552 spellings count as ours
+    costs = {c.name: c for c in missing_measurement_costs(("CARR.WBCQIDist", "TB.TotNbrDlInit", "TB.IntialErrNbrDl"))}
+    assert "TB.TotNbrDlInitial" not in costs and costs["TB.TotNbrDl"].features == ()
+
+
+def _kpm_function(names: tuple[str, ...], fid: int) -> tuple[E.RanFunction, KpmRanFunction]:
+    """A KPM-only function of our simulated node offering only ``names`` at UE level (style 4),
+    without a cell instance (as third-party nodes)."""
+    fn = KpmRanFunction(CELL)
+    definition = RanFunctionDefinition(
+        "ORAN-E2SM-KPM", KPM_V2_OID, "KPM Monitor",
+        event_trigger_styles=fn.definition.event_trigger_styles,
+        report_styles=(ReportStyle(4, "Common Condition-based, UE-level Measurement", 4,
+                                   tuple((n, None) for n in names), 1, 3),),
+    )
+    return E.RanFunction(fid, DEFAULT_CODEC.encode_ran_function_definition(definition), 0, KPM_V2_OID), fn
+
+
+def test_srsran_du_node_reports_every_gap_in_log_stats_and_metrics(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    term = _termination(tmp_path)
+    srsran = E.RanFunction(2, _hex(SRSRAN_DU), 0, KPM_V2_OID)
+    with caplog.at_level(logging.INFO, logger="lighttune_xapp.local"):
+        asyncio.run(_setup(term, (srsran,), 5))
+    node = term.stats()["nodes"]["gnb-5"]
+    assert node["advising_possible"] is False and node["kpm"] == {}
+    function = node["kpm_functions"]["2"]
+    missing = [m["name"] for m in function["missing_measurements"]]
+    assert missing == [n for n in UE_MEASUREMENT_NAMES if n not in SRSRAN_DU_OURS]
+    assert function["advising_possible"] is False and "CARR.WBCQIDist" in function["reason"]
+    assert set(function["costly_features"]) == set(FEATURE_NAMES)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for name in missing:
+        assert name in text
+    assert "gnb-5: advising is NOT possible" in text
+    assert _metric(term, "lighttune_kpm_advising_possible", node="gnb-5") == 0.0
+    assert _metric(term, "lighttune_kpm_learning_possible", node="gnb-5") == 0.0
+    for name in missing:
+        assert _metric(term, "lighttune_kpm_missing_measurement", node="gnb-5", measurement=name) == 1.0
+    assert _metric(term, "lighttune_kpm_missing_measurement", node="gnb-5", measurement="DRB.UEThpDl") is None
+    assert _metric(term, "lighttune_kpm_costly_feature", node="gnb-5", feature="olla_offset") == 1.0
+
+
+def test_node_with_cqi_but_no_harq_counts_is_advised_with_imputation(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = ("CARR.WBCQIDist", "DRB.UEThpDl")
+    function, fn = _kpm_function(names, 2)
+    term = _termination(tmp_path)
+    with caplog.at_level(logging.INFO, logger="lighttune_xapp.local"):
+        conn = asyncio.run(_setup(term, (function,), 6))
+    node = term.stats()["nodes"]["gnb-6"]
+    assert node["advising_possible"] is True and node["advisory"] is True
+    assessment = node["kpm_functions"]["2"]
+    assert assessment["advising_possible"] and not assessment["learning_possible"]
+    assert "TB.TotNbrDlInitial" in [m["name"] for m in assessment["missing_measurements"]]
+    assert "advising possible with imputed features, but no fine-tuning" in caplog.text
+    assert _metric(term, "lighttune_kpm_advising_possible", node="gnb-6") == 1.0
+    assert _metric(term, "lighttune_kpm_learning_possible", node="gnb-6") == 0.0
+    # the node's indications (built by our node for the subscription the xApp sent) are advised on
+    feed = term.nodes[conn].kpm[2]  # type: ignore[index]
+    decision = fn.handle_subscription(feed.plan.event_trigger, feed.plan.action_definition)
+    assert decision.accepted, decision.detail
+    du, outs = run_du(n_ue=8, periods=2, seed=5)
+    messages = fn.build_indications(decision.subscription, KpmPeriod.from_outcome(outs[-1], du, 1.7e9))
+
+    async def deliver() -> None:
+        for header, message in messages:
+            ind = E.RicIndication(E.RicRequestId(1, 0), 2, 1, None, "report", header, message + b"\x00")
+            await term.on_event(conn, ep.IndicationReceived(ind))  # type: ignore[arg-type]
+
+    asyncio.run(deliver())
+    stats = term.stats()
+    table = stats["advisory"]["gnb-6"]
+    assert table["cells"]["gnb-6/kpm-2"]["n_ues"] == 8
+    assert {"olla_offset", "csi_age", "csirs_snr", "sinr_layer1", "prev_bler"} <= set(table["imputed_features"])
+    assert stats["cells"]["gnb-6/kpm-2"]["advisory_periods"] == len(messages)
+    # (b) in the running xApp: the trailing octet of each indication is counted in metrics
+    assert _metric(term, "lighttune_kpm_indications_with_trailing_octets_total") == len(messages)
+    assert _metric(term, "lighttune_kpm_trailing_octets_total") == len(messages)
+    assert stats["nodes"]["gnb-6"]["kpm"]["2"]["trailing_octets"] == len(messages)

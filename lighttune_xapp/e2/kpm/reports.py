@@ -134,6 +134,82 @@ UE_MEASUREMENTS: tuple[MeasurementSpec, ...] = (
 )
 UE_MEASUREMENT_NAMES: tuple[str, ...] = tuple(m.name for m in UE_MEASUREMENTS)
 
+@dataclasses.dataclass(frozen=True)
+class MissingMeasurementCost:
+    """What a node's lack of one measurement of :data:`UE_MEASUREMENTS` costs the xApp.
+
+    Attributes:
+        name: the measurement.
+        features: entries of :data:`~lighttune_core.features.FEATURE_NAMES` it would cost
+            (imputed by the rule of the module docstring, or lost with every UE for
+            ``CARR.WBCQIDist``); empty when no model input depends on it.
+        effect: one line saying what happens without it.
+        required: without it no :class:`LinkReports` can be built (no advice at all).
+    """
+
+    name: str
+    features: tuple[str, ...]
+    effect: str
+    required: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready form (``/ric/v1/stats``)."""
+        return {"name": self.name, "features": list(self.features), "effect": self.effect,
+                "required": self.required}
+
+
+def missing_measurement_costs(offered: Iterable[str]) -> tuple[MissingMeasurementCost, ...]:
+    """The cost of every measurement of :data:`UE_MEASUREMENT_NAMES` not in ``offered``.
+
+    ``offered``: the measurement names a node's report style lists (aliases are read as our
+    names). The costs follow the imputation rule of this module: the HARQ counters cost
+    ``prev_bler`` and the fine-tuning label only when neither the first-transmission pair nor
+    the all-transmission pair is offered (either stands in for the other).
+
+    Returns:
+        One entry per missing measurement, in the order of :data:`UE_MEASUREMENTS`.
+    """
+    have = {MEASUREMENT_ALIASES.get(name, name) for name in offered}
+    harq = {TB_TOTAL_INITIAL, TB_ERRORS_INITIAL} <= have or {TB_TOTAL, TB_ERRORS} <= have
+    costs: list[MissingMeasurementCost] = []
+    for name in UE_MEASUREMENT_NAMES:
+        if name in have:
+            continue
+        if name == WB_CQI_DIST:
+            cost = MissingMeasurementCost(
+                name, FEATURE_NAMES,
+                "no RI/CQI report: no UE can be described (every feature derives from RI/CQI), nothing to advise",
+                required=True)
+        elif name == PDSCH_MCS_DIST:
+            cost = MissingMeasurementCost(name, (), "the DU's rank and MCS are imputed (rank = RI, MCS = the "
+                                                    "CQI's table MCS); no model input depends on them")
+        elif name in (TB_TOTAL, TB_ERRORS, TB_TOTAL_INITIAL, TB_ERRORS_INITIAL):
+            if harq:
+                pair = "all-transmission" if name in (TB_TOTAL_INITIAL, TB_ERRORS_INITIAL) else "first-transmission"
+                cost = MissingMeasurementCost(name, (), f"the {pair} counters stand in")
+            else:
+                cost = MissingMeasurementCost(
+                    name, ("prev_bler",),
+                    "no HARQ counts: the previous BLER is unknown (imputed 0.1) and no fine-tuning label exists "
+                    "(advice from the offline model only)")
+        elif name in LT_SINR_LAYERS:
+            layer = LT_SINR_LAYERS.index(name) + 1
+            cost = MissingMeasurementCost(name, (f"sinr_layer{layer}",),
+                                          "imputed: the SINR the reported CQI stands for")
+        elif name == LT_CSIRS_SNR:
+            cost = MissingMeasurementCost(name, ("csirs_snr",), "imputed: the SINR the reported CQI stands for")
+        elif name == LT_OLLA_OFFSET:
+            cost = MissingMeasurementCost(name, ("olla_offset",), "imputed: 0 dB")
+        elif name == LT_CSI_AGE:
+            cost = MissingMeasurementCost(name, ("csi_age",), "imputed: 0 ms")
+        elif name == UE_THROUGHPUT_DL:
+            cost = MissingMeasurementCost(name, (), "served bits 0 (no decision or update reads them)")
+        else:  # PRB_USED_DL
+            cost = MissingMeasurementCost(name, (), "informative only: nothing lost")
+        costs.append(cost)
+    return tuple(costs)
+
+
 #: CQI 0 ("out of range") imputes the CQI-1 SINR threshold minus this margin, dB.
 CQI0_MARGIN_DB: float = 3.0
 
