@@ -24,10 +24,23 @@ from lighttune_xapp.e2.kpm.codec import (
     KPM_V2_OID,
     KPM_V1_SCHEMA,
     MAX_TRAILING_OCTETS,
+    KpmCodec,
     KpmV1Unsupported,
     detect_kpm_v1,
 )
-from lighttune_xapp.e2.kpm.model import RanFunctionDefinition, ReportStyle
+from lighttune_xapp.e2.kpm.model import (
+    NO_LABEL,
+    GnbDuUeId,
+    IndicationHeader,
+    IndicationMessageFormat2,
+    MatchingCondition,
+    MeasurementConditionUeIds,
+    MeasurementLabel,
+    MeasurementPeriod,
+    RanFunctionDefinition,
+    ReportStyle,
+)
+from lighttune_xapp.e2.kpm.schema import KpmVersion
 from lighttune_xapp.e2.kpm.reports import (
     UE_MEASUREMENT_NAMES,
     KpmNodeDecoder,
@@ -43,7 +56,7 @@ from lighttune_xapp.local import LocalE2Termination
 from lighttune_xapp.kpm_metrics import kpm_series
 from lighttune_xapp.metrics import XappMetrics
 from tests.test_kpm_function import CELL, run_du
-from tests.test_kpm_vectors import SRSRAN_4G_RFD, SRSRAN_DU, _hex
+from tests.test_kpm_vectors import SRSRAN_4G_RFD, SRSRAN_DU, VIAVI_HEADER, VIAVI_IM_F2, _hex
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -104,6 +117,105 @@ async def _setup(term: LocalE2Termination, functions: tuple[E.RanFunction, ...],
 def _metric(term: LocalE2Termination, name: str, **labels: str) -> float | None:
     return term.metrics.registry.get_sample_value(name, labels)
 
+
+
+# ----------------------------------------------------------------------------- (a) format 2, empty names
+
+VIAVI_UE_METRICS = (
+    "DRB.UECqiDl", "DRB.UECqiUl", "DRB.UEThpDl", "DRB.UEThpUl", "RRU.PrbUsedDl", "RRU.PrbUsedUl",
+    "TB.TotNbrDl", "TB.TotNbrUl", "Viavi.Cell.id", "Viavi.Geo.x", "Viavi.Geo.y", "Viavi.Geo.z",
+    "Viavi.Pdcp.kb", "Viavi.Slice.gbps", "Viavi.Slice.id", "Viavi.UE.BeamId", "Viavi.UE.FrameCnt",
+    "Viavi.UE.RsSinr", "Viavi.UE.Rsrp", "Viavi.UE.Rsrq", "Viavi.UE.TcRnti", "Viavi.UE.anomalies",
+    "Viavi.UE.id", "Viavi.UE.servingDistance", "Viavi.UE.speed", "Viavi.UE.targetThroughputDl",
+    "Viavi.UE.targetThroughputUl",
+)
+"""The 27 UE measurements kpimon-go maps Viavi 1.3's format-2 items to, by position (its
+``UeMetricsEntry`` field order, ``control/types.go``); dots for its underscores."""
+
+
+def test_viavi_format2_is_decoded_and_its_empty_names_resolved_by_position() -> None:
+    header, message = _hex(VIAVI_HEADER), _hex(VIAVI_IM_F2)
+    alone = decode_kpm_indication_detailed(header, message)  # no subscription: names unknown
+    assert alone.unnamed_measurements == 27 and alone.granularity_period_ms == 10000
+    assert alone.drops.no_cqi == 1 and len(alone.reports) == 0  # UE 1 seen, but Viavi sends no RI/CQI
+    named = decode_kpm_indication_detailed(header, message, subscribed_names=VIAVI_UE_METRICS)
+    assert named.unnamed_measurements == 0 and named.drops.no_cqi == 1
+    # a subscription of another length cannot be matched by position: names stay unknown
+    short = decode_kpm_indication_detailed(header, message, subscribed_names=VIAVI_UE_METRICS[:5])
+    assert short.unnamed_measurements == 27
+
+
+def _f2_item(name: str, ues: tuple[int, ...], bins: tuple[int, int, int] | None = None) -> MeasurementConditionUeIds:
+    label = MeasurementLabel(dist_bin_x=bins[0], dist_bin_y=bins[1], dist_bin_z=bins[2]) if bins else NO_LABEL
+    return MeasurementConditionUeIds(name, (MatchingCondition(label=label),), tuple(GnbDuUeId(u) for u in ues))
+
+
+# items of a style-3 report for UEs 1, 2 (CQI 10, RI 2) and 3 (CQI 7, RI 1), CQI table 1
+F2_NAMES = ("CARR.WBCQIDist", "CARR.WBCQIDist", "TB.TotNbrDlInitial", "TB.ErrTotNbrDlInitial")
+F2_BINS = ((11, 2, 1), (8, 1, 1), None, None)
+F2_UES = ((1, 2), (3,), (1, 2, 3), (1, 2, 3))
+
+
+@pytest.mark.parametrize("empty_names", [False, True])
+def test_format2_transposed_layout_gives_per_ue_reports(empty_names: bool) -> None:
+    items = tuple(_f2_item("" if empty_names else n, u, b) for n, u, b in zip(F2_NAMES, F2_UES, F2_BINS))
+    # Viavi's layout: measData item i = measurement item i, one record per matched UE
+    periods = (MeasurementPeriod((4, 4)), MeasurementPeriod((4,)), MeasurementPeriod((20, 30, 10)),
+               MeasurementPeriod((2, 9, 0)))
+    codec = KpmCodec(encode_version=KpmVersion.V2_01)
+    message = codec.encode_indication_message(IndicationMessageFormat2(periods, items, 80))
+    header = codec.encode_indication_header(IndicationHeader(bytes.fromhex("e6b0f4b7")))
+    got = decode_kpm_indication_detailed(header, message, codec, subscribed_names=F2_NAMES)
+    assert got.unnamed_measurements == 0 and got.drops.total == 0
+    order = np.argsort(got.reports.ue_id)
+    np.testing.assert_array_equal(got.reports.ue_id[order], [1, 2, 3])
+    np.testing.assert_array_equal(got.reports.cqi[order], [10, 10, 7])
+    np.testing.assert_array_equal(got.reports.ri[order], [2, 2, 1])
+    np.testing.assert_array_equal(got.reports.n_nack[order], [2, 9, 0])
+    np.testing.assert_array_equal(got.reports.n_ack[order], [18, 21, 10])
+    if empty_names:  # without the subscription's names nothing can be placed
+        blind = decode_kpm_indication_detailed(header, message, codec)
+        assert blind.unnamed_measurements == 4 and len(blind.reports) == 0 and blind.drops.no_cqi == 3
+
+
+def test_format2_standard_layout_keeps_per_ue_records_and_counts_group_records() -> None:
+    # standard layout: one period per measData item, one record per measCondUEidList item
+    items = (
+        _f2_item("CARR.WBCQIDist", (5,), (13, 1, 1)),
+        _f2_item("TB.TotNbrDlInitial", (5,)),
+        _f2_item("TB.ErrTotNbrDlInitial", (5,)),
+        _f2_item("TB.TotNbrDlInitial", (5, 6)),  # a group value of two UEs: not UE 5's own
+    )
+    periods = (MeasurementPeriod((3, 10, 1, 25)), MeasurementPeriod((2, 12, 3, 30)))
+    for version in (KpmVersion.V3_00, KpmVersion.V2_01):
+        codec = KpmCodec(encode_version=version, decode_order=(version,))
+        message = codec.encode_indication_message(IndicationMessageFormat2(periods, items, 40))
+        header = codec.encode_indication_header(
+            IndicationHeader(bytes(version.timestamp_octets - 1) + b"\x01"))
+        got = decode_kpm_indication_detailed(header, message, codec)
+        assert got.group_records == 2 and got.unnamed_measurements == 0
+        assert got.reports.ue_id.tolist() == [5] and got.reports.cqi.tolist() == [12]
+        assert got.reports.n_ack.tolist() == [18] and got.reports.n_nack.tolist() == [4]  # summed periods
+
+
+def test_format2_records_fitting_neither_layout_are_a_decode_error() -> None:
+    items = (_f2_item("CARR.WBCQIDist", (1,), (3, 1, 1)), _f2_item("TB.TotNbrDlInitial", (1, 2)))
+    codec = KpmCodec(encode_version=KpmVersion.V2_01)
+    message = codec.encode_indication_message(IndicationMessageFormat2((MeasurementPeriod((1, 2, 3)),), items))
+    header = codec.encode_indication_header(IndicationHeader(bytes.fromhex("e6b0f4b7")))
+    with pytest.raises(E2DecodeError, match="fits neither layout"):
+        decode_kpm_indication_detailed(header, message, codec)
+
+
+def test_node_decoder_counts_unnamed_format2_measurements(caplog: pytest.LogCaptureFixture) -> None:
+    decoder = KpmNodeDecoder("viavi", DEFAULT_CODEC)
+    with caplog.at_level(logging.WARNING, logger="lighttune_xapp.e2.kpm.reports"):
+        assert decoder.decode(_hex(VIAVI_HEADER), _hex(VIAVI_IM_F2)) is not None
+        assert decoder.decode(_hex(VIAVI_HEADER), _hex(VIAVI_IM_F2)) is not None
+    stats = decoder.stats()
+    assert stats["decode_errors"] == 0 and stats["unnamed_measurements"] == 54
+    assert stats["dropped"]["no_cqi"] == 2
+    assert sum("empty measName" in r.getMessage() for r in caplog.records) == 1
 
 
 # ----------------------------------------------------------------------------- (b) trailing octets

@@ -68,8 +68,11 @@ from lighttune_xapp.e2.kpm.model import (
     IndicationHeader,
     IndicationMessage,
     IndicationMessageFormat1,
+    IndicationMessageFormat2,
     IndicationMessageFormat3,
+    MatchingCondition,
     MatchingUeCondition,
+    MeasurementConditionUeIds,
     MeasurementInfo,
     MeasurementLabel,
     MeasurementPeriod,
@@ -524,9 +527,67 @@ def _indication_header_from_raw(raw: dict[str, Any]) -> IndicationHeader:
     )
 
 
+def _matching_condition_raw(cond: MatchingCondition, version: KpmVersion) -> Any:
+    choice = ("measLabel", _label_raw(cond.label)) if cond.label is not None else (
+        "testCondInfo", _test_condition_raw(cond.test))  # type: ignore[arg-type]
+    if version is KpmVersion.V2_01:  # MatchingCondItem is the CHOICE itself, without logicalOR
+        if cond.logical_or:
+            raise ValueError("KPM v2.01 cannot carry logicalOR in a matching condition")
+        return choice
+    raw: dict[str, Any] = {"matchingCondChoice": choice}
+    if cond.logical_or:
+        raw["logicalOR"] = "true"
+    return raw
+
+
+def _matching_condition_from_raw(raw: Any) -> MatchingCondition:
+    if isinstance(raw, dict):  # v2.03 and later
+        kind, value = raw["matchingCondChoice"]
+        logical_or = "logicalOR" in raw
+    else:
+        (kind, value), logical_or = raw, False
+    if kind == "measLabel":
+        return MatchingCondition(label=_label_from_raw(value), logical_or=logical_or)
+    if kind == "testCondInfo":
+        return MatchingCondition(test=_test_condition_from_raw(value), logical_or=logical_or)
+    raise ValueError(f"unsupported matching condition {kind!r}")
+
+
+def _im_format2_raw(message: IndicationMessageFormat2, version: KpmVersion) -> dict[str, Any]:
+    items = []
+    for cond in message.conditions:
+        item: dict[str, Any] = {
+            "measType": _meas_type_raw(cond.name, cond.meas_id),
+            "matchingCond": [_matching_condition_raw(c, version) for c in cond.conditions],
+        }
+        if cond.matched_ue_ids:
+            item["matchingUEidList"] = [{"ueID": _ue_id_raw(u)} for u in cond.matched_ue_ids]
+        items.append(item)
+    raw = _im_format1_raw(IndicationMessageFormat1(message.periods, None, message.granularity_period_ms))
+    raw["measCondUEidList"] = items
+    return raw
+
+
+def _im_format2_from_raw(raw: dict[str, Any]) -> IndicationMessageFormat2:
+    data = _im_format1_from_raw({"measData": raw["measData"], "granulPeriod": raw.get("granulPeriod")}
+                                if "granulPeriod" in raw else {"measData": raw["measData"]})
+    conditions = []
+    for item in raw["measCondUEidList"]:
+        kind, ident = item["measType"]
+        conditions.append(MeasurementConditionUeIds(
+            name=ident if kind == "measName" else None,
+            meas_id=ident if kind == "measID" else None,
+            conditions=tuple(_matching_condition_from_raw(c) for c in item["matchingCond"]),
+            matched_ue_ids=tuple(_ue_id_from_raw(u["ueID"]) for u in item.get("matchingUEidList", ())),
+        ))
+    return IndicationMessageFormat2(data.periods, tuple(conditions), data.granularity_period_ms)
+
+
 def _indication_message_raw(message: IndicationMessage, version: KpmVersion) -> dict[str, Any]:
     if isinstance(message, IndicationMessageFormat1):
         formats: tuple[str, Any] = ("indicationMessage-Format1", _im_format1_raw(message))
+    elif isinstance(message, IndicationMessageFormat2):
+        formats = ("indicationMessage-Format2", _im_format2_raw(message, version))
     elif isinstance(message, IndicationMessageFormat3):
         formats = (
             "indicationMessage-Format3",
@@ -545,6 +606,8 @@ def _indication_message_from_raw(raw: dict[str, Any]) -> IndicationMessage:
     kind, value = raw["indicationMessage-formats"]
     if kind == "indicationMessage-Format1":
         return _im_format1_from_raw(value)
+    if kind == "indicationMessage-Format2":
+        return _im_format2_from_raw(value)
     if kind == "indicationMessage-Format3":
         return IndicationMessageFormat3(
             tuple(
@@ -552,7 +615,7 @@ def _indication_message_from_raw(raw: dict[str, Any]) -> IndicationMessage:
                 for item in value["ueMeasReportList"]
             )
         )
-    raise ValueError(f"unsupported indication message format {kind!r} (we model formats 1 and 3)")
+    raise ValueError(f"unsupported indication message format {kind!r} (we model formats 1, 2 and 3)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -697,7 +760,12 @@ class KpmCodec:
         version = self.encode_version
         try:
             raw = raw_builder(version)
-            data = bytes(asn1tools_spec(version).encode(type_name, raw, check_constraints=True))
+            try:
+                data = bytes(asn1tools_spec(version).encode(type_name, raw, check_constraints=True))
+            except NotImplementedError:
+                # asn1tools 0.169 cannot encode a string's size extension (e.g. Viavi's empty
+                # measName); pycrate can
+                data = encode_with_pycrate(type_name, raw, version)
             if len(data) >= _FRAGMENT_OCTETS:
                 # asn1tools 0.169 omits the length determinant after a 16K fragment of an
                 # open type (IM F3 / AD F4-F5 over 16 KB); pycrate follows X.691 10.9.3.8.
@@ -822,7 +890,7 @@ class KpmCodec:
         return self._decode(INDICATION_HEADER, data, _indication_header_from_raw)[0]
 
     def encode_indication_message(self, message: IndicationMessage) -> bytes:
-        """E2SM-KPM-IndicationMessage bytes (formats 1 and 3)."""
+        """E2SM-KPM-IndicationMessage bytes (formats 1, 2 and 3)."""
         return self._encode(INDICATION_MESSAGE, lambda v: _indication_message_raw(message, v))
 
     def encode_indication_message_value(self, value: dict[str, Any]) -> bytes:
@@ -834,7 +902,7 @@ class KpmCodec:
         return self._encode(INDICATION_MESSAGE, lambda v: value)
 
     def decode_indication_message(self, data: bytes) -> IndicationMessage:
-        """Decode an indication message (formats 1 and 3)."""
+        """Decode an indication message (formats 1, 2 and 3)."""
         return self._decode(INDICATION_MESSAGE, data, _indication_message_from_raw)[0]
 
     def decode_indication_message_as(self, data: bytes, parse: Callable[[Any], T]) -> tuple[T, KpmVersion]:
@@ -978,6 +1046,7 @@ def raw_value(message: Any, version: KpmVersion = KpmVersion.V3_00) -> tuple[str
         ActionDefinition: (ACTION_DEFINITION, lambda: _action_definition_raw(message, version)),
         IndicationHeader: (INDICATION_HEADER, lambda: _indication_header_raw(message, version)),
         IndicationMessageFormat1: (INDICATION_MESSAGE, lambda: _indication_message_raw(message, version)),
+        IndicationMessageFormat2: (INDICATION_MESSAGE, lambda: _indication_message_raw(message, version)),
         IndicationMessageFormat3: (INDICATION_MESSAGE, lambda: _indication_message_raw(message, version)),
     }
     try:
