@@ -569,8 +569,7 @@ def _im_format2_raw(message: IndicationMessageFormat2, version: KpmVersion) -> d
 
 
 def _im_format2_from_raw(raw: dict[str, Any]) -> IndicationMessageFormat2:
-    data = _im_format1_from_raw({"measData": raw["measData"], "granulPeriod": raw.get("granulPeriod")}
-                                if "granulPeriod" in raw else {"measData": raw["measData"]})
+    data = _im_format1_from_raw(raw)  # measData and granulPeriod as in format 1 (no measInfoList)
     conditions = []
     for item in raw["measCondUEidList"]:
         kind, ident = item["measType"]
@@ -981,10 +980,18 @@ class KpmV1Unsupported(E2DecodeError):
         self.description = description
 
 
+_V1_LOCK = threading.Lock()
+
+
 @functools.cache
+def _kpm_v1_spec_unlocked() -> Any:
+    return asn1tools.compile_files([str(KPM_V1_SCHEMA)], "per")
+
+
 def _kpm_v1_spec() -> Any:
-    with _PYCRATE_LOCK:  # one compile; asn1tools compiles are not made for concurrent use
-        return asn1tools.compile_files([str(KPM_V1_SCHEMA)], "per")
+    """Our KPM v1 description schema, compiled by asn1tools on first use (once per process)."""
+    with _V1_LOCK:
+        return _kpm_v1_spec_unlocked()
 
 
 def detect_kpm_v1(data: bytes) -> tuple[str, str, str] | None:
