@@ -88,6 +88,9 @@ class XappConfig:
         store_directory: directory of the file store (``None`` unless backend is ``file``).
         a1_policy_type_id: A1 policy type id of the per-cell mode policy.
         name, version: the descriptor's xApp name and version (``""`` when absent).
+        du_preset: the DU's link-adaptation loop (``"srsran"``, ``"oai"``, ``"sionna"``;
+            :mod:`lighttune_core.linkadapt.presets`): the policies score candidates by the
+            bits the DU will deliver under it (``controls.duPreset``, default ``srsran``).
     """
 
     tuner_mode: str
@@ -106,6 +109,7 @@ class XappConfig:
     a1_policy_type_id: int
     name: str = ""
     version: str = ""
+    du_preset: str = "srsran"
 
     def cell_allowed(self, cell_id: str) -> bool:
         """Whether the xApp tunes ``cell_id`` (always true with an empty allow-list)."""
@@ -272,6 +276,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         a1_policy_type_id=int(controls["a1PolicyTypeId"]),
         name=str(descriptor.get("name", "")),
         version=str(descriptor.get("version", "")),
+        du_preset=str(controls.get("duPreset", "srsran")),
     )
 
 
