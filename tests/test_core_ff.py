@@ -67,6 +67,46 @@ def test_closed_form_gradients_match_finite_differences(loss: str, layer: int, k
     assert _rel_err(gb, nb) < 1e-6
 
 
+def _block_layer_inputs(params: ff.FFParams, layer: int, n: int, seed: int) -> np.ndarray:
+    """Inputs of layer ``layer`` (0-based) for ``n`` random block-encoded pairs
+    ``e_k ⊗ [x; 1]`` (:func:`ff.pair_inputs` with ``"block"``), float64 [n, M_{layer}]."""
+    rng = np.random.default_rng(seed)
+    h = ff.pair_inputs(rng.normal(size=(n, 12)), rng.choice(BLER_LABELS, n), "block")
+    assert h.shape == (n, ff.BLOCK_INPUT_WIDTH)
+    for w, b in zip(params.weights[:layer], params.biases[:layer]):
+        _, h = ff.layer_forward(w, b, h)
+    return h
+
+
+@pytest.mark.parametrize("sizes", [(ff.BLOCK_INPUT_WIDTH, 32, 32), (ff.BLOCK_INPUT_WIDTH, 8, 6)])
+@pytest.mark.parametrize("loss", ["proposed", "softplus"])
+@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("kind", ["positive", "negative", "mixed"])
+def test_closed_form_gradients_match_finite_differences_for_the_block_input(
+    sizes: tuple[int, ...], loss: str, layer: int, kind: str
+) -> None:
+    """The label-conditioned block input ``[143, ...]``: the same closed form, checked on
+    every weight and bias of every layer (most of ``W_1``'s columns see zeros: their gradient
+    is 0 and so must be the finite difference)."""
+    params = ff.init_params(sizes, seed=3)
+    h_prev = _block_layer_inputs(params, layer, 4, seed=11)
+    positive = {"positive": np.ones(4, bool), "negative": np.zeros(4, bool), "mixed": np.array([1, 0, 1, 0], bool)}[
+        kind
+    ]
+    w, b = params.weights[layer], params.biases[layer]
+    gw, gb, _ = ff.layer_gradients(w, b, h_prev, positive, ff.DEFAULT_THRESHOLD, loss)
+    nw, nb = _numeric_grads(w, b, h_prev, positive, loss)
+    assert np.linalg.norm(gw) > 1e-3
+    assert _rel_err(gw, nw) < 1e-6
+    assert _rel_err(gb, nb) < 1e-6
+    if layer == 0:  # columns of labels no pair used get no gradient
+        used = np.zeros(ff.BLOCK_INPUT_WIDTH, bool)
+        used[np.any(h_prev != 0.0, axis=0)] = True
+        assert not used.all()
+        np.testing.assert_array_equal(gw[:, ~used], 0.0)
+        assert np.max(np.abs(nw[:, ~used])) < 1e-8
+
+
 def test_gradient_is_the_slide_formula_for_one_pair() -> None:
     params = ff.init_params(SIZES, seed=5)
     h_prev = _layer_inputs(params, 1, 1, seed=2)
