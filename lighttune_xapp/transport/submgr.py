@@ -484,6 +484,11 @@ class SubscriptionBook:
                 self._nodes[meid] = _NodeSubscription(meid)
         return added, removed
 
+    def wanted(self) -> list[str]:
+        """The wanted nodes, sorted."""
+        with self._lock:
+            return sorted(self._nodes)
+
     def needing_post(self) -> list[str]:
         """Wanted nodes without a subscription id (never posted, or failed)."""
         with self._lock:
@@ -574,7 +579,8 @@ class SubscriptionKeeper:
         submgr: the REST client.
         params_for: ``params_for(meid) -> SubscriptionParams`` dict.
         log: persistence of subscription ids.
-        configured_nodes: nodes from the configuration (always wanted).
+        configured_nodes: nodes from the configuration (always wanted, also while the E2
+            manager does not answer).
         e2mgr: E2 manager client, or None to rely on ``configured_nodes`` only.
         on_ready: called with True when every wanted node is confirmed, False when not.
         on_post_error: called with the node and error of a failed POST (metrics).
@@ -634,14 +640,16 @@ class SubscriptionKeeper:
             try:
                 wanted = self.wanted_nodes()
             except SubmgrError as exc:
+                # configured nodes are wanted whatever the E2 manager says; the nodes it
+                # reported before are kept until it answers again
                 _log.warning("E2 manager unreachable, keeping the node list: %s", exc)
-            else:
-                added, removed = self.book.set_wanted(wanted)
-                for meid in removed:
-                    _log.info("E2 node %s disconnected; its subscription will be renewed on reconnect", meid)
-                    self._delete_logged(meid)
-                for meid in added:
-                    _log.info("E2 node %s connected", meid)
+                wanted = sorted(set(self.book.wanted()) | set(self.configured_nodes))
+            added, removed = self.book.set_wanted(wanted)
+            for meid in removed:
+                _log.info("E2 node %s disconnected; its subscription will be renewed on reconnect", meid)
+                self._delete_logged(meid)
+            for meid in added:
+                _log.info("E2 node %s wanted", meid)
             for meid in self.book.needing_post():
                 self._post(meid)
             self._publish()
