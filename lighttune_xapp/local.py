@@ -98,6 +98,7 @@ from lighttune_xapp.app import (
     read_descriptor,
 )
 from lighttune_xapp.config import ConfigError
+from lighttune_xapp.health import STATS_PATH
 from lighttune_xapp.e2 import e2ap as E
 from lighttune_xapp.e2.endpoints import (
     ControlAcknowledged,
@@ -141,7 +142,6 @@ KPM_OIDS: frozenset[str] = frozenset({KPM_V3_OID, KPM_V2_OID})
 """E2SM-KPM OIDs accepted in E2 Setup."""
 DEFAULT_KPM_PERIOD_MS = 80
 """KPM reporting period of a KPM-only node (the CSI-RS period is not advertised), ms."""
-STATS_PATH = "/ric/v1/stats"
 """HTTP path of the JSON statistics."""
 LATENCY_WINDOW = 10_000
 """Decision latencies kept per cell for the percentiles (most recent)."""
@@ -362,7 +362,10 @@ class LocalE2Termination:
                  node.name, ", ".join(sorted(node.cells)) or "-")
 
     def _update_health(self) -> None:
-        self.runtime.health.set_subscriptions_up(any(n.subscriptions for n in self.nodes.values()))
+        confirmed = sum(1 for n in self.nodes.values() if n.subscriptions)
+        self.runtime.health.set_subscriptions_up(confirmed > 0)
+        self.metrics.subscriptions.labels(state="wanted").set(len(self.nodes))
+        self.metrics.subscriptions.labels(state="confirmed").set(confirmed)
 
     def _cell(self, cell: str) -> CellCounters:
         counters = self.cells.get(cell)
@@ -690,6 +693,7 @@ class LocalE2Termination:
             "totals": asdict(self.totals),
             "live_nodes": len(self.nodes),
             "subscriptions": sum(len(n.subscriptions) for n in self.nodes.values()),
+            "health": self.runtime.health.snapshot(),
             "uptime_s": time.time() - self.started,
         }
 
@@ -743,6 +747,7 @@ class LocalXapp:
             self.runtime.http.add_route("GET", STATS_PATH, self._stats_response)
             self.runtime.http.add_route("GET", RECOMMENDATIONS_PATH, self._advisory_response)
         self.runtime.health.set_alive(True)
+        self.runtime.health.set_loops_up(True)  # E2 server listening, HTTP serving: ready
         info = {
             "host": self.server.host, "port": self.server.port, "transport": self.server.transport,
             "http_port": self.runtime.http.port if self.runtime.http is not None else 0,
@@ -762,6 +767,7 @@ class LocalXapp:
                 except asyncio.TimeoutError:
                     pass
         finally:
+            self.runtime.health.set_loops_up(False)
             await self.server.close()
             await asyncio.sleep(0)
         return self.publish_stats()

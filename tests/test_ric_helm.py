@@ -162,3 +162,34 @@ def test_image_values_override_the_descriptor() -> None:
     )
     container = objects[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"registry.example.org:5000/{DESCRIPTOR['containers'][0]['image']['name']}:9.9.9"
+
+
+def test_readiness_probe_does_not_wait_for_subscriptions(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Kubernetes routes the xApp's http service only to Ready pods, and the Subscription
+    Manager notifies through that service: the chart's readiness probe must answer 200
+    before any subscription is confirmed, or the first notification can never arrive."""
+    import urllib.error
+    import urllib.request
+
+    from lighttune_xapp.health import HealthServer, HealthState
+    from lighttune_xapp.metrics import XappMetrics
+
+    container = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    probe = container["readinessProbe"]["httpGet"]
+    http_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
+    assert probe["port"] in (http_port, "http")
+    metrics = XappMetrics()
+    state = HealthState(metrics)
+    with HealthServer(state, metrics, port=0, host="127.0.0.1") as server:
+        def status() -> int:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{probe['path']}", timeout=10) as resp:
+                    return int(resp.status)
+            except urllib.error.HTTPError as exc:
+                return int(exc.code)
+
+        assert status() == 503  # nothing loaded yet
+        state.set_model_loaded(True)
+        state.set_loops_up(True)  # what RIC mode declares once RMR and HTTP run
+        assert not state.subscriptions_up
+        assert status() == 200

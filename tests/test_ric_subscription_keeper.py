@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +97,42 @@ def test_notification_for_a_configured_node_confirms_it_without_the_e2_manager()
     assert keeper.on_notification_body(body)[0] == 200
     assert keeper.book.node_of_instance(7) == "gnb_1"
     assert states == [False, True]
+
+
+def test_subscription_state_in_ric_stats_and_prometheus() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from lighttune_xapp.app import build_runtime, local_config, read_descriptor
+    from lighttune_xapp.transport.ric import RicMessageHandler, bind_subscription_gauges, ric_stats_response
+
+    root = Path(__file__).resolve().parents[1]
+    runtime = build_runtime(local_config(read_descriptor(root / "xapp-descriptor" / "config-file.json")),
+                            serve_http=False)
+    submgr = FakeSubmgr()
+    e2mgr = FlakyE2Manager()
+    e2mgr.nodes = ["gnb_2"]
+    keeper = SubscriptionKeeper(submgr, lambda meid: {"Meid": meid}, MemorySubscriptionLog(),  # type: ignore[arg-type]
+                                configured_nodes=("gnb_1",), e2mgr=e2mgr, on_ready=runtime.health.set_subscriptions_up)
+    bind_subscription_gauges(runtime.metrics, keeper)
+    handler = RicMessageHandler(runtime, 2, "lighttune-xapp")
+    keeper.poll()
+    keeper.on_notification_body(json.dumps({"SubscriptionId": "sub-1", "SubscriptionInstances": [
+        {"XappEventInstanceId": 1, "E2EventInstanceId": 7}]}).encode())
+
+    status, ctype, body = ric_stats_response(runtime, handler, keeper)
+    stats = json.loads(body)
+    assert status == 200 and ctype == "application/json"
+    subs = stats["subscriptions"]
+    assert (subs["up"], subs["wanted"], subs["requested"], subs["confirmed"]) == (False, 2, 1, 1)
+    assert subs["nodes"]["gnb_1"]["e2_instance_id"] == 7 and subs["nodes"]["gnb_2"]["subscription_id"] == "sub-2"
+    assert stats["health"]["subscriptions_up"] is False
+    samples = {(s.name, tuple(s.labels.items())): s.value
+               for f in text_string_to_metric_families(runtime.metrics.render().decode()) for s in f.samples}
+    assert samples[("lighttune_subscriptions", (("state", "confirmed"),))] == 1
+    assert samples[("lighttune_subscriptions", (("state", "requested"),))] == 1
+    assert samples[("lighttune_subscriptions_up", ())] == 0
+    keeper.on_notification_body(json.dumps({"SubscriptionId": "sub-2", "SubscriptionInstances": [
+        {"XappEventInstanceId": 1, "E2EventInstanceId": 8}]}).encode())
+    assert json.loads(ric_stats_response(runtime, handler, keeper)[2])["subscriptions"]["up"] is True
+    assert b"lighttune_subscriptions_up 1.0" in runtime.metrics.render()
+    runtime.close()

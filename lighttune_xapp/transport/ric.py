@@ -27,6 +27,13 @@ counted and logged, never raised into ricxappframe's dispatch loop.
 Cells: in RIC mode a cell is named ``<MEID>/<NR cell identity>`` (e.g. ``gnb-1/4097``), so
 two E2 nodes never share a model; A1 policies use the same names.
 
+Readiness and stats: ``/ric/v1/health/ready`` answers 200 once the model is loaded and
+the RMR and HTTP loops run, *not* waiting for the subscriptions (the Subscription
+Manager's confirming notification comes through the xApp's Kubernetes service, which
+routes only to Ready pods). ``GET /ric/v1/stats`` reports the subscription state per node
+(:meth:`SubscriptionKeeper.state`), the health flags and the per-cell policy figures;
+Prometheus has ``lighttune_subscriptions_up`` and ``lighttune_subscriptions{state}``.
+
 Logging: the standard ``logging`` records of every module go to an mdclogpy ``Logger``
 (one JSON line per entry on stdout) at the level given by ``--log-level`` (mdclogpy's own
 default, ERROR, would hide the info lines).
@@ -52,6 +59,7 @@ from lighttune_xapp.app import XappRuntime, build_runtime, freeze_startup_object
 from lighttune_xapp.config import TUNER_MODES, ConfigError, load_config
 from lighttune_xapp.e2 import e2ap, service_model
 from lighttune_xapp.e2.errors import E2Error
+from lighttune_xapp.health import STATS_PATH
 from lighttune_xapp.transport import rmr_types
 from lighttune_xapp.transport.submgr import (
     DEFAULT_E2MGR_URL,
@@ -615,6 +623,8 @@ def run(args: argparse.Namespace) -> int:
     )
     handler.node_of_instance = keeper.book.node_of_instance
     runtime.http.add_route("POST", NOTIFICATION_PATH, keeper.on_notification_body)
+    runtime.http.add_route("GET", STATS_PATH, lambda _body: ric_stats_response(runtime, handler, keeper))
+    bind_subscription_gauges(runtime.metrics, keeper)
 
     stop = threading.Event()
 
@@ -627,6 +637,9 @@ def run(args: argparse.Namespace) -> int:
 
     adapter = _RmrAdapter(handler, keeper, args.e2_nodes)
     xapp = adapter.start(rmr_port)
+    # RMR dispatching and HTTP serving: ready now, before any subscription (the
+    # notification that confirms one reaches only a Ready pod's service)
+    runtime.health.set_loops_up(True)
     _log.info(
         "RIC mode up: RMR port %d, submgr %s, E2 manager %s, configured nodes %s",
         rmr_port, args.submgr_url, args.e2mgr_url or "-", ",".join(nodes) or "-",
@@ -644,6 +657,7 @@ def run(args: argparse.Namespace) -> int:
                 runtime.policy.checkpointer.poll(time.monotonic())
             stop.wait(tick)
     finally:
+        runtime.health.set_loops_up(False)
         adapter.stopping = True
         deleted = keeper.shutdown()
         _log.info("deleted subscriptions %s", ", ".join(deleted) or "-")
@@ -652,6 +666,26 @@ def run(args: argparse.Namespace) -> int:
         xapp.stop()
         _log.info("stopped")
     return 0
+
+
+def bind_subscription_gauges(metrics: Any, keeper: SubscriptionKeeper) -> None:
+    """Make ``lighttune_subscriptions{state=wanted|requested|confirmed}`` read ``keeper`` at scrape time."""
+    for state in ("wanted", "requested", "confirmed"):
+        metrics.subscriptions.labels(state=state).set_function(lambda s=state: float(keeper.state()[s]))
+
+
+def ric_stats_response(
+    runtime: XappRuntime, handler: RicMessageHandler, keeper: SubscriptionKeeper
+) -> tuple[int, str, bytes]:
+    """``GET /ric/v1/stats`` in RIC mode: health flags, subscription state, per-cell policy stats."""
+    with handler.lock:
+        cells = runtime.policy.stats()
+    body = {
+        "health": runtime.health.snapshot(),
+        "subscriptions": keeper.state(),
+        "cells": cells,
+    }
+    return 200, "application/json", json.dumps(body, sort_keys=True, default=str).encode()
 
 
 class _RmrAdapter:

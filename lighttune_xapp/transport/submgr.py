@@ -685,6 +685,27 @@ class SubscriptionKeeper:
             if self.on_ready is not None:
                 self.on_ready(ready)
 
+    def state(self) -> dict[str, Any]:
+        """Subscription state for ``/ric/v1/stats``: counts by state and per-node detail.
+
+        ``wanted`` nodes; ``requested`` = posted and waiting for the confirming notification;
+        ``confirmed`` = notification with an E2 instance id arrived; ``up`` = at least one
+        wanted node and all confirmed.
+        """
+        nodes = self.book.snapshot()
+        confirmed = sum(1 for n in nodes.values() if n["e2_instance_id"])
+        requested = sum(1 for n in nodes.values() if n["subscription_id"] is not None and not n["e2_instance_id"])
+        return {
+            "up": bool(nodes) and confirmed == len(nodes),
+            "wanted": len(nodes),
+            "requested": requested,
+            "confirmed": confirmed,
+            "configured_nodes": list(self.configured_nodes),
+            "nodes": nodes,
+            "notifications": self.notifications,
+            "bad_notifications": self.bad_notifications,
+        }
+
     def on_notification_body(self, body: bytes) -> tuple[int, str, bytes]:
         """Handle ``POST /ric/v1/subscriptions/response``; returns (status, type, body).
 
