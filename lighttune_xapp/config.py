@@ -34,6 +34,7 @@ from typing import Any
 import jsonschema
 
 __all__ = [
+    "DEFAULT_MAX_CELLS_PER_NODE",
     "ConfigError",
     "ConfigWatcher",
     "TUNER_MODES",
@@ -55,6 +56,9 @@ REPORT_PATHS: tuple[str, ...] = ("service_model", "kpm")
 E2SM-KPM (control through ours either way; a KPM-only node is advisory)."""
 STORE_BACKENDS: tuple[str, ...] = ("sdl", "file", "memory")
 """Model-store backends (see :mod:`lighttune_xapp.store`)."""
+
+DEFAULT_MAX_CELLS_PER_NODE = 64
+"""Default of ``controls.maxCellsPerNode``: cells one E2 node may bring."""
 
 SCHEMA_FILE_NAME = "schema.json"
 _REPO_SCHEMA = Path(__file__).resolve().parent.parent / "xapp-descriptor" / SCHEMA_FILE_NAME
@@ -88,6 +92,8 @@ class XappConfig:
         store_directory: directory of the file store (``None`` unless backend is ``file``).
         a1_policy_type_id: A1 policy type id of the per-cell mode policy.
         name, version: the descriptor's xApp name and version (``""`` when absent).
+        max_cells_per_node: most cells one E2 node may bring (default 64); reports of a
+            further cell are refused.
     """
 
     tuner_mode: str
@@ -106,6 +112,7 @@ class XappConfig:
     a1_policy_type_id: int
     name: str = ""
     version: str = ""
+    max_cells_per_node: int = DEFAULT_MAX_CELLS_PER_NODE
 
     def cell_allowed(self, cell_id: str) -> bool:
         """Whether the xApp tunes ``cell_id`` (always true with an empty allow-list)."""
@@ -272,6 +279,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         a1_policy_type_id=int(controls["a1PolicyTypeId"]),
         name=str(descriptor.get("name", "")),
         version=str(descriptor.get("version", "")),
+        max_cells_per_node=int(controls.get("maxCellsPerNode", DEFAULT_MAX_CELLS_PER_NODE)),
     )
 
 

@@ -97,6 +97,7 @@ from lighttune_xapp.app import (
     local_config,
     read_descriptor,
 )
+from lighttune_xapp.cell_cap import CellCap
 from lighttune_xapp.config import ConfigError
 from lighttune_xapp.health import STATS_PATH
 from lighttune_xapp.e2 import e2ap as E
@@ -225,6 +226,7 @@ class Totals:
     ran_function_errors: int = 0
     control_encode_errors: int = 0
     request_timeouts: int = 0
+    cells_refused: int = 0
 
 
 @dataclass
@@ -329,6 +331,7 @@ class LocalE2Termination:
         self.cells: dict[str, CellCounters] = {}
         self.totals = Totals()
         self.nodes: dict[E2Connection, _Node] = {}
+        self.cell_cap = CellCap(lambda: self.policy.config.max_cells_per_node, self.metrics)
         self.started = time.time()
 
     # -- endpoint factory and connection hooks
@@ -346,6 +349,7 @@ class LocalE2Termination:
         if node is None:
             return
         self.node_summaries[node.name] = node.describe()
+        self.cell_cap.forget_node(node.name)
         # errors that closed the link without an event (impossible frame length)
         missed = conn.endpoint.stats.decode_errors - node.decode_errors_seen
         if missed > 0:
@@ -527,6 +531,9 @@ class LocalE2Termination:
             log.warning("node %s: indication dropped: %s", node.name, exc)
             return
         cell = str(hdr.cell_id)
+        if not self.cell_cap.admit(node.name, cell):
+            self.totals.cells_refused += 1
+            return
         node.cells.add(cell)
         counters = self._cell(cell)
         counters.indications += 1
@@ -548,6 +555,9 @@ class LocalE2Termination:
             self.metrics.decode_errors.labels(kind="indication").inc()
             return
         cell = feed.cell
+        if not self.cell_cap.admit(node.name, cell):
+            self.totals.cells_refused += 1
+            return
         node.cells.add(cell)
         counters = self._cell(cell)
         counters.indications += 1

@@ -294,3 +294,30 @@ def test_ric_indication_with_a_repeated_ue_is_served_and_counted() -> None:
     assert runtime.policy.stats()["gnb-a/7"]["duplicate_ue_reports"] == 4
     assert runtime.policy.stats()["gnb-a/7"]["n_seen"] > 0  # the second period was learned from
     runtime.close()
+
+
+def test_cells_per_node_are_capped_and_refusals_counted() -> None:
+    from ric_harness import indication_pdu, synthetic_reports
+
+    from lighttune_xapp.app import build_runtime, local_config, read_descriptor
+    from lighttune_xapp.e2 import service_model
+    from lighttune_xapp.transport.ric import RicMessageHandler
+
+    descriptor = read_descriptor(DESCRIPTOR)
+    descriptor["controls"]["maxCellsPerNode"] = 2
+    runtime = build_runtime(local_config(descriptor), serve_http=False)
+    handler = RicMessageHandler(runtime, service_model.DEFAULT_RAN_FUNCTION_ID, "lighttune-xapp")
+    reports = synthetic_reports(4, np.random.default_rng(2))
+    served = {cell: handler.on_indication(indication_pdu(5, cell, 1, reports), "gnb-a", 5) is not None
+              for cell in (10, 11, 12, 2**36 - 1)}
+    assert served == {10: True, 11: True, 12: False, 2**36 - 1: False}
+    assert handler.on_indication(indication_pdu(5, 12, 1, reports), "gnb-b", 5) is not None  # per node
+    assert handler.on_indication(indication_pdu(5, 10, 2, reports), "gnb-a", 5) is not None  # known cell
+    assert sorted(runtime.policy.cells) == ["gnb-a/10", "gnb-a/11", "gnb-b/12"]  # no model for refused cells
+    assert handler.cell_cap.refused == {"gnb-a": 2}
+    assert runtime.metrics.cell_refusals.labels(reason="cells_per_node")._value.get() == 2
+    # a configuration change applies at once
+    descriptor["controls"]["maxCellsPerNode"] = 3
+    assert runtime.watcher.apply(descriptor) is None
+    assert handler.on_indication(indication_pdu(5, 12, 3, reports), "gnb-a", 5) is not None
+    runtime.close()

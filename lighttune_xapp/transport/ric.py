@@ -56,6 +56,7 @@ from typing import Any
 
 from lighttune_core.cell import Decisions
 from lighttune_xapp.app import XappRuntime, build_runtime, freeze_startup_objects, keep_freed_heap_memory, read_descriptor
+from lighttune_xapp.cell_cap import CellCap
 from lighttune_xapp.config import TUNER_MODES, ConfigError, load_config
 from lighttune_xapp.e2 import e2ap, service_model
 from lighttune_xapp.e2.errors import E2Error
@@ -202,6 +203,7 @@ class RicMessageHandler:
         self.handler_id = handler_id
         self.node_of_instance = node_of_instance
         self.lock = threading.RLock()
+        self.cell_cap = CellCap(lambda: runtime.policy.config.max_cells_per_node, runtime.metrics)
         self.a1_instances: dict[str, CellModePolicy] = {}
         self._a1_cells: set[str] = set()
         registry = runtime.metrics.registry
@@ -273,6 +275,8 @@ class RicMessageHandler:
             if n_dropped:
                 self.metrics.ue_reports_dropped.labels(reason="invalid").inc(n_dropped)
             cell = cell_key(node, header.cell_id)
+            if not self.cell_cap.admit(node, cell):
+                return None
             self._first_sight(cell)
             pending = self.runtime.policy.decide(cell, reports)
             try:
@@ -684,6 +688,7 @@ def ric_stats_response(
         "health": runtime.health.snapshot(),
         "subscriptions": keeper.state(),
         "cells": cells,
+        "cells_refused": dict(handler.cell_cap.refused),
     }
     return 200, "application/json", json.dumps(body, sort_keys=True, default=str).encode()
 
