@@ -28,6 +28,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,9 @@ def find_controls_schema() -> Path:
     """Locate the controls schema file.
 
     Looked for, in order: ``$XAPP_DESCRIPTOR_PATH/schema.json`` (set by the chart), the
-    directory of ``$CONFIG_FILE`` (the ConfigMap mounts both files side by side), and the
-    checkout's ``xapp-descriptor/schema.json``.
+    directory of ``$CONFIG_FILE`` (the ConfigMap mounts both files side by side), the
+    checkout's ``xapp-descriptor/schema.json``, and the copy shipped in the package
+    (``lighttune_xapp/descriptor/schema.json``).
 
     Raises:
         ConfigError: (field ``schema``) when none exists.
@@ -149,6 +151,7 @@ def find_controls_schema() -> Path:
     if config_file:
         candidates.append(Path(config_file).parent / SCHEMA_FILE_NAME)
     candidates.append(_REPO_SCHEMA)
+    candidates.append(Path(str(resources.files("lighttune_xapp.descriptor").joinpath(SCHEMA_FILE_NAME))))
     for path in candidates:
         if path.is_file():
             return path

@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=6.0, metavar="S", help="simulated time, s (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="seed of the scenario (default %(default)s)")
     p.add_argument("--model", metavar="FILE", help="offline model (.ltm); default the packaged one")
+    p.add_argument("--config", metavar="FILE",
+                   help="xApp descriptor (config-file.json) for the xApp; default $CONFIG_FILE, else the checkout's "
+                   "xapp-descriptor/config-file.json, else the one shipped in the package")
     p.add_argument("--transport", default="auto", choices=("auto", "sctp", "tcp"), help="E2 transport (default auto)")
     p.add_argument("--results", metavar="FILE.json", help="also write both processes' figures to this file")
     p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
@@ -184,8 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_config(path: str | None) -> None:
+    """Refuse a ``--config`` descriptor that is missing or invalid before anything starts."""
+    if path is None:
+        return
+    from lighttune_xapp.app import read_descriptor
+    from lighttune_xapp.config import ConfigError, load_config
+
+    try:
+        load_config(read_descriptor(path))
+    except ConfigError as exc:
+        raise DemoError(f"--config {path}: {exc}") from None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the two processes and print the table; returns the exit status."""
+    check_config(args.config)
     with tempfile.TemporaryDirectory(prefix="lighttune-demo-") as tmp:
         work = Path(tmp)
         model, model_note = resolve_model(args.model, work, args.seed)
@@ -198,6 +215,8 @@ def run_demo(args: argparse.Namespace) -> int:
             "--transport", args.transport, "--model", str(model), "--ready-file", str(ready),
             "--stats-out", str(xapp_stats), "--frozen-baseline", "--log-level", "WARNING",
         ]
+        if args.config is not None:
+            xapp_cmd += ["--config", str(Path(args.config).resolve())]
         for _scheme, cell_id, mode, _title in SCHEME_CELLS:
             xapp_cmd += ["--cell-mode", f"{cell_id}={mode}"]
         with xapp_log.open("wb") as xlog:

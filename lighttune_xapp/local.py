@@ -801,7 +801,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"E2 listening address (default 0.0.0.0:{E2_SCTP_PORT}; port 0 picks a free one)")
     p.add_argument("--transport", choices=("auto", "sctp", "tcp"), default="auto",
                    help="E2 transport: SCTP, TCP with 4-byte length framing, or auto (SCTP if the kernel has it)")
-    p.add_argument("--config", metavar="FILE", help="xApp descriptor (default: $CONFIG_FILE or the checkout's)")
+    p.add_argument("--config", metavar="FILE", help="xApp descriptor (default: $CONFIG_FILE, else the checkout's, else the one shipped "
+                   "in the package)")
     p.add_argument("--tuner-mode", choices=("off", "cqi", "ri_cqi"),
                    help="mode of every cell (default: the descriptor's tunerMode)")
     p.add_argument("--cell-mode", action="append", default=[], metavar="CELL=MODE",
