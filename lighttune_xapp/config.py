@@ -11,8 +11,9 @@ This module turns that descriptor into a frozen :class:`XappConfig`:
    validator;
 2. semantic checks the schema cannot express follow: finite numbers, ports pairwise
    distinct and equal to the descriptor's ``messaging.ports`` of the same name, the A1
-   policy type listed in the ``rmrdata`` port's ``policies``, a ``directory`` for the file
-   store.
+   policy type listed in the ``rmrdata`` port's ``policies``, the top-level ``rmr`` section
+   (``protPort``, ``maxSize``, ``numWorkers`` and the message lists the app manager reads)
+   agreeing with the ``rmrdata`` port, a ``directory`` for the file store.
 
 Any failure raises :class:`ConfigError` whose message names the offending field
 (``controls.delta`` ...). :class:`ConfigWatcher` keeps the running configuration and
@@ -214,6 +215,30 @@ def _descriptor_ports(descriptor: Mapping[str, Any]) -> dict[str, Mapping[str, A
     return ports
 
 
+def _check_rmr_section(descriptor: Mapping[str, Any], rmrdata: Mapping[str, Any], rmr_data_port: int) -> None:
+    """The descriptor's top-level ``rmr`` section, when present, must agree with the rmrdata port.
+
+    The app manager takes the message lists and policies from ``rmr`` when it exists and then
+    ignores ``messaging.ports`` (routes would silently differ otherwise); ``protPort`` is
+    ``"tcp:<rmr data port>"``, ``maxSize`` (bytes) and ``numWorkers`` positive integers.
+    """
+    rmr = descriptor.get("rmr")
+    if rmr is None:
+        return
+    if not isinstance(rmr, Mapping):
+        raise ConfigError("rmr", "must be an object")
+    if rmr.get("protPort") != f"tcp:{rmr_data_port}":
+        raise ConfigError("rmr.protPort", f"{rmr.get('protPort')!r} must be 'tcp:{rmr_data_port}' (the rmrdata port)")
+    for key in ("maxSize", "numWorkers"):
+        value = rmr.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"rmr.{key}", f"must be a positive integer, got {value!r}")
+    for key in ("txMessages", "rxMessages", "policies"):
+        ours, theirs = rmr.get(key), rmrdata.get(key, [])
+        if not isinstance(ours, list) or sorted(map(str, ours)) != sorted(map(str, theirs)):
+            raise ConfigError(f"rmr.{key}", f"{ours!r} differs from the rmrdata port's {theirs!r}")
+
+
 def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> XappConfig:
     """Validate an xApp descriptor and return its controls as an :class:`XappConfig`.
 
@@ -259,6 +284,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
                 "controls.a1PolicyTypeId",
                 f"{controls['a1PolicyTypeId']} is not in the rmrdata port's policies {policies!r}",
             )
+        _check_rmr_section(descriptor, declared["rmrdata"], ports["rmrData"])
 
     store = controls["store"]
     directory = store.get("directory")

@@ -515,6 +515,7 @@ def make_descriptor(workdir: Path, model_path: Path, **controls: Any) -> dict[st
         for key, name in names.items():
             if port["name"] == name:
                 port["port"] = ports[key]
+    descriptor["rmr"]["protPort"] = f"tcp:{ports['rmrData']}"
     descriptor["controls"].update(ports=ports, modelPath=str(model_path))
     descriptor["controls"].update(controls)
     return descriptor

@@ -528,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--client-host", default=None, metavar="HOST",
-        help="host the Subscription Manager notifies (default service-ricxapp-<name>-http.ricxapp)",
+        help="host the Subscription Manager notifies (default service-<ns>-<name>-http.<ns>, <ns> = "
+        "$APP_NAMESPACE, set by the chart to the release namespace, else ricxapp)",
     )
     parser.add_argument(
         "--poll-interval", type=float, default=5.0, metavar="SECONDS",
@@ -551,6 +552,16 @@ def _configured_nodes(descriptor: Mapping[str, Any], extra: str | None) -> list[
         if len(meid.encode("utf-8")) > MAX_MEID_BYTES:
             raise ConfigError("controls.e2Nodes", f"{meid!r} is longer than RMR's {MAX_MEID_BYTES}-byte MEID")
     return sorted(set(out))
+
+
+def default_client_host(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The xApp's http service as the chart names it: ``service-<ns>-<name>-http.<ns>``.
+
+    ``<ns>`` is ``$APP_NAMESPACE`` (the chart sets it to the release namespace), else ``ricxapp``.
+    """
+    env = os.environ if environ is None else environ
+    namespace = env.get("APP_NAMESPACE") or "ricxapp"
+    return f"service-{namespace}-{name}-http.{namespace}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -602,7 +613,7 @@ def run(args: argparse.Namespace) -> int:
     handler = RicMessageHandler(
         runtime, service_model.DEFAULT_RAN_FUNCTION_ID, config.name or "lighttune-xapp",
     )
-    client_host = args.client_host or f"service-ricxapp-{config.name or 'lighttune-xapp'}-http.ricxapp"
+    client_host = args.client_host or default_client_host(config.name or "lighttune-xapp")
     trigger = service_model.encode_event_trigger(service_model.EventTrigger(every_n_csirs_periods=1))
     action = service_model.encode_action_definition(service_model.ActionDefinition())
 
