@@ -200,9 +200,43 @@ def check_config(path: str | None) -> None:
         raise DemoError(f"--config {path}: {exc}") from None
 
 
+def scenario_arguments(args: argparse.Namespace) -> list[str]:
+    """The scenario options the demo hands to ``e2sim run``."""
+    return [
+        "--profile", args.profile, "--doppler", str(args.doppler), "--correlation", args.correlation,
+        "--snr-range", args.snr_range, "--csi-period", str(args.csi_period), "--ues", str(args.ues),
+        "--duration", str(args.duration), "--seed", str(args.seed),
+    ]
+
+
+def check_scenario(args: argparse.Namespace) -> None:
+    """Refuse a scenario e2sim would refuse (``--profile X`` ...) before anything starts:
+    the very checks of ``e2sim run`` (its parser and :class:`~e2sim.channel.Scenario`)."""
+    from e2sim.node import add_run_arguments, scenario_from_args
+
+    parser = argparse.ArgumentParser(prog="e2sim run", add_help=False)
+    add_run_arguments(parser)
+    try:
+        scenario_from_args(parser.parse_args(scenario_arguments(args)))
+    except ValueError as exc:
+        raise DemoError(f"scenario: {exc}") from None
+    if not args.duration > 0:
+        raise DemoError(f"--duration must be > 0 s, got {args.duration:g}")
+    if not args.timeout > 0:
+        raise DemoError(f"--timeout must be > 0 s, got {args.timeout:g}")
+    if args.results is not None:
+        from e2sim.cli import check_output_file
+
+        try:
+            check_output_file(Path(args.results), "--results")
+        except ValueError as exc:
+            raise DemoError(str(exc)) from None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the two processes and print the table; returns the exit status."""
     check_config(args.config)
+    check_scenario(args)
     with tempfile.TemporaryDirectory(prefix="lighttune-demo-") as tmp:
         work = Path(tmp)
         model, model_note = resolve_model(args.model, work, args.seed)
@@ -226,10 +260,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 e2sim_results = work / "e2sim.json"
                 sim_cmd = [
                     sys.executable, "-m", "e2sim.node", "--ric", f"127.0.0.1:{info['port']}",
-                    "--transport", info["transport"], "--compare", "--profile", args.profile,
-                    "--doppler", str(args.doppler), "--correlation", args.correlation,
-                    "--snr-range", args.snr_range, "--csi-period", str(args.csi_period), "--ues", str(args.ues),
-                    "--duration", str(args.duration), "--seed", str(args.seed), "--results", str(e2sim_results),
+                    "--transport", info["transport"], "--compare", *scenario_arguments(args),
+                    "--results", str(e2sim_results),
                 ]
                 print(f"lighttune-demo: xApp listening on 127.0.0.1:{info['port']} ({info['transport']}); "
                       f"starting e2sim ({args.profile} {args.doppler:g} Hz, {args.snr_range} SNR, "

@@ -824,7 +824,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-out", metavar="FILE.json", help="write per-cell statistics to this file at exit")
     p.add_argument("--ready-file", metavar="FILE.json",
                    help="write {host, port, transport, http_port} here once listening")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging threshold on stderr (default %(default)s)")
     return p
 
 
