@@ -47,6 +47,7 @@ from e2sim.experiment import (
     write_dataset,
 )
 from e2sim.traces import TraceFormatError, TraceReplay, record_trace
+from lighttune_core.linkadapt.presets import DEFAULT_PRESET, PRESET_NAMES
 
 EXIT_USAGE: int = 2
 
@@ -94,6 +95,14 @@ def _scenario_args(p: argparse.ArgumentParser, defaults: Scenario) -> None:
     p.add_argument("--sched-interval", type=int, default=defaults.sched_interval_slots, metavar="SLOTS",
                    help="DU round-robin interval: each UE is scheduled every SLOTS slots and the UEs of a slot "
                         "share the RBs; 1 = every UE on all RBs every slot (default %(default)s)")
+    _du_arg(p, defaults.du_preset)
+
+
+def _du_arg(p: argparse.ArgumentParser, default: str = DEFAULT_PRESET) -> None:
+    p.add_argument("--du", choices=PRESET_NAMES, default=default,
+                   help="the DU's link adaptation, after a real gNB: srsran (srsRAN_Project's slow CQI-offset "
+                        "OLLA), oai (OpenAirInterface's +-1 MCS per 100 ms BLER window) or sionna (1 dB per "
+                        "NACK, the fast end) (default %(default)s)")
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
@@ -107,6 +116,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         csi_snr_error_db=args.csi_error,
         seed=args.seed,
         sched_interval_slots=args.sched_interval,
+        du_preset=args.du,
     )
 
 
@@ -183,7 +193,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     source = None
     if args.trace is not None:
         source = TraceReplay(args.trace)
-        scenario = replace(source.scenario, sched_interval_slots=args.sched_interval)
+        scenario = replace(source.scenario, sched_interval_slots=args.sched_interval, du_preset=args.du)
     else:
         scenario = _scenario(args)
     if not args.duration_s > 0:
@@ -213,6 +223,7 @@ def _add_table6(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="scenario seed of every run (default %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default %(default)s)")
     p.add_argument("--rows", type=int, nargs="+", metavar="I", help="only these rows (0-15)")
+    _du_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out-dir", type=Path, default=Path("."), help="where results go (default: .)")
     _model_args(p)
@@ -234,7 +245,7 @@ def _cmd_table6(args: argparse.Namespace) -> int:
     model = _model(args, progress=not args.quiet)
     started = time.perf_counter()
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, args.rows,
-                         progress=not args.quiet)
+                         progress=not args.quiet, du_preset=args.du)
     md = table6_markdown(results, model.description, args.ues, args.duration_s)
     md += f"\nWall time {time.perf_counter() - started:.0f} s with {args.workers} worker(s).\n"
     (args.out_dir / "table6.md").write_text(md)

@@ -97,19 +97,16 @@ from e2sim.channel.bler import (
     mcs_sinr_threshold_db,
 )
 from lighttune_core.linkadapt import (
-    DEFAULT_CLAMP_DB,
-    DEFAULT_DELTA_UP_DB,
-    DEFAULT_TARGET_BLER,
     MAX_MCS_BY_TABLE,
     MCS_TABLES,
     code_block_size,
     n_code_blocks,
     cqi_to_mcs,
     olla_mcs,
-    olla_update,
     spectral_efficiency,
     transport_block_size,
 )
+from lighttune_core.linkadapt.presets import DuPreset, get_preset, per_tb_update, preset_mcs, window_update
 from lighttune_core.report import MAX_CQI, MAX_RANK, OLLA_RANGE_DB, LinkReports
 
 CSI_TARGET_BLER: float = 0.1
@@ -208,8 +205,9 @@ class DU:
         csi_delay_slots: slots from CSI-RS measurement to first use, >= 1.
         subband_n_rb: int [S] RBs per subband, the EESM weights (``LinkChannel.subband_n_rb``);
             equal weights if None.
-        olla_delta_up_db, olla_target_bler, olla_clamp_db: OLLA parameters
-            (:func:`lighttune_core.linkadapt.olla_update`).
+        preset: the DU's link-adaptation loop (:mod:`lighttune_core.linkadapt.presets`:
+            ``"srsran"``, ``"oai"``, ``"sionna"`` or a :class:`DuPreset`); default the
+            scenario's ``du_preset``.
         ue_ids: int64 [U] identifiers of the UEs (default ``0 .. U-1``).
         randomness: the draws to use; default ``DuRandomness(scenario.seed, ...)``.
     """
@@ -219,9 +217,7 @@ class DU:
         scenario: Scenario,
         csi_delay_slots: int = DEFAULT_CSI_DELAY_SLOTS,
         subband_n_rb: np.ndarray | None = None,
-        olla_delta_up_db: float = DEFAULT_DELTA_UP_DB,
-        olla_target_bler: float = DEFAULT_TARGET_BLER,
-        olla_clamp_db: float = DEFAULT_CLAMP_DB,
+        preset: DuPreset | str | None = None,
         ue_ids: np.ndarray | None = None,
         randomness: DuRandomness | None = None,
     ) -> None:
@@ -236,11 +232,8 @@ class DU:
         self.scenario = scenario
         self.n_ue = n
         self.csi_delay_slots = int(csi_delay_slots)
-        self.olla_delta_up_db = float(olla_delta_up_db)
-        self.olla_target_bler = float(olla_target_bler)
-        self.olla_clamp_db = float(olla_clamp_db)
-        olla_update(np.zeros(1), np.ones(1, bool), np.ones(1, bool), self.olla_delta_up_db,
-                    self.olla_target_bler, self.olla_clamp_db)  # validates the parameters
+        self.preset = get_preset(scenario.du_preset if preset is None else preset)
+        self.olla_target_bler = self.preset.target_bler
         self.subband_weights = None if subband_n_rb is None else np.asarray(subband_n_rb, float)
         # SINR each CQI / MCS stands for at the BLER target, from the simulator's own curves
         self._cqi_sinr_db = cqi_sinr_threshold_db(
@@ -292,6 +285,12 @@ class DU:
         self.period_index = 0
         self._period_start = 0
         self.olla_offset_db = np.zeros(n)
+        """float64 [U], the OLLA back-off in the preset's unit (dB, CQI or MCS steps;
+        positive = more conservative than the table)."""
+        self._window_slots = max(1, int(round(self.preset.window_ms * scenario.slots_per_ms)))
+        self._filtered_bler = np.full(n, 0.5 * (self.preset.bler_lower + self.preset.bler_upper))
+        self._window_tx = np.zeros(n, dtype=np.int64)
+        self._window_nack = np.zeros(n, dtype=np.int64)
         self.has_csi = np.zeros(n, dtype=bool)
         self.report_ri = np.ones(n, dtype=np.int64)
         self.report_cqi = np.zeros(n, dtype=np.int64)
@@ -531,14 +530,7 @@ class DU:
 
         rank, cqi = self.current_choice()
         sched = self.scheduled(self.slot_index) & self.has_csi & (cqi > 0)
-        mcs_all = olla_mcs(
-            cqi,
-            self.olla_offset_db,
-            cqi_table=self.scenario.cqi_table,
-            mcs_table=self.scenario.mcs_table,
-            cqi_sinr_db=self._cqi_sinr_db,
-            mcs_sinr_db=self._mcs_sinr_db,
-        )
+        mcs_all = self.du_mcs(cqi, self.olla_offset_db)
         sched &= mcs_all >= 0
         mcs = np.where(sched, mcs_all, 0)
         rows = np.flatnonzero(sched)  # the BLER model runs on the scheduled UEs only
@@ -546,14 +538,7 @@ class DU:
         bler[rows] = self._tb_bler(sinr[rows, rank[rows] - 1], mcs[rows], rank[rows])
         ack = sched & (u >= bler)
         nack = sched & ~ack
-        self.olla_offset_db = olla_update(
-            self.olla_offset_db,
-            ack,
-            sched,
-            self.olla_delta_up_db,
-            self.olla_target_bler,
-            self.olla_clamp_db,
-        )
+        self._update_loop(ack, sched, mcs, rank, cqi)
         self.n_ack += ack
         self.n_nack += nack
         self.served_bits += np.where(ack, self._tbs[mcs, rank - 1], 0)
@@ -565,6 +550,45 @@ class DU:
         if self._pending is not None and self.slot_index == self._pending_due:
             return self._close_period()
         return None
+
+    def du_mcs(self, cqi: np.ndarray, backoff: np.ndarray) -> np.ndarray:
+        """int64 [U] MCS the DU transmits for CQIs ``cqi`` at back-offs ``backoff`` under its
+        preset (:func:`~lighttune_core.linkadapt.presets.preset_mcs`; the SINR-offset loop
+        uses the simulator's own CQI/MCS thresholds); −1 where CQI is 0."""
+        if self.preset.loop == "snr_offset":
+            return olla_mcs(
+                cqi,
+                backoff,
+                cqi_table=self.scenario.cqi_table,
+                mcs_table=self.scenario.mcs_table,
+                cqi_sinr_db=self._cqi_sinr_db,
+                mcs_sinr_db=self._mcs_sinr_db,
+            )
+        return preset_mcs(self.preset, cqi, backoff, self.scenario.cqi_table, self.scenario.mcs_table)
+
+    def _update_loop(
+        self, ack: np.ndarray, sched: np.ndarray, mcs: np.ndarray, rank: np.ndarray, cqi: np.ndarray
+    ) -> None:
+        """Move the OLLA back-off with this slot's HARQ feedback (the preset's rule).
+
+        Per-TB loops step on every scheduled UE's ACK/NACK; the windowed (OAI) loop counts
+        the slot's transmissions and NACKs and moves the MCS offset at the end of each
+        ``window_ms`` window (slot indices that are multiples of the window).
+        """
+        top = self._n_mcs - 1
+        if self.preset.loop != "mcs_window":
+            self.olla_offset_db = per_tb_update(self.preset, self.olla_offset_db, ack, sched, mcs, top)
+            return
+        self._window_tx += sched
+        self._window_nack += sched & ~ack
+        if (self.slot_index + 1) % self._window_slots == 0:
+            current = self.du_mcs(np.where(self.has_csi, cqi, 0), self.olla_offset_db)
+            self.olla_offset_db, self._filtered_bler = window_update(
+                self.preset, self.olla_offset_db, self._filtered_bler, self._window_tx,
+                self._window_nack, current, top,
+            )
+            self._window_tx[:] = 0
+            self._window_nack[:] = 0
 
     def _close_period(self) -> PeriodOutcome:
         """End the CSI period: emit reports, install the pending CSI, clear controls."""

@@ -37,8 +37,10 @@ Sample = ``build_features(reports_k, rank, cqi)`` of the decision applied in per
 ``k + 1`` and ``y = bler_label`` of that period's HARQ counts (periods without a
 transmission are dropped). So the model also sees decisions other than the baseline, in
 a fraction ``explore_fraction`` (default 0.5) of (UE, period) pairs the decision is
-exploratory: rank ``r0 + d``, ``d`` uniform in {−1, 0, +1} (clipped to 1 .. max rank) and
-CQI ``max(1, c0 − k)``, ``k`` uniform in 0 .. ``max_backoff`` (default 4), seeded; the other
+exploratory: rank ``r = r0 + d``, ``d`` uniform in {−1, 0, +1} (clipped to 1 .. max rank) and
+CQI ``max(1, c_r − k)``, ``k`` uniform in 0 .. ``max_backoff`` (default 4), ``c_r`` RI-CQI-Tune's
+anchor CQI of rank ``r`` (:func:`~lighttune_core.linkadapt.rank_cqi_anchor`, ``c0`` at
+``r0``), so the data covers the candidates the policies ask about; seeded; the other
 pairs keep the DU's table choice. UEs whose table CQI is 0 are never explored.
 """
 
@@ -62,7 +64,9 @@ from e2sim.channel.scenario import SNR_RANGES_DB, TRAINING_SCENARIO
 from e2sim.du import DU, DuRandomness
 from e2sim.traces import TraceReplay
 from lighttune_core.cell import CellTuner, TuneMode
+from lighttune_core.linkadapt import rank_cqi_anchor
 from lighttune_core.features import FEATURE_NAMES, N_FEATURES, bler_label, build_features
+from lighttune_core.linkadapt.presets import DEFAULT_PRESET
 from lighttune_core.tuner import LightTuneModel
 
 DATASET_VERSION: int = 1
@@ -99,6 +103,7 @@ def generate_dataset(
     explore_fraction: float = DEFAULT_EXPLORE_FRACTION,
     max_backoff: int = DEFAULT_MAX_BACKOFF,
     progress: bool = False,
+    label_source: str = "harq",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Offline training samples from one cell (see the module docstring).
 
@@ -139,6 +144,8 @@ def generate_dataset(
             raise RuntimeError("the DU closed no CSI period; check the scenario")
         rep = out.reports
         label, valid = bler_label(rep.n_ack, rep.n_nack)
+        if label_source == "expected":
+            label = np.round(np.floor(np.nan_to_num(out.mean_tb_bler) / 0.1 + 0.5 + 1e-9) * 0.1, 10)
         use = valid & has_pending
         if use.any():
             feats.append(pending_x[use])
@@ -150,7 +157,9 @@ def generate_dataset(
         d_rank = rng.integers(-1, 2, size=n)
         backoff = rng.integers(0, max_backoff + 1, size=n)
         rank = np.where(explore, np.clip(rep.ri + d_rank, 1, scenario.max_rank), rep.ri)
-        cqi = np.where(explore, np.maximum(rep.cqi - backoff, 1), rep.cqi)
+        # the CQI window of each rank starts at RI-CQI-Tune's anchor for that rank
+        anchor = rank_cqi_anchor(rep, rank[:, None])[:, 0]
+        cqi = np.where(explore, np.maximum(anchor - backoff, 1), rep.cqi)
         if explore.any():
             du.apply_control(rep.ue_id[explore], rank[explore], cqi[explore])
         pending_x = build_features(rep, rank, cqi)
@@ -245,7 +254,9 @@ def quick_model(
     scenario = Scenario.from_dict({**TRAINING_SCENARIO.to_dict(), "n_ue": n_ue, "seed": seed})
     x, y = generate_dataset(scenario, n_samples, progress=progress)
     trained = train_offline(x, y, epochs=epochs, seed=seed)
-    model = LightTuneModel.from_params(trained.params, seed=seed)
+    model = LightTuneModel.from_params(
+        trained.params, seed=seed, feature_mean=trained.feature_mean, feature_scale=trained.feature_scale
+    )
     last = trained.history[-1]
     return ModelSource(
         model,
@@ -387,8 +398,8 @@ def run_experiment(
         source_name = "live channel"
     else:
         channel = source
-        # the DU's scheduler interval does not shape the channel a source delivers
-        if replace(channel.scenario, sched_interval_slots=scenario.sched_interval_slots) != scenario:
+        # the DU's scheduler interval and preset do not shape the channel a source delivers
+        if channel.scenario.du_free() != scenario.du_free():
             raise ValueError("the channel source was made for another scenario")
         if isinstance(channel, TraceReplay):
             if channel.n_slots < n_slots:
@@ -401,7 +412,11 @@ def run_experiment(
             source_name = "given channel"
     n = scenario.n_ue
     dus = {s: DU(scenario, subband_n_rb=channel.subband_n_rb) for s in names}
-    tuners = {s: CellTuner(copy.deepcopy(model.model), SCHEME_MODES[s], learn=learn) for s in names}
+    tuners = {
+        s: CellTuner(copy.deepcopy(model.model), SCHEME_MODES[s], learn=learn, du_preset=scenario.du_preset,
+                     mcs_table=scenario.mcs_table)
+        for s in names
+    }
     frozen = copy.deepcopy(model.model)
     frozen_pred = {s: np.full(n, np.nan) for s in names}
     results = {s: SchemeResult(s, np.zeros(n), 0, 0) for s in names}
@@ -559,8 +574,8 @@ TABLE6_ROWS: tuple[Table6Row, ...] = (
 """The 16 rows of the paper's Table 6 (seed document 000, TABLE 6)."""
 
 
-def _table6_job(args: tuple[int, str, int, int, float, bytes, str]) -> dict[str, Any]:
-    row_index, snr_name, n_ue, seed, duration_s, model_bytes, description = args
+def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str]) -> dict[str, Any]:
+    row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset = args
     row = TABLE6_ROWS[row_index]
     scenario = Scenario(
         profile=row.profile,
@@ -570,6 +585,7 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str]) -> dict[str,
         csi_period_ms=row.csi_period_ms,
         n_ue=n_ue,
         seed=seed,
+        du_preset=du_preset,
     )
     model = ModelSource(LightTuneModel.from_bytes(model_bytes), description)
     res = run_experiment(scenario, duration_s, model)
@@ -590,6 +606,7 @@ def run_table6(
     rows: Sequence[int] | None = None,
     progress: bool = False,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    du_preset: str = DEFAULT_PRESET,
 ) -> list[dict[str, Any]]:
     """Run Table 6's rows at medium and high SNR, ``workers`` processes in parallel.
 
@@ -607,7 +624,7 @@ def run_table6(
             raise ValueError(f"Table 6 row {r} does not exist (0 .. {len(TABLE6_ROWS) - 1})")
     blob = model.model.to_bytes()
     jobs = [
-        (r, snr, n_ue, seed, duration_s, blob, model.description)
+        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset)
         for r in selected
         for snr in ("medium", "high")
     ]

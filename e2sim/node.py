@@ -73,6 +73,7 @@ from typing import Any, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from lighttune_core.linkadapt.presets import PRESET_NAMES
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
 from e2sim.channel.scenario import CORRELATION_LEVELS, CSI_PERIODS_MS, SNR_RANGES_DB
 from e2sim.du import DU, DuRandomness, PeriodOutcome
@@ -223,7 +224,7 @@ def build_cells(
             raise ValueError("--compare shares one channel: give at most one --trace")
         source: ChannelSource = TraceReplay(traces[0]) if traces else LinkChannel(scenario)
         # a trace records the channel only: the DU's scheduler interval is the caller's
-        sc = replace(source.scenario, sched_interval_slots=scenario.sched_interval_slots)
+        sc = replace(source.scenario, sched_interval_slots=scenario.sched_interval_slots, du_preset=scenario.du_preset)
         cells = [
             SimCell(first_cell_id + i, name, DU(sc, subband_n_rb=source.subband_n_rb), None,
                     np.zeros(sc.n_ue, dtype=np.int64))
@@ -237,7 +238,7 @@ def build_cells(
     cells = []
     for i in range(n_cells):
         src: ChannelSource = TraceReplay(traces[i]) if traces else LinkChannel(replace(scenario, seed=scenario.seed + i))
-        sc = replace(src.scenario, sched_interval_slots=scenario.sched_interval_slots)
+        sc = replace(src.scenario, sched_interval_slots=scenario.sched_interval_slots, du_preset=scenario.du_preset)
         cells.append(SimCell(first_cell_id + i, "", DU(sc, subband_n_rb=src.subband_n_rb), src,
                              np.zeros(sc.n_ue, dtype=np.int64)))
     periods = {c.du.scenario.csi_period_slots for c in cells}
@@ -788,6 +789,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sched-interval", type=int, default=d.sched_interval_slots, metavar="SLOTS",
                    help="DU round-robin interval: each UE is scheduled every SLOTS slots and the UEs of a slot "
                         "share the RBs; 1 = every UE on all RBs every slot (default %(default)s)")
+    p.add_argument("--du", choices=PRESET_NAMES, default=d.du_preset,
+                   help="the DU's link adaptation, after a real gNB: srsran (slow CQI-offset OLLA), oai "
+                        "(+-1 MCS per 100 ms BLER window) or sionna (1 dB per NACK) (default %(default)s)")
     p.add_argument("--trace", action="append", default=[], metavar="FILE",
                    help="replay a recorded channel trace instead of the live channel (one per cell)")
     p.add_argument("--duration", type=float, default=5.0, metavar="S", help="simulated time, s (default %(default)s)")
@@ -821,6 +825,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         csi_period_ms=args.csi_period, n_ue=args.ues, n_rb=args.n_rb, scs_khz=args.scs,
         n_tx=args.antennas[0], n_rx=args.antennas[1], cqi_table=args.cqi_table, mcs_table=args.mcs_table,
         csi_snr_error_db=args.csi_error, seed=args.seed, sched_interval_slots=args.sched_interval,
+        du_preset=args.du,
     )
 
 

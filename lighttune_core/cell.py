@@ -59,6 +59,7 @@ import numpy as np
 
 from lighttune_core.features import N_FEATURES, bler_label, build_features
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
+from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_preset
 from lighttune_core.report import MAX_RANK, LinkReports
 
 
@@ -157,6 +158,10 @@ class CellTuner:
         max_rank: largest rank RI-CQI-Tune may choose.
         search_dtype: compute dtype of the decision search, ``np.float64`` (default) or
             ``np.float32`` (used only with a model that has ``predict_many_unchecked``).
+        du_preset: the DU's link adaptation (:mod:`lighttune_core.linkadapt.presets`), so
+            that both policies score candidates by the bits the DU will deliver,
+            ``r · SE(MCS_DU(c, b)) · (1 − BLER_pred)``; default ``"srsran"``.
+        mcs_table: the DU's MCS table (1 .. 3).
     """
 
     def __init__(
@@ -166,7 +171,13 @@ class CellTuner:
         learn: bool = True,
         max_rank: int = MAX_RANK,
         search_dtype: type = np.float64,
+        du_preset: DuPreset | str = DEFAULT_PRESET,
+        mcs_table: int = 1,
     ) -> None:
+        self.du_preset = get_preset(du_preset)
+        if mcs_table not in (1, 2, 3):
+            raise ValueError(f"mcs_table must be 1, 2 or 3, got {mcs_table!r}")
+        self.mcs_table = int(mcs_table)
         if not 1 <= max_rank <= MAX_RANK:
             raise ValueError(f"max_rank must be in 1..{MAX_RANK}, got {max_rank}")
         if np.dtype(search_dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
@@ -296,10 +307,11 @@ class CellTuner:
         if self.mode is TuneMode.RI_CQI:
             chosen_x = np.empty((len(reports), N_FEATURES))
             rank, cqi, pred = ri_cqi_tune(
-                predict, reports, max_rank=self.max_rank, prune=True, features_out=chosen_x
+                predict, reports, max_rank=self.max_rank, prune=True, features_out=chosen_x,
+                du_preset=self.du_preset, mcs_table=self.mcs_table,
             )
         elif self.mode is TuneMode.CQI:
-            cqi, pred = cqi_tune(predict, reports, prune=True)
+            cqi, pred = cqi_tune(predict, reports, prune=True, du_preset=self.du_preset, mcs_table=self.mcs_table)
             rank = reports.ri.copy()
         else:
             rank = reports.ri.copy()

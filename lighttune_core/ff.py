@@ -73,8 +73,30 @@ from lighttune_core.features import BLER_LABELS, N_FEATURES
 
 LOSS_KINDS: tuple[str, ...] = ("proposed", "softplus")
 
-DEFAULT_LAYER_SIZES: tuple[int, ...] = (N_FEATURES + 1, 32, 32)
-"""``[13, 32, 32]``: 12 features + the label, two hidden layers of 32 ReLUs."""
+N_LABELS: int = BLER_LABELS.shape[0]
+"""K = 11 candidate labels."""
+SCALAR_INPUT_WIDTH: int = N_FEATURES + 1
+"""``M_0 = 13`` of the paper's encoding: the 12 features and the label as one scalar."""
+BLOCK_INPUT_WIDTH: int = N_LABELS * (N_FEATURES + 1)
+"""``M_0 = 143`` of the label-conditioned (block one-hot) encoding: ``e_k ⊗ [x; 1]``."""
+LABEL_ENCODINGS: dict[int, str] = {SCALAR_INPUT_WIDTH: "scalar", BLOCK_INPUT_WIDTH: "block"}
+"""Input encoding of the label, told apart by the input width ``M_0``."""
+DEFAULT_LAYER_SIZES: tuple[int, ...] = (BLOCK_INPUT_WIDTH, 32, 32)
+"""``[143, 32, 32]``: the label-conditioned input (a documented deviation from the paper's
+``M_0 = 13``, see the module docstring), two hidden layers of 32 ReLUs."""
+PAPER_LAYER_SIZES: tuple[int, ...] = (SCALAR_INPUT_WIDTH, 32, 32)
+"""``[13, 32, 32]``: the paper's network, the label as one scalar input."""
+
+
+def label_encoding(m0: int) -> str:
+    """``"scalar"`` for ``M_0 = 13``, ``"block"`` for ``M_0 = 143``; ValueError otherwise."""
+    try:
+        return LABEL_ENCODINGS[int(m0)]
+    except KeyError:
+        raise ValueError(
+            f"the input width M_0 must be {SCALAR_INPUT_WIDTH} (scalar label) or {BLOCK_INPUT_WIDTH} "
+            f"(label-conditioned block input), got {m0}"
+        ) from None
 DEFAULT_THRESHOLD: float = 9.0
 """Goodness threshold ``T`` of the losses."""
 DEFAULT_NORM_EPS: float = 1e-8
@@ -124,12 +146,16 @@ def check_loss_kind(loss: str) -> str:
 
 
 def check_layer_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
-    """Validate ``[M_0, ..., M_L]``: ``M_0 = 13`` (features + label), ``L >= 1``, widths >= 1."""
+    """Validate ``[M_0, ..., M_L]``: ``M_0`` 13 (scalar label) or 143 (block input), ``L >= 1``,
+    widths >= 1."""
     out = tuple(int(m) for m in sizes)
     if len(out) < 2:
         raise ValueError(f"layer_sizes needs an input size and at least one layer, got {out}")
-    if out[0] != N_FEATURES + 1:
-        raise ValueError(f"layer_sizes[0] must be {N_FEATURES + 1} (features + label), got {out[0]}")
+    if out[0] not in LABEL_ENCODINGS:
+        raise ValueError(
+            f"layer_sizes[0] must be {SCALAR_INPUT_WIDTH} (features + scalar label) or "
+            f"{BLOCK_INPUT_WIDTH} (label-conditioned block input), got {out[0]}"
+        )
     if any(m < 1 for m in out):
         raise ValueError(f"layer_sizes must be positive, got {out}")
     return out
@@ -150,7 +176,9 @@ def check_params(params: FFParams) -> FFParams:
         raise ValueError("params need the same number (>= 1) of weights and biases")
     weights: list[np.ndarray] = []
     biases: list[np.ndarray] = []
-    fan_in = N_FEATURES + 1
+    fan_in = np.shape(params.weights[0])[1] if np.ndim(params.weights[0]) == 2 else -1
+    if fan_in not in LABEL_ENCODINGS:
+        raise ValueError(f"weights[1] must have {SCALAR_INPUT_WIDTH} or {BLOCK_INPUT_WIDTH} columns, got shape {np.shape(params.weights[0])}")
     for i, (w, b) in enumerate(zip(params.weights, params.biases), start=1):
         w_a = np.array(w, dtype=np.float64)
         b_a = np.array(b, dtype=np.float64)
@@ -221,14 +249,36 @@ def forward(params: FFParams, inputs: np.ndarray, eps: float = DEFAULT_NORM_EPS)
     return outs
 
 
-def pair_inputs(x: np.ndarray, y: np.ndarray | float) -> np.ndarray:
-    """``[x; y]``: features float [..., 12] and labels float [...] → float64 [..., 13]."""
+def pair_inputs(x: np.ndarray, y: np.ndarray | float, encoding: str = "scalar") -> np.ndarray:
+    """The network input ``h_0`` of pairs ``(x, y)``.
+
+    * ``"scalar"`` (the paper's): ``[x; y]``, float64 [..., 13].
+    * ``"block"`` (label-conditioned): ``e_k ⊗ [x; 1]``, float64 [..., 143]: the features and
+      a constant 1 in the block of label ``y = y_k`` (``k = round(y / 0.1)``), zeros in the
+      other ten blocks, so every first-layer neuron has its own weights and bias per label.
+
+    Args:
+        x: features float [..., 12]; y: labels float [...] (broadcast together).
+    """
     x_a = np.asarray(x, dtype=np.float64)
     y_a = np.asarray(y, dtype=np.float64)
     shape = np.broadcast_shapes(x_a.shape[:-1], y_a.shape)
-    return np.concatenate(
-        [np.broadcast_to(x_a, shape + x_a.shape[-1:]), np.broadcast_to(y_a, shape)[..., None]], axis=-1
-    )
+    xb = np.broadcast_to(x_a, shape + x_a.shape[-1:])
+    if encoding == "scalar":
+        return np.concatenate([xb, np.broadcast_to(y_a, shape)[..., None]], axis=-1)
+    if encoding != "block":
+        raise ValueError(f"encoding must be 'scalar' or 'block', got {encoding!r}")
+    k = np.rint(np.broadcast_to(y_a, shape) / (BLER_LABELS[1] - BLER_LABELS[0])).astype(np.int64)
+    if np.any((k < 0) | (k >= N_LABELS)):
+        raise ValueError("block inputs need labels in 0.0 .. 1.0")
+    f = x_a.shape[-1] + 1
+    out = np.zeros(shape + (N_LABELS, f))
+    flat = out.reshape(-1, N_LABELS, f)
+    rows = np.arange(flat.shape[0])
+    kk = k.reshape(-1)
+    flat[rows, kk, :-1] = xb.reshape(-1, f - 1)
+    flat[rows, kk, -1] = 1.0
+    return out.reshape(shape + (N_LABELS * f,))
 
 
 def goodness(h: np.ndarray) -> np.ndarray:
@@ -359,6 +409,18 @@ class InferencePlan(NamedTuple):
     rest_w: tuple[np.ndarray, ...]
     trace_shape: tuple[int, int, int]
     derived: dict[str, Any]
+    block: bool = False
+    """Label-conditioned block input: ``w1x`` is then ``[K · M_1, 12]`` (label ``k``'s feature
+    weights in rows ``k M_1 .. (k + 1) M_1 − 1``), ``label_rows[k]`` label ``k``'s constant
+    column, ``labels_sq`` all 1 (the constant's square) and the goodness is summed over the
+    layers, ``G = Σ_l ||h_l||²``."""
+
+
+def _block_w1x(w1: np.ndarray) -> np.ndarray:
+    """``[K · M_1, 12]`` feature weights of every label's block of a block-input ``W_1``."""
+    m1 = w1.shape[0]
+    blocks = w1.reshape(m1, N_LABELS, N_FEATURES + 1)[:, :, :N_FEATURES]
+    return blocks.transpose(1, 0, 2).reshape(N_LABELS * m1, N_FEATURES)
 
 
 def plan_inference(
@@ -379,6 +441,27 @@ def plan_inference(
     w1 = params.weights[0]
     lab = np.asarray(labels, dtype=np.float64)
     sizes = layer_sizes(params)[: n_use + 1]
+    if label_encoding(w1.shape[1]) == "block":
+        if lab.shape != BLER_LABELS.shape or np.any(np.abs(lab - BLER_LABELS) > 1e-12):
+            raise ValueError("a block-input network predicts the 11 BLER labels only")
+        const = w1.reshape(w1.shape[0], N_LABELS, N_FEATURES + 1)[:, :, N_FEATURES].T  # [K, M_1]
+        return InferencePlan(
+            label_rows=np.ascontiguousarray(const, dtype=dtype),
+            w1y=np.zeros(w1.shape[0], dtype=dtype),
+            labels_sq=np.ones(N_LABELS, dtype=dtype),
+            b1=params.biases[0].astype(dtype, copy=False),
+            rest=tuple(
+                (w.T.astype(dtype, copy=False), b.astype(dtype, copy=False))
+                for w, b in zip(params.weights[1:n_use], params.biases[1:n_use])
+            ),
+            labels=lab,
+            eps=float(eps),
+            w1x=_block_w1x(w1).astype(dtype),
+            rest_w=tuple(w.astype(dtype, copy=False) for w in params.weights[1:n_use]),
+            trace_shape=(n_use + 1, lab.shape[0], max(sizes)),
+            derived={},
+            block=True,
+        )
     return InferencePlan(
         label_rows=np.multiply.outer(lab, w1[:, -1]).astype(dtype, copy=False),
         w1y=w1[:, -1].astype(dtype, copy=False),
@@ -412,7 +495,11 @@ def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
         plan.label_rows.dtype == w1.dtype and np.shares_memory(plan.b1, params.biases[0])
     ):
         raise ValueError("refresh_plan needs a float64 plan built from these params")
-    np.multiply.outer(plan.labels, w1[:, -1], out=plan.label_rows)
+    if plan.block:
+        plan.w1x[...] = _block_w1x(w1)
+        plan.label_rows[...] = w1.reshape(w1.shape[0], N_LABELS, N_FEATURES + 1)[:, :, N_FEATURES].T
+    else:
+        np.multiply.outer(plan.labels, w1[:, -1], out=plan.label_rows)
     plan.derived.clear()
 
 
@@ -430,7 +517,7 @@ class _BlockWorkspace:
     def __init__(self, plan: InferencePlan, n_max: int) -> None:
         k = plan.labels.shape[0]
         dt = plan.w1x.dtype
-        widths = (plan.w1x.shape[0],) + tuple(w.shape[0] for w in plan.rest_w)
+        widths = (plan.b1.shape[0],) + tuple(w.shape[0] for w in plan.rest_w)
         self.n_max = int(n_max)
         self.layers = tuple(np.empty(m * k * n_max, dtype=dt) for m in widths)
         self._closed_form: np.ndarray | None = None
@@ -469,7 +556,7 @@ def _workspace(plan: InferencePlan, n: int) -> _BlockWorkspace:
     )
     if cache is None:
         cache = _WORKSPACES.by_shape = {}
-    key = (plan.w1x.dtype.str, (plan.w1x.shape[0],) + tuple(w.shape[0] for w in plan.rest_w), plan.labels.shape[0])
+    key = (plan.w1x.dtype.str, (plan.b1.shape[0],) + tuple(w.shape[0] for w in plan.rest_w), plan.labels.shape[0])
     hit = cache.get(key)
     if hit is None or hit[0] < n:
         hit = (max(n, _PREDICT_CHUNK), _BlockWorkspace(plan, max(n, _PREDICT_CHUNK)))
@@ -504,20 +591,26 @@ def _goodness_block_relu_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorks
     xb = x if x.dtype == dt else x.astype(dt)
     n = xb.shape[0]
     k = plan.labels_sq.shape[0]
-    m1 = plan.w1x.shape[0]
+    m1 = plan.b1.shape[0]
     rows = k * n
-    wx_t = plan.w1x @ xb.T  # [M_1, n]
+    wx_t = plan.w1x @ xb.T  # [M_1, n]; block input: [K · M_1, n]
     inv = np.einsum("ni,ni->n", xb, xb)
     inv = inv + plan.labels_sq[:, None]  # [K, n]
     np.sqrt(inv, out=inv)
     inv += plan.eps
     np.reciprocal(inv, out=inv)
     h = work.view(0, m1, rows).reshape(m1, k, n)
-    np.add(wx_t[:, None, :], plan.label_rows.T[:, :, None], out=h)
+    if plan.block:
+        np.add(wx_t.reshape(k, m1, n).transpose(1, 0, 2), plan.label_rows.T[:, :, None], out=h)
+    else:
+        np.add(wx_t[:, None, :], plan.label_rows.T[:, :, None], out=h)
     h *= inv
     h += plan.b1[:, None, None]
     np.maximum(h, 0.0, out=h)
     h2 = h.reshape(m1, rows)
+    total = out_t.reshape(rows)
+    if plan.block:
+        np.einsum("mr,mr->r", h2, h2, out=total)
     for layer, (w, (_, b)) in enumerate(zip(plan.rest_w, plan.rest), start=1):
         inv_l = np.einsum("mr,mr->r", h2, h2)
         np.sqrt(inv_l, out=inv_l)
@@ -528,7 +621,10 @@ def _goodness_block_relu_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorks
         z *= inv_l
         z += b[:, None]
         h2 = np.maximum(z, 0.0, out=z)
-    np.einsum("mr,mr->r", h2, h2, out=out_t.reshape(rows))
+        if plan.block:
+            total += np.einsum("mr,mr->r", h2, h2)
+    if not plan.block:
+        np.einsum("mr,mr->r", h2, h2, out=total)
 
 
 AFFINE_MARGIN: float = 1e-6
@@ -744,7 +840,8 @@ def _goodness_block_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace,
     at least :data:`AFFINE_MIN_SAMPLES`), the neuron-by-neuron forward pass of
     :func:`_goodness_block_relu_t` for the others."""
     if (
-        len(plan.rest) != 1
+        plan.block
+        or len(plan.rest) != 1
         or x.shape[0] < AFFINE_MIN_SAMPLES
         or plan.w1x.dtype != np.float64
         or x.dtype != np.float64
@@ -784,8 +881,7 @@ def goodness_one_from_plan(plan: InferencePlan, x: np.ndarray, xx: float | None 
     (the single-sample latency path of ``predict_one`` / ``learn_one``). ``xx`` is
     ``||x||²`` if the caller already has it.
     """
-    h = forward_one_from_plan(plan, x, xx).output
-    return _vecdot(h, h)
+    return trace_goodness(plan, forward_one_from_plan(plan, x, xx))
 
 
 class Trace:
@@ -805,7 +901,7 @@ class Trace:
     __slots__ = ("acts", "norms", "hs", "ns", "ns_col")
 
     def __init__(self, plan: InferencePlan, fill: bool = True) -> None:
-        widths = (plan.w1x.shape[0],) + tuple(w.shape[0] for w in plan.rest_w)
+        widths = (plan.b1.shape[0],) + tuple(w.shape[0] for w in plan.rest_w)
         new = np.zeros if fill else np.empty
         self.acts: np.ndarray = new(plan.trace_shape, dtype=plan.w1x.dtype)
         self.norms: np.ndarray = new(plan.trace_shape[:2], dtype=plan.w1x.dtype)
@@ -823,8 +919,24 @@ def new_trace(plan: InferencePlan) -> Trace:
     """A zeroed :class:`Trace` for :func:`forward_one_from_plan` with the candidate labels in
     the input's label column ``acts[0, :, M_0 − 1]``: the buffer the LightTune step needs."""
     trace = Trace(plan)
-    trace.acts[0, :, plan.w1x.shape[1]] = plan.labels
+    if plan.block:  # label k's constant 1 in its block; x goes in at the update
+        f = N_FEATURES + 1
+        trace.acts[0, np.arange(N_LABELS), np.arange(N_LABELS) * f + N_FEATURES] = 1.0
+    else:
+        trace.acts[0, :, plan.w1x.shape[1]] = plan.labels
     return trace
+
+
+def trace_goodness(plan: InferencePlan, trace: Trace) -> np.ndarray:
+    """``G(x, y_k)`` float [K] of a forward trace: ``||h_L||²``, or ``Σ_l ||h_l||²`` for a
+    block-input plan."""
+    if not plan.block:
+        h = trace.output
+        return _vecdot(h, h)
+    g = _vecdot(trace.hs[0], trace.hs[0])
+    for h in trace.hs[1:]:
+        g = g + _vecdot(h, h)
+    return g
 
 
 def forward_one_from_plan(
@@ -854,7 +966,10 @@ def forward_one_from_plan(
     np.sqrt((float(x @ x) if xx is None else xx) + plan.labels_sq, out=n)
     n += plan.eps
     h = hs[0]
-    np.add(plan.w1x @ x, plan.label_rows, out=h)  # [K, M_1]
+    wx = plan.w1x @ x
+    if plan.block:
+        wx = wx.reshape(plan.label_rows.shape)
+    np.add(wx, plan.label_rows, out=h)  # [K, M_1]
     h /= ns_col[0]
     h += plan.b1
     np.maximum(h, 0.0, out=h)
@@ -1046,10 +1161,7 @@ def pair_update_inplace(
         y_pos: the true label (positive pair); y_neg: the wrong label (negative pair).
         lr: learning rate.
     """
-    h = np.empty((2, x.shape[0] + 1))
-    h[:, :-1] = x
-    h[0, -1] = y_pos
-    h[1, -1] = y_neg
+    h = pair_inputs(x, np.array([y_pos, y_neg]), label_encoding(params.weights[0].shape[1]))
     proposed = loss == "proposed"
     for w, b in zip(params.weights, params.biases):
         norm = np.sqrt(_vecdot(h, h))
@@ -1154,7 +1266,12 @@ def pair_update_from_trace(
     rows = (k_pos, k_neg)
     acts = trace.acts.take(rows, axis=1)  # [L + 1, 2, D]
     step = _pair_step(acts[1:], constants.offset, constants.scale, constants.threshold, constants.proposed)
-    acts[0, :, : x.shape[0]] = x
+    if packed.params.weights[0].shape[1] == BLOCK_INPUT_WIDTH:
+        f = N_FEATURES + 1
+        acts[0, 0, k_pos * f : k_pos * f + N_FEATURES] = x
+        acts[0, 1, k_neg * f : k_neg * f + N_FEATURES] = x
+    else:
+        acts[0, :, : x.shape[0]] = x
     n_layers = len(packed.widths)
     inputs = acts[:n_layers]
     inputs /= trace.norms.take(rows, axis=1)[:n_layers, :, None]

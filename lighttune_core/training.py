@@ -72,6 +72,7 @@ from lighttune_core.ff import (
     check_loss_kind,
     goodness_all_labels,
     init_params,
+    label_encoding,
     layer_forward,
     layer_gradients,
     layer_loss,
@@ -82,7 +83,9 @@ from lighttune_core.ff import (
 NEGATIVE_KINDS: tuple[str, ...] = ("random", "hardest")
 DEFAULT_NEGATIVES: str = "hardest"
 SCHEDULES: tuple[str, ...] = ("greedy", "simultaneous")
-DEFAULT_SCHEDULE: str = "greedy"
+DEFAULT_SCHEDULE: str = "simultaneous"
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+DEFAULT_LR_SCHEDULE: str = "cosine"
 ProgressCallback = Callable[[int, int, "EpochRecord"], None]
 """``progress(epochs_done, epochs_total, record)`` after every epoch of every layer."""
 
@@ -118,10 +121,21 @@ class EpochRecord:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Output of :func:`train_offline`: float64 parameters and the curve."""
+    """Output of :func:`train_offline`: float64 parameters, the curve and the feature
+    standardisation the network was trained on (``x' = (x − mean) / scale``, float64 [12]
+    each; 0 and 1 without standardisation) — give both to
+    :class:`~lighttune_core.tuner.LightTuneModel`."""
 
     params: FFParams
     history: tuple[EpochRecord, ...]
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
+
+
+def standardisation(features: np.ndarray, floor: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (at least ``floor``) of every feature, float64 [12] each."""
+    x = np.asarray(features, dtype=np.float64)
+    return x.mean(axis=0), np.maximum(x.std(axis=0), floor)
 
 
 def label_indices(labels: np.ndarray) -> np.ndarray:
@@ -196,8 +210,10 @@ def train_offline(
     negative_gap: float = 0.1,
     schedule: str = DEFAULT_SCHEDULE,
     progress: ProgressCallback | None = None,
+    lr_schedule: str = DEFAULT_LR_SCHEDULE,
+    standardise: bool = True,
 ) -> TrainResult:
-    """Train an FF network greedily, layer by layer, with Adam.
+    """Train an FF network with Adam, every layer on its own local loss.
 
     Args:
         features: float [N, 12], finite.
@@ -212,6 +228,10 @@ def train_offline(
         eval_features, eval_labels: held-out split for the curve (default: the training data).
         initial: start from these parameters instead of a random initialisation.
         negative_gap: smallest |y' − y| of a negative label, a multiple of 0.1 in [0.1, 0.5].
+        lr_schedule: ``"cosine"`` (``lr_t = lr (1 + cos(π t / t_max)) / 2`` over the stage's
+            steps) or ``"constant"``.
+        standardise: train on ``(x − mean) / std`` of the training features (returned in the
+            result; the evaluation split uses the same).
         schedule: ``"greedy"`` (layer by layer, ``L · epochs`` epochs) or ``"simultaneous"``
             (all layers every batch, ``epochs`` epochs).
         progress: called after every epoch.
@@ -241,7 +261,15 @@ def train_offline(
     if negatives not in NEGATIVE_KINDS:
         raise ValueError(f"negatives must be one of {NEGATIVE_KINDS}, got {negatives!r}")
     check_loss_kind(loss)
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     sizes = check_layer_sizes(layer_sizes)
+    encoding = label_encoding(sizes[0])
+    if standardise:
+        mean, scale = standardisation(x)
+    else:
+        mean, scale = np.zeros(N_FEATURES), np.ones(N_FEATURES)
+    x = (x - mean) / scale
     if eval_features is None or eval_labels is None:
         x_eval, y_eval = x, BLER_LABELS[k_true]
     else:
@@ -249,6 +277,7 @@ def train_offline(
         y_eval = BLER_LABELS[label_indices(eval_labels)]
         if x_eval.ndim != 2 or x_eval.shape != (y_eval.shape[0], N_FEATURES):
             raise ValueError("eval_features must have shape (N_eval, 12) matching eval_labels")
+        x_eval = (x_eval - mean) / scale
 
     gap_steps = int(round(negative_gap / BLER_STEP))
     if not 1 <= gap_steps <= 5:
@@ -274,6 +303,8 @@ def train_offline(
             for layer in stage
         }
         t = 0
+        steps_total = epochs * ((n + batch_size - 1) // batch_size)
+        base_lr = adam.lr
         for epoch in range(epochs):
             order = rng.permutation(n)
             losses: list[float] = []
@@ -289,10 +320,18 @@ def train_offline(
                     g = goodness_all_labels(current, xb, BLER_LABELS, eps=norm_eps)
                     g[np.abs(np.arange(n_labels)[None, :] - kb[:, None]) < gap_steps] = -np.inf
                     k_neg = np.argmax(g, axis=1)
-                pairs = pair_inputs(np.concatenate([xb, xb]), np.concatenate([BLER_LABELS[kb], BLER_LABELS[k_neg]]))
+                pairs = pair_inputs(
+                    np.concatenate([xb, xb]), np.concatenate([BLER_LABELS[kb], BLER_LABELS[k_neg]]), encoding
+                )
                 h = _frozen_forward(current, stage[0], pairs, norm_eps)
                 is_pos = np.repeat(positive, rows.shape[0])
                 t += 1
+                if lr_schedule == "cosine":
+                    step_cfg = AdamConfig(
+                        base_lr * 0.5 * (1.0 + np.cos(np.pi * t / steps_total)), adam.beta1, adam.beta2, adam.eps
+                    )
+                else:
+                    step_cfg = adam
                 batch_loss = 0.0
                 for layer in stage:
                     # gradients of layer l on the outputs of layer l-1 before this step's updates
@@ -301,8 +340,8 @@ def train_offline(
                     )
                     batch_loss += layer_loss(h_out, is_pos, threshold, loss)
                     m_w, v_w, m_b, v_b = moments[layer]
-                    weights[layer] = adam_step(weights[layer], grad_w, m_w, v_w, t, adam)
-                    biases[layer] = adam_step(biases[layer], grad_b, m_b, v_b, t, adam)
+                    weights[layer] = adam_step(weights[layer], grad_w, m_w, v_w, t, step_cfg)
+                    biases[layer] = adam_step(biases[layer], grad_b, m_b, v_b, t, step_cfg)
                     h = h_out
                 losses.append(batch_loss)
             trained = FFParams(tuple(weights[:top]), tuple(biases[:top]))
@@ -311,4 +350,4 @@ def train_offline(
             history.append(record)
             if progress is not None:
                 progress(len(history), total, record)
-    return TrainResult(FFParams(tuple(weights), tuple(biases)), tuple(history))
+    return TrainResult(FFParams(tuple(weights), tuple(biases)), tuple(history), mean, scale)

@@ -74,6 +74,7 @@ from lighttune_core.ff import (
     InferencePlan,
     _vecdot,
     forward_one_from_plan,
+    trace_goodness,
     init_params,
     new_trace,
     pack_params,
@@ -88,7 +89,10 @@ from lighttune_core.ff import (
 )
 
 MAGIC: bytes = b"LTFF"
-FORMAT_VERSION: int = 1
+FORMAT_VERSION: int = 2
+"""Version 2 appends the feature standardisation (mean [12], scale [12], float64) after the
+parameters; version 1 files (no standardisation) are still read."""
+_READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 _HEADER = struct.Struct("<4sHBBddddqQQ")
 _CRC = struct.Struct("<I")
 
@@ -120,6 +124,10 @@ class LightTuneModel:
         loss: ``"proposed"`` (eq. 7) or ``"softplus"`` (eq. 5).
         seed: seed of the random initial parameters (ignored by :meth:`from_params`).
         norm_eps: ``eps`` of the length normalisation.
+        feature_mean, feature_scale: float [12] standardisation applied to every feature
+            vector before the network, ``x' = (x − mean) / scale`` (the training set's mean
+            and standard deviation, from :func:`lighttune_core.training.train_offline`);
+            default 0 and 1 (none).
 
     Attributes:
         params: current :class:`~lighttune_core.ff.FFParams` (float64).
@@ -140,8 +148,20 @@ class LightTuneModel:
         loss: str = "proposed",
         seed: int | None = 0,
         norm_eps: float = DEFAULT_NORM_EPS,
+        feature_mean: Any = None,
+        feature_scale: Any = None,
     ) -> None:
         self.layer_sizes = check_layer_sizes(layer_sizes)
+        mean = np.zeros(N_FEATURES) if feature_mean is None else np.array(feature_mean, dtype=np.float64)
+        scale = np.ones(N_FEATURES) if feature_scale is None else np.array(feature_scale, dtype=np.float64)
+        if mean.shape != (N_FEATURES,) or scale.shape != (N_FEATURES,):
+            raise ValueError(f"feature_mean and feature_scale must have shape ({N_FEATURES},)")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise ValueError("feature_mean must be finite and feature_scale finite and > 0")
+        self.feature_mean = mean
+        self.feature_scale = scale
+        self._inv_scale = 1.0 / scale
+        self._identity_std = bool(np.all(mean == 0.0) and np.all(scale == 1.0))
         if len(self.layer_sizes) - 1 > 255:
             raise ValueError("at most 255 layers")
         for name, value in (("threshold", threshold), ("lr", lr), ("delta", delta), ("norm_eps", norm_eps)):
@@ -229,15 +249,24 @@ class LightTuneModel:
         return model
 
     # ---------------------------------------------------------------- input checks
-    @staticmethod
-    def _check_x(x: Any) -> tuple[np.ndarray, float]:
-        """``(x float64 [12], ||x||²)``; one dot product checks finiteness too."""
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        """``(x − mean) / scale`` (a new array; ``x`` itself when there is no standardisation)."""
+        if self._identity_std:
+            return x
+        return (x - self.feature_mean) * self._inv_scale
+
+    def _check_x(self, x: Any) -> tuple[np.ndarray, float]:
+        """``(x' float64 [12], ||x'||²)`` of the standardised features; the dot product checks
+        finiteness too."""
         try:
             a = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"x must be numeric, shape ({N_FEATURES},)") from exc
         if a.shape != (N_FEATURES,):
             raise ValueError(f"x must have shape ({N_FEATURES},), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("x must be finite (no NaN/inf features)")
+        a = self._standardise(a)
         # Python float arithmetic overflows to inf silently, and NaN propagates
         xx = sum([v * v for v in a.tolist()])
         if not math.isfinite(xx):
@@ -246,8 +275,7 @@ class LightTuneModel:
             raise ValueError("x must be finite (no NaN/inf features)")
         return a, xx
 
-    @staticmethod
-    def _check_batch(x: Any) -> np.ndarray:
+    def _check_batch(self, x: Any) -> np.ndarray:
         try:
             a = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -256,7 +284,7 @@ class LightTuneModel:
             raise ValueError(f"X must have shape (N, {N_FEATURES}), got {a.shape}")
         if not np.all(np.isfinite(a)):
             raise ValueError("X must be finite (no NaN/inf features)")
-        return a
+        return self._standardise(a)
 
     @staticmethod
     def _sum_sq_rows(x: np.ndarray) -> np.ndarray:
@@ -280,8 +308,8 @@ class LightTuneModel:
 
     # ---------------------------------------------------------------- predict / learn
     def _predict_checked_one(self, x: np.ndarray, xx: float) -> float:
-        h = forward_one_from_plan(self._plan, x, xx, self._trace).output
-        return _LABEL_VALUES[int(_vecdot(h, h).argmax())]
+        trace = forward_one_from_plan(self._plan, x, xx, self._trace)
+        return _LABEL_VALUES[int(trace_goodness(self._plan, trace).argmax())]
 
     def predict_one(self, x: Any) -> float:
         """Predicted BLER label of features ``x`` float [12]."""
@@ -289,7 +317,7 @@ class LightTuneModel:
 
     def predict_many(self, x: Any) -> np.ndarray:
         """Predicted BLER labels, float64 [N], of features float [N, 12] (N may be 0)."""
-        return self.predict_many_unchecked(self._check_batch(x))
+        return self._predict_standardised(self._check_batch(x))
 
     def predict_many_unchecked(self, x: np.ndarray, compute_dtype: type = np.float64) -> np.ndarray:
         """:meth:`predict_many` without the input checks, for callers that built ``x`` from
@@ -306,6 +334,10 @@ class LightTuneModel:
         Returns:
             float64 [N] BLER labels.
         """
+        return self._predict_standardised(self._standardise(x), compute_dtype)
+
+    def _predict_standardised(self, x: np.ndarray, compute_dtype: type = np.float64) -> np.ndarray:
+        """:meth:`predict_many_unchecked` on already standardised features."""
         n = x.shape[0]
         if n == 0:
             return np.zeros(0, dtype=np.float64)
@@ -351,8 +383,7 @@ class LightTuneModel:
         """The LightTune step of :meth:`learn_one` on checked inputs."""
         plan = self._plan
         trace = forward_one_from_plan(plan, a, xx, self._trace)
-        h_last = self._output
-        k_hat = int(_vecdot(h_last, h_last).argmax())
+        k_hat = int(trace_goodness(plan, trace).argmax())
         y_hat = _LABEL_VALUES[k_hat]
         self.n_seen += 1
         if abs(y_hat - y_true) < self.delta - LABEL_TOLERANCE:
@@ -398,6 +429,8 @@ class LightTuneModel:
             "loss": self.loss,
             "seed": self.seed,
             "norm_eps": self.norm_eps,
+            "feature_mean": self.feature_mean.copy(),
+            "feature_scale": self.feature_scale.copy(),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -459,7 +492,8 @@ class LightTuneModel:
             for w, b in zip(self.params.weights, self.params.biases)
             for a in (w, b)
         )
-        body = head + sizes + arrays
+        standardisation = np.concatenate([self.feature_mean, self.feature_scale]).astype("<f8").tobytes()
+        body = head + sizes + arrays + standardisation
         return body + _CRC.pack(zlib.crc32(body))
 
     @classmethod
@@ -480,8 +514,10 @@ class LightTuneModel:
         (_, version, loss_code, n_layers, threshold, lr, delta, eps, seed, n_seen, n_updates) = _HEADER.unpack_from(
             buf, 0
         )
-        if version != FORMAT_VERSION:
-            raise ValueError(f"unsupported model format version {version} (this build reads {FORMAT_VERSION})")
+        if version not in _READABLE_VERSIONS:
+            raise ValueError(
+                f"unsupported model format version {version} (this build reads {', '.join(map(str, _READABLE_VERSIONS))})"
+            )
         (crc,) = _CRC.unpack_from(buf, len(buf) - _CRC.size)
         if zlib.crc32(buf[: -_CRC.size]) != crc:
             raise ValueError("model bytes are corrupt (CRC mismatch)")
@@ -494,10 +530,13 @@ class LightTuneModel:
         sizes = tuple(int(m) for m in np.frombuffer(buf, dtype="<u4", count=n_layers + 1, offset=off))
         sizes = check_layer_sizes(sizes)
         n_values = sum(m_out * m_in + m_out for m_in, m_out in zip(sizes[:-1], sizes[1:]))
-        if len(buf) != end_sizes + 8 * n_values + _CRC.size:
+        n_std = 2 * N_FEATURES if version >= 2 else 0
+        if len(buf) != end_sizes + 8 * (n_values + n_std) + _CRC.size:
             raise ValueError(
-                f"model bytes have length {len(buf)}, layer sizes {sizes} need {end_sizes + 8 * n_values + _CRC.size}"
+                f"model bytes have length {len(buf)}, layer sizes {sizes} need "
+                f"{end_sizes + 8 * (n_values + n_std) + _CRC.size}"
             )
+        std = np.frombuffer(buf, dtype="<f8", count=n_std, offset=end_sizes + 8 * n_values).astype(np.float64)
         values = np.frombuffer(buf, dtype="<f8", count=n_values, offset=end_sizes).astype(np.float64)
         weights: list[np.ndarray] = []
         biases: list[np.ndarray] = []
@@ -517,6 +556,8 @@ class LightTuneModel:
                     "loss": LOSS_KINDS[loss_code],
                     "seed": None if seed == -1 else seed,
                     "norm_eps": eps,
+                    "feature_mean": std[:N_FEATURES] if n_std else None,
+                    "feature_scale": std[N_FEATURES:] if n_std else None,
                 },
                 "n_seen": n_seen,
                 "n_updates": n_updates,

@@ -96,6 +96,9 @@ class XappConfig:
         name, version: the descriptor's xApp name and version (``""`` when absent).
         max_cells_per_node: most cells one E2 node may bring (default 64); reports of a
             further cell are refused.
+        du_preset: the DU's link-adaptation loop (``"srsran"``, ``"oai"``, ``"sionna"``;
+            :mod:`lighttune_core.linkadapt.presets`): the policies score candidates by the
+            bits the DU will deliver under it (``controls.duPreset``, default ``srsran``).
     """
 
     tuner_mode: str
@@ -115,6 +118,7 @@ class XappConfig:
     name: str = ""
     version: str = ""
     max_cells_per_node: int = DEFAULT_MAX_CELLS_PER_NODE
+    du_preset: str = "srsran"
 
     def cell_allowed(self, cell_id: str) -> bool:
         """Whether the xApp tunes ``cell_id`` (always true with an empty allow-list)."""
@@ -309,6 +313,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         name=str(descriptor.get("name", "")),
         version=str(descriptor.get("version", "")),
         max_cells_per_node=int(controls.get("maxCellsPerNode", DEFAULT_MAX_CELLS_PER_NODE)),
+        du_preset=str(controls.get("duPreset", "srsran")),
     )
 
 

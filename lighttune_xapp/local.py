@@ -56,7 +56,10 @@ reports of a cell feed the same model ``str(cell id)``; the subscription repeats
 (``cellGlobalID``). A function without an instance is named ``<node>/kpm-<function id>``
 and, having no cell number to control, is served in advisory mode. Per node the statistics
 (``nodes``) name the plan, the subscribed and missing measurements and the imputed features
-(also logged once when they first appear).
+(also logged once when they first appear), and, per KPM function (``kpm_functions``, subscribed
+or not), every missing measurement with the features it costs, and whether advising and
+fine-tuning are possible (``advising_possible`` per node; logged at E2 Setup and published as
+``lighttune_kpm_advising_possible{node}`` etc., :mod:`lighttune_xapp.kpm_metrics`).
 
 Optional ``--frozen-baseline``: a never-updated copy of the offline model also predicts the
 BLER of every applied decision, so the statistics give the mean |prediction error| both with
@@ -115,10 +118,15 @@ from lighttune_xapp.e2.endpoints import (
     SubscriptionRejected,
 )
 from lighttune_xapp.e2.errors import E2DecodeError, E2Error
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, KPM_V3_OID
+from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V1_OID, KPM_V2_OID, KPM_V3_OID, detect_kpm_v1
 from lighttune_xapp.e2.kpm.model import CellGlobalId, RanFunctionDefinition as KpmFunctionDefinition
 from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
-from lighttune_xapp.e2.kpm.subscription import KpmSubscriptionPlan, plan_kpm_subscription
+from lighttune_xapp.e2.kpm.subscription import (
+    KpmFunctionAssessment,
+    KpmSubscriptionPlan,
+    KpmSubscriptionUnavailable,
+    plan_kpm_subscription,
+)
 from lighttune_xapp.e2.service_model import (
     MAX_CELL_ID,
     SM_OID,
@@ -131,6 +139,7 @@ from lighttune_xapp.e2.service_model import (
     encode_control,
     encode_event_trigger,
 )
+from lighttune_xapp.kpm_metrics import KpmSeries, kpm_series
 from lighttune_xapp.transport.direct import E2_SCTP_PORT, E2Connection, E2Server
 
 log = logging.getLogger(__name__)
@@ -276,6 +285,15 @@ class _Node:
     """LT-LINKADAPT function id controls go to (KPM report path), else None."""
     kpm: dict[int, _KpmFeed] = field(default_factory=dict)
     advisory: AdvisoryMode | None = None
+    kpm_assessments: dict[int, KpmFunctionAssessment] = field(default_factory=dict)
+    """Every KPM function's assessment (subscribed or not): missing measurements and costs."""
+
+    @property
+    def advising_possible(self) -> bool | None:
+        """A KPM function of the node yields per-UE reports; ``None`` without KPM functions."""
+        if not self.kpm_assessments:
+            return None
+        return any(a.advising_possible for a in self.kpm_assessments.values())
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary: plan, KPM feeds (measurements, imputed features)."""
@@ -294,6 +312,8 @@ class _Node:
             "advisory": self.advisory is not None,
             "imputed_features": imputed,
             "kpm": feeds,
+            "advising_possible": self.advising_possible,
+            "kpm_functions": {str(fid): a.as_json() for fid, a in sorted(self.kpm_assessments.items())},
         }
 
 
@@ -319,6 +339,7 @@ class LocalE2Termination:
         self.advisories: dict[str, AdvisoryMode] = {}
         """Advisory state per node name (kept across reconnects)."""
         self._advisory_series: AdvisorySeries | None = None
+        self.kpm_series: KpmSeries = kpm_series(runtime.metrics)
         self.node_summaries: dict[str, dict[str, Any]] = {}
         """Last summary of every node seen (live or gone)."""
         self.policy = runtime.policy
@@ -429,6 +450,7 @@ class LocalE2Termination:
         kpm_functions: dict[int, KpmFunctionDefinition] = {}
         for function in request.ran_functions:
             if function.ran_function_id not in endpoint.ran_functions:
+                self._log_refused_function(node, function)
                 continue
             fid = function.ran_function_id
             if function.oid in KPM_OIDS:
@@ -479,6 +501,36 @@ class LocalE2Termination:
             await conn.apply(out)
         for fid, definition in kpm_functions.items():
             await self._subscribe_kpm(conn, node, request.global_e2_node_id.plmn_id, fid, definition, period_ms)
+        self._report_kpm_coverage(node)
+
+    def _report_kpm_coverage(self, node: _Node) -> None:
+        """Log and publish, per node, whether its KPM functions allow advising (and learning)."""
+        if not node.kpm_assessments:
+            return
+        self.kpm_series.publish_node(node.name, node.kpm_assessments.values())
+        usable = [a for a in node.kpm_assessments.values() if a.advising_possible]
+        if not usable:
+            reasons = "; ".join(f"function {fid}: {a.reason}" for fid, a in sorted(node.kpm_assessments.items()))
+            log.warning("node %s: advising is NOT possible (%s)", node.name, reasons)
+        elif not any(a.learning_possible for a in usable):
+            log.warning("node %s: advising possible with imputed features, but no fine-tuning (no HARQ counts)",
+                        node.name)
+        else:
+            log.info("node %s: advising possible", node.name)
+
+    def _log_refused_function(self, node: _Node, function: E.RanFunction) -> None:
+        """Say why a RAN function was refused in E2 Setup when it is KPM v1 (by OID or content):
+        the node then knows to offer KPM v2/v3, rather than guess at the generic cause."""
+        v1 = detect_kpm_v1(function.definition)
+        if function.oid != KPM_V1_OID and v1 is None:
+            log.info("node %s: RAN function %d (OID %s) refused: not a service model this xApp speaks",
+                     node.name, function.ran_function_id, function.oid)
+            return
+        self.totals.ran_function_errors += 1
+        short_name = v1[0] if v1 is not None else "?"
+        log.warning("node %s: RAN function %d (%s, OID %s) is E2SM-KPM v1, which is not supported "
+                    "(E2SM-KPM v2.01/v2.03/v3.00 are): refused", node.name, function.ran_function_id,
+                    short_name, function.oid)
 
     def _advisory(self, node_name: str) -> AdvisoryMode:
         advisory = self.advisories.get(node_name)
@@ -500,10 +552,18 @@ class LocalE2Termination:
         try:
             kplan = plan_kpm_subscription(
                 definition, period_ms, cell=CellGlobalId(plmn, cell_id) if cell_id is not None else None)
-        except ValueError as exc:  # KpmSubscriptionUnavailable, or a PLMN the KPM model refuses
+        except KpmSubscriptionUnavailable as exc:  # every missing measurement and its cost
+            self.totals.ran_function_errors += 1
+            if exc.assessment is not None:
+                node.kpm_assessments[fid] = exc.assessment
+            log.warning("node %s: KPM function %d not subscribed: %s", node.name, fid, exc)
+            return
+        except ValueError as exc:  # a PLMN the KPM model refuses
             self.totals.ran_function_errors += 1
             log.warning("node %s: KPM function %d not subscribed: %s", node.name, fid, exc)
             return
+        if kplan.assessment is not None:
+            node.kpm_assessments[fid] = kplan.assessment
         feed = _KpmFeed(cell, cell_id, kplan, KpmNodeDecoder(node.name, kplan.codec, kplan.measurements, period_ms))
         freeze_startup_objects()  # the KPM codec just compiled is long-lived: out of the GC's scans
         if feed.advisory and node.advisory is None:
@@ -511,9 +571,11 @@ class LocalE2Termination:
             log.warning("node %s: KPM function %d names no cell: its reports (%s) are advisory only",
                         node.name, fid, cell)
         node.kpm[fid] = feed
-        log.info("node %s: KPM function %d -> cell %s, style %d every %d ms, %d measurements%s", node.name, fid,
-                 cell, kplan.style, period_ms, len(kplan.measurements),
-                 f"; missing {', '.join(kplan.missing)} (their features are imputed)" if kplan.missing else "")
+        log.info("node %s: KPM function %d -> cell %s, style %d every %d ms, %d measurements", node.name, fid,
+                 cell, kplan.style, period_ms, len(kplan.measurements))
+        if kplan.assessment is not None:
+            log.log(logging.WARNING if kplan.assessment.missing else logging.INFO, "node %s: %s", node.name,
+                    kplan.assessment.describe())
         action = E.RicAction(REPORT_ACTION_ID, "report", kplan.action_definition)
         _rid, out = endpoint.subscribe(fid, kplan.event_trigger, (action,), conn.now())
         await conn.apply(out)
@@ -554,6 +616,7 @@ class LocalE2Termination:
             self.totals.indication_decode_errors += 1
             self.metrics.decode_errors.labels(kind="indication").inc()
             return
+        self.kpm_series.count_trailing(result.trailing_octets)  # logged by the decoder
         cell = feed.cell
         if not self.cell_cap.admit(node.name, cell):
             self.totals.cells_refused += 1

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lighttune_core.linkadapt.presets import get_preset
 from lighttune_core.cell import CellTuner, Decisions, DuplicateUeError, LearnOutcome, LearnSamples, TuneMode
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
@@ -143,7 +144,7 @@ class LinkAdaptationPolicy:
         """The cell's tuner, created (and its model restored) on first use."""
         tuner = self.cells.get(cell_id)
         if tuner is None:
-            tuner = CellTuner(self._new_model(cell_id), self.mode_of(cell_id))
+            tuner = CellTuner(self._new_model(cell_id), self.mode_of(cell_id), du_preset=self.config.du_preset)
             self.cells[cell_id] = tuner
         return tuner
 
@@ -170,6 +171,7 @@ class LinkAdaptationPolicy:
         self.checkpointer.interval_s = config.checkpoint_interval_s
         for cell_id, tuner in self.cells.items():
             tuner.mode = self.mode_of(cell_id)
+            tuner.du_preset = get_preset(config.du_preset)
             tuner.model.delta = config.delta
             tuner.model.lr = config.learning_rate
 

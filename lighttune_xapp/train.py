@@ -148,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lighttune-train: error: {exc}", file=sys.stderr)
         return 2
 
-    model = LightTuneModel.from_params(result.params, loss=args.loss, seed=args.seed)
+    model = LightTuneModel.from_params(
+        result.params, loss=args.loss, seed=args.seed, feature_mean=result.feature_mean,
+        feature_scale=result.feature_scale,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(model.to_bytes())
     curve_path = out.with_suffix(".curve.csv")

@@ -21,14 +21,22 @@ def _reports(n: int, seed: int) -> LinkReports:
 
 
 @pytest.mark.parametrize("block", [1, 7, 100, 512, 5000])
-def test_block_size_does_not_change_the_goodness(block: int) -> None:
-    params = ff.init_params(seed=3)
+@pytest.mark.parametrize(
+    ("sizes", "encoding"), [(ff.PAPER_LAYER_SIZES, "scalar"), (ff.DEFAULT_LAYER_SIZES, "block")]
+)
+def test_block_size_does_not_change_the_goodness(block: int, sizes: tuple[int, ...], encoding: str) -> None:
+    """Blocked goodness equals the plain forward of ``pair_inputs`` for both label encodings:
+    ``||h_L||²`` for the paper's scalar input, ``Σ_l ||h_l||²`` for the block input."""
+    params = ff.init_params(sizes, seed=3)
     plan = ff.plan_inference(params)
+    assert plan.block == (encoding == "block")
     x = np.random.default_rng(4).random((300, 12)) * 2 - 0.5
     g_t = ff.goodness_all_labels_t(plan, x, block=block)
     assert g_t.shape == (11, 300) and g_t.dtype == np.float64
-    direct = ff.forward(params, ff.pair_inputs(x[:, None, :], BLER_LABELS[None, :]))[-1]
-    np.testing.assert_allclose(g_t.T, np.sum(direct * direct, axis=-1), rtol=1e-12)
+    outs = ff.forward(params, ff.pair_inputs(x[:, None, :], BLER_LABELS[None, :], encoding))
+    used = outs if encoding == "block" else outs[-1:]
+    direct = sum(np.sum(h * h, axis=-1) for h in used)
+    np.testing.assert_allclose(g_t.T, direct, rtol=1e-12)
     for i in (0, 150, 299):
         np.testing.assert_allclose(ff.goodness_one_from_plan(plan, x[i]), g_t[:, i], rtol=1e-12)
     with pytest.raises(ValueError, match="block"):

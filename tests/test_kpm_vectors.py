@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from lighttune_xapp.e2.errors import E2DecodeError
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, codec_for_ran_function
-from lighttune_xapp.e2.kpm.model import IndicationMessageFormat1
+from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, KpmCodec, codec_for_ran_function
+from lighttune_xapp.e2.kpm.model import (
+    NO_LABEL,
+    GnbDuUeId,
+    IndicationMessageFormat1,
+    IndicationMessageFormat2,
+    MatchingCondition,
+)
 from lighttune_xapp.e2.kpm.schema import KpmVersion, pycrate_module
 
 DATA = Path(__file__).parent / "data" / "kpm"
@@ -104,15 +110,22 @@ def test_viavi_indication_message_format1() -> None:
     assert DEFAULT_CODEC.encode_indication_message(message) == data
 
 
-def test_viavi_format2_reports_every_attempt() -> None:
-    # asn1tools cannot decode the empty measName's size extension; pycrate decodes it with
-    # the v2.01 schema (MatchingCondItem as a CHOICE, as Viavi and kpimon-go use), and our
-    # model does not carry IM format 2: the error names each attempt and its reason.
-    with pytest.raises(E2DecodeError) as info:
-        DEFAULT_CODEC.decode_indication_message(_hex(VIAVI_IM_F2))
-    text = str(info.value)
-    assert "asn1tools v3.00: NotImplementedError" in text
-    assert "pycrate v2.01" in text and "indicationMessage-Format2" in text
+def test_viavi_indication_message_format2() -> None:
+    # asn1tools cannot decode the empty measName's size extension; pycrate decodes it with the
+    # v2.01 schema (MatchingCondItem as a CHOICE, as Viavi and kpimon-go use).
+    data = _hex(VIAVI_IM_F2)
+    message, version = DEFAULT_CODEC.decode_indication_message_with_version(data)
+    assert version is KpmVersion.V2_01 and isinstance(message, IndicationMessageFormat2)
+    assert message.granularity_period_ms == 10000
+    # Viavi's transposed layout: 27 measData items of one record, one per measurement
+    assert [p.records for p in message.periods] == [(i,) for i in range(1, 28)]
+    assert len(message.conditions) == 27
+    for cond in message.conditions:
+        assert cond.name == "" and cond.meas_id is None
+        assert cond.conditions == (MatchingCondition(label=NO_LABEL),)
+        assert cond.matched_ue_ids == (GnbDuUeId(1),)
+    # byte-exact re-encoding (pycrate encodes the size extension asn1tools cannot)
+    assert KpmCodec(encode_version=KpmVersion.V2_01).encode_indication_message(message) == data
 
 
 @pytest.mark.parametrize(

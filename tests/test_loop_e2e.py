@@ -122,17 +122,31 @@ def stop_xapp(info: dict[str, Any], procs: Procs) -> dict[str, Any]:
     return json.loads((procs.tmp / "xapp-stats.json").read_text())
 
 
+def descriptor_with_du_preset(procs: Procs, du_preset: str) -> Path:
+    """The checkout's xApp descriptor with ``controls.duPreset`` set, written to the test's
+    temporary directory."""
+    descriptor = json.loads((REPO / "xapp-descriptor" / "config-file.json").read_text())
+    descriptor["controls"]["duPreset"] = du_preset
+    path = procs.tmp / f"config-{du_preset}.json"
+    path.write_text(json.dumps(descriptor))
+    return path
+
+
 def test_compare_loop_lockstep_controls_every_period(procs: Procs) -> None:
     """OLLA vs RI-CQI-Tune on common random numbers, mismatched scenario, lock-step clock.
 
     Runs the xApp as users do, with the packaged offline model (trained on TDL-A30, 10 Hz,
-    low SNR: TDL-B200 at 50 Hz and high SNR is the mismatch).
+    low SNR: TDL-B200 at 50 Hz and high SNR is the mismatch). offline-v1 was trained on a DU
+    with the 1 dB-per-NACK loop (now the ``sionna`` preset), so both ends run that preset:
+    the DU (``--du``) and the xApp's delivered-bits scoring (``controls.duPreset``).
     """
     packaged = Path(str(resources.files("lighttune_xapp.models").joinpath("offline-v1.ltm")))
-    xapp = start_xapp(procs, packaged, ["--cell-mode", "1=off", "--cell-mode", "2=ri_cqi", "--frozen-baseline"])
+    config = descriptor_with_du_preset(procs, "sionna")
+    xapp = start_xapp(procs, packaged, ["--config", str(config), "--cell-mode", "1=off", "--cell-mode", "2=ri_cqi",
+                                        "--frozen-baseline"])
     results_path = procs.tmp / "e2sim.json"
     sim = procs.start("e2sim", e2sim_args(
-        xapp["port"], "--compare", "olla,ri_cqi", "--profile", "TDL-B200", "--doppler", "50",
+        xapp["port"], "--compare", "olla,ri_cqi", "--du", "sionna", "--profile", "TDL-B200", "--doppler", "50",
         "--snr-range", "high", "--ues", "32", "--seed", "1", "--duration", "1.5",
         "--control-timeout", "30", "--results", str(results_path),
     ))

@@ -31,7 +31,7 @@ TINY_SPEC = ("TDL-B50", 30.0, "low", 10, "medium")
 
 @pytest.fixture(scope="module")
 def finetune_results() -> list[dict]:
-    model = ModelSource(LightTuneModel(seed=4), "random model (test)")
+    model = ModelSource(LightTuneModel(seed=0), "random model (test)")
     return run_jobs(finetune_jobs(model, n_ue=4, seed=3, duration_s=0.3, specs=[TINY_SPEC]), workers=1)
 
 
@@ -42,7 +42,10 @@ def test_finetune_off_never_updates_and_matches_frozen(finetune_results: list[di
         assert s["updates"] == 0, name
         assert s["samples"] > 0
         assert s["error_tuned"] == pytest.approx(s["error_frozen"], abs=1e-12), name
-    # a random start model is far off: fine-tuning is triggered and lowers the error
+    # a random start model far off (this one: mean |error| 0.758; not every random block-input
+    # network is, seed 4's guesses 0.327 already, below delta) gets fine-tuned, which lowers
+    # the error (to 0.417 measured)
+    assert on["schemes"]["olla"]["error_frozen"] > 0.5
     assert on["schemes"]["olla"]["updates"] > 0
     assert on["schemes"]["olla"]["error_tuned"] < on["schemes"]["olla"]["error_frozen"]
 
@@ -174,7 +177,7 @@ def _e2_results_from(result: ExperimentResult) -> dict:
 
 
 def test_e2_comparison_agrees_with_itself_and_sees_a_difference() -> None:
-    model = ModelSource(LightTuneModel(seed=4), "random model (test)")
+    model = ModelSource(LightTuneModel(seed=0), "random model (test)")
     scenario = make_scenario(TINY_SPEC, 4, 5)
     result = run_experiment(scenario, 0.2, model, schemes=("olla", "ri_cqi"))
     e2 = _e2_results_from(result)

@@ -13,10 +13,12 @@ TS 38.101-4 Annex B.2.1 tap tables of the same name; see :mod:`e2sim.channel.pro
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
+
+from lighttune_core.linkadapt.presets import DEFAULT_PRESET, get_preset
 
 AWGN_PROFILE: str = "AWGN"
 """Name of the non-fading profile."""
@@ -99,6 +101,10 @@ class Scenario:
             and the UEs of a slot share the ``n_rb`` RBs (see :mod:`e2sim.du`). Default
             8 (4 ms at 30 kHz); 1 schedules every UE on the whole band in every slot
             (the DU's behaviour before the scheduler existed).
+        du_preset: the DU's link-adaptation loop, named after the gNB it follows
+            (:mod:`lighttune_core.linkadapt.presets`): ``"srsran"`` (default, srsRAN_Project's
+            slow CQI-offset OLLA), ``"oai"`` (OpenAirInterface's ±1 MCS per BLER window) or
+            ``"sionna"`` (Sionna SYS's 1 dB-per-NACK loop). It shapes the DU, not the channel.
     """
 
     profile: str = "TDL-A30"
@@ -116,6 +122,7 @@ class Scenario:
     csi_snr_error_db: float = 0.0
     seed: int = 0
     sched_interval_slots: int = 8
+    du_preset: str = DEFAULT_PRESET
 
     def __post_init__(self) -> None:
         parse_profile(self.profile)
@@ -157,6 +164,9 @@ class Scenario:
             )
         _require_int(self.seed, "seed", 0, 2**63 - 1)
         _require_int(self.sched_interval_slots, "sched_interval_slots", 1, MAX_SCHED_INTERVAL_SLOTS)
+        get_preset(self.du_preset)
+        if not isinstance(self.du_preset, str):
+            raise ValueError(f"du_preset must be a preset name, got {self.du_preset!r}")
         if (self.csi_period_ms * self.scs_khz) % 15 != 0:
             raise ValueError(
                 f"csi_period_ms {self.csi_period_ms} is not a whole number of slots at "
@@ -201,6 +211,11 @@ class Scenario:
         rng = np.random.default_rng([self.seed, 1])
         low, high = self.snr_db
         return rng.uniform(low, high, size=self.n_ue)
+
+    def du_free(self) -> "Scenario":
+        """This scenario with the DU-only fields (scheduler interval, DU preset) at their
+        defaults: two scenarios whose ``du_free()`` are equal have the same channel."""
+        return replace(self, sched_interval_slots=8, du_preset=DEFAULT_PRESET)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (``snr_db`` as a list)."""

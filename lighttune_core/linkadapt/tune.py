@@ -73,7 +73,8 @@ import numpy as np
 
 from lighttune_core.features import FEATURE_NAMES, N_FEATURES, build_features
 from lighttune_core.linkadapt.olla import default_cqi_sinr_db
-from lighttune_core.linkadapt.tables import spectral_efficiency
+from lighttune_core.linkadapt.presets import DuPreset, get_preset, preset_mcs
+from lighttune_core.linkadapt.tables import MAX_MCS_BY_TABLE, mcs_spectral_efficiency, spectral_efficiency
 from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
 
 BlerPredictor = Callable[[np.ndarray], np.ndarray]
@@ -268,6 +269,8 @@ def cqi_tune(
     target_bler: float = DEFAULT_TARGET_BLER,
     max_backoff: int = DEFAULT_MAX_BACKOFF,
     prune: bool = False,
+    du_preset: DuPreset | str | None = None,
+    mcs_table: int = 1,
 ) -> CqiTuneResult:
     """CQI-Tune: smallest CQI back-off whose predicted BLER meets the target (see module doc).
 
@@ -284,6 +287,13 @@ def cqi_tune(
         max_backoff: largest back-off in CQI steps, >= 0.
         prune: predict back-offs in stages, only for UEs that have not met the target yet
             (same result, fewer predictions, up to three predictor calls).
+        du_preset: the DU's link adaptation (:mod:`~lighttune_core.linkadapt.presets`). When
+            given, CQI-Tune scores by expected delivered bits instead of the BLER target:
+            the back-off maximising ``SE(MCS_DU(c, b)) · (1 − BLER_pred)`` wins (rank fixed
+            at ``r0``, :func:`ri_cqi_tune`'s search with one rank slot and a window of
+            ``max_backoff + 1`` CQIs), ``MCS_DU`` the MCS the DU transmits for CQI ``c`` at
+            its reported OLLA back-off ``b`` (:func:`~lighttune_core.linkadapt.presets.preset_mcs`).
+        mcs_table: the DU's MCS table (with ``du_preset``).
 
     Returns:
         ``CqiTuneResult(cqi int64 [N], predicted_bler float64 [N])``.
@@ -296,6 +306,12 @@ def cqi_tune(
         raise ValueError(f"target_bler must be in [0, 1], got {target_bler!r}")
     if int(max_backoff) != max_backoff or max_backoff < 0:
         raise ValueError(f"max_backoff must be a non-negative integer, got {max_backoff!r}")
+    if du_preset is not None:
+        res = _ri_cqi_search(
+            predict, reports, prev_bler, MAX_RANK, int(max_backoff) + 1, table_cqi, prune, None,
+            du_preset, mcs_table, _FIXED_RANK,
+        )
+        return CqiTuneResult(res.cqi, res.predicted_bler)
     n = len(reports)
     c0 = _table_cqi(reports, table_cqi)
     r0 = _reported_rank(reports)
@@ -337,6 +353,8 @@ def ri_cqi_tune(
     table_cqi: np.ndarray | None = None,
     prune: bool = False,
     features_out: np.ndarray | None = None,
+    du_preset: DuPreset | str | None = None,
+    mcs_table: int = 1,
 ) -> RiCqiTuneResult:
     """RI-CQI-Tune: the (rank, CQI) pair of best expected throughput (see module doc).
 
@@ -360,6 +378,13 @@ def ri_cqi_tune(
         features_out: float64 [N, 12] or None; when given, receives the features of each
             UE's chosen (rank, CQI) (what ``build_features`` would give for them), so a
             caller that keeps them need not build them again.
+        du_preset: the DU's link adaptation (:mod:`~lighttune_core.linkadapt.presets`). When
+            given, candidates are scored by the bits the DU will deliver,
+            ``J = r · SE(MCS_DU(c, b)) · (1 − BLER_pred)``, with ``MCS_DU`` the MCS the DU
+            transmits for CQI ``c`` at the UE's reported OLLA back-off ``b``
+            (:func:`~lighttune_core.linkadapt.presets.preset_mcs`) and SE that MCS's spectral
+            efficiency (MCS table ``mcs_table``); None scores by the CQI's own SE.
+        mcs_table: the DU's MCS table (with ``du_preset``).
 
     Returns:
         ``RiCqiTuneResult(rank int64 [N], cqi int64 [N], predicted_bler float64 [N])``.
@@ -368,6 +393,64 @@ def ri_cqi_tune(
         ValueError: bad arguments, reported RI outside 1..4, or a predictor answer of the
             wrong size or with non-finite values.
     """
+    return _ri_cqi_search(
+        predict, reports, prev_bler, max_rank, cqi_window, table_cqi, prune, features_out,
+        du_preset, mcs_table, _RANK_OFFSETS,
+    )
+
+
+_FIXED_RANK: np.ndarray = np.array([0], dtype=np.int64)
+"""CQI-Tune's one rank slot (the reported RI) when it scores delivered bits."""
+_FIXED_RANK.setflags(write=False)
+
+
+@lru_cache(maxsize=None)
+def _mcs_se(mcs_table: int) -> np.ndarray:
+    """float64 [top + 2]: SE of MCS 0 .. top, then 0 for index −1 (no transmission)."""
+    top = MAX_MCS_BY_TABLE[mcs_table]
+    out = np.append(mcs_spectral_efficiency(np.arange(top + 1), mcs_table), 0.0)
+    out.setflags(write=False)
+    return out
+
+
+def candidate_rate(
+    reports: LinkReports,
+    rank: np.ndarray,
+    cqi: np.ndarray,
+    du_preset: DuPreset | str | None = None,
+    mcs_table: int = 1,
+) -> np.ndarray:
+    """Rate bound ``U`` of candidates, bit per RE: ``r · SE(c)`` (``du_preset`` None) or the
+    delivered-bits form ``r · SE(MCS_DU(c, b))`` with the UE's reported back-off ``b``.
+
+    Args:
+        reports: ``N`` UEs.
+        rank, cqi: int [N, K] candidates (CQI 0 .. 15).
+
+    Returns:
+        float64 [N, K]; 0 for CQI 0.
+    """
+    if du_preset is None:
+        return rank * _cqi_tables(reports.cqi_table)[1][cqi]
+    preset = get_preset(du_preset)
+    mcs = preset_mcs(preset, cqi, reports.olla_offset_db[:, None], reports.cqi_table, mcs_table)
+    return rank * _mcs_se(mcs_table)[mcs]
+
+
+def _ri_cqi_search(
+    predict: BlerPredictor,
+    reports: LinkReports,
+    prev_bler: np.ndarray | None,
+    max_rank: int,
+    cqi_window: int,
+    table_cqi: np.ndarray | None,
+    prune: bool,
+    features_out: np.ndarray | None,
+    du_preset: DuPreset | str | None,
+    mcs_table: int,
+    rank_offsets: np.ndarray,
+) -> RiCqiTuneResult:
+    """The search of :func:`ri_cqi_tune` over rank slots ``r0 + rank_offsets``."""
     if int(max_rank) != max_rank or not 1 <= max_rank <= MAX_RANK:
         raise ValueError(f"max_rank must be in 1..{MAX_RANK}, got {max_rank!r}")
     if int(cqi_window) != cqi_window or cqi_window < 1:
@@ -381,9 +464,10 @@ def ri_cqi_tune(
         empty = np.zeros(0, dtype=np.int64)
         return RiCqiTuneResult(empty, empty.copy(), np.zeros(0, dtype=np.float64))
     w = int(cqi_window)
-    k = 3 * w
+    n_slots = rank_offsets.shape[0]
+    k = n_slots * w
     # ranks r0, r0 - 1, r0 + 1 that lie in [1, max_rank]; none (r0 > max_rank + 1): max_rank
-    rank_set = r0[:, None] + _RANK_OFFSETS  # [N, 3]
+    rank_set = r0[:, None] + rank_offsets  # [N, A]
     rank_ok = (rank_set >= 1) & (rank_set <= max_rank)
     stranded = ~rank_ok.any(axis=1)
     any_stranded = bool(stranded.any())
@@ -406,7 +490,7 @@ def ri_cqi_tune(
     rank_safe = np.where(valid, rank_set[:, :, None], fallback_rank).reshape(n, k)
     cqi_safe = np.where(valid, cqi_grid, c0[:, None, None]).reshape(n, k)
     valid = valid.reshape(n, k)
-    rate = rank_safe * _cqi_tables(reports.cqi_table)[1][cqi_safe]  # r · SE(c); cqi_safe is 0..15
+    rate = candidate_rate(reports, rank_safe, cqi_safe, du_preset, mcs_table)  # r · SE; cqi_safe is 0..15
     first_of_row = np.arange(0, n * k, k)  # flat index of each UE's slot 0
 
     if prune:

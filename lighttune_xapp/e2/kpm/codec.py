@@ -17,21 +17,36 @@ maps onto our model.
 asn1tools defects worked around: REAL mantissas with a needless leading zero octet (see
 :mod:`.schema`), and open types longer than 16K octets encoded without the length determinant
 of the fragment that follows (X.691 10.9.3.8); PDUs of 16K octets or more are therefore
-encoded with pycrate, which is spec-conformant there. asn1tools also ignores trailing bytes
-on decode; we check them (see ``_asn1tools_decode_whole``).
+encoded with pycrate, which is spec-conformant there.
 
-Errors. Anything undecodable - including FlexRIC's non-standard "modified" v3 encoding of
-AD formats 4/5 and IM formats 1/3 - raises :class:`~lighttune_xapp.e2.errors.E2DecodeError`
-listing every (library, version) attempt and why it failed; never another exception. Values
-that do not fit the schema raise :class:`~lighttune_xapp.e2.errors.E2EncodeError`.
+Trailing octets. asn1tools (and asn1c's ``aper_decode``) ignore bytes after a complete PDU;
+we count them (``_asn1tools_decode_prefix``). A decode that uses the whole buffer is
+preferred over every other; failing that, a complete PDU followed by at most
+:data:`MAX_TRAILING_OCTETS` octets is accepted and the octets are reported
+(:attr:`DecodeOutcome.trailing_octets`, ``KpmDecodeResult.trailing_octets``) so that the
+caller counts and logs them. Longer trailers are refused: such bytes are more likely another
+encoding whose prefix happens to parse.
+
+Errors. Anything undecodable raises :class:`~lighttune_xapp.e2.errors.E2DecodeError`
+listing every (library, version) attempt and why it failed; never another exception. The
+text names a likely cause only where it can be one (:func:`explain_failure`): FlexRIC's
+non-standard "modified" v3 encoding for action definitions and indication messages (the
+only PDUs whose bytes it changes), and KPM v1 for a RAN function description in v1 form
+(:class:`KpmV1Unsupported`, :func:`detect_kpm_v1`). Values that do not fit the schema raise
+:class:`~lighttune_xapp.e2.errors.E2EncodeError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import math
 import threading
+from pathlib import Path
 from typing import Any, Callable, TypeVar
+
+import asn1tools
 
 from pycrate_asn1rt.codecs import ASN1CodecPER
 from pycrate_core.charpy import Charpy
@@ -53,8 +68,11 @@ from lighttune_xapp.e2.kpm.model import (
     IndicationHeader,
     IndicationMessage,
     IndicationMessageFormat1,
+    IndicationMessageFormat2,
     IndicationMessageFormat3,
+    MatchingCondition,
     MatchingUeCondition,
+    MeasurementConditionUeIds,
     MeasurementInfo,
     MeasurementLabel,
     MeasurementPeriod,
@@ -65,7 +83,9 @@ from lighttune_xapp.e2.kpm.model import (
     UeId,
     UeMeasurementReport,
 )
-from lighttune_xapp.e2.kpm.schema import FastPerDecoder, KpmVersion, asn1tools_spec, pycrate_module
+from lighttune_xapp.e2.kpm.schema import ASN1_DIR, FastPerDecoder, KpmVersion, asn1tools_spec, pycrate_module
+
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -507,9 +527,66 @@ def _indication_header_from_raw(raw: dict[str, Any]) -> IndicationHeader:
     )
 
 
+def _matching_condition_raw(cond: MatchingCondition, version: KpmVersion) -> Any:
+    choice = ("measLabel", _label_raw(cond.label)) if cond.label is not None else (
+        "testCondInfo", _test_condition_raw(cond.test))  # type: ignore[arg-type]
+    if version is KpmVersion.V2_01:  # MatchingCondItem is the CHOICE itself, without logicalOR
+        if cond.logical_or:
+            raise ValueError("KPM v2.01 cannot carry logicalOR in a matching condition")
+        return choice
+    raw: dict[str, Any] = {"matchingCondChoice": choice}
+    if cond.logical_or:
+        raw["logicalOR"] = "true"
+    return raw
+
+
+def _matching_condition_from_raw(raw: Any) -> MatchingCondition:
+    if isinstance(raw, dict):  # v2.03 and later
+        kind, value = raw["matchingCondChoice"]
+        logical_or = "logicalOR" in raw
+    else:
+        (kind, value), logical_or = raw, False
+    if kind == "measLabel":
+        return MatchingCondition(label=_label_from_raw(value), logical_or=logical_or)
+    if kind == "testCondInfo":
+        return MatchingCondition(test=_test_condition_from_raw(value), logical_or=logical_or)
+    raise ValueError(f"unsupported matching condition {kind!r}")
+
+
+def _im_format2_raw(message: IndicationMessageFormat2, version: KpmVersion) -> dict[str, Any]:
+    items = []
+    for cond in message.conditions:
+        item: dict[str, Any] = {
+            "measType": _meas_type_raw(cond.name, cond.meas_id),
+            "matchingCond": [_matching_condition_raw(c, version) for c in cond.conditions],
+        }
+        if cond.matched_ue_ids:
+            item["matchingUEidList"] = [{"ueID": _ue_id_raw(u)} for u in cond.matched_ue_ids]
+        items.append(item)
+    raw = _im_format1_raw(IndicationMessageFormat1(message.periods, None, message.granularity_period_ms))
+    raw["measCondUEidList"] = items
+    return raw
+
+
+def _im_format2_from_raw(raw: dict[str, Any]) -> IndicationMessageFormat2:
+    data = _im_format1_from_raw(raw)  # measData and granulPeriod as in format 1 (no measInfoList)
+    conditions = []
+    for item in raw["measCondUEidList"]:
+        kind, ident = item["measType"]
+        conditions.append(MeasurementConditionUeIds(
+            name=ident if kind == "measName" else None,
+            meas_id=ident if kind == "measID" else None,
+            conditions=tuple(_matching_condition_from_raw(c) for c in item["matchingCond"]),
+            matched_ue_ids=tuple(_ue_id_from_raw(u["ueID"]) for u in item.get("matchingUEidList", ())),
+        ))
+    return IndicationMessageFormat2(data.periods, tuple(conditions), data.granularity_period_ms)
+
+
 def _indication_message_raw(message: IndicationMessage, version: KpmVersion) -> dict[str, Any]:
     if isinstance(message, IndicationMessageFormat1):
         formats: tuple[str, Any] = ("indicationMessage-Format1", _im_format1_raw(message))
+    elif isinstance(message, IndicationMessageFormat2):
+        formats = ("indicationMessage-Format2", _im_format2_raw(message, version))
     elif isinstance(message, IndicationMessageFormat3):
         formats = (
             "indicationMessage-Format3",
@@ -528,6 +605,8 @@ def _indication_message_from_raw(raw: dict[str, Any]) -> IndicationMessage:
     kind, value = raw["indicationMessage-formats"]
     if kind == "indicationMessage-Format1":
         return _im_format1_from_raw(value)
+    if kind == "indicationMessage-Format2":
+        return _im_format2_from_raw(value)
     if kind == "indicationMessage-Format3":
         return IndicationMessageFormat3(
             tuple(
@@ -535,7 +614,7 @@ def _indication_message_from_raw(raw: dict[str, Any]) -> IndicationMessage:
                 for item in value["ueMeasReportList"]
             )
         )
-    raise ValueError(f"unsupported indication message format {kind!r} (we model formats 1 and 3)")
+    raise ValueError(f"unsupported indication message format {kind!r} (we model formats 1, 2 and 3)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -584,36 +663,68 @@ _FRAGMENT_OCTETS = 16384
 _PYCRATE_LOCK = threading.Lock()
 
 
-def _asn1tools_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
-    """asn1tools PER decode that also rejects bytes left over after the PDU.
+#: Octets after a complete PDU that a decode still accepts (counted and logged). asn1c's
+#: ``aper_decode`` and asn1tools' ``decode`` accept any trailer: the PDU ends where its
+#: encoding says. A stray octet or two appears in the field (a buffer rounded up, a length
+#: counted one too long), so it is accepted; a longer trailer is refused, since then the
+#: bytes are more likely another encoding whose first octets happen to form a short PDU
+#: (FlexRIC's "modified" IM format 1 of 52 octets parses as a standard 14-octet PDU + 38).
+MAX_TRAILING_OCTETS: int = 4
 
-    asn1tools' public ``decode`` ignores trailing data, so a payload in another encoding
-    (e.g. FlexRIC's modified IM format 1) can "decode" as a short, wrong PDU. This drives
-    the compiled type with a decoder we keep, to see how many bits remain (at most the
-    final octet's padding may).
+
+def _asn1tools_decode_prefix(version: KpmVersion, type_name: str, data: bytes) -> tuple[Any, int]:
+    """asn1tools PER decode of the PDU at the start of ``data``: (value, trailing octets).
+
+    asn1tools' public ``decode`` hides what it did not read, so a payload in another
+    encoding can "decode" as a short, wrong PDU. This drives the compiled type with a
+    decoder we keep, to count the whole octets left after the PDU (the padding bits of its
+    final octet are part of it, X.691 11.1).
     """
     compiled = asn1tools_spec(version)._types[type_name]
     decoder = FastPerDecoder(bytearray(data))
     value = compiled._type.decode(decoder)
-    if decoder.number_of_bits >= 8:
-        raise ValueError(f"{decoder.number_of_bits // 8} trailing bytes after the PDU")
+    return value, decoder.number_of_bits // 8
+
+
+def _asn1tools_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
+    """asn1tools PER decode that rejects any octet left over after the PDU."""
+    value, trailing = _asn1tools_decode_prefix(version, type_name, data)
+    if trailing:
+        raise ValueError(f"{trailing} trailing bytes after the PDU")
     return value
 
 
-def _pycrate_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
-    """pycrate aligned-PER decode that rejects trailing bytes; returns pycrate's value form."""
+def _pycrate_decode_prefix(version: KpmVersion, type_name: str, data: bytes) -> tuple[Any, int]:
+    """pycrate aligned-PER decode of the PDU at the start of ``data``: (pycrate's value form,
+    trailing octets)."""
     pdu = _pycrate_type(version, type_name)
     with _PYCRATE_LOCK:
         depth = len(ASN1CodecPER._off)
         try:
             buffer = Charpy(data)
             pdu.from_aper(buffer)
-            left = buffer.len_bit()
-            if left >= 8:
-                raise ValueError(f"{left // 8} trailing bytes after the PDU")
-            return pdu.get_val()
+            return pdu.get_val(), buffer.len_bit() // 8
         finally:
             del ASN1CodecPER._off[depth:]
+
+
+def _pycrate_decode_whole(version: KpmVersion, type_name: str, data: bytes) -> Any:
+    """pycrate aligned-PER decode that rejects trailing bytes; returns pycrate's value form."""
+    value, trailing = _pycrate_decode_prefix(version, type_name, data)
+    if trailing:
+        raise ValueError(f"{trailing} trailing bytes after the PDU")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOutcome:
+    """A decoded E2SM-KPM PDU: the parsed value, the schema version, the library, and the
+    number of octets that followed the complete PDU and were ignored (0 .. MAX_TRAILING_OCTETS)."""
+
+    value: Any
+    version: KpmVersion
+    library: str
+    trailing_octets: int = 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -648,7 +759,12 @@ class KpmCodec:
         version = self.encode_version
         try:
             raw = raw_builder(version)
-            data = bytes(asn1tools_spec(version).encode(type_name, raw, check_constraints=True))
+            try:
+                data = bytes(asn1tools_spec(version).encode(type_name, raw, check_constraints=True))
+            except NotImplementedError:
+                # asn1tools 0.169 cannot encode a string's size extension (e.g. Viavi's empty
+                # measName); pycrate can
+                data = encode_with_pycrate(type_name, raw, version)
             if len(data) >= _FRAGMENT_OCTETS:
                 # asn1tools 0.169 omits the length determinant after a 16K fragment of an
                 # open type (IM F3 / AD F4-F5 over 16 KB); pycrate follows X.691 10.9.3.8.
@@ -660,25 +776,68 @@ class KpmCodec:
             raise E2EncodeError(f"cannot encode {type_name} as KPM v{version.value}: {type(exc).__name__}: {exc}") from exc
 
     def _decode(self, type_name: str, data: bytes, parse: Callable[[Any], T]) -> tuple[T, KpmVersion]:
+        outcome = self._decode_detailed(type_name, data, parse)
+        return outcome.value, outcome.version
+
+    def _decode_detailed(self, type_name: str, data: bytes, parse: Callable[[Any], T]) -> DecodeOutcome:
+        """Decode ``data`` as ``type_name`` and ``parse`` the library's value.
+
+        Every (version, library) is tried, preferred version first, asn1tools before pycrate;
+        the first that decodes the whole buffer *and* parses wins. Only when none does, the
+        first that decodes a complete PDU followed by 1 .. :data:`MAX_TRAILING_OCTETS` octets
+        and parses is taken, with those octets counted in ``trailing_octets`` (and logged at
+        debug level; callers count and report them). Anything else raises E2DecodeError
+        naming every attempt.
+        """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise E2DecodeError(f"{type_name}: expected bytes, got {type(data).__name__}")
         data = bytes(data)
         attempts: list[str] = []
+        lenient: list[tuple[KpmVersion, str, Any, int]] = []
+        decoders: list[tuple[str, Callable[[KpmVersion, str, bytes], tuple[Any, int]]]] = [
+            ("asn1tools", _asn1tools_decode_prefix)
+        ]
+        if self.use_pycrate_fallback:
+            decoders.append(("pycrate", _pycrate_decode_prefix))
         for version in self.decode_order:
+            for library, decode_prefix in decoders:
+                label = f"{library} v{version.value}"
+                try:
+                    raw, trailing = decode_prefix(version, type_name, data)
+                    if trailing:
+                        if trailing <= MAX_TRAILING_OCTETS:
+                            lenient.append((version, library, raw, trailing))
+                        raise ValueError(f"{trailing} trailing bytes after the PDU")
+                    return DecodeOutcome(parse(raw), version, library)
+                except Exception as exc:  # any library or model failure is one failed attempt
+                    attempts.append(f"{label}: {type(exc).__name__}: {str(exc)[:120]}")
+        for version, library, raw, trailing in lenient:
             try:
-                raw = _asn1tools_decode_whole(version, type_name, data)
-                return parse(raw), version
-            except Exception as exc:  # any library or model failure is one failed attempt
-                attempts.append(f"asn1tools v{version.value}: {type(exc).__name__}: {str(exc)[:120]}")
-            if not self.use_pycrate_fallback:
-                continue
-            try:
-                return parse(_pycrate_decode_whole(version, type_name, data)), version
+                value = parse(raw)
             except Exception as exc:
-                attempts.append(f"pycrate v{version.value}: {type(exc).__name__}: {str(exc)[:120]}")
-        raise E2DecodeError(
-            f"cannot decode {type_name} ({len(data)} bytes, first {data[:8].hex() or 'none'}) as standard "
-            f"E2SM-KPM aligned PER (FlexRIC's 'modified' encoding is not standard); tried: " + "; ".join(attempts)
+                attempts.append(f"{library} v{version.value} (ignoring {trailing} trailing octets): "
+                                f"{type(exc).__name__}: {str(exc)[:120]}")
+                continue
+            _log.debug("%s: accepted a complete v%s PDU (%s) followed by %d trailing octet(s) %s",
+                       type_name, version.value, library, trailing, data[-trailing:].hex())
+            return DecodeOutcome(value, version, library, trailing)
+        raise E2DecodeError(self._failure_message(type_name, data, attempts))
+
+    def _failure_message(self, type_name: str, data: bytes, attempts: list[str]) -> str:
+        """Why ``data`` is not a ``type_name`` of any supported version (see :func:`explain_failure`)."""
+        return explain_failure(type_name, data, attempts)
+
+    def _raise_if_kpm_v1(self, data: bytes) -> None:
+        """Raise :class:`KpmV1Unsupported` if ``data`` is a KPM v1 RAN function description."""
+        names = detect_kpm_v1(data)
+        if names is None:
+            return
+        short_name, oid, description = names
+        raise KpmV1Unsupported(
+            f"RAN function {short_name!r} (OID {oid!r}, {description!r}) is E2SM-KPM v1 (v01.00): "
+            "KPM v1 is not supported (LightTune speaks E2SM-KPM v2.01, v2.03 and v3.00/v4.00); "
+            "the node needs a KPM v2 or v3 RAN function",
+            short_name, oid, description,
         )
 
     # -- RAN function definition ---------------------------------------------------------
@@ -688,8 +847,17 @@ class KpmCodec:
         return self._encode(RAN_FUNCTION_DESCRIPTION, lambda v: _ran_function_raw(definition))
 
     def decode_ran_function_definition(self, data: bytes, ran_function_id: int | None = None) -> RanFunctionDefinition:
-        """Decode a RAN function definition; ``ran_function_id`` is copied from E2AP."""
-        definition, _ = self._decode(RAN_FUNCTION_DESCRIPTION, data, _ran_function_from_raw)
+        """Decode a RAN function definition; ``ran_function_id`` is copied from E2AP.
+
+        Raises:
+            KpmV1Unsupported: the bytes are a KPM v1 definition (a subclass of E2DecodeError).
+            E2DecodeError: anything else that no supported version decodes.
+        """
+        try:
+            definition, _ = self._decode(RAN_FUNCTION_DESCRIPTION, data, _ran_function_from_raw)
+        except E2DecodeError:
+            self._raise_if_kpm_v1(bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else b"")
+            raise
         return dataclasses.replace(definition, ran_function_id=ran_function_id)
 
     # -- subscription ----------------------------------------------------------------------
@@ -721,7 +889,7 @@ class KpmCodec:
         return self._decode(INDICATION_HEADER, data, _indication_header_from_raw)[0]
 
     def encode_indication_message(self, message: IndicationMessage) -> bytes:
-        """E2SM-KPM-IndicationMessage bytes (formats 1 and 3)."""
+        """E2SM-KPM-IndicationMessage bytes (formats 1, 2 and 3)."""
         return self._encode(INDICATION_MESSAGE, lambda v: _indication_message_raw(message, v))
 
     def encode_indication_message_value(self, value: dict[str, Any]) -> bytes:
@@ -733,7 +901,7 @@ class KpmCodec:
         return self._encode(INDICATION_MESSAGE, lambda v: value)
 
     def decode_indication_message(self, data: bytes) -> IndicationMessage:
-        """Decode an indication message (formats 1 and 3)."""
+        """Decode an indication message (formats 1, 2 and 3)."""
         return self._decode(INDICATION_MESSAGE, data, _indication_message_from_raw)[0]
 
     def decode_indication_message_as(self, data: bytes, parse: Callable[[Any], T]) -> tuple[T, KpmVersion]:
@@ -745,6 +913,14 @@ class KpmCodec:
         raises, the next (library, version) is tried as for any decode failure.
         """
         return self._decode(INDICATION_MESSAGE, data, parse)
+
+    def decode_indication_header_outcome(self, data: bytes) -> DecodeOutcome:
+        """Decode an indication header; the outcome tells the version and any trailing octets."""
+        return self._decode_detailed(INDICATION_HEADER, data, _indication_header_from_raw)
+
+    def decode_indication_message_outcome(self, data: bytes, parse: Callable[[Any], T]) -> DecodeOutcome:
+        """:meth:`decode_indication_message_as`, with the version and trailing octets in the outcome."""
+        return self._decode_detailed(INDICATION_MESSAGE, data, parse)
 
     def decode_indication_message_with_version(self, data: bytes) -> tuple[IndicationMessage, KpmVersion]:
         """Decode an indication message and tell which schema version decoded it."""
@@ -779,6 +955,84 @@ def codec_for_ran_function(definition: RanFunctionDefinition) -> KpmCodec:
     return KpmCodec(encode_version=order[0], decode_order=order, measurement_ids=tuple(sorted(ids.items())))
 
 
+#: E2SM OID of KPM v1 (O-RAN.WG3.E2SM-KPM-v01.00, ``... oran(53148) e2(1) version1(1) e2sm(2) 2``).
+KPM_V1_OID: str = "1.3.6.1.4.1.53148.1.1.2.2"
+
+#: Our (partial) KPM v1 schema: the RAN function description only, to recognise v1.
+KPM_V1_SCHEMA: Path = ASN1_DIR / "e2sm_kpm_v01.00_ranfunction.asn1"
+
+#: PDUs whose bytes differ between the standard and FlexRIC's "modified" v3.00 schema
+#: (AD formats 2/4, IM formats 1/3; identical: event trigger, header, RAN function).
+_FLEXRIC_MODIFIED_TYPES: frozenset[str] = frozenset({ACTION_DEFINITION, INDICATION_MESSAGE})
+
+
+class KpmV1Unsupported(E2DecodeError):
+    """A RAN function definition in E2SM-KPM v1 (v01.00) form, which LightTune does not speak.
+
+    Attributes:
+        short_name, oid, description: the function's names as the node sent them.
+    """
+
+    def __init__(self, message: str, short_name: str, oid: str, description: str) -> None:
+        super().__init__(message)
+        self.short_name = short_name
+        self.oid = oid
+        self.description = description
+
+
+_V1_LOCK = threading.Lock()
+
+
+@functools.cache
+def _kpm_v1_spec_unlocked() -> Any:
+    return asn1tools.compile_files([str(KPM_V1_SCHEMA)], "per")
+
+
+def _kpm_v1_spec() -> Any:
+    """Our KPM v1 description schema, compiled by asn1tools on first use (once per process)."""
+    with _V1_LOCK:
+        return _kpm_v1_spec_unlocked()
+
+
+def detect_kpm_v1(data: bytes) -> tuple[str, str, str] | None:
+    """(short name, OID, description) if ``data`` is a whole KPM v1 RAN function description.
+
+    KPM v1 nests the style lists in ``e2SM-KPM-RANfunction-Item`` and its report styles carry
+    no action format or measurements, so v1 bytes fail every v2/v3 decode. They are
+    recognised by decoding them completely (no trailing octet) with our v1 description
+    schema; ``None`` for anything else.
+    """
+    try:
+        compiled = _kpm_v1_spec()._types[RAN_FUNCTION_DESCRIPTION]
+        decoder = FastPerDecoder(bytearray(data))
+        value = compiled._type.decode(decoder)
+        if decoder.number_of_bits >= 8:
+            return None
+        name = value["ranFunction-Name"]
+        return name["ranFunction-ShortName"], name["ranFunction-E2SM-OID"], name["ranFunction-Description"]
+    except Exception:
+        return None
+
+
+def explain_failure(type_name: str, data: bytes, attempts: list[str]) -> str:
+    """The E2DecodeError text for bytes no supported version decodes.
+
+    Names the PDU, its size and first octets, and every (library, version) attempt. The
+    likely cause is named only where it can be one: FlexRIC's "modified" v3.00 encoding
+    changes the bytes of action definitions and indication messages only, so it is
+    mentioned for those; a RAN function description is checked for KPM v1 instead (see
+    :func:`detect_kpm_v1`, raised as :class:`KpmV1Unsupported` by the codec).
+    """
+    if type_name in _FLEXRIC_MODIFIED_TYPES:
+        cause = " (FlexRIC's 'modified' v3.00 encoding, for one, is not standard)"
+    else:
+        cause = ""
+    return (
+        f"cannot decode {type_name} ({len(data)} bytes, first {data[:8].hex() or 'none'}) as standard "
+        f"E2SM-KPM v2.01/v2.03/v3.00 aligned PER{cause}; tried: " + "; ".join(attempts)
+    )
+
+
 #: Codec for our own nodes and the default decode order (v3.00, v2.03, v2.01).
 DEFAULT_CODEC: KpmCodec = KpmCodec()
 
@@ -799,6 +1053,7 @@ def raw_value(message: Any, version: KpmVersion = KpmVersion.V3_00) -> tuple[str
         ActionDefinition: (ACTION_DEFINITION, lambda: _action_definition_raw(message, version)),
         IndicationHeader: (INDICATION_HEADER, lambda: _indication_header_raw(message, version)),
         IndicationMessageFormat1: (INDICATION_MESSAGE, lambda: _indication_message_raw(message, version)),
+        IndicationMessageFormat2: (INDICATION_MESSAGE, lambda: _indication_message_raw(message, version)),
         IndicationMessageFormat3: (INDICATION_MESSAGE, lambda: _indication_message_raw(message, version)),
     }
     try:

@@ -508,6 +508,64 @@ class IndicationMessageFormat1:
 
 
 @dataclasses.dataclass(frozen=True)
+class MatchingCondition:
+    """MatchingCondItem: the condition a format-2 value is taken under, either a measurement
+    label (the subcounter) or a test condition on the UEs; ``logical_or`` joins it to the next
+    (v2.03 and later; v2.01 has no such field and cannot encode it)."""
+
+    label: MeasurementLabel | None = None
+    test: TestCondition | None = None
+    logical_or: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.label is None) == (self.test is None):
+            raise ValueError("matching condition: exactly one of label and test must be given")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasurementConditionUeIds:
+    """MeasurementCondUEidItem (IM format 2): a measurement, its matching conditions (>= 1)
+    and the UEs that matched them (``matched_ue_ids`` empty = the list is absent: none matched).
+
+    ``name`` may be the empty string: Viavi RIC Test sends ``measName ""`` (outside
+    ``SIZE(1..150)``, encoded through the size extension); what that means is decided by the
+    report decoder (:mod:`lighttune_xapp.e2.kpm.reports`), not here.
+    """
+
+    name: str | None
+    conditions: tuple[MatchingCondition, ...]
+    matched_ue_ids: tuple[UeId, ...] = ()
+    meas_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.name is None) == (self.meas_id is None):
+            raise ValueError("measurement condition: exactly one of name and meas_id must be given")
+        if self.meas_id is not None:
+            _check_range("measurement_condition.meas_id", self.meas_id, 1, 65536)
+        if not self.conditions:
+            raise ValueError("measurement condition: conditions must hold at least one condition")
+
+
+@dataclasses.dataclass(frozen=True)
+class IndicationMessageFormat2:
+    """Indication message format 2 (style 3, condition-based UE-level): periods of records,
+    one record per item of ``conditions`` in the standard layout, and the granularity period.
+
+    The records are kept exactly as sent: Viavi RIC Test lays them out transposed (one
+    ``measData`` item per measurement, one record per matched UE); the report decoder
+    tells the two layouts apart.
+    """
+
+    periods: tuple[MeasurementPeriod, ...]
+    conditions: tuple[MeasurementConditionUeIds, ...]
+    granularity_period_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.periods or not self.conditions:
+            raise ValueError("indication message format 2: periods and conditions must not be empty")
+
+
+@dataclasses.dataclass(frozen=True)
 class UeMeasurementReport:
     """UEMeasurementReportItem: one UE's id and its format-1 report."""
 
@@ -526,4 +584,4 @@ class IndicationMessageFormat3:
             raise ValueError("indication message format 3: reports must not be empty")
 
 
-IndicationMessage = Union[IndicationMessageFormat1, IndicationMessageFormat3]
+IndicationMessage = Union[IndicationMessageFormat1, IndicationMessageFormat2, IndicationMessageFormat3]

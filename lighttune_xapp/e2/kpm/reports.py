@@ -3,7 +3,10 @@
 The standard report path: a KPM node (ours, srsRAN, OAI, ...) subscribed with report
 style 4 or 5 sends indication message format 3, one format-1 report per UE. This module
 names the measurements that carry a :class:`LinkReports` and decodes a format-3
-indication into the same record our own service model yields. The ASN.1 library
+indication into the same record our own service model yields. A style-3 node's format 2
+(Viavi RIC Test, with empty measurement names) is read into the same per-UE form first
+(:func:`_format2_ue_list`: its two record layouts, and what an empty ``measName`` means).
+The ASN.1 library
 (asn1tools, pycrate as fallback, through :class:`~lighttune_xapp.e2.kpm.codec.KpmCodec`)
 does the aligned-PER decoding; its value dicts go straight into flat lists and numpy
 arrays (no per-record dataclasses on this path).
@@ -134,6 +137,82 @@ UE_MEASUREMENTS: tuple[MeasurementSpec, ...] = (
 )
 UE_MEASUREMENT_NAMES: tuple[str, ...] = tuple(m.name for m in UE_MEASUREMENTS)
 
+@dataclasses.dataclass(frozen=True)
+class MissingMeasurementCost:
+    """What a node's lack of one measurement of :data:`UE_MEASUREMENTS` costs the xApp.
+
+    Attributes:
+        name: the measurement.
+        features: entries of :data:`~lighttune_core.features.FEATURE_NAMES` it would cost
+            (imputed by the rule of the module docstring, or lost with every UE for
+            ``CARR.WBCQIDist``); empty when no model input depends on it.
+        effect: one line saying what happens without it.
+        required: without it no :class:`LinkReports` can be built (no advice at all).
+    """
+
+    name: str
+    features: tuple[str, ...]
+    effect: str
+    required: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready form (``/ric/v1/stats``)."""
+        return {"name": self.name, "features": list(self.features), "effect": self.effect,
+                "required": self.required}
+
+
+def missing_measurement_costs(offered: Iterable[str]) -> tuple[MissingMeasurementCost, ...]:
+    """The cost of every measurement of :data:`UE_MEASUREMENT_NAMES` not in ``offered``.
+
+    ``offered``: the measurement names a node's report style lists (aliases are read as our
+    names). The costs follow the imputation rule of this module: the HARQ counters cost
+    ``prev_bler`` and the fine-tuning label only when neither the first-transmission pair nor
+    the all-transmission pair is offered (either stands in for the other).
+
+    Returns:
+        One entry per missing measurement, in the order of :data:`UE_MEASUREMENTS`.
+    """
+    have = {MEASUREMENT_ALIASES.get(name, name) for name in offered}
+    harq = {TB_TOTAL_INITIAL, TB_ERRORS_INITIAL} <= have or {TB_TOTAL, TB_ERRORS} <= have
+    costs: list[MissingMeasurementCost] = []
+    for name in UE_MEASUREMENT_NAMES:
+        if name in have:
+            continue
+        if name == WB_CQI_DIST:
+            cost = MissingMeasurementCost(
+                name, FEATURE_NAMES,
+                "no RI/CQI report: no UE can be described (every feature derives from RI/CQI), nothing to advise",
+                required=True)
+        elif name == PDSCH_MCS_DIST:
+            cost = MissingMeasurementCost(name, (), "the DU's rank and MCS are imputed (rank = RI, MCS = the "
+                                                    "CQI's table MCS); no model input depends on them")
+        elif name in (TB_TOTAL, TB_ERRORS, TB_TOTAL_INITIAL, TB_ERRORS_INITIAL):
+            if harq:
+                pair = "all-transmission" if name in (TB_TOTAL_INITIAL, TB_ERRORS_INITIAL) else "first-transmission"
+                cost = MissingMeasurementCost(name, (), f"the {pair} counters stand in")
+            else:
+                cost = MissingMeasurementCost(
+                    name, ("prev_bler",),
+                    "no HARQ counts: the previous BLER is unknown (imputed 0.1) and no fine-tuning label exists "
+                    "(advice from the offline model only)")
+        elif name in LT_SINR_LAYERS:
+            layer = LT_SINR_LAYERS.index(name) + 1
+            cost = MissingMeasurementCost(name, (f"sinr_layer{layer}",),
+                                          "imputed: the SINR the reported CQI stands for")
+        elif name == LT_CSIRS_SNR:
+            cost = MissingMeasurementCost(name, ("csirs_snr",), "imputed: the SINR the reported CQI stands for")
+        elif name == LT_OLLA_OFFSET:
+            cost = MissingMeasurementCost(name, ("olla_offset",), "imputed: 0 dB")
+        elif name == LT_CSI_AGE:
+            cost = MissingMeasurementCost(name, ("csi_age",), "imputed: 0 ms")
+        elif name == UE_THROUGHPUT_DL:
+            cost = MissingMeasurementCost(name, (), "served bits 0 (no decision or update reads them)")
+        else:  # PRB_USED_DL
+            cost = MissingMeasurementCost(name, (), "informative only: nothing lost")
+        costs.append(cost)
+    return tuple(costs)
+
+
 #: CQI 0 ("out of range") imputes the CQI-1 SINR threshold minus this margin, dB.
 CQI0_MARGIN_DB: float = 3.0
 
@@ -179,6 +258,13 @@ class KpmDecodeResult:
     drops: DropCounts
     imputed_features: tuple[str, ...]
     granularity_period_ms: float
+    #: Octets that followed the complete header and message PDUs and were ignored (see
+    #: :data:`~lighttune_xapp.e2.kpm.codec.MAX_TRAILING_OCTETS`).
+    trailing_octets: int = 0
+    #: Format 2 only: measurements sent with an empty name that no subscribed name resolves,
+    #: and records of conditions matched by several UEs (group values, not per-UE); both ignored.
+    unnamed_measurements: int = 0
+    group_records: int = 0
 
 
 class _Flat:
@@ -190,7 +276,7 @@ class _Flat:
     """
 
     __slots__ = ("keys", "s_ue", "s_col", "s_val", "d_ue", "d_kind", "d_x", "d_y", "d_z", "d_val",
-                 "gran", "malformed")
+                 "gran", "malformed", "unnamed", "group_records")
 
     def __init__(self) -> None:
         self.keys: list[int] = []
@@ -205,6 +291,8 @@ class _Flat:
         self.d_val: list[float] | np.ndarray = []
         self.gran: list[float] = []
         self.malformed = 0
+        self.unnamed = 0
+        self.group_records = 0
 
 
 def _ue_key(raw: Any) -> int:
@@ -264,12 +352,109 @@ def _record_value(kind: str, value: Any) -> float:
     return math.nan
 
 
-def _format3_ue_list(raw: Any) -> list[Any]:
-    """The ``ueMeasReportList`` of a decoded indication message; ValueError unless format 3."""
+def _format3_ue_list(raw: Any, default_infos: list[Any] | None = None, flat: _Flat | None = None) -> list[Any]:
+    """The per-UE report list of a decoded indication message.
+
+    Format 3: its ``ueMeasReportList``. Format 2: the same form built by
+    :func:`_format2_ue_list` (its notes go to ``flat``). ValueError for any other format.
+    """
     kind, value = raw["indicationMessage-formats"]
+    if kind == "indicationMessage-Format2":
+        ue_list, unnamed, group = _format2_ue_list(value, default_infos)
+        if flat is not None:
+            flat.unnamed, flat.group_records = unnamed, group
+        return ue_list
     if kind != "indicationMessage-Format3":
-        raise ValueError(f"expected indication message format 3, got {kind!r}")
+        raise ValueError(f"expected indication message format 3 (or 2), got {kind!r}")
     return value["ueMeasReportList"]
+
+
+_NO_LABEL_ITEM: dict[str, Any] = {"measLabel": {"noLabel": "true"}}
+
+
+def _format2_item_info(item: Any, index: int, default_infos: list[Any] | None, n_items: int) -> tuple[Any, bool]:
+    """(measInfoList entry, named) of one ``MeasurementCondUEidItem`` of format 2.
+
+    The first ``measLabel`` matching condition is the record's label (the subcounter), else
+    noLabel. An empty ``measName`` (Viavi RIC Test) names no measurement: the name sits
+    outside ``MeasurementTypeName``'s root size 1..150, and the only reader of such reports,
+    kpimon-go, maps the i-th item to the i-th measurement it subscribed to. So does this
+    decoder: item i takes the i-th subscribed measurement when the subscription lists exactly
+    as many measurements as the message has items (the same rule as a format-1 report without
+    ``measInfoList``); otherwise the item stays unnamed (its records are ignored and counted),
+    as guessing a name would put values in the wrong field.
+    """
+    label_item = _NO_LABEL_ITEM
+    for cond in item["matchingCond"]:
+        choice = cond["matchingCondChoice"] if isinstance(cond, dict) else cond
+        if choice[0] == "measLabel":
+            label_item = {"measLabel": choice[1]}
+            break
+    meas_type = item["measType"]
+    named = not (meas_type[0] == "measName" and meas_type[1] == "")
+    if not named and default_infos is not None and len(default_infos) == n_items:
+        meas_type, named = default_infos[index]["measType"], True
+    return {"measType": meas_type, "labelInfoList": [label_item]}, named
+
+
+def _format2_ue_list(value: Any, default_infos: list[Any] | None) -> tuple[list[Any], int, int]:
+    """IM format 2 (style 3) as per-UE format-1 reports: (report list, unnamed items, group records).
+
+    Two record layouts are in use. The standard one (E2SM-KPM 8.2.1.4.2, as format 1): each
+    ``measData`` item is a granularity period holding one record per ``measCondUEidList``
+    item. A record there is the value of the item's UE group; it is a UE's own value only
+    when exactly one UE matched, so records of items matched by several UEs are not per-UE
+    values: they are ignored and counted (``group records``). Viavi RIC Test transposes it
+    (the vector kpimon-go keeps; kpimon-go reads ``measData[i].measRecord[n]`` as measurement
+    i of UE n): one ``measData`` item per ``measCondUEidList`` item, holding one record per
+    matched UE, for one granularity period. The standard layout is taken when every period
+    has one record per item; else the transposed one when it fits exactly; else ValueError.
+    """
+    items = value["measCondUEidList"]
+    data = value["measData"]
+    n_items = len(items)
+    infos = []
+    unnamed = 0
+    for index, item in enumerate(items):
+        info, named = _format2_item_info(item, index, default_infos, n_items)
+        infos.append(info)
+        unnamed += not named
+    ue_lists = [[u["ueID"] for u in item.get("matchingUEidList", ())] for item in items]
+    per_ue: dict[int, tuple[Any, list[Any], list[list[Any]]]] = {}  # key -> (ueID, infos, records per period)
+    group = 0
+
+    def add(ue_raw: Any, info: Any, period: int, record: Any, n_periods: int) -> None:
+        key = _ue_key(ue_raw)
+        entry = per_ue.get(key)
+        if entry is None:
+            entry = per_ue[key] = (ue_raw, [], [[] for _ in range(n_periods)])
+        if period == 0:
+            entry[1].append(info)
+        entry[2][period].append(record)
+
+    if all(len(period["measRecord"]) == n_items for period in data):
+        for p, period in enumerate(data):
+            for i, record in enumerate(period["measRecord"]):
+                if len(ue_lists[i]) == 1:
+                    add(ue_lists[i][0], infos[i], p, record, len(data))
+                elif p == 0 and ue_lists[i]:
+                    group += len(data)
+    elif len(data) == n_items and all(len(data[i]["measRecord"]) == len(ue_lists[i]) for i in range(n_items)):
+        for i, period in enumerate(data):
+            for ue_raw, record in zip(ue_lists[i], period["measRecord"]):
+                add(ue_raw, infos[i], 0, record, 1)
+    else:
+        raise ValueError(
+            f"format 2 with {len(data)} measData items of {sorted({len(d['measRecord']) for d in data})} records "
+            f"fits neither layout for {n_items} measCondUEidList items")
+    reports = []
+    for ue_raw, ue_infos, periods in per_ue.values():
+        report: dict[str, Any] = {"measData": [{"measRecord": records} for records in periods if records],
+                                  "measInfoList": ue_infos}
+        if "granulPeriod" in value:
+            report["granulPeriod"] = value["granulPeriod"]
+        reports.append({"ueID": ue_raw, "measReport": report})
+    return reports, unnamed, group
 
 
 def _ue_report(
@@ -299,8 +484,8 @@ def _gather(raw: Any, default_infos: list[Any] | None, by_id: dict[int, str], de
 
     Raises ValueError when the message itself is not a format-3 report list.
     """
-    ue_list = _format3_ue_list(raw)
     flat = _Flat()
+    ue_list = _format3_ue_list(raw, default_infos, flat)
     default_cols = _columns(default_infos, by_id) if default_infos is not None else None
     per_item: dict[int, list[tuple[int, int, int, int]]] = {}
     all_cols: list[tuple[int, int, int, int]] = []
@@ -347,8 +532,8 @@ def _gather_per_record(
 
     Raises ValueError when the message itself is not a format-3 report list.
     """
-    ue_list = _format3_ue_list(raw)
     flat = _Flat()
+    ue_list = _format3_ue_list(raw, default_infos, flat)
     default_cols = _columns(default_infos, by_id) if default_infos is not None else None
     # The library hands out one value object per distinct measurement item (the memoised
     # decode of :mod:`.schema`), so each item's columns are worked out once per message.
@@ -586,17 +771,18 @@ def decode_kpm_indication_detailed(
     subscribed_names: Iterable[str] | None = None,
     meas_id_names: dict[int, str] | None = None,
 ) -> KpmDecodeResult:
-    """Decode a KPM indication (header + format-3 message) into :class:`LinkReports`.
+    """Decode a KPM indication (header + format-3 or format-2 message) into :class:`LinkReports`.
 
     Args:
         header: E2SM-KPM indication header bytes (format 1).
-        message: E2SM-KPM indication message bytes (format 3).
+        message: E2SM-KPM indication message bytes (format 3, or format 2: see :func:`_format2_ue_list`).
         codec: the node's KPM flavour (:func:`~lighttune_xapp.e2.kpm.codec.codec_for_ran_function`).
         mcs_table: the node's PDSCH MCS table (1..3), for imputing the MCS from the CQI.
         granularity_period_ms: period used for throughput -> bits when a UE report carries no
             ``granulPeriod`` (ms).
         subscribed_names: the subscribed measurement names, in order, for UE reports that
-            omit their measurement list (noLabel records in that order).
+            omit their measurement list (noLabel records in that order), and for the items
+            of a format-2 message that carry an empty ``measName`` (by position).
         meas_id_names: measurement id -> name, for reports that identify by ``measID``, on top
             of the ids the node advertised (``codec.measurement_ids``).
 
@@ -606,7 +792,8 @@ def decode_kpm_indication_detailed(
     Raises:
         E2DecodeError: the bytes are not a KPM header / format-3 message of any version.
     """
-    hdr = codec.decode_indication_header(header)
+    hdr_outcome = codec.decode_indication_header_outcome(header)
+    hdr = hdr_outcome.value
     by_id = dict(codec.measurement_ids)
     by_id.update(meas_id_names or {})
     default_infos = _meas_infos_raw(subscribed_names)
@@ -614,13 +801,15 @@ def decode_kpm_indication_detailed(
     def parse(raw: Any) -> _Flat:
         return _gather(raw, default_infos, by_id, float(granularity_period_ms))
 
-    flat, _version = codec.decode_indication_message_as(message, parse)
+    outcome = codec.decode_indication_message_outcome(message, parse)
+    flat = outcome.value
     try:
         reports, drops, imputed = reports_from_flat(flat, mcs_table)
     except ValueError as exc:  # a record shape no LinkReports can hold
         raise E2DecodeError(f"KPM indication: {exc}") from exc
     gran = float(np.median(flat.gran)) if flat.gran else float(granularity_period_ms)
-    return KpmDecodeResult(hdr, reports, drops, imputed, gran)
+    return KpmDecodeResult(hdr, reports, drops, imputed, gran,
+                           hdr_outcome.trailing_octets + outcome.trailing_octets, flat.unnamed, flat.group_records)
 
 
 def decode_kpm_indication(
@@ -680,6 +869,10 @@ class KpmNodeDecoder:
         self.n_decode_errors = 0
         self.n_ue_reports = 0
         self.n_dropped = DropCounts()
+        self.n_trailing_pdus = 0
+        self.n_trailing_octets = 0
+        self.n_unnamed_measurements = 0
+        self.n_group_records = 0
 
     def decode(self, header: bytes, message: bytes) -> KpmDecodeResult | None:
         """The decoded indication, or ``None`` (counted, logged) when it cannot be decoded."""
@@ -693,6 +886,17 @@ class KpmNodeDecoder:
             return None
         self.n_indications += 1
         self.n_ue_reports += len(result.reports)
+        if result.trailing_octets:
+            self._count_trailing(result.trailing_octets)
+        if result.unnamed_measurements and not self.n_unnamed_measurements:
+            _log.warning("node %s: KPM format-2 report names %d measurement(s) with an empty measName that the "
+                         "subscription does not resolve by position: their records are ignored", self.node_id,
+                         result.unnamed_measurements)
+        if result.group_records and not self.n_group_records:
+            _log.info("node %s: KPM format-2 records of conditions matched by several UEs are group values, "
+                      "not per-UE: ignored", self.node_id)
+        self.n_unnamed_measurements += result.unnamed_measurements
+        self.n_group_records += result.group_records
         d = result.drops
         self.n_dropped = DropCounts(
             self.n_dropped.malformed + d.malformed,
@@ -706,10 +910,26 @@ class KpmNodeDecoder:
                       ", ".join(n for n in FEATURE_NAMES if n in self.imputed_features))
         return result
 
+    def _count_trailing(self, octets: int) -> None:
+        """Count an indication accepted with octets after its PDU(s); log the 1st, 10th, 100th, ..."""
+        self.n_trailing_pdus += 1
+        self.n_trailing_octets += octets
+        count = self.n_trailing_pdus
+        if count == 10 ** (len(str(count)) - 1):
+            _log.warning(
+                "node %s: KPM indication accepted with %d octet(s) after the complete PDU (ignored, as other "
+                "decoders do); %d such indication(s), %d octets so far", self.node_id, octets, count,
+                self.n_trailing_octets,
+            )
+
     def stats(self) -> dict[str, Any]:
         """Counters and the imputed features of this node (JSON-ready)."""
         return {
             "indications": self.n_indications,
+            "indications_with_trailing_octets": self.n_trailing_pdus,
+            "trailing_octets": self.n_trailing_octets,
+            "unnamed_measurements": self.n_unnamed_measurements,
+            "group_records": self.n_group_records,
             "decode_errors": self.n_decode_errors,
             "ue_reports": self.n_ue_reports,
             "dropped": dataclasses.asdict(self.n_dropped),
