@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from e2sim.channel.scenario import (
 )
 from e2sim.experiment import (
     PAPER_TRAINING_SAMPLES,
+    TABLE6_ROWS,
     ModelSource,
     generate_dataset_parallel,
     load_model,
@@ -48,6 +50,30 @@ from e2sim.traces import TraceFormatError, TraceReplay, record_trace
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, PRESET_NAMES
 
 EXIT_USAGE: int = 2
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse (ValueError) an output file that cannot be written, before any work is done.
+
+    The directory must exist and be writable, and ``path`` must not be a directory.
+    """
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a directory")
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{option} {path}: not writable")
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Create ``path`` (with parents) and check it is writable; ValueError before any work."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot create it ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: not writable")
 
 
 def _scenario_args(p: argparse.ArgumentParser, defaults: Scenario) -> None:
@@ -131,6 +157,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     scenario = _scenario(args)
     if args.samples < 1:
         raise ValueError("--samples must be >= 1")
+    check_output_file(args.out, "--out")
     started = time.perf_counter()
     x, y = generate_dataset_parallel(scenario, args.samples, args.workers, args.explore_fraction,
                                      progress=not args.quiet)
@@ -147,7 +174,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
         "experiment",
         help="OLLA vs CQI-Tune vs RI-CQI-Tune on common random numbers",
         description="Run OLLA alone, CQI-Tune and RI-CQI-Tune (LightTune fine-tuning) on the same "
-        "channel and HARQ draws; report throughput, BLER, gain over OLLA with a 95%% CI over UEs, "
+        "channel and HARQ draws; report throughput, BLER, gain over OLLA with a 95% CI over UEs, "
         "BLER-prediction error with and without fine-tuning, and the fine-tuning updates. "
         "Writes experiment.csv, experiment.md and experiment.png to --out-dir.",
         epilog="example: e2sim experiment --profile TDL-B50 --doppler 30 --correlation low "
@@ -171,9 +198,9 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         scenario = _scenario(args)
     if not args.duration_s > 0:
         raise ValueError("--duration-s must be > 0")
+    check_output_dir(args.out_dir, "--out-dir")
     model = _model(args, progress=not args.quiet)
     result = run_experiment(scenario, args.duration_s, model, source=source, progress=not args.quiet)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = write_csv(result, args.out_dir / "experiment.csv")
     md = markdown_report(result)
     (args.out_dir / "experiment.md").write_text(md)
@@ -189,7 +216,7 @@ def _add_table6(sub: argparse._SubParsersAction) -> None:
         help="the paper's Table 6 (16 scenarios x medium/high SNR), ours beside the paper's",
         description="Run the 16 scenario rows of the paper's Table 6 at medium (16-24 dB) and "
         "high (28-40 dB) SNR in parallel processes and write table6.md / table6.json. "
-        "Precision: each gain has a 95%% CI over the UEs of its run (printed in the table).",
+        "Precision: each gain has a 95% CI over the UEs of its run (printed in the table).",
     )
     p.add_argument("--ues", type=int, default=32, help="UEs per run (default %(default)s)")
     p.add_argument("--duration-s", type=float, default=5.0, help="simulated seconds per run (default %(default)s; 45 min on 2 cores with 32 UEs)")
@@ -208,13 +235,19 @@ def _cmd_table6(args: argparse.Namespace) -> int:
         raise ValueError("--ues must be >= 2 (the CI is over UEs)")
     if not args.duration_s > 0:
         raise ValueError("--duration-s must be > 0")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.rows is not None:
+        bad = [r for r in args.rows if not 0 <= r < len(TABLE6_ROWS)]
+        if bad:
+            raise ValueError(f"--rows {' '.join(map(str, bad))}: Table 6 has rows 0-{len(TABLE6_ROWS) - 1}")
+    check_output_dir(args.out_dir, "--out-dir")
     model = _model(args, progress=not args.quiet)
     started = time.perf_counter()
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, args.rows,
                          progress=not args.quiet, du_preset=args.du)
     md = table6_markdown(results, model.description, args.ues, args.duration_s)
     md += f"\nWall time {time.perf_counter() - started:.0f} s with {args.workers} worker(s).\n"
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "table6.md").write_text(md)
     (args.out_dir / "table6.json").write_text(json.dumps(results, indent=1))
     print(md)
@@ -228,9 +261,11 @@ def _add_record_trace(sub: argparse._SubParsersAction) -> None:
         description="Record a channel trace (e2sim.traces format, schema 1) for later replay "
         "with `e2sim experiment --trace`. float32 replays bit-identically; float16 halves the size.",
     )
-    p.add_argument("--out", type=Path, required=True, metavar="FILE.npz")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="trace file to write")
     p.add_argument("--duration-s", type=float, default=2.0, help="seconds to record (default %(default)s)")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="SINR sample type: float32 replays bit-identically, float16 halves the file "
+                   "(default %(default)s)")
     _scenario_args(p, Scenario(profile="TDL-B50", doppler_hz=30.0, snr_db=(16.0, 24.0), seed=1))
     p.set_defaults(func=_cmd_record_trace)
 
@@ -239,6 +274,7 @@ def _cmd_record_trace(args: argparse.Namespace) -> int:
     scenario = _scenario(args)
     if not args.duration_s > 0:
         raise ValueError("--duration-s must be > 0")
+    check_output_file(args.out, "--out")
     n_slots = int(round(args.duration_s / scenario.slot_s))
     path = record_trace(scenario, n_slots, args.out, args.dtype, progress=not args.quiet)
     print(f"wrote {path}: {n_slots} slots, {path.stat().st_size / 1e6:.1f} MB")
@@ -275,6 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (ValueError, TraceFormatError, EOFError) as exc:
         print(f"e2sim {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a file that could not be read or written: one line, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"e2sim {args.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -88,12 +88,12 @@ class ChannelSource(Protocol):
     def step(self) -> SlotSINR: ...
 
 
-def _progress(iterable: Any, enabled: bool, desc: str, total: int | None = None) -> Any:
+def _progress(iterable: Any, enabled: bool, desc: str, total: int | None = None, unit: str = "slot") -> Any:
     if not enabled:
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, unit="slot", mininterval=1.0)
+    return tqdm(iterable, desc=desc, total=total, unit=unit, mininterval=1.0)
 
 
 # ---------------------------------------------------------------------------- dataset
@@ -151,8 +151,8 @@ def generate_dataset(
             feats.append(pending_x[use])
             labels.append(label[use])
             have += int(use.sum())
-            if bar is not None:
-                bar.update(int(use.sum()))
+            if bar is not None:  # the last period may bring more samples than are kept
+                bar.update(min(int(use.sum()), n_samples - bar.n))
         explore = (rng.random(n) < explore_fraction) & (rep.cqi > 0)
         d_rank = rng.integers(-1, 2, size=n)
         backoff = rng.integers(0, max_backoff + 1, size=n)
@@ -198,7 +198,7 @@ def generate_dataset_parallel(
         if s > 0
     ]
     with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
-        parts = list(_progress(pool.imap(_dataset_worker, jobs), progress, "dataset workers", len(jobs)))
+        parts = list(_progress(pool.imap(_dataset_worker, jobs), progress, "dataset workers", len(jobs), "worker"))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -631,13 +631,13 @@ def run_table6(
     results: list[dict[str, Any]] = []
     if workers <= 1:
         it: Any = map(_table6_job, jobs)
-        for res in _progress(it, progress, "table 6", len(jobs)):
+        for res in _progress(it, progress, "table 6", len(jobs), "run"):
             results.append(res)
             if on_result is not None:
                 on_result(res)
     else:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for res in _progress(pool.imap_unordered(_table6_job, jobs), progress, "table 6", len(jobs)):
+            for res in _progress(pool.imap_unordered(_table6_job, jobs), progress, "table 6", len(jobs), "run"):
                 results.append(res)
                 if on_result is not None:
                     on_result(res)

@@ -711,6 +711,29 @@ class E2SimNode:
         return out
 
 
+def compare_mode_hint(results: dict[str, Any]) -> str | None:
+    """Advice when the xApp's cell modes do not match the ``--compare`` schemes, else None.
+
+    A cell's controls show the xApp's mode: the OLLA cell must get empty controls (mode
+    ``off``), a CQI-Tune / RI-CQI-Tune cell per-UE decisions. Only cells that received
+    controls are judged (a run without an E2 link says so elsewhere).
+    """
+    wrong = []
+    for c in results.get("cells", []):
+        scheme = c.get("scheme") or ""
+        if not scheme or not c.get("controls_applied"):
+            continue
+        decided = c.get("ue_decisions_applied", 0) > 0
+        if decided != (scheme != "olla"):
+            wrong.append(c)
+    if not wrong:
+        return None
+    modes = " ".join(f"--cell-mode {c['cell_id']}={ {'olla': 'off'}.get(c['scheme'], c['scheme'])}"
+                     for c in results["cells"] if c.get("scheme"))
+    cells = ", ".join(f"{c['cell_id']} ({c['scheme']})" for c in wrong)
+    return f"the xApp's decisions for cell(s) {cells} do not match the compared schemes: run it with {modes}"
+
+
 def format_table(results: dict[str, Any]) -> str:
     """The results as a plain-text table (one row per cell)."""
     gains = results.get("gains_over_olla", {})
@@ -790,7 +813,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="OID the KPM functions advertise: v3 (default) or v2 as srsRAN does (v3.00 content)")
     p.add_argument("--results", metavar="FILE.json", help="write the results here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging threshold on stderr (default %(default)s)")
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
@@ -834,14 +858,18 @@ def run_command(args: argparse.Namespace) -> int:
     kpm = "only" if args.kpm_only else "beside" if args.kpm else "off"
     node = E2SimNode(cells, source, harq, args.duration, args.clock, args.control_timeout, args.link_wait,
                      args.gnb_id, progress=not args.quiet, kpm=kpm, kpm_oid=KPM_OIDS[args.kpm_oid])
-    if compare:
-        hint = " ".join(f"--cell-mode {c.cell_id}={ {'olla': 'off'}.get(c.label, c.label)}" for c in cells)
-        print(f"e2sim run: compare cells need the xApp run with {hint}", file=sys.stderr)
+    if args.results:
+        from e2sim.cli import check_output_file
+
+        check_output_file(Path(args.results), "--results")
     started = time.monotonic()
     asyncio.run(_run_node(node, host, port, args.transport, args.reconnect_delay))
     results = node.results()
     results["wall_s"] = time.monotonic() - started
     print(format_table(results))
+    hint = compare_mode_hint(results)
+    if hint is not None:
+        print(f"e2sim run: {hint}", file=sys.stderr)
     if args.results:
         Path(args.results).write_text(json.dumps(results, indent=1))
     if node.aborted:

@@ -63,6 +63,10 @@ from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_prese
 from lighttune_core.report import MAX_RANK, LinkReports
 
 
+class DuplicateUeError(ValueError):
+    """Reports hold the same UE id twice (:meth:`CellTuner.collect`; nothing was changed)."""
+
+
 class TuneMode(str, Enum):
     """What the policy does with its predictions."""
 
@@ -198,7 +202,7 @@ class CellTuner:
         """Row of each UE id in the per-UE state arrays, adding unseen UEs.
 
         Raises:
-            ValueError: ``unique`` and an id twice in ``ue_id`` (nothing is changed then).
+            DuplicateUeError: ``unique`` and an id twice in ``ue_id`` (nothing is changed then).
         """
         pos = np.searchsorted(self._ue_ids, ue_id)
         if self._ue_ids.size:
@@ -206,13 +210,13 @@ class CellTuner:
             if known.all():  # the steady state: one binary search, no sort
                 # ids are distinct iff their rows are (a bincount, not a sort)
                 if unique and pos.size and np.bincount(pos).max() > 1:
-                    raise ValueError("reports hold the same UE id twice")
+                    raise DuplicateUeError("reports hold the same UE id twice")
                 return pos
             new = np.unique(ue_id[~known])
         else:
             new = np.unique(ue_id)
         if unique and np.unique(ue_id).shape[0] != ue_id.shape[0]:
-            raise ValueError("reports hold the same UE id twice")
+            raise DuplicateUeError("reports hold the same UE id twice")
         if new.size:
             ids = np.concatenate([self._ue_ids, new])
             order = np.argsort(ids, kind="stable")
@@ -253,7 +257,8 @@ class CellTuner:
         :meth:`decide` on the same reports).
 
         Raises:
-            ValueError: a UE id twice in ``reports``.
+            DuplicateUeError: a UE id twice in ``reports`` (nothing is changed then; drop the
+                repeats with ``reports.select(reports.first_of_each_ue())``).
         """
         idx = self._index(reports.ue_id, unique=True)
         label, valid = bler_label(reports.n_ack, reports.n_nack)

@@ -127,6 +127,20 @@ class LinkReports:
         ok &= np.all(in_range >= (_LAYER_INDEX < self.ri[:, None]), axis=1)  # used layer => in range
         return ok
 
+    def first_of_each_ue(self) -> np.ndarray:
+        """Mask of the first row of every UE id: bool [N], False on a repeated id.
+
+        One stable sort: a row is a repeat when its id equals the previous one in id order
+        (rows of one id keep their report order, so the first row of each id stays).
+        """
+        order = np.argsort(self.ue_id, kind="stable")
+        ids = self.ue_id[order]
+        repeat = np.zeros(ids.shape[0], dtype=bool)
+        repeat[1:] = ids[1:] == ids[:-1]
+        keep = np.ones(ids.shape[0], dtype=bool)
+        keep[order[repeat]] = False
+        return keep
+
     def select(self, mask: np.ndarray) -> "LinkReports":
         """The reports of the UEs where ``mask`` (bool [N] or int indices) selects."""
         kw: dict[str, Any] = {f.name: getattr(self, f.name)[mask] for f in fields(self) if f.name != "cqi_table"}

@@ -211,7 +211,8 @@ class AdvisoryMode:
         start = time.perf_counter()
         tuner = self.policy.cell(cell_id)
         mode = self.policy.mode_of(cell_id)
-        learned = tuner.learn(reports)
+        reports, samples = self.policy.collect(cell_id, tuner, reports)  # repeated UE ids dropped
+        learned = tuner.fit(samples)
         tuner.mode = mode
         advice = tuner.decide(reports)
         tuner.mode = TuneMode.OFF

@@ -7,7 +7,9 @@ Transports (``lighttune_xapp.local`` for E2 over SCTP/TCP, ``lighttune_xapp.tran
 for RMR) only add their message handling on top.
 
 Where the descriptor comes from, in order: an explicit path, ``$CONFIG_FILE`` (set in the
-RIC image), then the checkout's ``xapp-descriptor/config-file.json`` (local runs).
+RIC image), the checkout's ``xapp-descriptor/config-file.json`` (local runs in a checkout),
+then the default descriptor shipped in the package (``lighttune_xapp/descriptor/``, a copy
+of the checkout's; an installed package outside a checkout).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ BUILTIN_MODEL = "builtin"
 
 BUILTIN_MODEL_FILE = "offline-v1.ltm"
 _REPO_DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
+DESCRIPTOR_FILE = "config-file.json"
+
+
+def packaged_descriptor() -> Path:
+    """The default descriptor shipped in the package (``lighttune_xapp/descriptor/``)."""
+    return Path(str(resources.files("lighttune_xapp.descriptor").joinpath(DESCRIPTOR_FILE)))
 
 
 def find_descriptor(path: str | os.PathLike[str] | None = None) -> Path:
@@ -57,6 +65,9 @@ def find_descriptor(path: str | os.PathLike[str] | None = None) -> Path:
         return Path(env)
     if _REPO_DESCRIPTOR.is_file():
         return _REPO_DESCRIPTOR
+    packaged = packaged_descriptor()
+    if packaged.is_file():
+        return packaged
     raise ConfigError("CONFIG_FILE", "no descriptor: pass --config FILE or set CONFIG_FILE")
 
 

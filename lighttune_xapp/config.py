@@ -11,8 +11,9 @@ This module turns that descriptor into a frozen :class:`XappConfig`:
    validator;
 2. semantic checks the schema cannot express follow: finite numbers, ports pairwise
    distinct and equal to the descriptor's ``messaging.ports`` of the same name, the A1
-   policy type listed in the ``rmrdata`` port's ``policies``, a ``directory`` for the file
-   store.
+   policy type listed in the ``rmrdata`` port's ``policies``, the top-level ``rmr`` section
+   (``protPort``, ``maxSize``, ``numWorkers`` and the message lists the app manager reads)
+   agreeing with the ``rmrdata`` port, a ``directory`` for the file store.
 
 Any failure raises :class:`ConfigError` whose message names the offending field
 (``controls.delta`` ...). :class:`ConfigWatcher` keeps the running configuration and
@@ -28,12 +29,14 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 __all__ = [
+    "DEFAULT_MAX_CELLS_PER_NODE",
     "ConfigError",
     "ConfigWatcher",
     "TUNER_MODES",
@@ -55,6 +58,9 @@ REPORT_PATHS: tuple[str, ...] = ("service_model", "kpm")
 E2SM-KPM (control through ours either way; a KPM-only node is advisory)."""
 STORE_BACKENDS: tuple[str, ...] = ("sdl", "file", "memory")
 """Model-store backends (see :mod:`lighttune_xapp.store`)."""
+
+DEFAULT_MAX_CELLS_PER_NODE = 64
+"""Default of ``controls.maxCellsPerNode``: cells one E2 node may bring."""
 
 SCHEMA_FILE_NAME = "schema.json"
 _REPO_SCHEMA = Path(__file__).resolve().parent.parent / "xapp-descriptor" / SCHEMA_FILE_NAME
@@ -88,6 +94,8 @@ class XappConfig:
         store_directory: directory of the file store (``None`` unless backend is ``file``).
         a1_policy_type_id: A1 policy type id of the per-cell mode policy.
         name, version: the descriptor's xApp name and version (``""`` when absent).
+        max_cells_per_node: most cells one E2 node may bring (default 64); reports of a
+            further cell are refused.
         du_preset: the DU's link-adaptation loop (``"srsran"``, ``"oai"``, ``"sionna"``;
             :mod:`lighttune_core.linkadapt.presets`): the policies score candidates by the
             bits the DU will deliver under it (``controls.duPreset``, default ``srsran``).
@@ -109,6 +117,7 @@ class XappConfig:
     a1_policy_type_id: int
     name: str = ""
     version: str = ""
+    max_cells_per_node: int = DEFAULT_MAX_CELLS_PER_NODE
     du_preset: str = "srsran"
 
     def cell_allowed(self, cell_id: str) -> bool:
@@ -132,8 +141,9 @@ def find_controls_schema() -> Path:
     """Locate the controls schema file.
 
     Looked for, in order: ``$XAPP_DESCRIPTOR_PATH/schema.json`` (set by the chart), the
-    directory of ``$CONFIG_FILE`` (the ConfigMap mounts both files side by side), and the
-    checkout's ``xapp-descriptor/schema.json``.
+    directory of ``$CONFIG_FILE`` (the ConfigMap mounts both files side by side), the
+    checkout's ``xapp-descriptor/schema.json``, and the copy shipped in the package
+    (``lighttune_xapp/descriptor/schema.json``).
 
     Raises:
         ConfigError: (field ``schema``) when none exists.
@@ -146,6 +156,7 @@ def find_controls_schema() -> Path:
     if config_file:
         candidates.append(Path(config_file).parent / SCHEMA_FILE_NAME)
     candidates.append(_REPO_SCHEMA)
+    candidates.append(Path(str(resources.files("lighttune_xapp.descriptor").joinpath(SCHEMA_FILE_NAME))))
     for path in candidates:
         if path.is_file():
             return path
@@ -208,6 +219,30 @@ def _descriptor_ports(descriptor: Mapping[str, Any]) -> dict[str, Mapping[str, A
     return ports
 
 
+def _check_rmr_section(descriptor: Mapping[str, Any], rmrdata: Mapping[str, Any], rmr_data_port: int) -> None:
+    """The descriptor's top-level ``rmr`` section, when present, must agree with the rmrdata port.
+
+    The app manager takes the message lists and policies from ``rmr`` when it exists and then
+    ignores ``messaging.ports`` (routes would silently differ otherwise); ``protPort`` is
+    ``"tcp:<rmr data port>"``, ``maxSize`` (bytes) and ``numWorkers`` positive integers.
+    """
+    rmr = descriptor.get("rmr")
+    if rmr is None:
+        return
+    if not isinstance(rmr, Mapping):
+        raise ConfigError("rmr", "must be an object")
+    if rmr.get("protPort") != f"tcp:{rmr_data_port}":
+        raise ConfigError("rmr.protPort", f"{rmr.get('protPort')!r} must be 'tcp:{rmr_data_port}' (the rmrdata port)")
+    for key in ("maxSize", "numWorkers"):
+        value = rmr.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"rmr.{key}", f"must be a positive integer, got {value!r}")
+    for key in ("txMessages", "rxMessages", "policies"):
+        ours, theirs = rmr.get(key), rmrdata.get(key, [])
+        if not isinstance(ours, list) or sorted(map(str, ours)) != sorted(map(str, theirs)):
+            raise ConfigError(f"rmr.{key}", f"{ours!r} differs from the rmrdata port's {theirs!r}")
+
+
 def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> XappConfig:
     """Validate an xApp descriptor and return its controls as an :class:`XappConfig`.
 
@@ -253,6 +288,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
                 "controls.a1PolicyTypeId",
                 f"{controls['a1PolicyTypeId']} is not in the rmrdata port's policies {policies!r}",
             )
+        _check_rmr_section(descriptor, declared["rmrdata"], ports["rmrData"])
 
     store = controls["store"]
     directory = store.get("directory")
@@ -276,6 +312,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         a1_policy_type_id=int(controls["a1PolicyTypeId"]),
         name=str(descriptor.get("name", "")),
         version=str(descriptor.get("version", "")),
+        max_cells_per_node=int(controls.get("maxCellsPerNode", DEFAULT_MAX_CELLS_PER_NODE)),
         du_preset=str(controls.get("duPreset", "srsran")),
     )
 

@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=6.0, metavar="S", help="simulated time, s (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="seed of the scenario (default %(default)s)")
     p.add_argument("--model", metavar="FILE", help="offline model (.ltm); default the packaged one")
+    p.add_argument("--config", metavar="FILE",
+                   help="xApp descriptor (config-file.json) for the xApp; default $CONFIG_FILE, else the checkout's "
+                   "xapp-descriptor/config-file.json, else the one shipped in the package")
     p.add_argument("--transport", default="auto", choices=("auto", "sctp", "tcp"), help="E2 transport (default auto)")
     p.add_argument("--results", metavar="FILE.json", help="also write both processes' figures to this file")
     p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
@@ -184,8 +187,56 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_config(path: str | None) -> None:
+    """Refuse a ``--config`` descriptor that is missing or invalid before anything starts."""
+    if path is None:
+        return
+    from lighttune_xapp.app import read_descriptor
+    from lighttune_xapp.config import ConfigError, load_config
+
+    try:
+        load_config(read_descriptor(path))
+    except ConfigError as exc:
+        raise DemoError(f"--config {path}: {exc}") from None
+
+
+def scenario_arguments(args: argparse.Namespace) -> list[str]:
+    """The scenario options the demo hands to ``e2sim run``."""
+    return [
+        "--profile", args.profile, "--doppler", str(args.doppler), "--correlation", args.correlation,
+        "--snr-range", args.snr_range, "--csi-period", str(args.csi_period), "--ues", str(args.ues),
+        "--duration", str(args.duration), "--seed", str(args.seed),
+    ]
+
+
+def check_scenario(args: argparse.Namespace) -> None:
+    """Refuse a scenario e2sim would refuse (``--profile X`` ...) before anything starts:
+    the very checks of ``e2sim run`` (its parser and :class:`~e2sim.channel.Scenario`)."""
+    from e2sim.node import add_run_arguments, scenario_from_args
+
+    parser = argparse.ArgumentParser(prog="e2sim run", add_help=False)
+    add_run_arguments(parser)
+    try:
+        scenario_from_args(parser.parse_args(scenario_arguments(args)))
+    except ValueError as exc:
+        raise DemoError(f"scenario: {exc}") from None
+    if not args.duration > 0:
+        raise DemoError(f"--duration must be > 0 s, got {args.duration:g}")
+    if not args.timeout > 0:
+        raise DemoError(f"--timeout must be > 0 s, got {args.timeout:g}")
+    if args.results is not None:
+        from e2sim.cli import check_output_file
+
+        try:
+            check_output_file(Path(args.results), "--results")
+        except ValueError as exc:
+            raise DemoError(str(exc)) from None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the two processes and print the table; returns the exit status."""
+    check_config(args.config)
+    check_scenario(args)
     with tempfile.TemporaryDirectory(prefix="lighttune-demo-") as tmp:
         work = Path(tmp)
         model, model_note = resolve_model(args.model, work, args.seed)
@@ -198,6 +249,8 @@ def run_demo(args: argparse.Namespace) -> int:
             "--transport", args.transport, "--model", str(model), "--ready-file", str(ready),
             "--stats-out", str(xapp_stats), "--frozen-baseline", "--log-level", "WARNING",
         ]
+        if args.config is not None:
+            xapp_cmd += ["--config", str(Path(args.config).resolve())]
         for _scheme, cell_id, mode, _title in SCHEME_CELLS:
             xapp_cmd += ["--cell-mode", f"{cell_id}={mode}"]
         with xapp_log.open("wb") as xlog:
@@ -207,10 +260,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 e2sim_results = work / "e2sim.json"
                 sim_cmd = [
                     sys.executable, "-m", "e2sim.node", "--ric", f"127.0.0.1:{info['port']}",
-                    "--transport", info["transport"], "--compare", "--profile", args.profile,
-                    "--doppler", str(args.doppler), "--correlation", args.correlation,
-                    "--snr-range", args.snr_range, "--csi-period", str(args.csi_period), "--ues", str(args.ues),
-                    "--duration", str(args.duration), "--seed", str(args.seed), "--results", str(e2sim_results),
+                    "--transport", info["transport"], "--compare", *scenario_arguments(args),
+                    "--results", str(e2sim_results),
                 ]
                 print(f"lighttune-demo: xApp listening on 127.0.0.1:{info['port']} ({info['transport']}); "
                       f"starting e2sim ({args.profile} {args.doppler:g} Hz, {args.snr_range} SNR, "

@@ -5,8 +5,15 @@ annotated path, all on the descriptor's ``http`` port (8080):
 
 - ``GET /ric/v1/health/alive``: 200 while the service loop runs (the app can declare
   itself dead with :meth:`HealthState.set_alive` so Kubernetes restarts the pod);
-- ``GET /ric/v1/health/ready``: 200 once the offline model is loaded **and** the E2
-  subscriptions are up, 503 before (body: JSON of the individual conditions);
+- ``GET /ric/v1/health/ready``: 200 once the offline model is loaded **and** the message
+  loops (RMR dispatch in RIC mode, the E2 server in local mode, and this HTTP server) are
+  up, 503 before (body: JSON of the individual conditions, ``subscriptions_up`` included
+  for information). Readiness does **not** wait for the E2 subscriptions: Kubernetes
+  routes traffic only to Ready pods, and the Subscription Manager's notification that
+  confirms a subscription arrives through the xApp's HTTP service — a pod that waited for
+  it to become Ready would never receive it. Subscription state is reported in
+  ``/ric/v1/stats`` and in the ``lighttune_subscriptions_up`` / ``lighttune_subscriptions``
+  metrics instead;
 - ``GET /ric/v1/metrics``: Prometheus text exposition of :class:`XappMetrics`.
 
 The server is the standard library's ``ThreadingHTTPServer`` in a daemon thread; this
@@ -32,6 +39,7 @@ __all__ = [
     "ALIVE_PATH",
     "METRICS_PATH",
     "READY_PATH",
+    "STATS_PATH",
     "HealthServer",
     "HealthState",
     "Response",
@@ -43,6 +51,7 @@ _log = logging.getLogger(__name__)
 ALIVE_PATH = "/ric/v1/health/alive"
 READY_PATH = "/ric/v1/health/ready"
 METRICS_PATH = "/ric/v1/metrics"
+STATS_PATH = "/ric/v1/stats"
 
 Response = tuple[int, str, bytes]
 """(HTTP status, content type, body)."""
@@ -53,20 +62,29 @@ RouteHandler = Callable[[bytes], Response]
 class HealthState:
     """Liveness and readiness flags the application sets; thread-safe.
 
-    Ready = alive and offline model loaded and subscriptions up.
+    Ready = alive and offline model loaded and message loops up. ``subscriptions_up`` is
+    reported (probe body, ``lighttune_subscriptions_up``) but is no part of readiness: the
+    notification that confirms a subscription can only reach a Ready pod.
     """
 
     def __init__(self, metrics: XappMetrics | None = None) -> None:
         self._lock = threading.Lock()
         self._alive = True
         self._model_loaded = False
+        self._loops_up = False
         self._subscriptions_up = False
         self._metrics = metrics
         self._publish()
 
+    def _ready_locked(self) -> bool:
+        return self._alive and self._model_loaded and self._loops_up
+
     def _publish(self) -> None:
         if self._metrics is not None:
-            self._metrics.ready.set(1.0 if self.ready else 0.0)
+            with self._lock:
+                ready, subscribed = self._ready_locked(), self._subscriptions_up
+            self._metrics.ready.set(1.0 if ready else 0.0)
+            self._metrics.subscriptions_up.set(1.0 if subscribed else 0.0)
 
     def set_alive(self, alive: bool) -> None:
         """Declare the service loop running (True) or broken beyond repair (False)."""
@@ -80,8 +98,14 @@ class HealthState:
             self._model_loaded = bool(loaded)
         self._publish()
 
+    def set_loops_up(self, up: bool) -> None:
+        """Declare whether the message loops (RMR or E2 server, and HTTP) are running."""
+        with self._lock:
+            self._loops_up = bool(up)
+        self._publish()
+
     def set_subscriptions_up(self, up: bool) -> None:
-        """Declare whether the E2 subscriptions are established."""
+        """Declare whether the E2 subscriptions are established (reported, not readiness)."""
         with self._lock:
             self._subscriptions_up = bool(up)
         self._publish()
@@ -93,9 +117,15 @@ class HealthState:
 
     @property
     def ready(self) -> bool:
-        """Readiness: alive, model loaded and subscriptions up."""
+        """Readiness: alive, model loaded and message loops up."""
         with self._lock:
-            return self._alive and self._model_loaded and self._subscriptions_up
+            return self._ready_locked()
+
+    @property
+    def subscriptions_up(self) -> bool:
+        """Whether the E2 subscriptions are established."""
+        with self._lock:
+            return self._subscriptions_up
 
     def snapshot(self) -> dict[str, bool]:
         """All flags, for the probe response body."""
@@ -103,8 +133,9 @@ class HealthState:
             return {
                 "alive": self._alive,
                 "model_loaded": self._model_loaded,
+                "loops_up": self._loops_up,
                 "subscriptions_up": self._subscriptions_up,
-                "ready": self._alive and self._model_loaded and self._subscriptions_up,
+                "ready": self._ready_locked(),
             }
 
 

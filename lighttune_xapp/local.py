@@ -100,7 +100,9 @@ from lighttune_xapp.app import (
     local_config,
     read_descriptor,
 )
+from lighttune_xapp.cell_cap import CellCap
 from lighttune_xapp.config import ConfigError
+from lighttune_xapp.health import STATS_PATH
 from lighttune_xapp.e2 import e2ap as E
 from lighttune_xapp.e2.endpoints import (
     ControlAcknowledged,
@@ -150,7 +152,6 @@ KPM_OIDS: frozenset[str] = frozenset({KPM_V3_OID, KPM_V2_OID})
 """E2SM-KPM OIDs accepted in E2 Setup."""
 DEFAULT_KPM_PERIOD_MS = 80
 """KPM reporting period of a KPM-only node (the CSI-RS period is not advertised), ms."""
-STATS_PATH = "/ric/v1/stats"
 """HTTP path of the JSON statistics."""
 LATENCY_WINDOW = 10_000
 """Decision latencies kept per cell for the percentiles (most recent)."""
@@ -234,6 +235,7 @@ class Totals:
     ran_function_errors: int = 0
     control_encode_errors: int = 0
     request_timeouts: int = 0
+    cells_refused: int = 0
 
 
 @dataclass
@@ -350,6 +352,7 @@ class LocalE2Termination:
         self.cells: dict[str, CellCounters] = {}
         self.totals = Totals()
         self.nodes: dict[E2Connection, _Node] = {}
+        self.cell_cap = CellCap(lambda: self.policy.config.max_cells_per_node, self.metrics)
         self.started = time.time()
 
     # -- endpoint factory and connection hooks
@@ -367,6 +370,7 @@ class LocalE2Termination:
         if node is None:
             return
         self.node_summaries[node.name] = node.describe()
+        self.cell_cap.forget_node(node.name)
         # errors that closed the link without an event (impossible frame length)
         missed = conn.endpoint.stats.decode_errors - node.decode_errors_seen
         if missed > 0:
@@ -383,7 +387,10 @@ class LocalE2Termination:
                  node.name, ", ".join(sorted(node.cells)) or "-")
 
     def _update_health(self) -> None:
-        self.runtime.health.set_subscriptions_up(any(n.subscriptions for n in self.nodes.values()))
+        confirmed = sum(1 for n in self.nodes.values() if n.subscriptions)
+        self.runtime.health.set_subscriptions_up(confirmed > 0)
+        self.metrics.subscriptions.labels(state="wanted").set(len(self.nodes))
+        self.metrics.subscriptions.labels(state="confirmed").set(confirmed)
 
     def _cell(self, cell: str) -> CellCounters:
         counters = self.cells.get(cell)
@@ -586,6 +593,9 @@ class LocalE2Termination:
             log.warning("node %s: indication dropped: %s", node.name, exc)
             return
         cell = str(hdr.cell_id)
+        if not self.cell_cap.admit(node.name, cell):
+            self.totals.cells_refused += 1
+            return
         node.cells.add(cell)
         counters = self._cell(cell)
         counters.indications += 1
@@ -608,6 +618,9 @@ class LocalE2Termination:
             return
         self.kpm_series.count_trailing(result.trailing_octets)  # logged by the decoder
         cell = feed.cell
+        if not self.cell_cap.admit(node.name, cell):
+            self.totals.cells_refused += 1
+            return
         node.cells.add(cell)
         counters = self._cell(cell)
         counters.indications += 1
@@ -753,6 +766,7 @@ class LocalE2Termination:
             "totals": asdict(self.totals),
             "live_nodes": len(self.nodes),
             "subscriptions": sum(len(n.subscriptions) for n in self.nodes.values()),
+            "health": self.runtime.health.snapshot(),
             "uptime_s": time.time() - self.started,
         }
 
@@ -806,6 +820,7 @@ class LocalXapp:
             self.runtime.http.add_route("GET", STATS_PATH, self._stats_response)
             self.runtime.http.add_route("GET", RECOMMENDATIONS_PATH, self._advisory_response)
         self.runtime.health.set_alive(True)
+        self.runtime.health.set_loops_up(True)  # E2 server listening, HTTP serving: ready
         info = {
             "host": self.server.host, "port": self.server.port, "transport": self.server.transport,
             "http_port": self.runtime.http.port if self.runtime.http is not None else 0,
@@ -825,6 +840,7 @@ class LocalXapp:
                 except asyncio.TimeoutError:
                     pass
         finally:
+            self.runtime.health.set_loops_up(False)
             await self.server.close()
             await asyncio.sleep(0)
         return self.publish_stats()
@@ -848,7 +864,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"E2 listening address (default 0.0.0.0:{E2_SCTP_PORT}; port 0 picks a free one)")
     p.add_argument("--transport", choices=("auto", "sctp", "tcp"), default="auto",
                    help="E2 transport: SCTP, TCP with 4-byte length framing, or auto (SCTP if the kernel has it)")
-    p.add_argument("--config", metavar="FILE", help="xApp descriptor (default: $CONFIG_FILE or the checkout's)")
+    p.add_argument("--config", metavar="FILE", help="xApp descriptor (default: $CONFIG_FILE, else the checkout's, else the one shipped "
+                   "in the package)")
     p.add_argument("--tuner-mode", choices=("off", "cqi", "ri_cqi"),
                    help="mode of every cell (default: the descriptor's tunerMode)")
     p.add_argument("--cell-mode", action="append", default=[], metavar="CELL=MODE",
@@ -870,7 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-out", metavar="FILE.json", help="write per-cell statistics to this file at exit")
     p.add_argument("--ready-file", metavar="FILE.json",
                    help="write {host, port, transport, http_port} here once listening")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging threshold on stderr (default %(default)s)")
     return p
 
 

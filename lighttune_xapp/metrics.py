@@ -20,6 +20,9 @@ config_rejections_total                counter    -                configuration
 model_restore_total                    counter    status           model loads at start (ok, absent, corrupt, ...)
 checkpoint_saves_total                 counter    result           model saves (ok, failed)
 ready                                  gauge      -                1 when the readiness probe answers 200
+cell_refusals_total                    counter    reason           cell reports refused (cells_per_node: the node's cell cap reached)
+subscriptions_up                       gauge      -                1 when every wanted E2 node's subscription is confirmed
+subscriptions                          gauge      state            E2 nodes by subscription state (wanted, requested, confirmed)
 =====================================  =========  ===============  ==========================================
 
 :meth:`XappMetrics.render` gives the text exposition served on ``/ric/v1/metrics``.
@@ -142,6 +145,18 @@ class XappMetrics:
             "checkpoint_saves", "Model checkpoint saves by result", ["result"], namespace=namespace, registry=r
         )
         self.ready = Gauge("ready", "1 when the xApp is ready to serve", namespace=namespace, registry=r)
+        self.cell_refusals = Counter(
+            "cell_refusals", "Cell reports refused (cells_per_node: the node has its cap of cells)", ["reason"],
+            namespace=namespace, registry=r,
+        )
+        self.subscriptions_up = Gauge(
+            "subscriptions_up", "1 when every wanted E2 node's subscription is confirmed", namespace=namespace,
+            registry=r,
+        )
+        self.subscriptions = Gauge(
+            "subscriptions", "E2 nodes by subscription state (wanted, requested, confirmed)", ["state"],
+            namespace=namespace, registry=r,
+        )
 
     def observe_prediction_errors(self, predicted: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float]) -> None:
         """Record |predicted - true| for a batch of UEs.

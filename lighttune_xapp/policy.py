@@ -17,6 +17,10 @@ seconds, so a restart loses at most that much fine-tuning; :meth:`close` saves t
 
 The mode of a cell is, by precedence: an A1 per-cell override (:meth:`set_cell_mode`),
 then ``off`` for a cell outside the configured allow-list, then the configured mode.
+
+Repeated UE ids: a report that holds one UE id twice keeps the first row of that UE and
+drops the others (counted in ``lighttune_ue_reports_dropped_total{reason="duplicate_ue"}``
+and in the cell's ``duplicate_ue_reports`` statistic); the other UEs are served as usual.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lighttune_core.linkadapt.presets import get_preset
-from lighttune_core.cell import CellTuner, Decisions, LearnOutcome, LearnSamples, TuneMode
+from lighttune_core.cell import CellTuner, Decisions, DuplicateUeError, LearnOutcome, LearnSamples, TuneMode
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp.config import XappConfig
@@ -111,6 +115,7 @@ class LinkAdaptationPolicy:
         self.cells: dict[str, CellTuner] = {}
         self.mode_overrides: dict[str, TuneMode] = {}
         self.restore_status: dict[str, str] = {}
+        self.duplicate_ue_reports: dict[str, int] = {}
         self.checkpointer = Checkpointer(store, self._snapshot, config.checkpoint_interval_s)
 
     # ------------------------------------------------------------------ cells
@@ -181,17 +186,34 @@ class LinkAdaptationPolicy:
 
         Args:
             cell_id: the cell the reports belong to.
-            reports: already validated reports (decoders drop invalid UEs).
-
-        Raises:
-            ValueError: unusable reports (the same UE id twice); nothing is changed then.
+            reports: already validated reports (decoders drop invalid UEs); of a UE id
+                reported twice only the first row is used (the repeats are counted).
         """
         start = time.perf_counter()
         tuner = self.cell(cell_id)
         tuner.mode = self.mode_of(cell_id)
-        samples = tuner.collect(reports)
+        reports, samples = self.collect(cell_id, tuner, reports)
         decisions = tuner.decide(reports)
         return PendingCell(cell_id, tuner.mode, reports, decisions, samples, time.perf_counter() - start)
+
+    def collect(self, cell_id: str, tuner: CellTuner, reports: LinkReports) -> tuple[LinkReports, LearnSamples]:
+        """``tuner.collect(reports)``, dropping (and counting) repeated rows of a UE id first.
+
+        Returns:
+            (the reports used: the first row of every UE id, the period's samples).
+        """
+        try:
+            return reports, tuner.collect(reports)
+        except DuplicateUeError:  # raised before anything changed; rare, so checked only then
+            keep = reports.first_of_each_ue()
+            n_dropped = int(keep.shape[0] - np.count_nonzero(keep))
+            reports = reports.select(keep)
+            self.duplicate_ue_reports[cell_id] = self.duplicate_ue_reports.get(cell_id, 0) + n_dropped
+            if self.metrics is not None:
+                self.metrics.ue_reports_dropped.labels(reason="duplicate_ue").inc(n_dropped)
+            _log.warning("cell %s: %d report rows repeat a UE id already reported; the first row of each UE is used",
+                         cell_id, n_dropped)
+            return reports, tuner.collect(reports)
 
     def finish(self, pending: PendingCell, now: float | None = None) -> CellResult:
         """Fine-tune the cell's model on the samples taken by :meth:`decide`, count and
@@ -251,7 +273,8 @@ class LinkAdaptationPolicy:
             _log.info("saved fine-tuned models of cells %s", ", ".join(saved))
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Per cell: mode, fine-tuning updates and samples seen so far, restore status."""
+        """Per cell: mode, fine-tuning updates and samples seen so far, restore status, and
+        report rows dropped for repeating a UE id."""
         return {
             cell_id: {
                 "mode": tuner.mode.value,
@@ -259,6 +282,7 @@ class LinkAdaptationPolicy:
                 "n_seen": tuner.model.n_seen,
                 "ues": tuner.n_ues,
                 "restored": self.restore_status.get(cell_id, ""),
+                "duplicate_ue_reports": self.duplicate_ue_reports.get(cell_id, 0),
             }
             for cell_id, tuner in self.cells.items()
         }

@@ -91,10 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", type=Path, help="dataset .npz (features [N,12], labels [N], meta JSON)")
     p.add_argument("--epochs", type=int, default=20, help="epochs per layer (default 20)")
     p.add_argument("--batch-size", type=int, default=256, help="positive pairs per batch (default 256)")
-    p.add_argument("--negatives", choices=NEGATIVE_KINDS, default=DEFAULT_NEGATIVES)
-    p.add_argument("--loss", choices=LOSS_KINDS, default="proposed")
+    p.add_argument("--negatives", choices=NEGATIVE_KINDS, default=DEFAULT_NEGATIVES,
+                   help="negative pair of each sample: random = a random wrong label, hardest = the wrong label the "
+                   "model scores best (default %(default)s)")
+    p.add_argument("--loss", choices=LOSS_KINDS, default="proposed",
+                   help="FF layer loss: proposed = the paper's eq. 7, softplus = Hinton's (default %(default)s)")
     p.add_argument("--holdout", type=float, default=0.2, help="held-out fraction for the curve (default 0.2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights, batches, negatives and held-out split (default %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="model file (default: DATASET with suffix .ltm)")
     return p
 
@@ -113,14 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hold_rows.size == 0:
             hold_rows = train_rows
         out = args.out if args.out is not None else args.dataset.with_suffix(".ltm")
-        bar = tqdm(total=1, unit="epoch", desc="training", file=sys.stderr)
+        bars: list[tqdm] = []  # made at the first epoch, when the total number of epochs is known
 
         def progress(done: int, total: int, record: EpochRecord) -> None:
-            bar.total = total
+            if not bars:
+                bars.append(tqdm(total=total, unit="epoch", desc="training", file=sys.stderr))
+            bar = bars[0]
             bar.set_postfix(
                 layer=record.layer, acc=f"{record.accuracy:.3f}", mae=f"{record.mean_abs_error:.3f}", refresh=False
             )
-            bar.update(1)
+            bar.update(done - bar.n)
 
         try:
             result: TrainResult = train_offline(
@@ -136,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=progress,
             )
         finally:
-            bar.close()
+            for bar in bars:
+                bar.close()
     except ValueError as exc:
         print(f"lighttune-train: error: {exc}", file=sys.stderr)
         return 2

@@ -304,6 +304,11 @@ class RicPlatformStub:
 
     ``nodes`` maps RAN name -> connectionStatus; a POST for a node that is not CONNECTED
     gets 503 as from the real submgr when the E2 link is down.
+
+    Notifications reach the xApp as in Kubernetes, through its service, which routes only
+    to Ready pods: the stub sends one only while the xApp's readiness probe
+    (``/ric/v1/health/ready``) answers 200, and retries (``gated`` counts the attempts held
+    back) until then.
     """
 
     nodes: dict[str, str] = field(default_factory=dict)
@@ -312,6 +317,7 @@ class RicPlatformStub:
     live: dict[str, dict[str, Any]] = field(default_factory=dict)
     instance_of: dict[str, int] = field(default_factory=dict)
     notify_status: list[tuple[str, int]] = field(default_factory=list)
+    gated: int = 0
     _next_id: int = 1000
     _next_instance: int = 100
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -396,11 +402,27 @@ class RicPlatformStub:
         ).start()
         return 201, {"SubscriptionId": sub_id, "SubscriptionInstances": []}
 
+    @staticmethod
+    def _pod_ready(host: str, port: int) -> bool:
+        """Whether the xApp's readiness probe answers 200 (Kubernetes' routing condition)."""
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/ric/v1/health/ready", timeout=5) as response:
+                return int(response.status) == 200
+        except OSError:  # HTTPError (503) included
+            return False
+
     def _notify(self, host: str, port: int, sub_id: str, event_id: int, instance: int) -> None:
         """Send the notification, resending (10 tries) until the answer is exactly 200."""
         note = {"SubscriptionId": sub_id,
                 "SubscriptionInstances": [{"XappEventInstanceId": event_id, "E2EventInstanceId": instance}]}
         data = json.dumps(note).encode()
+        deadline = time.monotonic() + 60.0
+        while not self._pod_ready(host, port):  # no Ready endpoint behind the service yet
+            with self._lock:
+                self.gated += 1
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
         for _ in range(10):
             time.sleep(0.05)
             request = urllib.request.Request(
@@ -493,6 +515,7 @@ def make_descriptor(workdir: Path, model_path: Path, **controls: Any) -> dict[st
         for key, name in names.items():
             if port["name"] == name:
                 port["port"] = ports[key]
+    descriptor["rmr"]["protPort"] = f"tcp:{ports['rmrData']}"
     descriptor["controls"].update(ports=ports, modelPath=str(model_path))
     descriptor["controls"].update(controls)
     return descriptor
@@ -672,10 +695,16 @@ class RicTestbed:
         return endpoint
 
     def start_xapp(self) -> None:
-        """Start the xApp and wait until it is ready (every node's subscription confirmed)."""
+        """Start the xApp, wait until it is ready and every node's subscription is confirmed."""
         self.xapp.start()
         self.xapp.wait_log("RIC mode up", 120)
         wait_until(lambda: self.xapp.http_get("/ric/v1/health/ready")[0] == 200, 60, "readiness 200")
+        wait_until(self.subscriptions_up, 60, "every subscription confirmed")
+
+    def subscriptions_up(self) -> bool:
+        """Whether the xApp's ``/ric/v1/stats`` says every wanted node's subscription is confirmed."""
+        status, body = self.xapp.http_get("/ric/v1/stats")
+        return status == 200 and bool(json.loads(body)["subscriptions"]["up"])
 
     def instance(self, meid: str) -> int:
         """E2 instance id (RMR SubId) of the live subscription of ``meid``."""

@@ -11,6 +11,9 @@ import pytest
 from lighttune_core import ff
 from lighttune_core.features import BLER_LABELS
 
+# closed-form gradients and kernels compared with tolerances: run again under a second CPU-feature setting (.ci/run)
+pytestmark = pytest.mark.float_sensitive
+
 SIZES = (13, 32, 32)
 
 

@@ -171,6 +171,22 @@ def test_encode_indication_rejects_bad_header_values() -> None:
         sm.encode_indication(1, -1, 0, reports)
 
 
+@pytest.mark.parametrize("cell_id", [2**36, 2**64 - 1])
+def test_cell_id_beyond_36_bits_is_a_decode_error(cell_id: int) -> None:
+    reports = random_reports(3, seed=7)
+    header, message = sm.encode_indication(2**36 - 1, 5, 50, reports)  # the largest valid one passes
+    assert sm.decode_indication(header, message)[0].cell_id == 2**36 - 1
+    bad = pb.IndicationHeader.FromString(header)
+    bad.cell_id = cell_id
+    with pytest.raises(E2DecodeError, match="cell_id"):
+        sm.decode_indication(bad.SerializeToString(), message)
+    ctrl_header, ctrl_message = sm.encode_control(2**36 - 1, np.array([1]), np.array([2]), np.array([7]), 1, 5)
+    bad_ctrl = pb.ControlHeader.FromString(ctrl_header)
+    bad_ctrl.cell_id = cell_id
+    with pytest.raises(E2DecodeError, match="cell_id"):
+        sm.decode_control(bad_ctrl.SerializeToString(), ctrl_message)
+
+
 @settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=64), st.integers(0, 400), st.integers(0, 255))
 def test_mutated_messages_raise_only_decode_errors(tail: bytes, pos: int, byte: int) -> None:

@@ -15,6 +15,9 @@ from e2sim.experiment import generate_dataset
 from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp.app import BUILTIN_MODEL, load_offline_model
 
+# the shipped model on simulated data: run again under a second CPU-feature setting (.ci/run)
+pytestmark = pytest.mark.float_sensitive
+
 MODELS = Path(__file__).resolve().parents[1] / "lighttune_xapp" / "models"
 
 

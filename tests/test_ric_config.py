@@ -40,6 +40,7 @@ def test_shipped_descriptor_loads(descriptor: dict[str, Any]) -> None:
         a1_policy_type_id=descriptor["controls"]["a1PolicyTypeId"],
         name="lighttune-xapp",
         version=descriptor["version"],
+        max_cells_per_node=64,
     )
     assert config.cell_allowed("any-cell")
     assert config.control_enabled
@@ -74,6 +75,8 @@ def test_allow_list_and_advisory_mode(descriptor: dict[str, Any]) -> None:
         (lambda c: c["ports"].update(rmrRoute=70000), "controls.ports.rmrRoute"),
         (lambda c: c["store"].update(backend="file"), "controls.store.directory"),
         (lambda c: c.update(a1PolicyTypeId=1), "controls.a1PolicyTypeId"),
+        (lambda c: c.update(maxCellsPerNode=0), "controls.maxCellsPerNode"),
+        (lambda c: c.update(maxCellsPerNode=2.5), "controls.maxCellsPerNode"),
     ],
 )
 def test_invalid_controls_name_the_field(descriptor: dict[str, Any], mutate: Any, field: str) -> None:
@@ -188,3 +191,10 @@ def test_failing_listener_does_not_break_apply(descriptor: dict[str, Any]) -> No
     changed["controls"]["tunerMode"] = "cqi"
     assert watcher.apply(changed) is None
     assert watcher.config.tuner_mode == "cqi" and seen == ["cqi"]
+
+
+def test_max_cells_per_node_defaults_to_64_and_is_read(descriptor: dict[str, Any]) -> None:
+    del descriptor["controls"]["maxCellsPerNode"]  # a descriptor written before the control existed
+    assert load_config(descriptor).max_cells_per_node == 64
+    descriptor["controls"]["maxCellsPerNode"] = 3
+    assert load_config(descriptor).max_cells_per_node == 3

@@ -44,24 +44,38 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def test_ready_only_after_model_and_subscriptions(served: tuple[HealthServer, HealthState, XappMetrics]) -> None:
-    server, state, _ = served
+def test_ready_once_model_and_loops_are_up_without_waiting_for_subscriptions(
+    served: tuple[HealthServer, HealthState, XappMetrics],
+) -> None:
+    """Readiness must not wait for the subscriptions: the Subscription Manager's
+    notification that confirms one reaches the pod only through its Kubernetes service,
+    which routes to Ready pods only (a deadlock at deploy time otherwise)."""
+    server, state, metrics = served
     assert _get(server.port, ALIVE_PATH)[0] == 200
     status, ctype, body = _get(server.port, READY_PATH)
     assert status == 503 and ctype == "application/json"
-    assert json.loads(body) == {"alive": True, "model_loaded": False, "subscriptions_up": False, "ready": False}
+    assert json.loads(body) == {"alive": True, "model_loaded": False, "loops_up": False,
+                                "subscriptions_up": False, "ready": False}
     state.set_model_loaded(True)
     assert _get(server.port, READY_PATH)[0] == 503
+    state.set_loops_up(True)
+    status, _, body = _get(server.port, READY_PATH)
+    assert status == 200 and json.loads(body)["subscriptions_up"] is False  # reported, not required
+    s = _samples(metrics.render().decode())
+    assert s[("lighttune_ready", ())] == 1 and s[("lighttune_subscriptions_up", ())] == 0
     state.set_subscriptions_up(True)
+    assert json.loads(_get(server.port, READY_PATH)[2])["subscriptions_up"] is True
+    assert _samples(metrics.render().decode())[("lighttune_subscriptions_up", ())] == 1
+    state.set_subscriptions_up(False)  # E2 link lost: still ready (the notification of the renewal must get in)
     assert _get(server.port, READY_PATH)[0] == 200
-    state.set_subscriptions_up(False)  # E2 link lost: not ready any more
+    state.set_loops_up(False)  # shutting down
     assert _get(server.port, READY_PATH)[0] == 503
 
 
 def test_dead_service_loop_fails_liveness(served: tuple[HealthServer, HealthState, XappMetrics]) -> None:
     server, state, _ = served
     state.set_model_loaded(True)
-    state.set_subscriptions_up(True)
+    state.set_loops_up(True)
     state.set_alive(False)
     assert _get(server.port, ALIVE_PATH)[0] == 503
     assert _get(server.port, READY_PATH)[0] == 503
@@ -79,7 +93,7 @@ def test_metrics_endpoint_exposes_counters(served: tuple[HealthServer, HealthSta
     metrics.decision_latency.observe(0.003)
     metrics.observe_prediction_errors([0.1, 0.5, math.nan, 0.0], [0.0, 0.0, 0.2, 0.0])
     state.set_model_loaded(True)
-    state.set_subscriptions_up(True)
+    state.set_loops_up(True)
 
     status, ctype, body = _get(server.port, METRICS_PATH)
     assert status == 200 and ctype.startswith("text/plain")

@@ -35,8 +35,8 @@ def _run_helm(*args: str) -> str:
     return out.stdout
 
 
-def _render(*set_args: str) -> list[dict[str, Any]]:
-    text = _run_helm("template", "lighttune", str(CHART), "--namespace", "ricxapp", *set_args)
+def _render(*set_args: str, namespace: str = "ricxapp") -> list[dict[str, Any]]:
+    text = _run_helm("template", "lighttune", str(CHART), "--namespace", namespace, *set_args)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -133,11 +133,13 @@ def test_environment_and_config_mount(rendered: dict[tuple[str, str], dict[str, 
     assert env["CONFIG_FILE"] == "/opt/ric/config/config-file.json"
     assert env["RMR_RTG_SVC"] == "4561"
     assert env["RMR_SRC_ID"] == f"service-{FULLNAME}-rmr.ricxapp"
-    assert env["DBAAS_SERVICE_HOST"].startswith("service-ricplt-dbaas-tcp.ricplt")
-    assert env["DBAAS_SERVICE_PORT"] == "6379"
+    assert env["APP_NAMESPACE"] == "ricxapp"
+    # DBaaS comes whole from the RIC's ConfigMap (standalone or HA/sentinel), not a fixed host/port
+    assert not any(key.startswith("DBAAS") for key in env)
     pod_spec = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
-    assert {"configMapRef": {"name": f"configmap-{FULLNAME}-appenv"}} in container["envFrom"]
+    assert container["envFrom"] == [{"configMapRef": {"name": f"configmap-{FULLNAME}-appenv"}},
+                                    {"configMapRef": {"name": "dbaas-appconfig"}}]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v["configMap"]["name"] for v in pod_spec["volumes"]}
     assert volumes["appconfig"] == f"configmap-{FULLNAME}-appconfig"
@@ -162,3 +164,114 @@ def test_image_values_override_the_descriptor() -> None:
     )
     container = objects[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"registry.example.org:5000/{DESCRIPTOR['containers'][0]['image']['name']}:9.9.9"
+
+
+def test_readiness_probe_does_not_wait_for_subscriptions(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Kubernetes routes the xApp's http service only to Ready pods, and the Subscription
+    Manager notifies through that service: the chart's readiness probe must answer 200
+    before any subscription is confirmed, or the first notification can never arrive."""
+    import urllib.error
+    import urllib.request
+
+    from lighttune_xapp.health import HealthServer, HealthState
+    from lighttune_xapp.metrics import XappMetrics
+
+    container = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    probe = container["readinessProbe"]["httpGet"]
+    http_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
+    assert probe["port"] in (http_port, "http")
+    metrics = XappMetrics()
+    state = HealthState(metrics)
+    with HealthServer(state, metrics, port=0, host="127.0.0.1") as server:
+        def status() -> int:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{probe['path']}", timeout=10) as resp:
+                    return int(resp.status)
+            except urllib.error.HTTPError as exc:
+                return int(exc.code)
+
+        assert status() == 503  # nothing loaded yet
+        state.set_model_loaded(True)
+        state.set_loops_up(True)  # what RIC mode declares once RMR and HTTP run
+        assert not state.subscriptions_up
+        assert status() == 200
+
+
+@needs_helm
+def test_namespace_is_the_release_namespace() -> None:
+    objects = _by_kind_name(_render(namespace="ricxapp-test"))
+    fullname = f"ricxapp-test-{NAME}"
+    assert ("Deployment", fullname) in objects and ("Service", f"service-{fullname}-http") in objects
+    assert {o["metadata"]["namespace"] for o in objects.values()} == {"ricxapp-test"}
+    env = objects[("ConfigMap", f"configmap-{fullname}-appenv")]["data"]
+    assert env["RMR_SRC_ID"] == f"service-{fullname}-rmr.ricxapp-test" and env["APP_NAMESPACE"] == "ricxapp-test"
+    from lighttune_xapp.transport.ric import default_client_host
+
+    # the host the xApp gives submgr for notifications is the http Service the chart made
+    host = default_client_host(NAME, {"APP_NAMESPACE": env["APP_NAMESPACE"]})
+    assert host == f"service-{fullname}-http.ricxapp-test"
+    assert default_client_host(NAME, {}) == f"service-{FULLNAME}-http.ricxapp"
+
+
+@needs_helm
+def test_image_pull_secrets_and_dbaas_overrides() -> None:
+    objects = _by_kind_name(_render("--set", "imagePullSecrets[0].name=regcred", "--set", "dbaas.configMap=",
+                                    "--set", "dbaas.host=redis.example", "--set", "dbaas.port=6380"))
+    version = kubernetes_validate.latest_version()
+    for obj in objects.values():
+        kubernetes_validate.validate(obj, version, strict=True)
+    pod = objects[("Deployment", FULLNAME)]["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["containers"][0]["envFrom"] == [{"configMapRef": {"name": f"configmap-{FULLNAME}-appenv"}}]
+    env = objects[("ConfigMap", f"configmap-{FULLNAME}-appenv")]["data"]
+    assert (env["DBAAS_SERVICE_HOST"], env["DBAAS_SERVICE_PORT"]) == ("redis.example", "6380")
+
+
+def test_grace_period_covers_ricxappframes_shutdown_sleep(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """ricxappframe's stop() sleeps 10 s after deregistering; subscriptions are deleted (REST,
+    5 s timeout per node) and models saved before it: Kubernetes' default 30 s is too tight."""
+    import importlib.util
+    import re
+
+    pod = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]
+    spec = importlib.util.find_spec("ricxappframe")  # read, not imported (that needs librmr)
+    sleep_s = 10.0  # the figure documented in values.yaml, without the ric extra
+    if spec is not None and spec.origin is not None:
+        source = (Path(spec.origin).parent / "xapp_frame.py").read_text()
+        body = re.search(r"def xapp_shutdown\(self\):(.*?)\n    def ", source, re.S)
+        assert body is not None
+        sleep_s = sum(map(float, re.findall(r"time\.sleep\(([0-9.]+)\)", body.group(1))))
+        assert sleep_s >= 10.0
+    assert pod["terminationGracePeriodSeconds"] >= sleep_s + 2 * 5 + 10  # two node deletes, saves, RMR
+
+
+def test_port_names_are_valid_and_documented(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The app manager's onboarder names container ports as the descriptor does; the older
+    "rmrdata-<container>" form cannot be used: it exceeds Kubernetes' 15-character port names."""
+    import re
+
+    container = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    iana = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?=[a-z0-9]))*$")
+    for port in container["ports"]:
+        assert iana.match(port["name"]), port["name"]
+    assert not iana.match(f"rmrdata-{container['name']}")
+    assert "15 characters" in (CHART / "templates" / "deployment.yaml").read_text()
+
+
+def test_descriptor_rmr_section_agrees_with_the_rmrdata_port() -> None:
+    """appmgr reads the message lists and policies from the top-level rmr section when there
+    is one (and then ignores messaging.ports), as OSC example descriptors carry it."""
+    from lighttune_xapp.config import ConfigError, load_config
+
+    rmr = DESCRIPTOR["rmr"]
+    port = next(p for p in DESCRIPTOR["messaging"]["ports"] if p["name"] == "rmrdata")
+    assert rmr["protPort"] == f"tcp:{port['port']}"
+    assert rmr["maxSize"] >= 32768 and rmr["numWorkers"] == 1
+    for key in ("txMessages", "rxMessages", "policies"):
+        assert sorted(map(str, rmr[key])) == sorted(map(str, port[key]))
+    for key, value in (("protPort", "tcp:4562"), ("maxSize", 0), ("rxMessages", ["RIC_INDICATION"])):
+        bad = json.loads(json.dumps(DESCRIPTOR))
+        bad["rmr"][key] = value
+        with pytest.raises(ConfigError) as info:
+            load_config(bad)
+        assert info.value.field == f"rmr.{key}"

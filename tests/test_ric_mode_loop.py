@@ -160,7 +160,8 @@ def test_survives_an_e2t_restart_and_resubscribes_on_node_reconnect(bed: RicTest
     bed.platform.set_node("gnb-a", "CONNECTED")
     new_id, new_instance = wait_until(lambda: bed.platform.live_instance("gnb-a"), 60, "a new subscription")
     assert new_id != old_id and new_instance != old_instance
-    wait_until(lambda: bed.xapp.http_get("/ric/v1/health/ready")[0] == 200, 60, "ready again")
+    wait_until(bed.subscriptions_up, 60, "subscriptions up again")
+    assert bed.xapp.http_get("/ric/v1/health/ready")[0] == 200
     ue_ids, received = _control(bed, "gnb-a", 7, 4, 8, seed=7)
     request = e2ap.decode(received.payload)
     assert isinstance(request, e2ap.RicControlRequest)

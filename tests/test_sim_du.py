@@ -86,6 +86,7 @@ def test_control_hook_rejects_invalid_values_and_keeps_choice() -> None:
     assert not accepted[0] and "ue_id" in reasons[0] and "ri" in reasons[0]
 
 
+@pytest.mark.float_sensitive
 def test_same_seed_dus_share_random_numbers() -> None:
     scenario = Scenario(profile="TDL-A30", n_ue=6, snr_db=(5.0, 15.0), csi_period_ms=10, seed=9)
     channel = LinkChannel(scenario)

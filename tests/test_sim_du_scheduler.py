@@ -103,9 +103,17 @@ def test_harq_draws_do_not_depend_on_the_schedule() -> None:
     assert np.array_equal(nxt[0], nxt[1]) and np.array_equal(nxt[0], nxt[2])
 
 
-def test_interval_one_reproduces_the_full_band_du_bit_for_bit() -> None:
+@pytest.mark.float_sensitive
+def test_interval_one_reproduces_the_full_band_du() -> None:
     """The reference was recorded with the DU before the scheduler and the presets existed
-    (its loop is the ``sionna`` preset's)."""
+    (its loop is the ``sionna`` preset's), on another CPU.
+
+    Integer outcomes (HARQ counts, bits, MCS, rank, RI/CQI) must be equal. Floats are
+    compared with tolerances: the per-TB BLER goes through float32 SINR maps and vectorised
+    exp/log whose last bits depend on the SIMD kernels numpy and OpenBLAS pick for the
+    CPU (AVX2 vs AVX-512 gave |diff| <= 2.7e-6 in ``mean_tb_bler``); a changed DU decision
+    moves these figures by far more than the tolerance.
+    """
     scenario = Scenario(profile="TDL-A30", doppler_hz=30.0, n_ue=6, snr_db=(0.0, 30.0), csi_period_ms=10,
                         csi_snr_error_db=1.0, seed=9, sched_interval_slots=1, du_preset="sionna")
     channel = LinkChannel(scenario)
@@ -121,10 +129,19 @@ def test_interval_one_reproduces_the_full_band_du_bit_for_bit() -> None:
             got["mean_tb_bler"].append(out.mean_tb_bler)
             if out.period_index == 5:
                 du.apply_control(np.array([0, 3]), np.array([2, 1]), np.array([9, 4]))
+    # (rtol, atol) per float key; integer keys exactly
+    tolerance = {"olla_offset_db": (1e-12, 1e-12), "true_bler": (1e-12, 1e-12), "mean_tb_bler": (1e-4, 2e-5)}
     with np.load(REFERENCE) as ref:
         assert sorted(ref.files) == sorted(got)
         for k, v in got.items():
-            np.testing.assert_array_equal(np.stack(v), ref[k], err_msg=k)
+            value = np.stack(v)
+            if k in tolerance:
+                assert np.issubdtype(value.dtype, np.floating), k
+                rtol, atol = tolerance[k]
+                np.testing.assert_allclose(value, ref[k], rtol=rtol, atol=atol, equal_nan=True, err_msg=k)
+            else:
+                assert not np.issubdtype(value.dtype, np.floating), k
+                np.testing.assert_array_equal(value, ref[k], err_msg=k)
 
 
 def test_interval_is_validated_and_round_trips() -> None:

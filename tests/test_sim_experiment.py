@@ -67,6 +67,7 @@ def test_tiny_experiment_writes_csv_markdown_png(tmp_path: Path, capsys: pytest.
     assert "Model:" in capsys.readouterr().out
 
 
+@pytest.mark.float_sensitive
 def test_experiment_from_trace_matches_live(tmp_path: Path) -> None:
     scenario = Scenario(profile="TDL-A30", n_ue=3, snr_db=(10.0, 20.0), csi_period_ms=10, seed=2)
     path = record_trace(scenario, 200, tmp_path / "t.npz")

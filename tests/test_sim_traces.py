@@ -34,6 +34,7 @@ def _du_run(source: LinkChannel | TraceReplay) -> list[tuple[np.ndarray, ...]]:
     return rows
 
 
+@pytest.mark.float_sensitive
 def test_replay_is_bit_identical_to_live(tmp_path: Path) -> None:
     path = record_trace(SCENARIO, N_SLOTS, tmp_path / "t.npz")
     live = LinkChannel(SCENARIO)

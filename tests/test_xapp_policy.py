@@ -66,6 +66,7 @@ def test_off_mode_keeps_table_choice_and_still_learns() -> None:
     assert learned1.abs_error.shape == (16,)
 
 
+@pytest.mark.float_sensitive  # learn_many vs one learn_one per sample, bit for bit
 def test_learning_uses_pending_features_and_label_of_next_period() -> None:
     model = LightTuneModel(seed=5)
     frozen = LightTuneModel.from_bytes(model.to_bytes())
@@ -195,10 +196,41 @@ def test_policy_decides_before_it_learns_so_control_can_leave_first() -> None:
     result = policy.finish(pending, now=0.1)
     assert result.learned.n_samples == 40 and result.learned.n_updates == model.n_updates - updates_before > 0
     assert result.decisions is pending.decisions and result.learn_s >= 0.0
-    # bad reports are refused by decide and change nothing
-    with pytest.raises(ValueError, match="twice"):
-        policy.decide("c", make_reports(3, 2).select(np.array([0, 0, 1])))
-    assert model.n_updates == result.learned.n_updates + updates_before
+    # repeated UE ids: the first row of each UE is served, the repeats are dropped and counted
+    pending = policy.decide("c", make_reports(3, 2).select(np.array([0, 0, 1, 0])))
+    assert pending.decisions.ue_id.tolist() == [0, 1] and pending.reports.ue_id.tolist() == [0, 1]
+    assert policy.stats()["c"]["duplicate_ue_reports"] == 2
+    assert policy.metrics is not None
+    assert policy.metrics.ue_reports_dropped.labels(reason="duplicate_ue")._value.get() == 2
+
+
+def test_repeated_ue_rows_keep_the_first_and_serve_the_rest() -> None:
+    reports = make_reports(5, 3)
+    # UE 2 twice (second row with other HARQ counts), UE 4 three times
+    rows = np.array([0, 2, 1, 2, 3, 4, 4, 4])
+    altered = LinkReports(**{**{f: getattr(reports, f)[rows] for f in reports.__dataclass_fields__ if f != "cqi_table"},
+                             "n_nack": reports.n_nack[rows] + np.arange(8)})
+    assert altered.first_of_each_ue().tolist() == [True, True, True, False, True, True, False, False]
+    metrics = XappMetrics()
+    policy = LinkAdaptationPolicy(config(), LightTuneModel(seed=7), MemoryStore(), metrics=metrics)
+    policy.on_reports("c", reports, now=0.0)
+    twin = LinkAdaptationPolicy(config(), LightTuneModel(seed=7), MemoryStore())
+    twin.on_reports("c", reports, now=0.0)
+    got = policy.on_reports("c", altered, now=0.1)
+    first = altered.select(altered.first_of_each_ue())
+    want = twin.on_reports("c", first, now=0.1)  # the same period without the repeats
+    assert got.decisions.ue_id.tolist() == [0, 2, 1, 3, 4]
+    np.testing.assert_array_equal(got.decisions.cqi, want.decisions.cqi)
+    np.testing.assert_array_equal(got.learned.abs_error, want.learned.abs_error)
+    assert got.learned.n_samples == 5
+    assert policy.stats()["c"]["duplicate_ue_reports"] == 3
+    assert metrics.ue_reports_dropped.labels(reason="duplicate_ue")._value.get() == 3
+    # the advisory (KPM) path drops them the same way
+    from lighttune_xapp.advisory import AdvisoryMode
+
+    advisory = AdvisoryMode(policy, "n", metrics)
+    assert len(advisory.on_reports("c", altered, now=0.2).recommended.ue_id) == 5
+    assert policy.stats()["c"]["duplicate_ue_reports"] == 6
 
 
 def test_startup_objects_leave_the_garbage_collectors_scans() -> None:
@@ -234,3 +266,59 @@ def test_freed_heap_memory_is_reused_without_page_faults() -> None:
         del arrays
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert faults < 1000  # glibc defaults: ~200 faults per round, ~40,000 in all
+
+
+def test_ric_indication_with_a_repeated_ue_is_served_and_counted() -> None:
+    """Through the RIC-mode handler: E2AP + LT-LINKADAPT decode, policy, control encode."""
+    from ric_harness import indication_pdu, synthetic_reports
+
+    from lighttune_xapp.app import build_runtime, local_config, read_descriptor
+    from lighttune_xapp.e2 import e2ap, service_model
+    from lighttune_xapp.transport.ric import RicMessageHandler
+
+    runtime = build_runtime(local_config(read_descriptor(DESCRIPTOR)), serve_http=False)
+    handler = RicMessageHandler(runtime, service_model.DEFAULT_RAN_FUNCTION_ID, "lighttune-xapp")
+    reports = synthetic_reports(6, np.random.default_rng(1))
+    dup = reports.select(np.array([0, 1, 2, 3, 3, 4, 5, 0]))
+    for period in (1, 2):
+        out = handler.on_indication(indication_pdu(5, 7, period, dup), "gnb-a", 5)
+        assert out is not None and out.meid == "gnb-a"
+        control = e2ap.decode(out.payload)
+        assert isinstance(control, e2ap.RicControlRequest)
+        _hdr, decisions, _rejected = service_model.decode_control(control.header, control.message)
+        assert sorted(decisions.ue_id.tolist()) == [0, 1, 2, 3, 4, 5]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.name, tuple(s.labels.items())): s.value
+               for f in text_string_to_metric_families(runtime.metrics.render().decode()) for s in f.samples}
+    assert samples[("lighttune_ue_reports_dropped_total", (("reason", "duplicate_ue"),))] == 4
+    assert runtime.policy.stats()["gnb-a/7"]["duplicate_ue_reports"] == 4
+    assert runtime.policy.stats()["gnb-a/7"]["n_seen"] > 0  # the second period was learned from
+    runtime.close()
+
+
+def test_cells_per_node_are_capped_and_refusals_counted() -> None:
+    from ric_harness import indication_pdu, synthetic_reports
+
+    from lighttune_xapp.app import build_runtime, local_config, read_descriptor
+    from lighttune_xapp.e2 import service_model
+    from lighttune_xapp.transport.ric import RicMessageHandler
+
+    descriptor = read_descriptor(DESCRIPTOR)
+    descriptor["controls"]["maxCellsPerNode"] = 2
+    runtime = build_runtime(local_config(descriptor), serve_http=False)
+    handler = RicMessageHandler(runtime, service_model.DEFAULT_RAN_FUNCTION_ID, "lighttune-xapp")
+    reports = synthetic_reports(4, np.random.default_rng(2))
+    served = {cell: handler.on_indication(indication_pdu(5, cell, 1, reports), "gnb-a", 5) is not None
+              for cell in (10, 11, 12, 2**36 - 1)}
+    assert served == {10: True, 11: True, 12: False, 2**36 - 1: False}
+    assert handler.on_indication(indication_pdu(5, 12, 1, reports), "gnb-b", 5) is not None  # per node
+    assert handler.on_indication(indication_pdu(5, 10, 2, reports), "gnb-a", 5) is not None  # known cell
+    assert sorted(runtime.policy.cells) == ["gnb-a/10", "gnb-a/11", "gnb-b/12"]  # no model for refused cells
+    assert handler.cell_cap.refused == {"gnb-a": 2}
+    assert runtime.metrics.cell_refusals.labels(reason="cells_per_node")._value.get() == 2
+    # a configuration change applies at once
+    descriptor["controls"]["maxCellsPerNode"] = 3
+    assert runtime.watcher.apply(descriptor) is None
+    assert handler.on_indication(indication_pdu(5, 12, 3, reports), "gnb-a", 5) is not None
+    runtime.close()

@@ -353,14 +353,17 @@ def decode_indication(header: bytes, message: bytes) -> tuple[IndicationHeader, 
         required).
 
     Raises:
-        E2DecodeError: unparsable bytes, an unsupported version or CQI table, or a column whose
-            byte length is not N x its element width (the cell is then unreadable as a whole).
+        E2DecodeError: unparsable bytes, an unsupported version or CQI table, a cell id that
+            is not an NR cell identity (above 2**36 - 1), or a column whose byte length is not
+            N x its element width (the cell is then unreadable as a whole).
     """
     h = _parse(pb.IndicationHeader, header, "RICindicationHeader")
     if h.version != SM_VERSION[0]:
         raise E2DecodeError(f"RICindicationHeader.version {h.version} is not supported (expected {SM_VERSION[0]})")
     if h.cqi_table not in (1, 2, 3):
         raise E2DecodeError(f"RICindicationHeader.cqi_table must be 1..3, got {h.cqi_table}")
+    if h.cell_id > MAX_CELL_ID:
+        raise E2DecodeError(f"RICindicationHeader.cell_id {h.cell_id} is not an NR cell identity (0 .. 2**36 - 1)")
     hdr = IndicationHeader(h.cell_id, h.period_index, h.time_ms, h.cqi_table, h.version)
     m = _parse(pb.IndicationMessage, message, "RICindicationMessage")
     n = _count_ues("IndicationMessage", m.ue_id)
@@ -462,12 +465,14 @@ def decode_control(header: bytes, message: bytes) -> tuple[ControlHeader, Contro
         :class:`ControlOutcome`.
 
     Raises:
-        E2DecodeError: unparsable bytes, unsupported version, or a column whose byte length
-            is not M x its element width.
+        E2DecodeError: unparsable bytes, unsupported version, a cell id above 2**36 - 1, or a
+            column whose byte length is not M x its element width.
     """
     h = _parse(pb.ControlHeader, header, "RICcontrolHeader")
     if h.version != SM_VERSION[0]:
         raise E2DecodeError(f"RICcontrolHeader.version {h.version} is not supported (expected {SM_VERSION[0]})")
+    if h.cell_id > MAX_CELL_ID:
+        raise E2DecodeError(f"RICcontrolHeader.cell_id {h.cell_id} is not an NR cell identity (0 .. 2**36 - 1)")
     m = _parse(pb.ControlMessage, message, "RICcontrolMessage")
     n = _count_ues("ControlMessage", m.ue_id)
     ue, ri, cqi, vp = (

@@ -25,6 +25,7 @@ import asyncio
 import errno
 import inspect
 import logging
+import os
 import socket
 import struct
 from typing import Any, Awaitable, Callable, Literal
@@ -391,7 +392,12 @@ class E2Client:
             except OSError as exc:
                 failures += 1
                 delay = self.reconnect_delay_s * min(2 ** (failures - 1), 8)
-                log.info("E2 connect to %s:%d failed (%s); retry in %.1f s", self.host, self.port, exc, delay)
+                reason = os.strerror(exc.errno).lower() if exc.errno else str(exc) or type(exc).__name__
+                # the first failure of a series, and every 10th, at WARNING: visible at the
+                # default log level at once (e.g. "connection refused": nothing listens there)
+                level = logging.WARNING if failures % 10 == 1 else logging.INFO
+                log.log(level, "E2 connect to %s:%d failed: %s; retrying in %.1f s", self.host, self.port, reason,
+                        delay)
                 await asyncio.sleep(delay)
                 continue
             failures = 0

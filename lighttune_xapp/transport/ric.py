@@ -27,6 +27,13 @@ counted and logged, never raised into ricxappframe's dispatch loop.
 Cells: in RIC mode a cell is named ``<MEID>/<NR cell identity>`` (e.g. ``gnb-1/4097``), so
 two E2 nodes never share a model; A1 policies use the same names.
 
+Readiness and stats: ``/ric/v1/health/ready`` answers 200 once the model is loaded and
+the RMR and HTTP loops run, *not* waiting for the subscriptions (the Subscription
+Manager's confirming notification comes through the xApp's Kubernetes service, which
+routes only to Ready pods). ``GET /ric/v1/stats`` reports the subscription state per node
+(:meth:`SubscriptionKeeper.state`), the health flags and the per-cell policy figures;
+Prometheus has ``lighttune_subscriptions_up`` and ``lighttune_subscriptions{state}``.
+
 Logging: the standard ``logging`` records of every module go to an mdclogpy ``Logger``
 (one JSON line per entry on stdout) at the level given by ``--log-level`` (mdclogpy's own
 default, ERROR, would hide the info lines).
@@ -49,9 +56,11 @@ from typing import Any
 
 from lighttune_core.cell import Decisions
 from lighttune_xapp.app import XappRuntime, build_runtime, freeze_startup_objects, keep_freed_heap_memory, read_descriptor
+from lighttune_xapp.cell_cap import CellCap
 from lighttune_xapp.config import TUNER_MODES, ConfigError, load_config
 from lighttune_xapp.e2 import e2ap, service_model
 from lighttune_xapp.e2.errors import E2Error
+from lighttune_xapp.health import STATS_PATH
 from lighttune_xapp.transport import rmr_types
 from lighttune_xapp.transport.submgr import (
     DEFAULT_E2MGR_URL,
@@ -194,6 +203,7 @@ class RicMessageHandler:
         self.handler_id = handler_id
         self.node_of_instance = node_of_instance
         self.lock = threading.RLock()
+        self.cell_cap = CellCap(lambda: runtime.policy.config.max_cells_per_node, runtime.metrics)
         self.a1_instances: dict[str, CellModePolicy] = {}
         self._a1_cells: set[str] = set()
         registry = runtime.metrics.registry
@@ -265,6 +275,8 @@ class RicMessageHandler:
             if n_dropped:
                 self.metrics.ue_reports_dropped.labels(reason="invalid").inc(n_dropped)
             cell = cell_key(node, header.cell_id)
+            if not self.cell_cap.admit(node, cell):
+                return None
             self._first_sight(cell)
             pending = self.runtime.policy.decide(cell, reports)
             try:
@@ -516,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--client-host", default=None, metavar="HOST",
-        help="host the Subscription Manager notifies (default service-ricxapp-<name>-http.ricxapp)",
+        help="host the Subscription Manager notifies (default service-<ns>-<name>-http.<ns>, <ns> = "
+        "$APP_NAMESPACE, set by the chart to the release namespace, else ricxapp)",
     )
     parser.add_argument(
         "--poll-interval", type=float, default=5.0, metavar="SECONDS",
@@ -539,6 +552,16 @@ def _configured_nodes(descriptor: Mapping[str, Any], extra: str | None) -> list[
         if len(meid.encode("utf-8")) > MAX_MEID_BYTES:
             raise ConfigError("controls.e2Nodes", f"{meid!r} is longer than RMR's {MAX_MEID_BYTES}-byte MEID")
     return sorted(set(out))
+
+
+def default_client_host(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The xApp's http service as the chart names it: ``service-<ns>-<name>-http.<ns>``.
+
+    ``<ns>`` is ``$APP_NAMESPACE`` (the chart sets it to the release namespace), else ``ricxapp``.
+    """
+    env = os.environ if environ is None else environ
+    namespace = env.get("APP_NAMESPACE") or "ricxapp"
+    return f"service-{namespace}-{name}-http.{namespace}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -590,7 +613,7 @@ def run(args: argparse.Namespace) -> int:
     handler = RicMessageHandler(
         runtime, service_model.DEFAULT_RAN_FUNCTION_ID, config.name or "lighttune-xapp",
     )
-    client_host = args.client_host or f"service-ricxapp-{config.name or 'lighttune-xapp'}-http.ricxapp"
+    client_host = args.client_host or default_client_host(config.name or "lighttune-xapp")
     trigger = service_model.encode_event_trigger(service_model.EventTrigger(every_n_csirs_periods=1))
     action = service_model.encode_action_definition(service_model.ActionDefinition())
 
@@ -615,6 +638,8 @@ def run(args: argparse.Namespace) -> int:
     )
     handler.node_of_instance = keeper.book.node_of_instance
     runtime.http.add_route("POST", NOTIFICATION_PATH, keeper.on_notification_body)
+    runtime.http.add_route("GET", STATS_PATH, lambda _body: ric_stats_response(runtime, handler, keeper))
+    bind_subscription_gauges(runtime.metrics, keeper)
 
     stop = threading.Event()
 
@@ -627,6 +652,9 @@ def run(args: argparse.Namespace) -> int:
 
     adapter = _RmrAdapter(handler, keeper, args.e2_nodes)
     xapp = adapter.start(rmr_port)
+    # RMR dispatching and HTTP serving: ready now, before any subscription (the
+    # notification that confirms one reaches only a Ready pod's service)
+    runtime.health.set_loops_up(True)
     _log.info(
         "RIC mode up: RMR port %d, submgr %s, E2 manager %s, configured nodes %s",
         rmr_port, args.submgr_url, args.e2mgr_url or "-", ",".join(nodes) or "-",
@@ -644,6 +672,7 @@ def run(args: argparse.Namespace) -> int:
                 runtime.policy.checkpointer.poll(time.monotonic())
             stop.wait(tick)
     finally:
+        runtime.health.set_loops_up(False)
         adapter.stopping = True
         deleted = keeper.shutdown()
         _log.info("deleted subscriptions %s", ", ".join(deleted) or "-")
@@ -652,6 +681,27 @@ def run(args: argparse.Namespace) -> int:
         xapp.stop()
         _log.info("stopped")
     return 0
+
+
+def bind_subscription_gauges(metrics: Any, keeper: SubscriptionKeeper) -> None:
+    """Make ``lighttune_subscriptions{state=wanted|requested|confirmed}`` read ``keeper`` at scrape time."""
+    for state in ("wanted", "requested", "confirmed"):
+        metrics.subscriptions.labels(state=state).set_function(lambda s=state: float(keeper.state()[s]))
+
+
+def ric_stats_response(
+    runtime: XappRuntime, handler: RicMessageHandler, keeper: SubscriptionKeeper
+) -> tuple[int, str, bytes]:
+    """``GET /ric/v1/stats`` in RIC mode: health flags, subscription state, per-cell policy stats."""
+    with handler.lock:
+        cells = runtime.policy.stats()
+    body = {
+        "health": runtime.health.snapshot(),
+        "subscriptions": keeper.state(),
+        "cells": cells,
+        "cells_refused": dict(handler.cell_cap.refused),
+    }
+    return 200, "application/json", json.dumps(body, sort_keys=True, default=str).encode()
 
 
 class _RmrAdapter:

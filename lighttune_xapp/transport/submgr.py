@@ -484,6 +484,11 @@ class SubscriptionBook:
                 self._nodes[meid] = _NodeSubscription(meid)
         return added, removed
 
+    def wanted(self) -> list[str]:
+        """The wanted nodes, sorted."""
+        with self._lock:
+            return sorted(self._nodes)
+
     def needing_post(self) -> list[str]:
         """Wanted nodes without a subscription id (never posted, or failed)."""
         with self._lock:
@@ -574,7 +579,8 @@ class SubscriptionKeeper:
         submgr: the REST client.
         params_for: ``params_for(meid) -> SubscriptionParams`` dict.
         log: persistence of subscription ids.
-        configured_nodes: nodes from the configuration (always wanted).
+        configured_nodes: nodes from the configuration (always wanted, also while the E2
+            manager does not answer).
         e2mgr: E2 manager client, or None to rely on ``configured_nodes`` only.
         on_ready: called with True when every wanted node is confirmed, False when not.
         on_post_error: called with the node and error of a failed POST (metrics).
@@ -634,14 +640,16 @@ class SubscriptionKeeper:
             try:
                 wanted = self.wanted_nodes()
             except SubmgrError as exc:
+                # configured nodes are wanted whatever the E2 manager says; the nodes it
+                # reported before are kept until it answers again
                 _log.warning("E2 manager unreachable, keeping the node list: %s", exc)
-            else:
-                added, removed = self.book.set_wanted(wanted)
-                for meid in removed:
-                    _log.info("E2 node %s disconnected; its subscription will be renewed on reconnect", meid)
-                    self._delete_logged(meid)
-                for meid in added:
-                    _log.info("E2 node %s connected", meid)
+                wanted = sorted(set(self.book.wanted()) | set(self.configured_nodes))
+            added, removed = self.book.set_wanted(wanted)
+            for meid in removed:
+                _log.info("E2 node %s disconnected; its subscription will be renewed on reconnect", meid)
+                self._delete_logged(meid)
+            for meid in added:
+                _log.info("E2 node %s wanted", meid)
             for meid in self.book.needing_post():
                 self._post(meid)
             self._publish()
@@ -676,6 +684,27 @@ class SubscriptionKeeper:
             self._ready = ready
             if self.on_ready is not None:
                 self.on_ready(ready)
+
+    def state(self) -> dict[str, Any]:
+        """Subscription state for ``/ric/v1/stats``: counts by state and per-node detail.
+
+        ``wanted`` nodes; ``requested`` = posted and waiting for the confirming notification;
+        ``confirmed`` = notification with an E2 instance id arrived; ``up`` = at least one
+        wanted node and all confirmed.
+        """
+        nodes = self.book.snapshot()
+        confirmed = sum(1 for n in nodes.values() if n["e2_instance_id"])
+        requested = sum(1 for n in nodes.values() if n["subscription_id"] is not None and not n["e2_instance_id"])
+        return {
+            "up": bool(nodes) and confirmed == len(nodes),
+            "wanted": len(nodes),
+            "requested": requested,
+            "confirmed": confirmed,
+            "configured_nodes": list(self.configured_nodes),
+            "nodes": nodes,
+            "notifications": self.notifications,
+            "bad_notifications": self.bad_notifications,
+        }
 
     def on_notification_body(self, body: bytes) -> tuple[int, str, bytes]:
         """Handle ``POST /ric/v1/subscriptions/response``; returns (status, type, body).

@@ -11,7 +11,7 @@
 
 {{/* <namespace>-<name>, e.g. ricxapp-lighttune-xapp. */}}
 {{- define "lighttune.fullname" -}}
-{{- printf "%s-%s" .Values.namespace (include "lighttune.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Namespace (include "lighttune.name" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "lighttune.labels" -}}
