@@ -45,6 +45,7 @@ def _trained_model(seed: int = 1, n_learn: int = 400, **kwargs: object) -> Light
 
 
 def test_the_default_network_is_block_encoded() -> None:
+    """The default network is [143, 32, 32]; the input width tells the encoding."""
     model = LightTuneModel(seed=0)
     assert model.layer_sizes == ff.DEFAULT_LAYER_SIZES == (ff.BLOCK_INPUT_WIDTH, 32, 32) == (143, 32, 32)
     assert ff.label_encoding(143) == "block" and ff.label_encoding(13) == "scalar"
@@ -56,6 +57,7 @@ def test_the_default_network_is_block_encoded() -> None:
 
 
 def test_block_pair_inputs_put_x_and_a_one_in_the_labels_block() -> None:
+    """``e_k ⊗ [x; 1]``: the features and a 1 in label k's block, zeros elsewhere."""
     x = np.arange(1.0, 13.0)
     h = ff.pair_inputs(x, np.array([0.0, 0.3, 1.0]), "block")
     assert h.shape == (3, 143)
@@ -70,6 +72,7 @@ def test_block_pair_inputs_put_x_and_a_one_in_the_labels_block() -> None:
 
 
 def test_predict_one_equals_predict_many() -> None:
+    """Single-sample and batched predictions agree on 300 samples of a standardised model."""
     model = _trained_model()
     x = _features(300, 7)
     many = model.predict_many(x)
@@ -128,11 +131,13 @@ def test_goodness_from_the_plan_is_the_sum_over_layers_of_the_plain_forward(size
 
 
 def test_a_block_plan_predicts_the_eleven_labels_only() -> None:
+    """A block network has one input block per BLER label: no other candidate labels."""
     with pytest.raises(ValueError, match="11 BLER labels"):
         ff.plan_inference(ff.init_params(seed=0), labels=BLER_LABELS[:5])
 
 
 def test_bytes_round_trip_bit_exactly_with_the_standardisation() -> None:
+    """to_bytes/from_bytes, state_dict, pickle and deepcopy keep every bit, standardisation included."""
     model = _trained_model(3)
     blob = model.to_bytes()
     assert int.from_bytes(blob[4:6], "little") == FORMAT_VERSION == 2
@@ -165,6 +170,7 @@ def _with_standardisation(blob: bytes, mean: np.ndarray, scale: np.ndarray) -> b
 
 
 def test_the_packaged_version_1_model_still_loads() -> None:
+    """offline-v1.ltm (format 1, scalar encoding) loads with no standardisation."""
     data = resources.files("lighttune_xapp.models").joinpath("offline-v1.ltm").read_bytes()
     assert int.from_bytes(data[4:6], "little") == 1
     model = LightTuneModel.from_bytes(data)
@@ -179,6 +185,7 @@ def test_the_packaged_version_1_model_still_loads() -> None:
 
 
 def test_a_version_1_block_model_loads_without_standardisation() -> None:
+    """A format-1 file of a block model loads with mean 0 and scale 1."""
     model = _trained_model(4)
     old = LightTuneModel.from_bytes(_as_version_1(model.to_bytes()))
     assert old.layer_sizes == model.layer_sizes
@@ -210,6 +217,7 @@ def test_corrupt_standardisation_raises(field: str, value: float) -> None:
 
 
 def test_standardisation_of_the_wrong_shape_raises() -> None:
+    """mean and scale must be [12]."""
     with pytest.raises(ValueError, match="shape"):
         LightTuneModel(seed=0, feature_mean=np.zeros(11))
     with pytest.raises(ValueError, match="shape"):

@@ -114,6 +114,7 @@ def reference_ri_cqi_tune(
 @pytest.mark.parametrize("preset", PRESET_NAMES)
 @pytest.mark.parametrize(("cqi_table", "mcs_table"), [(1, 1), (2, 2), (1, 3)])
 def test_candidate_rate_is_rank_times_the_se_of_the_du_mcs(preset: str, cqi_table: int, mcs_table: int) -> None:
+    """``candidate_rate`` = ``r · SE_mcs(preset_mcs(c, b))`` element by element, 0 for CQI 0."""
     reports = make_reports(60, 1, cqi_table=cqi_table)
     rng = np.random.default_rng(2)
     rank = rng.integers(1, 5, (60, 7))
@@ -129,6 +130,7 @@ def test_candidate_rate_is_rank_times_the_se_of_the_du_mcs(preset: str, cqi_tabl
 
 
 def test_candidate_rate_without_a_preset_is_the_cqi_rate() -> None:
+    """Without a preset the rate is the legacy ``r · SE(c)``."""
     reports = make_reports(30, 3, cqi_table=2)
     rank = np.tile(np.arange(1, 5), (30, 4))
     cqi = np.tile(np.arange(16), (30, 1))
@@ -144,6 +146,7 @@ def test_candidate_rate_follows_the_backoff() -> None:
 
 
 def test_candidate_rate_rejects_unknown_presets() -> None:
+    """An unknown preset name is a ValueError listing the presets."""
     with pytest.raises(ValueError, match="srsran, oai, sionna"):
         candidate_rate(one_ue(1, 5, 0.0), np.array([[1]]), np.array([[5]]), "bogus")
 
@@ -178,6 +181,7 @@ def test_a_constant_predictor_picks_the_largest_delivered_rate(preset: str) -> N
 def test_ri_cqi_tune_by_delivered_bits_equals_a_per_ue_reference(
     preset: str, max_rank: int, window: int, mcs_table: int
 ) -> None:
+    """Batched search (pruned or not) = slow per-UE loop scoring delivered bits."""
     reports = make_reports(50, 5)
     ref = reference_ri_cqi_tune(wiggly_predictor, reports, preset, mcs_table, max_rank, window)
     for prune in (False, True):

@@ -28,6 +28,7 @@ TOP_MCS: int = MAX_MCS_BY_TABLE[1]
 
 # ----------------------------------------------------------------------------- parameters
 def test_the_three_presets_and_the_default() -> None:
+    """Three presets by name, srsran the default of the presets module and of Scenario."""
     assert PRESET_NAMES == ("srsran", "oai", "sionna")
     assert DEFAULT_PRESET == "srsran"
     assert Scenario().du_preset == "srsran"
@@ -71,6 +72,7 @@ def test_sionna_parameters() -> None:
 
 @pytest.mark.parametrize("bad", ["srsRAN", "olla", "", None, 3])
 def test_unknown_preset_names_raise_naming_the_choices(bad: object) -> None:
+    """An unknown name is a ValueError that lists the known presets."""
     with pytest.raises(ValueError, match="srsran, oai, sionna"):
         get_preset(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="srsran, oai, sionna"):
@@ -78,6 +80,7 @@ def test_unknown_preset_names_raise_naming_the_choices(bad: object) -> None:
 
 
 def test_unknown_preset_is_rejected_by_scenario_and_du() -> None:
+    """Scenario and DU refuse an unknown preset name."""
     with pytest.raises(ValueError, match="srsran, oai, sionna"):
         Scenario(du_preset="bogus")
     with pytest.raises(ValueError, match="srsran, oai, sionna"):
@@ -96,6 +99,7 @@ def test_unknown_preset_is_rejected_by_scenario_and_du() -> None:
     ],
 )
 def test_inconsistent_presets_are_rejected(kwargs: dict[str, object]) -> None:
+    """DuPreset checks its loop kind, step signs, bounds and BLER window."""
     args: dict[str, object] = dict(name="x", unit="dB", target_bler=0.1)
     args.update(kwargs)
     with pytest.raises(ValueError):
@@ -120,6 +124,7 @@ def test_inconsistent_presets_are_rejected(kwargs: dict[str, object]) -> None:
     ],
 )
 def test_srsran_mcs_interpolates_between_the_table_mcs_and_rounds_down(cqi: int, backoff: float, mcs: int) -> None:
+    """srsRAN: ``c_eff = clip(c − b, 1, 15)``, linear interpolation between the table MCS, rounded down."""
     assert int(preset_mcs("srsran", cqi, backoff)) == mcs
 
 
@@ -143,6 +148,7 @@ def test_srsran_mcs_on_a_grid_equals_the_cited_formula() -> None:
 
 
 def test_srsran_mcs_on_mcs_table_2_tops_at_27() -> None:
+    """The top MCS follows the MCS table (27 for table 2)."""
     assert int(preset_mcs("srsran", 15, -2.0, cqi_table=2, mcs_table=2)) == 27 == MAX_MCS_BY_TABLE[2]
 
 
@@ -159,10 +165,12 @@ def test_srsran_mcs_on_mcs_table_2_tops_at_27() -> None:
     ],
 )
 def test_oai_mcs_is_the_table_mcs_minus_the_offset_clipped(cqi: int, backoff: float, mcs: int) -> None:
+    """OAI: ``clip(m(c) − b, 0, top)``."""
     assert int(preset_mcs("oai", cqi, backoff)) == mcs
 
 
 def test_sionna_mcs_is_olla_mcs() -> None:
+    """Sionna: the SINR-offset MCS of ``olla_mcs``, with default and given thresholds."""
     rng = np.random.default_rng(3)
     cqi = rng.integers(0, 16, 500)
     backoff = rng.uniform(-20.0, 20.0, 500)
@@ -178,18 +186,21 @@ def test_sionna_mcs_is_olla_mcs() -> None:
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_zero_backoff_gives_the_table_mcs(name: str) -> None:
+    """Every preset sends the table MCS of the CQI at back-off 0."""
     cqi = np.arange(16)
     np.testing.assert_array_equal(preset_mcs(name, cqi, 0.0), cqi_to_mcs(cqi, 1, 1))
 
 
 @pytest.mark.parametrize("name", ["srsran", "oai"])
 def test_non_finite_backoff_raises(name: str) -> None:
+    """NaN back-offs are refused."""
     with pytest.raises(ValueError, match="finite"):
         preset_mcs(name, np.array([5, 6]), np.array([0.0, np.nan]))
 
 
 # ----------------------------------------------------------------------------- per-TB rule
 def test_srsran_per_tb_update_steps_and_freezes_at_the_mcs_bounds() -> None:
+    """An ACK at the top MCS and a NACK at MCS 0 leave the back-off; everything else steps."""
     p = PRESETS["srsran"]
     backoff = np.full(8, 0.5)
     ack = np.array([True, False, True, False, True, False, True, False])
@@ -211,6 +222,7 @@ def test_srsran_per_tb_update_steps_and_freezes_at_the_mcs_bounds() -> None:
 
 
 def test_per_tb_update_clips_to_the_max_backoff() -> None:
+    """The back-off stays within ±``olla_max_cqi_offset``."""
     p = PRESETS["srsran"]
     got = per_tb_update(p, np.array([3.995, -3.9995]), np.array([False, True]), np.array([True, True]),
                         np.array([10, 10]), TOP_MCS)
@@ -218,6 +230,7 @@ def test_per_tb_update_clips_to_the_max_backoff() -> None:
 
 
 def test_sionna_per_tb_update_does_not_freeze() -> None:
+    """The 1 dB loop steps at the MCS bounds too and clips at ±20 dB."""
     p = PRESETS["sionna"]
     got = per_tb_update(p, np.zeros(3), np.array([True, False, True]), np.ones(3, bool),
                         np.array([TOP_MCS, 0, 5]), TOP_MCS)
@@ -226,12 +239,14 @@ def test_sionna_per_tb_update_does_not_freeze() -> None:
 
 
 def test_per_tb_update_refuses_the_windowed_loop() -> None:
+    """OAI's loop is windowed: per_tb_update refuses it."""
     with pytest.raises(ValueError, match="windowed"):
         per_tb_update(PRESETS["oai"], np.zeros(1), np.ones(1, bool), np.ones(1, bool), np.zeros(1, np.int64), TOP_MCS)
 
 
 # ----------------------------------------------------------------------------- OAI window
 def test_window_update_moves_one_mcs_by_the_filtered_bler() -> None:
+    """One window: filter the BLER, then ±1 MCS outside [0.05, 0.15], frozen at the MCS bounds."""
     p = PRESETS["oai"]
     backoff = np.array([0.0, 0.0, 2.0, 0.0, 0.0, 0.0])
     filtered = np.array([0.04, 0.2, 0.1, 0.04, 0.2, 0.04])
@@ -269,6 +284,7 @@ def test_window_update_first_moves_up_after_seven_clean_windows() -> None:
 
 # ----------------------------------------------------------------------------- the DU
 def _run_du(preset: str, n_slots: int) -> tuple[DU, list]:
+    """A 4-UE, 40 dB AWGN cell (every UE on the whole band every slot) run for ``n_slots``."""
     scenario = Scenario(profile="AWGN", n_ue=4, snr_db=(40.0, 40.0), csi_period_ms=10, seed=1,
                         du_preset=preset, sched_interval_slots=1)
     channel = LinkChannel(scenario)
@@ -305,6 +321,7 @@ def test_sionna_du_winds_its_backoff_down_at_the_top_mcs() -> None:
 
 
 def test_du_preset_argument_overrides_the_scenario() -> None:
+    """DU(preset=...) wins over Scenario.du_preset."""
     scenario = Scenario(profile="AWGN", n_ue=2, du_preset="oai")
     assert DU(scenario).preset is PRESETS["oai"]
     assert DU(scenario, preset="sionna").preset is PRESETS["sionna"]
