@@ -359,6 +359,7 @@ def layer_gradients(
     threshold: float = DEFAULT_THRESHOLD,
     loss: str = "proposed",
     eps: float = DEFAULT_NORM_EPS,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Closed-form gradients of one layer's local loss.
 
@@ -366,6 +367,9 @@ def layer_gradients(
         weight: float64 [M_l, M_{l-1}]; bias: float64 [M_l].
         h_prev: float [B, M_{l-1}], the layer's input (not yet normalised).
         positive: bool [B] or scalar.
+        sample_weight: float [B] > 0 or None: the means over the positive and over the
+            negative pairs become weighted means, ``c_i = w_i / Σ_{j ∈ S_s} w_j`` instead of
+            ``1/|S_s|`` (class balance); None: plain means.
 
     Returns:
         ``(∂L_l/∂W_l [M_l, M_{l-1}], ∂L_l/∂b_l [M_l], h_l [B, M_l])``.
@@ -374,7 +378,13 @@ def layer_gradients(
     hp = np.atleast_2d(np.asarray(h_prev, dtype=np.float64))
     h_tilde, h = layer_forward(weight, bias, hp, eps)
     signs = _signs(positive, hp.shape[0])
-    delta = layer_delta(h, signs, threshold, loss) * _sample_weights(signs)[:, None]
+    if sample_weight is None:
+        c = _sample_weights(signs)
+    else:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        pos = signs > 0
+        c = w / np.where(pos, max(w[pos].sum(), 1e-300), max(w[~pos].sum(), 1e-300))
+    delta = layer_delta(h, signs, threshold, loss) * c[:, None]
     return delta.T @ h_tilde, delta.sum(axis=0), h
 
 

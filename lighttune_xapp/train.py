@@ -29,7 +29,17 @@ from tqdm import tqdm
 
 from lighttune_core.features import N_FEATURES
 from lighttune_core.ff import LOSS_KINDS
-from lighttune_core.training import DEFAULT_NEGATIVES, NEGATIVE_KINDS, EpochRecord, TrainResult, train_offline
+from lighttune_core.tuner import ONLINE_LR
+from lighttune_core.training import (
+    DEFAULT_CLASS_BALANCE,
+    DEFAULT_LR_SCHEDULE,
+    DEFAULT_NEGATIVES,
+    LR_SCHEDULES,
+    NEGATIVE_KINDS,
+    EpochRecord,
+    TrainResult,
+    train_offline,
+)
 from lighttune_core.tuner import LightTuneModel
 
 
@@ -89,7 +99,16 @@ def write_curve(path: Path, history: Sequence[EpochRecord]) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lighttune-train", description="Train the offline LightTune FF BLER model.")
     p.add_argument("dataset", type=Path, help="dataset .npz (features [N,12], labels [N], meta JSON)")
-    p.add_argument("--epochs", type=int, default=20, help="epochs per layer (default 20)")
+    p.add_argument("--epochs", type=int, default=20,
+                   help="epochs; every layer is stepped on its own local loss in every batch (default 20)")
+    p.add_argument("--class-balance", type=float, default=DEFAULT_CLASS_BALANCE, metavar="P",
+                   help="class weights (N / (11 n_k))^P in the local losses' means: 0 = none, 1 = every "
+                        "BLER label weighs the same (default %(default)s)")
+    p.add_argument("--online-lr", type=float, default=ONLINE_LR, metavar="LR",
+                   help="learning rate of the online LightTune steps stored in the model (default %(default)s; "
+                        "the paper's 0.03 is measured too large for the label-conditioned network)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULT_LR_SCHEDULE,
+                   help="Adam learning rate 0.03 constant or cosine-decayed to 0 (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=256, help="positive pairs per batch (default 256)")
     p.add_argument("--negatives", choices=NEGATIVE_KINDS, default=DEFAULT_NEGATIVES,
                    help="negative pair of each sample: random = a random wrong label, hardest = the wrong label the "
@@ -140,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 eval_features=features[hold_rows],
                 eval_labels=labels[hold_rows],
                 progress=progress,
+                class_balance=args.class_balance,
+                lr_schedule=args.lr_schedule,
             )
         finally:
             for bar in bars:
@@ -149,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     model = LightTuneModel.from_params(
-        result.params, loss=args.loss, seed=args.seed, feature_mean=result.feature_mean,
+        result.params, loss=args.loss, seed=args.seed, lr=args.online_lr, feature_mean=result.feature_mean,
         feature_scale=result.feature_scale,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
