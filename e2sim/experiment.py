@@ -19,6 +19,12 @@ Schemes
   fine-tuned by LightTune, decisions sent through :meth:`e2sim.du.DU.apply_control`.
 * Each scheme's decisions are also predicted by one **frozen** copy of the model (never
   updated): the prediction error "without fine-tuning".
+* ``cqi_perfect``, ``ri_cqi_perfect`` (optional): the same policies with a **perfect** BLER
+  predictor (:mod:`e2sim.headroom`): at the end of each CSI period the next period's slots
+  are drawn ahead (the same stream, in the same order) and replayed once per candidate in
+  a copy of the scheme's DU; the policy decides on the replayed true BLERs. Their
+  :class:`HeadroomLog` holds the replay's forecast of the chosen decisions, what the DU
+  then delivered, and the best-candidate oracle (max replayed bits per UE and period).
 
 Statistics
 ----------
@@ -51,6 +57,7 @@ import csv
 import json
 import math
 import multiprocessing
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,6 +69,7 @@ from scipy import stats
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
 from e2sim.channel.scenario import SNR_RANGES_DB, TRAINING_SCENARIO
 from e2sim.du import DU, DuRandomness
+from e2sim.headroom import PerfectPredictor, policy_candidates, replay_candidates
 from e2sim.traces import TraceReplay
 from lighttune_core.cell import CellTuner, TuneMode
 from lighttune_core.linkadapt import rank_cqi_anchor
@@ -75,8 +83,17 @@ PAPER_TRAINING_SAMPLES: int = 83_200
 DEFAULT_EXPLORE_FRACTION: float = 0.5
 DEFAULT_MAX_BACKOFF: int = 4
 SCHEMES: tuple[str, ...] = ("olla", "cqi", "ri_cqi")
-SCHEME_MODES: dict[str, TuneMode] = {"olla": TuneMode.OFF, "cqi": TuneMode.CQI, "ri_cqi": TuneMode.RI_CQI}
-SCHEME_TITLES: dict[str, str] = {"olla": "OLLA", "cqi": "CQI-Tune", "ri_cqi": "RI-CQI-Tune"}
+PERFECT_SCHEMES: tuple[str, ...] = ("cqi_perfect", "ri_cqi_perfect")
+"""The policies with the perfect (replayed) BLER predictor of :mod:`e2sim.headroom`."""
+ALL_SCHEMES: tuple[str, ...] = SCHEMES + PERFECT_SCHEMES
+SCHEME_MODES: dict[str, TuneMode] = {
+    "olla": TuneMode.OFF, "cqi": TuneMode.CQI, "ri_cqi": TuneMode.RI_CQI,
+    "cqi_perfect": TuneMode.CQI, "ri_cqi_perfect": TuneMode.RI_CQI,
+}
+SCHEME_TITLES: dict[str, str] = {
+    "olla": "OLLA", "cqi": "CQI-Tune", "ri_cqi": "RI-CQI-Tune",
+    "cqi_perfect": "CQI-Tune, perfect predictor", "ri_cqi_perfect": "RI-CQI-Tune, perfect predictor",
+}
 
 
 class ChannelSource(Protocol):
@@ -88,12 +105,12 @@ class ChannelSource(Protocol):
     def step(self) -> SlotSINR: ...
 
 
-def _progress(iterable: Any, enabled: bool, desc: str, total: int | None = None) -> Any:
+def _progress(iterable: Any, enabled: bool, desc: str, total: int | None = None, unit: str = "slot") -> Any:
     if not enabled:
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, unit="slot", mininterval=1.0)
+    return tqdm(iterable, desc=desc, total=total, unit=unit, mininterval=1.0)
 
 
 # ---------------------------------------------------------------------------- dataset
@@ -320,6 +337,31 @@ def paired_gain(scheme_bps: np.ndarray, olla_bps: np.ndarray) -> Gain:
 
 
 @dataclass
+class HeadroomLog:
+    """What the replay of a perfect-predictor scheme forecast and what its DU delivered.
+
+    Per completed CSI period after the first (``P'`` of them), int64 [3, U] arrays of
+    ``(n_ack, n_nack, served_bits)`` per UE: ``replayed`` for the decision the policy chose,
+    as the replay gave it, and ``delivered`` as the DU then reported it. ``oracle_bits``
+    int64 [U]: the first period's delivered bits plus, for every later completed period,
+    the best replayed candidate's bits (``max`` over the UE's candidates).
+    ``n_candidates``: candidates replayed per period (all UEs).
+    """
+
+    oracle_bits: np.ndarray
+    replayed: list[np.ndarray] = field(default_factory=list)
+    delivered: list[np.ndarray] = field(default_factory=list)
+    n_candidates: list[int] = field(default_factory=list)
+
+    @property
+    def n_mismatched(self) -> int:
+        """(UE, period) pairs whose delivered counts differ from the replay's forecast."""
+        if not self.replayed:
+            return 0
+        return int((np.stack(self.replayed) != np.stack(self.delivered)).any(axis=1).sum())
+
+
+@dataclass
 class ExperimentResult:
     """All schemes of one experiment."""
 
@@ -328,9 +370,19 @@ class ExperimentResult:
     model_description: str
     source: str
     schemes: dict[str, SchemeResult]
+    headroom: dict[str, HeadroomLog] = field(default_factory=dict)
+    """One :class:`HeadroomLog` per perfect-predictor scheme run."""
 
     def gain(self, scheme: str) -> Gain:
         return paired_gain(self.schemes[scheme].throughput_bps, self.schemes["olla"].throughput_bps)
+
+    def oracle_throughput_bps(self, scheme: str = "ri_cqi_perfect") -> np.ndarray:
+        """float64 [U], the best-candidate oracle's bits / run time on ``scheme``'s trajectory."""
+        return self.headroom[scheme].oracle_bits / self.duration_s
+
+    def oracle_gain(self, scheme: str = "ri_cqi_perfect") -> Gain:
+        """Gain of the best-candidate oracle over OLLA (paired over UEs)."""
+        return paired_gain(self.oracle_throughput_bps(scheme), self.schemes["olla"].throughput_bps)
 
     def rows(self) -> list[dict[str, Any]]:
         """One summary row per scheme (the CSV content)."""
@@ -372,17 +424,18 @@ def run_experiment(
         model: the starting model; every scheme fine-tunes its own copy.
         source: channel source (default a live ``LinkChannel(scenario)``); a trace must
             have been recorded for ``scenario`` and hold enough slots.
-        schemes: subset of ``("olla", "cqi", "ri_cqi")``; ``olla`` is always run.
+        schemes: subset of :data:`ALL_SCHEMES` (``olla``, ``cqi``, ``ri_cqi``,
+            ``cqi_perfect``, ``ri_cqi_perfect``); ``olla`` is always run.
         progress: tqdm progress bar.
         learn: fine-tune each scheme's model copy online (False: every scheme decides with
             the frozen offline model, the "fine-tuning off" ablation).
     """
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise ValueError(f"duration_s must be > 0, got {duration_s!r}")
-    unknown = sorted(set(schemes) - set(SCHEMES))
+    unknown = sorted(set(schemes) - set(ALL_SCHEMES))
     if unknown:
-        raise ValueError(f"unknown scheme(s) {unknown}; choose from {SCHEMES}")
-    names = ["olla"] + [s for s in SCHEMES if s in schemes and s != "olla"]
+        raise ValueError(f"unknown scheme(s) {unknown}; choose from {ALL_SCHEMES}")
+    names = ["olla"] + [s for s in ALL_SCHEMES if s in schemes and s != "olla"]
     n_slots = int(round(duration_s / scenario.slot_s))
     if n_slots < 2 * scenario.csi_period_slots:
         raise ValueError(
@@ -407,20 +460,34 @@ def run_experiment(
             source_name = "given channel"
     n = scenario.n_ue
     dus = {s: DU(scenario, subband_n_rb=channel.subband_n_rb) for s in names}
+    perfect = {s: PerfectPredictor() for s in names if s in PERFECT_SCHEMES}
     tuners = {
-        s: CellTuner(copy.deepcopy(model.model), SCHEME_MODES[s], learn=learn, du_preset=scenario.du_preset,
-                     mcs_table=scenario.mcs_table)
+        s: CellTuner(perfect[s] if s in perfect else copy.deepcopy(model.model), SCHEME_MODES[s],
+                     learn=learn and s not in perfect, du_preset=scenario.du_preset, mcs_table=scenario.mcs_table)
         for s in names
     }
+    headroom = {s: HeadroomLog(np.zeros(n, dtype=np.int64)) for s in perfect}
+    forecast: dict[str, tuple[np.ndarray, np.ndarray] | None] = {s: None for s in perfect}
     frozen = copy.deepcopy(model.model)
     frozen_pred = {s: np.full(n, np.nan) for s in names}
     results = {s: SchemeResult(s, np.zeros(n), 0, 0) for s in names}
     bits = {s: np.zeros(n, dtype=np.int64) for s in names}
     harq = DuRandomness(scenario.seed, n, scenario.csi_snr_error_db)
     slot_s = scenario.slot_s
+    # slots drawn ahead (for the perfect schemes' replays), in stream order: every draw of
+    # the channel and of the HARQ uniforms happens in the same order as without look-ahead
+    ahead: deque[tuple[SlotSINR, np.ndarray]] = deque()
+    drawn = 0
+
+    def draw_ahead(k: int) -> None:
+        nonlocal drawn
+        while len(ahead) < k and drawn < n_slots:
+            ahead.append((channel.step(), harq.harq_uniforms()))
+            drawn += 1
+
     for _ in _progress(range(n_slots), progress, f"experiment {scenario.profile}", n_slots):
-        slot = channel.step()
-        u = harq.harq_uniforms()
+        draw_ahead(1)
+        slot, u = ahead.popleft()
         shared_csi = None
         for s in names:
             out = dus[s].step(slot, u, shared_csi)
@@ -440,7 +507,24 @@ def run_experiment(
             had = np.isfinite(frozen_pred[s])
             res.abs_error_frozen.append(np.abs(frozen_pred[s] - label)[valid & had])
             res.true_bler.append(label[valid & had])
+            if s in perfect:
+                log = headroom[s]
+                expected = forecast[s]
+                if expected is None:  # the first period: nothing was decided, nothing replayed
+                    log.oracle_bits += rep.served_bits
+                else:
+                    log.replayed.append(expected[0])
+                    log.delivered.append(np.stack([rep.n_ack, rep.n_nack, rep.served_bits]))
+                    log.oracle_bits += expected[1]
+                draw_ahead(scenario.csi_period_slots)
+                window = list(ahead)[: scenario.csi_period_slots]
+                cand = policy_candidates(rep, tuners[s])
+                replay = replay_candidates(dus[s], *cand, [w[0] for w in window], [w[1] for w in window])
+                log.n_candidates.append(int(cand[0].shape[0]))
+                perfect[s].set_period(rep, replay)
             decisions, learned = tuners[s].step(rep)
+            if s in perfect:
+                forecast[s] = (np.stack(replay.outcome(decisions.rank, decisions.cqi)), replay.best_bits())
             res.abs_error_tuned.append(learned.abs_error)
             res.n_updates += learned.n_updates
             frozen_pred[s] = frozen.predict_many(build_features(rep, decisions.rank, decisions.cqi))
@@ -449,7 +533,7 @@ def run_experiment(
     run_s = n_slots * slot_s
     for s in names:
         results[s].throughput_bps = bits[s] / run_s
-    return ExperimentResult(scenario, run_s, model.description, source_name, results)
+    return ExperimentResult(scenario, run_s, model.description, source_name, results, headroom)
 
 
 # ---------------------------------------------------------------------------- output
