@@ -74,7 +74,7 @@ from e2sim.traces import TraceReplay
 from lighttune_core.cell import CellTuner, TuneMode
 from lighttune_core.linkadapt import rank_cqi_anchor
 from lighttune_core.features import FEATURE_NAMES, N_FEATURES, bler_label, build_features
-from lighttune_core.linkadapt.presets import DEFAULT_PRESET
+from lighttune_core.linkadapt.presets import DEFAULT_PRESET, get_preset
 from lighttune_core.tuner import LightTuneModel
 
 DATASET_VERSION: int = 1
@@ -653,8 +653,8 @@ TABLE6_ROWS: tuple[Table6Row, ...] = (
 """The 16 rows of the paper's Table 6 (seed document 000, TABLE 6)."""
 
 
-def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str]) -> dict[str, Any]:
-    row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset = args
+def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool]) -> dict[str, Any]:
+    row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, perfect = args
     row = TABLE6_ROWS[row_index]
     scenario = Scenario(
         profile=row.profile,
@@ -667,12 +667,46 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str]) -> dict
         du_preset=du_preset,
     )
     model = ModelSource(LightTuneModel.from_bytes(model_bytes), description)
-    res = run_experiment(scenario, duration_s, model)
+    res = run_experiment(scenario, duration_s, model, schemes=SCHEMES + (("ri_cqi_perfect",) if perfect else ()))
     out: dict[str, Any] = {"row": row_index, "snr": snr_name}
     for s in ("cqi", "ri_cqi"):
         g = res.gain(s)
         out[s] = (g.gain, g.ci_low, g.ci_high)
     out["olla_bler"] = res.schemes["olla"].bler
+    out["du_preset"] = du_preset
+    for s in res.schemes:
+        out[f"{s}_mbps"] = float(res.schemes[s].throughput_bps.mean() / 1e6)
+    if perfect:
+        out.update(headroom_summary(res))
+    return out
+
+
+def headroom_summary(result: ExperimentResult) -> dict[str, Any]:
+    """The perfect-predictor columns of one Table 6 cell (JSON-able).
+
+    Keys: ``ri_cqi_perfect`` and ``oracle`` as (gain, ci_low, ci_high) fractions over OLLA
+    (the oracle: best replayed candidate per UE and period on the perfect scheme's
+    trajectory); ``recovered`` = ``g_real / g_perfect`` of RI-CQI-Tune (``cqi_recovered``
+    of CQI-Tune against the same perfect RI-CQI-Tune gain), None unless ``g_perfect > 0``;
+    ``replay_mismatches``, the (UE, period) pairs where the DU did not deliver what the
+    replay forecast for the chosen decision (0 when the replay is exact);
+    ``replayed_candidates_per_ue``, the mean candidates replayed per UE and period.
+    """
+    perfect = result.gain("ri_cqi_perfect")
+    oracle = result.oracle_gain("ri_cqi_perfect")
+    log = result.headroom["ri_cqi_perfect"]
+    out: dict[str, Any] = {
+        "ri_cqi_perfect": (perfect.gain, perfect.ci_low, perfect.ci_high),
+        "oracle": (oracle.gain, oracle.ci_low, oracle.ci_high),
+        "oracle_mbps": float(result.oracle_throughput_bps("ri_cqi_perfect").mean() / 1e6),
+        "replay_mismatches": log.n_mismatched,
+        "replayed_candidates_per_ue": (
+            float(np.mean(log.n_candidates)) / result.scenario.n_ue if log.n_candidates else float("nan")
+        ),
+    }
+    for s, key in (("ri_cqi", "recovered"), ("cqi", "cqi_recovered")):
+        share = result.gain(s).gain / perfect.gain if perfect.gain > 0 else None
+        out[key] = share if share is None or math.isfinite(share) else None
     return out
 
 
@@ -686,8 +720,14 @@ def run_table6(
     progress: bool = False,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     du_preset: str = DEFAULT_PRESET,
+    perfect: bool = False,
+    snrs: Sequence[str] = ("medium", "high"),
 ) -> list[dict[str, Any]]:
     """Run Table 6's rows at medium and high SNR, ``workers`` processes in parallel.
+
+    ``perfect`` adds the perfect-predictor RI-CQI-Tune (:mod:`e2sim.headroom`) to every run
+    and its columns (:func:`headroom_summary`) to every result; ``snrs`` selects the SNR
+    ranges (``"medium"``, ``"high"``). The progress bar counts runs.
 
     Cost (measured on a loaded 2-core machine, 32 UEs, both CSI-RS measurement and three DUs
     per slot): about 10 s of wall time per simulated second for TDL-B50 / 80 ms and 43 s for
@@ -695,28 +735,35 @@ def run_table6(
 
     Returns:
         One dict per (row, SNR range): ``row``, ``snr``, ``cqi`` and ``ri_cqi`` as
-        (gain, ci_low, ci_high) fractions, ``olla_bler``; ordered by row then SNR.
+        (gain, ci_low, ci_high) fractions, ``olla_bler``, ``du_preset``, ``<scheme>_mbps``
+        (mean throughput per UE, Mbit/s), and with ``perfect`` the keys of
+        :func:`headroom_summary`; ordered by row then SNR.
     """
     selected = list(range(len(TABLE6_ROWS))) if rows is None else list(rows)
     for r in selected:
         if not 0 <= r < len(TABLE6_ROWS):
             raise ValueError(f"Table 6 row {r} does not exist (0 .. {len(TABLE6_ROWS) - 1})")
+    bad_snr = [x for x in snrs if x not in ("medium", "high")]
+    if bad_snr or not snrs:
+        raise ValueError(f"snrs must be a non-empty subset of ('medium', 'high'), got {list(snrs)}")
+    get_preset(du_preset)
     blob = model.model.to_bytes()
     jobs = [
-        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset)
+        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, perfect)
         for r in selected
         for snr in ("medium", "high")
+        if snr in snrs
     ]
     results: list[dict[str, Any]] = []
     if workers <= 1:
         it: Any = map(_table6_job, jobs)
-        for res in _progress(it, progress, "table 6", len(jobs)):
+        for res in _progress(it, progress, "table 6", len(jobs), unit="run"):
             results.append(res)
             if on_result is not None:
                 on_result(res)
     else:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for res in _progress(pool.imap_unordered(_table6_job, jobs), progress, "table 6", len(jobs)):
+            for res in _progress(pool.imap_unordered(_table6_job, jobs), progress, "table 6", len(jobs), unit="run"):
                 results.append(res)
                 if on_result is not None:
                     on_result(res)
@@ -725,7 +772,13 @@ def run_table6(
 
 
 def table6_markdown(results: list[dict[str, Any]], model_description: str, n_ue: int, duration_s: float) -> str:
-    """Our Table 6 beside the paper's numbers (markdown)."""
+    """Our Table 6 beside the paper's numbers (markdown).
+
+    Results of ``run_table6(..., perfect=True)`` give the headroom layout instead
+    (:func:`headroom_markdown`).
+    """
+    if any("ri_cqi_perfect" in d for d in results):
+        return headroom_markdown(results, model_description, n_ue, duration_s)
     by_key = {(d["row"], d["snr"]): d for d in results}
     lines = [
         "# Table 6: throughput gain over OLLA (ours [95% CI] | paper)",
@@ -756,8 +809,66 @@ def table6_markdown(results: list[dict[str, Any]], model_description: str, n_ue:
     return "\n".join(lines) + "\n"
 
 
+def _share(v: float | None) -> str:
+    return "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.0f}%"
+
+
+def headroom_markdown(
+    results: list[dict[str, Any]], model_description: str, n_ue: int, duration_s: float
+) -> str:
+    """Table 6 cells with the perfect predictor beside the real model (markdown).
+
+    One line per (row, SNR): OLLA's mean throughput per UE and BLER, the gains over OLLA
+    of CQI-Tune, RI-CQI-Tune, the perfect-predictor RI-CQI-Tune and the best-candidate
+    oracle, and the share of the perfect gain that the real model recovers
+    (``g_RI-CQI-Tune / g_perfect``; n/a unless the perfect gain is positive).
+    """
+    presets = sorted({str(d.get("du_preset", DEFAULT_PRESET)) for d in results})
+    lines = [
+        "# Headroom: the real model against a perfect BLER predictor (gain over OLLA [95% CI])",
+        "",
+        f"- Model: {model_description}",
+        f"- DU preset: {', '.join(presets)}",
+        f"- Each cell: {n_ue} UEs, {duration_s:g} s, common random numbers (every scheme sees the "
+        "same channel and HARQ draws); CI over UEs.",
+        "- Perfect predictor: each period's candidates replayed in the DU on the next period's "
+        "slots; it returns their true (quantised) BLER to the same RI-CQI-Tune search. "
+        "Oracle: the best replayed candidate per UE and period (upper bound of the search).",
+        "- Recovered: RI-CQI-Tune's gain / the perfect predictor's gain.",
+        "",
+        "| CSI-RS | channel | corr. | SNR | OLLA Mbit/s | OLLA BLER | CQI-Tune | RI-CQI-Tune "
+        "| perfect RI-CQI-Tune | recovered | oracle | paper RI-CQI-Tune | replay mismatches |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def gain(d: dict[str, Any], key: str) -> str:
+        g, lo, hi = d[key]
+        return f"{_pct(100 * g)} [{_pct(100 * lo)}, {_pct(100 * hi)}]"
+
+    order = {"medium": 0, "high": 1}
+    for d in sorted(results, key=lambda r: (r["row"], order[r["snr"]])):
+        row = TABLE6_ROWS[d["row"]]
+        paper = row.paper_medium[1] if d["snr"] == "medium" else row.paper_high[1]
+        has_perfect = "ri_cqi_perfect" in d
+        lines.append(
+            f"| {row.csi_period_ms} ms | {row.profile}, {row.doppler_hz:g} Hz | {row.correlation} | "
+            f"{d['snr']} | {d.get('olla_mbps', float('nan')):.2f} | {d['olla_bler']:.3f} | "
+            f"{gain(d, 'cqi')} | {gain(d, 'ri_cqi')} | "
+            f"{gain(d, 'ri_cqi_perfect') if has_perfect else '—'} | "
+            f"{_share(d.get('recovered')) if has_perfect else '—'} | "
+            f"{gain(d, 'oracle') if has_perfect else '—'} | {paper:.1f}% | "
+            f"{d.get('replay_mismatches', '—')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 __all__ = [
+    "ALL_SCHEMES",
     "DATASET_VERSION",
+    "HeadroomLog",
+    "PERFECT_SCHEMES",
+    "headroom_markdown",
+    "headroom_summary",
     "ExperimentResult",
     "Gain",
     "ModelSource",
