@@ -224,6 +224,9 @@ def _add_table6(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default %(default)s)")
     p.add_argument("--rows", type=int, nargs="+", metavar="I", help="only these rows (0-15)")
     _du_arg(p)
+    p.add_argument("--perfect", action="store_true",
+                   help="also run RI-CQI-Tune with a perfect BLER predictor (replay, e2sim.headroom) and "
+                        "show its gain and the share the real model recovers")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out-dir", type=Path, default=Path("."), help="where results go (default: .)")
     _model_args(p)
@@ -245,7 +248,7 @@ def _cmd_table6(args: argparse.Namespace) -> int:
     model = _model(args, progress=not args.quiet)
     started = time.perf_counter()
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, args.rows,
-                         progress=not args.quiet, du_preset=args.du)
+                         progress=not args.quiet, du_preset=args.du, perfect=args.perfect)
     md = table6_markdown(results, model.description, args.ues, args.duration_s)
     md += f"\nWall time {time.perf_counter() - started:.0f} s with {args.workers} worker(s).\n"
     (args.out_dir / "table6.md").write_text(md)

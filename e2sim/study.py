@@ -21,6 +21,12 @@ Studies (``e2sim study <name> --model FILE --out-dir DIR``)
   model deciding), gains over OLLA and the per-UE paired difference on − off.
 * ``scenarios`` — two scenarios not in the paper: TDL-C300 at 100 Hz and a 20 ms CSI-RS
   period, all three schemes, gains and prediction errors.
+* ``headroom`` — the perfect BLER predictor (:mod:`e2sim.headroom`: each period's candidates
+  replayed in the DU on the next period's slots) beside the real model on Table 6 cells:
+  OLLA's throughput, the gains of CQI-Tune, RI-CQI-Tune, the perfect-predictor RI-CQI-Tune
+  and the best-candidate oracle, and the share ``g_real / g_perfect`` of the perfect gain
+  that the real model recovers; ``--only`` selects Table 6 rows (0 .. 15), ``--snr`` the SNR
+  ranges, ``--du`` the DU preset.
 * ``table6-plot`` — the throughput gain per Table 6 scenario (ours with the 95 % interval
   beside the paper's), from the JSON that ``e2sim table6`` writes.
 
@@ -52,10 +58,13 @@ from e2sim.experiment import (
     TABLE6_ROWS,
     ModelSource,
     SchemeResult,
+    headroom_markdown,
     load_model,
     paired_gain,
     run_experiment,
+    run_table6,
 )
+from lighttune_core.linkadapt.presets import DEFAULT_PRESET, PRESET_NAMES
 from lighttune_core.tuner import LightTuneModel
 
 OLLA_TARGET_BLER: float = 0.1
@@ -704,7 +713,7 @@ def dataset_report(features: np.ndarray, labels: np.ndarray, model: LightTuneMod
 
 
 # ---------------------------------------------------------------------------- CLI
-STUDIES: tuple[str, ...] = ("prediction", "delta", "loss", "finetune", "scenarios")
+STUDIES: tuple[str, ...] = ("prediction", "delta", "loss", "finetune", "scenarios", "headroom")
 TOOLS: tuple[str, ...] = ("table6-plot", "training-curve", "e2-compare", "dataset-report")
 
 
@@ -735,7 +744,11 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--e2-results", type=Path, metavar="FILE.json",
                    help="results JSON of `e2sim run --compare ... --results` (e2-compare)")
     p.add_argument("--only", type=int, nargs="+", metavar="I",
-                   help="run only these scenarios of the study's list (0-based indices)")
+                   help="run only these scenarios of the study's list (0-based indices; headroom: Table 6 rows 0-15)")
+    p.add_argument("--snr", choices=("medium", "high"), nargs="+", default=["medium", "high"],
+                   help="headroom: SNR ranges of each Table 6 row (default: both)")
+    p.add_argument("--du", choices=PRESET_NAMES, default=DEFAULT_PRESET,
+                   help="headroom: the DU's link-adaptation preset (default %(default)s)")
     p.add_argument("--ues", type=int, default=32, help="UEs per run (default %(default)s)")
     p.add_argument("--duration-s", type=float, default=10.0, help="simulated seconds per run (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="scenario seed of every run (default %(default)s)")
@@ -798,6 +811,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise ValueError("--duration-s must be > 0")
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
+    if args.name == "headroom":
+        return _cmd_headroom(args)
     model = load_model(args.model)
     common = (args.ues, args.seed, args.duration_s)
     full = {"prediction": PREDICTION_SCENARIOS, "delta": DELTA_SCENARIOS, "loss": LOSS_SCENARIOS,
@@ -859,6 +874,55 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def headroom_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat CSV rows of ``run_table6(..., perfect=True)`` results (gains in percent)."""
+    rows = []
+    for d in results:
+        t6 = TABLE6_ROWS[d["row"]]
+        row: dict[str, Any] = {
+            "row": d["row"], "csi_period_ms": t6.csi_period_ms, "profile": t6.profile,
+            "doppler_hz": t6.doppler_hz, "correlation": t6.correlation, "snr": d["snr"],
+            "du_preset": d.get("du_preset", DEFAULT_PRESET), "olla_mbps": d["olla_mbps"],
+            "olla_bler": d["olla_bler"],
+        }
+        for key in ("cqi", "ri_cqi", "ri_cqi_perfect", "oracle"):
+            g, lo, hi = d[key]
+            row[f"{key}_gain_pct"] = 100 * g
+            row[f"{key}_ci95_low_pct"] = 100 * lo
+            row[f"{key}_ci95_high_pct"] = 100 * hi
+        for key in ("recovered", "cqi_recovered"):
+            row[f"{key}_pct"] = float("nan") if d[key] is None else 100 * d[key]
+        row["replay_mismatches"] = d["replay_mismatches"]
+        row["replayed_candidates_per_ue"] = d["replayed_candidates_per_ue"]
+        rows.append(row)
+    return rows
+
+
+def _cmd_headroom(args: argparse.Namespace) -> int:
+    """``e2sim study headroom``: Table 6 cells with the perfect predictor (module docstring)."""
+    rows = list(range(len(TABLE6_ROWS))) if not args.only else list(args.only)
+    bad = [i for i in rows if not 0 <= i < len(TABLE6_ROWS)]
+    if bad:
+        raise ValueError(f"--only {bad}: Table 6 has rows 0 .. {len(TABLE6_ROWS) - 1}")
+    model = load_model(args.model)
+    started = time.perf_counter()
+    results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, rows, progress=True,
+                         du_preset=args.du, perfect=True, snrs=tuple(args.snr))
+    wall = time.perf_counter() - started
+    command = (f"e2sim study headroom --model {args.model.name} --du {args.du}"
+               + (f" --only {' '.join(map(str, args.only))}" if args.only else "")
+               + f" --snr {' '.join(args.snr)} --ues {args.ues} --duration-s {args.duration_s:g}"
+               + f" --seed {args.seed} --workers {args.workers}")
+    md = (f"- Command: `{command}`\n- Wall time {wall:.0f} s with {args.workers} worker(s).\n\n"
+          + headroom_markdown(results, model.description, args.ues, args.duration_s))
+    out = args.out_dir
+    (out / "headroom.md").write_text(md)
+    write_rows_csv(headroom_rows(results), out / "headroom.csv")
+    _write_json(results, out / "headroom.json", command, wall)
+    print(md)
+    return 0
+
+
 __all__ = [
     "DELTA_VALUES",
     "FINETUNE_SCENARIOS",
@@ -876,6 +940,7 @@ __all__ = [
     "finetune_jobs",
     "finetune_paired_rows",
     "gain_rows",
+    "headroom_rows",
     "loss_jobs",
     "make_scenario",
     "plot_delta",
