@@ -6,10 +6,21 @@ Pure functions on an :class:`FFParams` structure (the thin stateful classes live
 
 Network
 -------
-An MLP with layer sizes ``[M_0, M_1, ..., M_L]`` (default ``[13, 32, 32]``), ReLU. The input
-``h_0 = [x; y]`` (``M_0 = 13``) is the 12 features of :mod:`lighttune_core.features` followed
-by the candidate label ``y`` (a BLER value in ``{0.0, 0.1, ..., 1.0}``) as a scalar. Each
-layer first length-normalises its input and then applies the affine map:
+An MLP with layer sizes ``[M_0, M_1, ..., M_L]``, ReLU. Two label encodings of the input
+``h_0`` (told apart by ``M_0``, :func:`label_encoding`):
+
+* **block** (the default, ``[143, 32, 32]``): ``h_0 = e_k ⊗ [x; 1]``, the 12 features of
+  :mod:`lighttune_core.features` and a constant 1 in the block of the candidate label
+  ``y_k`` (11 blocks of 13), zeros elsewhere. Every first-layer neuron thus has its own
+  weights and bias per label, ``z_1 = (W_1^{(k)} x + c^{(k)}) / (sqrt(||x||² + 1) + eps) + b_1``.
+  A deviation from the paper's ``M_0 = 13``, measured necessary (:mod:`lighttune_core.training`):
+  with the label as a scalar or a one-hot *added* to the input a neuron ranks the labels the
+  same way for every ``x``, so eq. 7's per-neuron targets are unreachable and the network
+  learns the label prior only. Goodness is summed over the layers, ``G = Σ_l ||h_l||²``.
+* **scalar** (the paper's, ``[13, 32, 32]``, :data:`PAPER_LAYER_SIZES`): ``h_0 = [x; y]``,
+  goodness of the last layer ``G = ||h_L||²``.
+
+Each layer first length-normalises its input and then applies the affine map:
 
     h~_{l-1} = h_{l-1} / (||h_{l-1}||_2 + eps)
     h_l      = ReLU(W_l h~_{l-1} + b_l),      W_l: [M_l, M_{l-1}],  b_l: [M_l]
@@ -17,17 +28,17 @@ layer first length-normalises its input and then applies the affine map:
 so a layer only sees the *direction* of the previous layer's activity, never its length
 (the goodness), and must compute its own goodness.
 
-Goodness per neuron ``g_l = h_l ⊙ h_l`` and of a pair ``G(x, y) = ||h_L||²``. Inference:
-``ŷ = argmax_{y ∈ labels} G(x, y)`` (ties go to the smaller label).
+Goodness per neuron ``g_l = h_l ⊙ h_l``. Inference: ``ŷ = argmax_{y ∈ labels} G(x, y)`` (ties
+go to the smaller label).
 
-Layer-1 shortcut: the label enters layer 1 only, so with ``W_1 = [W_1x, w_1y]``
+Layer-1 shortcut (scalar encoding): the label enters layer 1 only, so with ``W_1 = [W_1x, w_1y]``
 
     z_1(x, y) = (W_1x x + w_1y y) / (sqrt(||x||² + y²) + eps) + b_1
 
 and ``W_1x x`` (the only matrix product of layer 1) is computed once per sample, not once
 per candidate label (:func:`goodness_all_labels`).
 
-All-active shortcut: where every ReLU of a two-layer network is on for every candidate
+All-active shortcut (scalar encoding only): where every ReLU of a two-layer network is on for every candidate
 label, ``z_1 = α_k (W_1x x + y_k w_1y + s_k b_1)`` (``α_k = 1/s_k``) and ``G(x, y_k) = ||z_2||²``
 depend on the label only through ``α_k`` and five polynomials of degree <= 2 in ``y_k``
 whose coefficients are constants, linear forms and two quadratic forms of ``x``; batched
@@ -1034,7 +1045,8 @@ def goodness_all_labels(
     eps: float = DEFAULT_NORM_EPS,
     plan: InferencePlan | None = None,
 ) -> np.ndarray:
-    """``G(x_n, y_k) = ||h_L||²`` for every sample and candidate label.
+    """``G(x_n, y_k)`` (``||h_L||²``, or ``Σ_l ||h_l||²`` for a block input) for every sample
+    and candidate label.
 
     Args:
         x: float [N, 12] features.
@@ -1190,7 +1202,7 @@ class PackedParams(NamedTuple):
 
     ``weights[l - 1, :M_l, :M_{l-1}]`` = ``W_l`` and ``biases[l - 1, :M_l]`` = ``b_l`` with
     ``D = max(M_0, ..., M_L)``, zeros elsewhere; ``params`` are views of them, so every
-    other function sees ordinary :class:`FFParams` (for the default ``[13, 32, 32]`` only
+    other function sees ordinary :class:`FFParams` (for the paper's ``[13, 32, 32]`` only
     ``W_1`` is a strided view).
 
     Attributes:

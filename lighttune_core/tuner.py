@@ -125,7 +125,8 @@ class LightTuneModel:
     """Online FF BLER model with LightTune fine-tuning.
 
     Args:
-        layer_sizes: ``[M_0, ..., M_L]``, ``M_0 = 13`` (12 features + label).
+        layer_sizes: ``[M_0, ..., M_L]``, ``M_0`` = 143 (label-conditioned block input,
+            the default ``[143, 32, 32]``) or 13 (the paper's scalar label).
         threshold: goodness threshold ``T`` of the local losses.
         lr: SGD learning rate of an online update.
         delta: update only when ``|ŷ − y| ≥ delta``.
@@ -245,7 +246,8 @@ class LightTuneModel:
         """A model starting from given (e.g. offline-trained) parameters.
 
         Args:
-            params: parameters of an ``[13, M_1, ..., M_L]`` network (copied).
+            params: parameters of an ``[M_0, M_1, ..., M_L]`` network, ``M_0`` 143 (block
+                input) or 13 (scalar label) (copied).
             **hyperparameters: any ``__init__`` argument except ``layer_sizes`` (taken from
                 ``params``).
         """
