@@ -462,31 +462,24 @@ def plan_inference(
     w1 = params.weights[0]
     lab = np.asarray(labels, dtype=np.float64)
     sizes = layer_sizes(params)[: n_use + 1]
-    if label_encoding(w1.shape[1]) == "block":
+    block = label_encoding(w1.shape[1]) == "block"
+    if block:
         if lab.shape != BLER_LABELS.shape or np.any(np.abs(lab - BLER_LABELS) > 1e-12):
             raise ValueError("a block-input network predicts the 11 BLER labels only")
         const = w1.reshape(w1.shape[0], N_LABELS, N_FEATURES + 1)[:, :, N_FEATURES].T  # [K, M_1]
-        return InferencePlan(
-            label_rows=np.ascontiguousarray(const, dtype=dtype),
-            w1y=np.zeros(w1.shape[0], dtype=dtype),
-            labels_sq=np.ones(N_LABELS, dtype=dtype),
-            b1=params.biases[0].astype(dtype, copy=False),
-            rest=tuple(
-                (w.T.astype(dtype, copy=False), b.astype(dtype, copy=False))
-                for w, b in zip(params.weights[1:n_use], params.biases[1:n_use])
-            ),
-            labels=lab,
-            eps=float(eps),
-            w1x=_block_w1x(w1).astype(dtype),
-            rest_w=tuple(w.astype(dtype, copy=False) for w in params.weights[1:n_use]),
-            trace_shape=(n_use + 1, lab.shape[0], max(sizes)),
-            derived={},
-            block=True,
-        )
+        label_rows = np.ascontiguousarray(const, dtype=dtype)
+        w1y = np.zeros(w1.shape[0], dtype=dtype)
+        labels_sq = np.ones(N_LABELS, dtype=dtype)
+        w1x = _block_w1x(w1).astype(dtype)
+    else:
+        label_rows = np.multiply.outer(lab, w1[:, -1]).astype(dtype, copy=False)
+        w1y = w1[:, -1].astype(dtype, copy=False)
+        labels_sq = (lab * lab).astype(dtype, copy=False)
+        w1x = w1[:, :-1].astype(dtype, copy=False)
     return InferencePlan(
-        label_rows=np.multiply.outer(lab, w1[:, -1]).astype(dtype, copy=False),
-        w1y=w1[:, -1].astype(dtype, copy=False),
-        labels_sq=(lab * lab).astype(dtype, copy=False),
+        label_rows=label_rows,
+        w1y=w1y,
+        labels_sq=labels_sq,
         b1=params.biases[0].astype(dtype, copy=False),
         rest=tuple(
             (w.T.astype(dtype, copy=False), b.astype(dtype, copy=False))
@@ -494,10 +487,11 @@ def plan_inference(
         ),
         labels=lab,
         eps=float(eps),
-        w1x=w1[:, :-1].astype(dtype, copy=False),
+        w1x=w1x,
         rest_w=tuple(w.astype(dtype, copy=False) for w in params.weights[1:n_use]),
         trace_shape=(n_use + 1, lab.shape[0], max(sizes)),
         derived={},
+        block=block,
     )
 
 
