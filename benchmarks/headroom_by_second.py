@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/headroom_by_second.py [--model FILE] [--duration-s 4]
+    .venv/bin/python benchmarks/headroom_by_second.py [--model FILE] [--duration-s 10]
 
 One cell (TDL-A10, 20 Hz, low correlation, 16-24 dB, CSI-RS 80 ms, 32 UEs, seed 1) per DU
 preset (srsran, sionna): OLLA and the perfect-predictor RI-CQI-Tune (:mod:`e2sim.headroom`)
@@ -66,7 +66,7 @@ def by_second(model_path: Path, duration_s: float, n_ue: int = 32, seed: int = 1
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=Path("lighttune_xapp/models/offline-v1.ltm"))
-    p.add_argument("--duration-s", type=float, default=4.0)
+    p.add_argument("--duration-s", type=float, default=10.0)
     args = p.parse_args()
     rows = by_second(args.model, args.duration_s)
     save_results({"scenario": "TDL-A10 20 Hz low corr 16-24 dB, CSI-RS 80 ms, 32 UEs, seed 1",
