@@ -732,7 +732,8 @@ def run_table6(
 
     ``perfect`` adds the perfect-predictor RI-CQI-Tune (:mod:`e2sim.headroom`) to every run
     and its columns (:func:`headroom_summary`) to every result; ``snrs`` selects the SNR
-    ranges (``"medium"``, ``"high"``). The progress bar counts runs.
+    ranges (``"medium"``, ``"high"``). The progress bar counts runs. Measured with
+    ``perfect``: 8 runs (rows 0, 1, 5, 7) of 32 UEs x 4 s took 480 s on 2 workers.
 
     Cost (measured on a loaded 2-core machine, 32 UEs, both CSI-RS measurement and three DUs
     per slot): about 10 s of wall time per simulated second for TDL-B50 / 80 ms and 43 s for

@@ -115,6 +115,9 @@ class FeatureIndex:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != N_FEATURES:
             raise ValueError(f"feature rows must be [M, {N_FEATURES}], got {x.shape}")
+        if x.shape[0] == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy(), empty.copy()
         keys = _row_keys(x)
         pos = np.minimum(np.searchsorted(self._sorted, keys), max(self.n_ue - 1, 0))
         if self.n_ue == 0 or not (self._sorted[pos] == keys).all():
