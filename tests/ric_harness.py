@@ -677,11 +677,14 @@ class RicTestbed:
 
         self.workdir = workdir
         self.model_path = workdir / "offline.ltm"
-        self.model_path.write_bytes(LightTuneModel(seed=0).to_bytes())
         self.redis = RedisServer(workdir)
         self.platform = RicPlatformStub(nodes={meid: "CONNECTED" for meid in nodes})
         self.e2t_ports = {meid: free_port() for meid in nodes}
         descriptor = make_descriptor(workdir, self.model_path, **controls)
+        # the offline model with the learning rate the xApp will set from the controls, so
+        # that a cell started from it has the file's bytes
+        lr = float(descriptor["controls"]["learningRate"])
+        self.model_path.write_bytes(LightTuneModel(seed=0, lr=lr).to_bytes())
         self.xapp = XappProcess(workdir / "xapp", descriptor, self.platform, self.redis, self.e2t_ports)
         self.harness_routes = write_harness_routes(workdir / "harness-routes.rt", self.xapp.rmr_port)
         self.e2t: dict[str, E2TermEndpoint] = {}

@@ -26,7 +26,7 @@ def test_shipped_descriptor_loads(descriptor: dict[str, Any]) -> None:
     assert config == XappConfig(
         tuner_mode="ri_cqi",
         delta=0.3,
-        learning_rate=0.03,
+        learning_rate=0.0003,
         cell_allow_list=(),
         checkpoint_interval_s=1.0,
         report_path="service_model",

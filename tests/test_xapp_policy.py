@@ -149,7 +149,8 @@ def test_policy_persists_fine_tuning_across_restart(tmp_path: Path) -> None:
 
 
 def test_policy_checkpoint_bound_and_corrupt_store(tmp_path: Path) -> None:
-    offline = LightTuneModel(seed=0)
+    # the learning rate the policy sets from the controls: a cell started afresh has these bytes
+    offline = LightTuneModel(seed=0, lr=config().learning_rate)
     store = FileStore(tmp_path)
     policy = LinkAdaptationPolicy(config(checkpointIntervalS=1.0), offline, store)
     policy.on_reports("c1", make_reports(12, 0), now=0.0)
