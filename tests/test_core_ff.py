@@ -53,12 +53,11 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-300))
 
 
-@pytest.mark.parametrize("loss", ["proposed", "softplus"])
-@pytest.mark.parametrize("layer", [0, 1])
-@pytest.mark.parametrize("kind", ["positive", "negative", "mixed"])
-def test_closed_form_gradients_match_finite_differences(loss: str, layer: int, kind: str) -> None:
-    params = ff.init_params(SIZES, seed=3)
-    h_prev = _layer_inputs(params, layer, 4, seed=11)
+def _check_gradients(
+    params: ff.FFParams, layer: int, h_prev: np.ndarray, kind: str, loss: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form gradients of ``layer`` (0-based) against finite differences on 4 pairs of
+    sign ``kind`` (positive, negative or mixed); returns ``∂L/∂W`` closed-form and numeric."""
     positive = {"positive": np.ones(4, bool), "negative": np.zeros(4, bool), "mixed": np.array([1, 0, 1, 0], bool)}[
         kind
     ]
@@ -68,6 +67,16 @@ def test_closed_form_gradients_match_finite_differences(loss: str, layer: int, k
     assert np.linalg.norm(gw) > 1e-3
     assert _rel_err(gw, nw) < 1e-6
     assert _rel_err(gb, nb) < 1e-6
+    return gw, nw
+
+
+@pytest.mark.parametrize("loss", ["proposed", "softplus"])
+@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("kind", ["positive", "negative", "mixed"])
+def test_closed_form_gradients_match_finite_differences(loss: str, layer: int, kind: str) -> None:
+    params = ff.init_params(SIZES, seed=3)
+    h_prev = _layer_inputs(params, layer, 4, seed=11)
+    _check_gradients(params, layer, h_prev, kind, loss)
 
 
 def _block_layer_inputs(params: ff.FFParams, layer: int, n: int, seed: int) -> np.ndarray:
@@ -93,15 +102,7 @@ def test_closed_form_gradients_match_finite_differences_for_the_block_input(
     is 0 and so must be the finite difference)."""
     params = ff.init_params(sizes, seed=3)
     h_prev = _block_layer_inputs(params, layer, 4, seed=11)
-    positive = {"positive": np.ones(4, bool), "negative": np.zeros(4, bool), "mixed": np.array([1, 0, 1, 0], bool)}[
-        kind
-    ]
-    w, b = params.weights[layer], params.biases[layer]
-    gw, gb, _ = ff.layer_gradients(w, b, h_prev, positive, ff.DEFAULT_THRESHOLD, loss)
-    nw, nb = _numeric_grads(w, b, h_prev, positive, loss)
-    assert np.linalg.norm(gw) > 1e-3
-    assert _rel_err(gw, nw) < 1e-6
-    assert _rel_err(gb, nb) < 1e-6
+    gw, nw = _check_gradients(params, layer, h_prev, kind, loss)
     if layer == 0:  # columns of labels no pair used get no gradient
         used = np.zeros(ff.BLOCK_INPUT_WIDTH, bool)
         used[np.any(h_prev != 0.0, axis=0)] = True

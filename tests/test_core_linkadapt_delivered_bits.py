@@ -5,9 +5,13 @@ MCS the DU's preset transmits for CQI ``c`` at the UE's reported back-off ``b``
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Callable
 
 import numpy as np
+
+from lighttune_core.synthetic import random_reports
 import pytest
 
 from lighttune_core.cell import CellTuner, TuneMode
@@ -25,27 +29,10 @@ CQI_COLUMN: int = FEATURE_NAMES.index("candidate_cqi")
 
 
 def make_reports(n: int, seed: int, cqi_table: int = 1, backoff: tuple[float, float] = (-4.0, 4.0)) -> LinkReports:
-    """Seeded random reports; back-offs uniform in ``backoff`` (within every preset's range)."""
-    rng = np.random.default_rng(seed)
-    ri = rng.integers(1, 5, n)
-    sinr = rng.uniform(-5.0, 30.0, (n, 4))
-    sinr[np.arange(4)[None, :] >= ri[:, None]] = np.nan
-    n_ack = rng.integers(0, 50, n)
-    return LinkReports(
-        ue_id=np.arange(n),
-        ri=ri,
-        cqi=rng.integers(0, 16, n),
-        sinr_layers_db=sinr,
-        csirs_snr_db=rng.uniform(0.0, 30.0, n),
-        rank=rng.integers(1, 5, n),
-        mcs=rng.integers(0, 29, n),
-        olla_offset_db=rng.uniform(*backoff, n),
-        n_ack=n_ack,
-        n_nack=rng.integers(0, 10, n),
-        served_bits=n_ack * 1000,
-        csi_age_ms=rng.uniform(0.0, 80.0, n),
-        cqi_table=cqi_table,
-    )
+    """The project's seeded random reports (:func:`lighttune_core.synthetic.random_reports`) with
+    back-offs uniform in ``backoff`` (within every preset's range)."""
+    reports = random_reports(n, seed, cqi_table=cqi_table)
+    return dataclasses.replace(reports, olla_offset_db=np.random.default_rng([seed, 7]).uniform(*backoff, n))
 
 
 def one_ue(ri: int, cqi: int, backoff: float) -> LinkReports:
