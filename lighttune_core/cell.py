@@ -33,12 +33,16 @@ once as a batch, with the same updates as one ``learn_one`` per sample.
 Decision search: a model with ``predict_many_unchecked`` is called without the per-call
 input checks of ``predict_many``; the candidate features are checked for finiteness once
 per search here instead. ``search_dtype=np.float32`` runs the candidate ranking of CQI-Tune
-/ RI-CQI-Tune in float32 compute (predictions for learning stay float64). It is *not* the
-default: measured with a quickly trained model on simulated DU reports
-(``benchmarks/decision_search.py``), it changed 0 % (low SNR), 2.0 % (medium) and 5.4 %
-(high SNR) of RI-CQI-Tune decisions (CQI-Tune: 0.8, 2.9 and 11.9 %), where near-tied labels
-are common, and it is no longer faster: float32 takes the neuron-by-neuron forward pass,
-float64 the all-active closed form (a 1,000-UE RI-CQI-Tune search 10.0 ms vs 5.2 ms).
+/ RI-CQI-Tune in float32 compute (predictions for learning stay float64). It is the default
+for the label-conditioned (block-input) model only: with the paper's scalar encoding,
+measured with a quickly trained model on simulated DU reports
+(``benchmarks/decision_search.py``, an earlier session), it changed 0 % (low SNR), 2.0 %
+(medium) and 5.4 % (high SNR) of RI-CQI-Tune decisions (CQI-Tune: 0.8, 2.9 and 11.9 %),
+where near-tied labels are common, and was not faster: float32 takes the neuron-by-neuron
+forward pass, float64 the all-active closed form (a 1,000-UE RI-CQI-Tune search 10.0 ms vs
+5.2 ms). The block model has no closed form and its goodness separates the labels: float32
+changed none of 6,000 decisions and saved 41 % of the search time (``CellTuner``'s
+``search_dtype``).
 
 Both searches run with exact pruning (``prune=True`` of
 :func:`~lighttune_core.linkadapt.ri_cqi_tune` / :func:`~lighttune_core.linkadapt.cqi_tune`):
@@ -58,6 +62,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from lighttune_core.features import N_FEATURES, bler_label, build_features
+from lighttune_core.ff import BLOCK_INPUT_WIDTH
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_preset
 from lighttune_core.report import MAX_RANK, LinkReports
@@ -156,8 +161,14 @@ class CellTuner:
         mode: :class:`TuneMode` or its value.
         learn: fine-tune online (False freezes the model: the paper's "no fine-tuning").
         max_rank: largest rank RI-CQI-Tune may choose.
-        search_dtype: compute dtype of the decision search, ``np.float64`` (default) or
-            ``np.float32`` (used only with a model that has ``predict_many_unchecked``).
+        search_dtype: compute dtype of the decision search, ``np.float64`` or ``np.float32``
+            (used only with a model that has ``predict_many_unchecked``); None (default):
+            float32 for a label-conditioned (block-input) model, float64 otherwise — measured
+            (``benchmarks/decision_search.py``, 200 UEs × 10 periods on TDL-A30 low, TDL-B100
+            medium and TDL-C200 high SNR): with the block model float32 changed 0 of 6,000
+            RI-CQI-Tune and CQI-Tune decisions and 0–0.007 % of candidate predictions, and a
+            1,000-UE RI-CQI-Tune search took 18.5 instead of 31.6 ms (the scalar model's
+            float64 closed form is faster than its float32 forward pass).
         du_preset: the DU's link adaptation (:mod:`lighttune_core.linkadapt.presets`), so
             that both policies score candidates by the bits the DU will deliver,
             ``r · SE(MCS_DU(c, b)) · (1 − BLER_pred)``; default ``"srsran"``.
@@ -170,7 +181,7 @@ class CellTuner:
         mode: TuneMode | str = TuneMode.RI_CQI,
         learn: bool = True,
         max_rank: int = MAX_RANK,
-        search_dtype: type = np.float64,
+        search_dtype: type | None = None,
         du_preset: DuPreset | str = DEFAULT_PRESET,
         mcs_table: int = 1,
     ) -> None:
@@ -180,6 +191,9 @@ class CellTuner:
         self.mcs_table = int(mcs_table)
         if not 1 <= max_rank <= MAX_RANK:
             raise ValueError(f"max_rank must be in 1..{MAX_RANK}, got {max_rank}")
+        if search_dtype is None:
+            sizes = getattr(model, "layer_sizes", None)
+            search_dtype = np.float32 if sizes is not None and sizes[0] == BLOCK_INPUT_WIDTH else np.float64
         if np.dtype(search_dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
             raise ValueError(f"search_dtype must be float64 or float32, got {search_dtype!r}")
         self.search_dtype = np.dtype(search_dtype).type
