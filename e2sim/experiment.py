@@ -466,9 +466,12 @@ def run_experiment(
     n = scenario.n_ue
     dus = {s: DU(scenario, subband_n_rb=channel.subband_n_rb) for s in names}
     perfect = {s: PerfectPredictor() for s in names if s in PERFECT_SCHEMES}
+    # float64 search: the committed experiment tables were made with it (the xApp's float32
+    # search of a block model changed no decision in benchmarks/decision_search.py)
     tuners = {
         s: CellTuner(perfect[s] if s in perfect else copy.deepcopy(model.model), SCHEME_MODES[s],
-                     learn=learn and s not in perfect, du_preset=scenario.du_preset, mcs_table=scenario.mcs_table)
+                     learn=learn and s not in perfect, du_preset=scenario.du_preset, mcs_table=scenario.mcs_table,
+                     search_dtype=np.float64)
         for s in names
     }
     headroom = {s: HeadroomLog(np.zeros(n, dtype=np.int64)) for s in perfect}
