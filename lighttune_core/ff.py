@@ -431,17 +431,19 @@ class InferencePlan(NamedTuple):
     trace_shape: tuple[int, int, int]
     derived: dict[str, Any]
     block: bool = False
-    """Label-conditioned block input: ``w1x`` is then ``[K · M_1, 12]`` (label ``k``'s feature
-    weights in rows ``k M_1 .. (k + 1) M_1 − 1``), ``label_rows[k]`` label ``k``'s constant
+    """Label-conditioned block input: ``w1x`` is then ``[M_1 · K, 12]`` (neuron ``m``'s weights
+    for label ``k`` in row ``m K + k``), ``label_rows[k]`` label ``k``'s constant
     column, ``labels_sq`` all 1 (the constant's square) and the goodness is summed over the
     layers, ``G = Σ_l ||h_l||²``."""
 
 
 def _block_w1x(w1: np.ndarray) -> np.ndarray:
-    """``[K · M_1, 12]`` feature weights of every label's block of a block-input ``W_1``."""
+    """``[M_1 · K, 12]`` feature weights of every label's block of a block-input ``W_1``,
+    neuron-major (row ``m K + k``: neuron ``m``, label ``k``), so ``w1x @ X^T`` is already the
+    ``[M_1, K, n]`` layout of the batched forward pass."""
     m1 = w1.shape[0]
     blocks = w1.reshape(m1, N_LABELS, N_FEATURES + 1)[:, :, :N_FEATURES]
-    return blocks.transpose(1, 0, 2).reshape(N_LABELS * m1, N_FEATURES)
+    return blocks.reshape(m1 * N_LABELS, N_FEATURES)
 
 
 def plan_inference(
@@ -608,7 +610,7 @@ def _goodness_block_relu_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorks
     k = plan.labels_sq.shape[0]
     m1 = plan.b1.shape[0]
     rows = k * n
-    wx_t = plan.w1x @ xb.T  # [M_1, n]; block input: [K · M_1, n]
+    wx_t = plan.w1x @ xb.T  # [M_1, n]; block input: [M_1 · K, n]
     inv = np.einsum("ni,ni->n", xb, xb)
     inv = inv + plan.labels_sq[:, None]  # [K, n]
     np.sqrt(inv, out=inv)
@@ -616,7 +618,7 @@ def _goodness_block_relu_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorks
     np.reciprocal(inv, out=inv)
     h = work.view(0, m1, rows).reshape(m1, k, n)
     if plan.block:
-        np.add(wx_t.reshape(k, m1, n).transpose(1, 0, 2), plan.label_rows.T[:, :, None], out=h)
+        np.add(wx_t.reshape(m1, k, n), plan.label_rows.T[:, :, None], out=h)
     else:
         np.add(wx_t[:, None, :], plan.label_rows.T[:, :, None], out=h)
     h *= inv
@@ -982,8 +984,8 @@ def forward_one_from_plan(
     n += plan.eps
     h = hs[0]
     wx = plan.w1x @ x
-    if plan.block:
-        wx = wx.reshape(plan.label_rows.shape)
+    if plan.block:  # neuron-major rows: [M_1, K] -> [K, M_1]
+        wx = wx.reshape(plan.label_rows.shape[::-1]).T
     np.add(wx, plan.label_rows, out=h)  # [K, M_1]
     h /= ns_col[0]
     h += plan.b1
@@ -1293,8 +1295,10 @@ def pair_update_from_trace(
     inputs /= trace.norms.take(rows, axis=1)[:n_layers, :, None]
     biases, weights = packed.biases, packed.weights
     biases += step.sum(axis=1)
-    for layer in range(n_layers):
-        weights[layer] += step[layer].T @ inputs[layer]
+    # each layer's outer product on its own [M_l, M_{l-1}] corner (the padding stays zero)
+    fan_in = (packed.params.weights[0].shape[1],) + packed.widths[:-1]
+    for layer, (m_out, m_in) in enumerate(zip(packed.widths, fan_in)):
+        weights[layer, :m_out, :m_in] += step[layer, :, :m_out].T @ inputs[layer, :, :m_in]
 
 
 def pair_update(
