@@ -538,7 +538,7 @@ class DU:
         bler[rows] = self._tb_bler(sinr[rows, rank[rows] - 1], mcs[rows], rank[rows])
         ack = sched & (u >= bler)
         nack = sched & ~ack
-        self._update_loop(ack, sched, mcs, rank, cqi)
+        self._update_loop(ack, sched, mcs, cqi)
         self.n_ack += ack
         self.n_nack += nack
         self.served_bits += np.where(ack, self._tbs[mcs, rank - 1], 0)
@@ -567,7 +567,7 @@ class DU:
         return preset_mcs(self.preset, cqi, backoff, self.scenario.cqi_table, self.scenario.mcs_table)
 
     def _update_loop(
-        self, ack: np.ndarray, sched: np.ndarray, mcs: np.ndarray, rank: np.ndarray, cqi: np.ndarray
+        self, ack: np.ndarray, sched: np.ndarray, mcs: np.ndarray, cqi: np.ndarray
     ) -> None:
         """Move the OLLA back-off with this slot's HARQ feedback (the preset's rule).
 

@@ -59,7 +59,7 @@ import math
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -120,7 +120,6 @@ def generate_dataset(
     explore_fraction: float = DEFAULT_EXPLORE_FRACTION,
     max_backoff: int = DEFAULT_MAX_BACKOFF,
     progress: bool = False,
-    label_source: str = "harq",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Offline training samples from one cell (see the module docstring).
 
@@ -161,8 +160,6 @@ def generate_dataset(
             raise RuntimeError("the DU closed no CSI period; check the scenario")
         rep = out.reports
         label, valid = bler_label(rep.n_ack, rep.n_nack)
-        if label_source == "expected":
-            label = np.round(np.floor(np.nan_to_num(out.mean_tb_bler) / 0.1 + 0.5 + 1e-9) * 0.1, 10)
         use = valid & has_pending
         if use.any():
             feats.append(pending_x[use])

@@ -62,7 +62,6 @@ from typing import Callable, Protocol
 import numpy as np
 
 from lighttune_core.features import N_FEATURES, bler_label, build_features
-from lighttune_core.ff import BLOCK_INPUT_WIDTH
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_preset
 from lighttune_core.report import MAX_RANK, LinkReports
@@ -162,8 +161,9 @@ class CellTuner:
         learn: fine-tune online (False freezes the model: the paper's "no fine-tuning").
         max_rank: largest rank RI-CQI-Tune may choose.
         search_dtype: compute dtype of the decision search, ``np.float64`` or ``np.float32``
-            (used only with a model that has ``predict_many_unchecked``); None (default):
-            float32 for a label-conditioned (block-input) model, float64 otherwise — measured
+            (used only with a model that has ``predict_many_unchecked``); None (default): the
+            model's own ``search_dtype`` (float32 for a label-conditioned model, float64
+            otherwise; float64 for a model without one) — measured
             (``benchmarks/decision_search.py``, 200 UEs × 10 periods on TDL-A30 low, TDL-B100
             medium and TDL-C200 high SNR): with the block model float32 changed 0 of 6,000
             RI-CQI-Tune and CQI-Tune decisions and 0–0.007 % of candidate predictions, and a
@@ -192,8 +192,7 @@ class CellTuner:
         if not 1 <= max_rank <= MAX_RANK:
             raise ValueError(f"max_rank must be in 1..{MAX_RANK}, got {max_rank}")
         if search_dtype is None:
-            sizes = getattr(model, "layer_sizes", None)
-            search_dtype = np.float32 if sizes is not None and sizes[0] == BLOCK_INPUT_WIDTH else np.float64
+            search_dtype = getattr(model, "search_dtype", np.float64)
         if np.dtype(search_dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
             raise ValueError(f"search_dtype must be float64 or float32, got {search_dtype!r}")
         self.search_dtype = np.dtype(search_dtype).type

@@ -228,6 +228,7 @@ def preset_mcs(
         frac = eff - lo
         lo_i = lo.astype(np.int64)
         hi_i = np.minimum(lo_i + (frac > 0), 15)
+        # + 1e-9: an interpolated value that is an integer up to float rounding floors to it
         mcs = np.floor(table[lo_i] * (1.0 - frac) + table[hi_i] * frac + 1e-9).astype(np.int64)
         mcs = np.clip(mcs, 0, top)
     return np.where(np.broadcast_to(c, mcs.shape) == 0, NO_TRANSMISSION, mcs).astype(np.int64)

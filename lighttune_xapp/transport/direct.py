@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import struct
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Callable, Literal
 
 from lighttune_xapp.e2.endpoints import E2NodeEndpoint, Event, Output, RicEndpoint, _Endpoint
 from lighttune_xapp.e2.errors import E2DecodeError
