@@ -32,8 +32,10 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY lighttune_core ./lighttune_core
+COPY lighttune_e2 ./lighttune_e2
 COPY lighttune_xapp ./lighttune_xapp
 COPY e2sim ./e2sim
+COPY lighttune_demo ./lighttune_demo
 RUN pip install --no-cache-dir --upgrade pip \
  && pip install --no-cache-dir ".[ric]"
 

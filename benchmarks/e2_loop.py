@@ -2,7 +2,7 @@
 
 1. E2AP library comparison (issue 5): a RIC Indication carrying a ~4 kB message, encoded and
    decoded by pycrate's compiled E2AP (raw pycrate values, and through our
-   ``lighttune_xapp.e2.e2ap`` dataclass layer) and by asn1tools compiled with codec ``'per'``
+   ``lighttune_e2.e2ap`` dataclass layer) and by asn1tools compiled with codec ``'per'``
    from the E2AP ASN.1 text kept in ``benchmarks/data/e2ap/`` (``--e2ap-asn DIR`` picks
    another directory). If asn1tools compiles it, both libraries' bytes are compared; if it
    does not, the exception and its message are recorded. The decision and its reason are
@@ -67,13 +67,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
-from loop_workload import field_periods, stress_reports  # benchmarks/ is the script's directory
+from loop_workload import (  # benchmarks/ is the script's directory
+    field_periods,
+    stress_reports,
+)
 from results_file import save_results
 
 from lighttune_core.report import LinkReports
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2 import service_model as sm
+from lighttune_e2 import e2ap as E
+from lighttune_e2 import service_model as sm
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "e2_loop.json"
@@ -272,8 +274,8 @@ KPM_PERIOD_MS = 80.0
 def _kpm_node() -> tuple[Any, Any, Any]:
     """Our node's KPM function, the xApp's plan for it, and the admitted style-4 subscription."""
     from e2sim.kpm_function import KpmRanFunction
-    from lighttune_xapp.e2.kpm.model import CellGlobalId
-    from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+    from lighttune_e2.kpm.model import CellGlobalId
+    from lighttune_e2.kpm.subscription import plan_kpm_subscription
 
     fn = KpmRanFunction(CellGlobalId(b"\x00\xf1\x10", 7))
     plan = plan_kpm_subscription(fn.definition, int(KPM_PERIOD_MS))
@@ -308,7 +310,7 @@ def _report_decoder(path: str, plan: Any) -> ReportDecoder:
             return str(hdr.cell_id), hdr.cell_id, hdr.period_index, rep
 
         return decode_sm
-    from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
+    from lighttune_e2.kpm.reports import KpmNodeDecoder
 
     decoder = KpmNodeDecoder("bench", plan.codec, plan.measurements, KPM_PERIOD_MS)
 
@@ -337,7 +339,12 @@ def bench_loop(n: int, periods: int, workload: str = "field", path: str = "sm", 
     import cProfile
     import pstats
 
-    from lighttune_xapp.app import freeze_startup_objects, load_offline_model, local_config, read_descriptor
+    from lighttune_xapp.app import (
+        freeze_startup_objects,
+        load_offline_model,
+        local_config,
+        read_descriptor,
+    )
     from lighttune_xapp.policy import LinkAdaptationPolicy
     from lighttune_xapp.store import MemoryStore
 
@@ -430,16 +437,16 @@ def bench_kpm_codecs(n: int, repeat: int) -> dict[str, Any]:
     """KPM format-3 encode/decode per indication, asn1tools vs pycrate (first indication of a cell).
 
     Decode: the library's value only (no mapping to ``LinkReports``); asn1tools with the
-    project's bit-read and memoised-item speed-ups (:mod:`lighttune_xapp.e2.kpm.schema`).
+    project's bit-read and memoised-item speed-ups (:mod:`lighttune_e2.kpm.schema`).
     Also checks that both libraries produce the same octets.
     """
-    from lighttune_xapp.e2.kpm.codec import (
+    from lighttune_e2.kpm.codec import (
         INDICATION_MESSAGE,
         _asn1tools_decode_whole,
         _pycrate_decode_whole,
         encode_with_pycrate,
     )
-    from lighttune_xapp.e2.kpm.schema import KpmVersion
+    from lighttune_e2.kpm.schema import KpmVersion
 
     cell_periods, plan = _kpm_loop_periods(workload_periods("field", n, 1))
     message = E.decode(cell_periods[0][0]).message

@@ -10,7 +10,7 @@ import json
 import platform
 from pathlib import Path
 
-from lighttune_xapp.e2.kpm.timing import time_indication_format3
+from lighttune_e2.kpm.timing import time_indication_format3
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 1. **Imputation cost.** BLER-prediction error (mean |predicted − true| of the DU's own
    decision, next period) with full features vs with the features a node without our
-   ``LT.`` measurements yields (imputed by the rule of :mod:`lighttune_xapp.e2.kpm.reports`),
+   ``LT.`` measurements yields (imputed by the rule of :mod:`lighttune_e2.kpm.reports`),
    on the same simulated periods (DU + channel). Model: the packaged
    ``lighttune_xapp/models/offline-v1.ltm`` if present, else a small in-process one
    (:func:`e2sim.experiment.quick_model`).
@@ -10,7 +10,7 @@
    + service-model decode into ``LinkReports``; UE-reports/s and p99 latency for 64 and
    1,000 UEs, KPM (format 3, split below 16 KB) vs LT-LINKADAPT. Node-side encode timed
    separately. The KPM path decodes through the ASN.1 library (asn1tools with its bit reads
-   sped up, :class:`~lighttune_xapp.e2.kpm.schema.FastPerDecoder`), no hand-written PER.
+   sped up, :class:`~lighttune_e2.kpm.schema.FastPerDecoder`), no hand-written PER.
 3. **Where the time goes** in one KPM format-3 message: asn1tools' PER decode, the mapping
    of its values to numpy; and asn1tools vs pycrate encode/decode per indication.
 
@@ -38,30 +38,30 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from results_file import save_results  # benchmarks/ is the script's directory
 
 from e2sim.channel import LinkChannel, Scenario
 from e2sim.du import DU
 from e2sim.kpm_function import MEASUREMENT_IDS, KpmPeriod, KpmRanFunction
 from lighttune_core.features import bler_label, build_features
 from lighttune_core.report import LinkReports
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2 import service_model as sm
-from lighttune_xapp.e2.kpm.codec import (
+from lighttune_e2 import e2ap as E
+from lighttune_e2 import service_model as sm
+from lighttune_e2.kpm.codec import (
     INDICATION_MESSAGE,
     _asn1tools_decode_whole,
     _pycrate_decode_whole,
     encode_with_pycrate,
 )
-from lighttune_xapp.e2.kpm.model import CellGlobalId, RanFunctionDefinition, ReportStyle
-from lighttune_xapp.e2.kpm.reports import (
+from lighttune_e2.kpm.model import CellGlobalId, RanFunctionDefinition, ReportStyle
+from lighttune_e2.kpm.reports import (
     UE_MEASUREMENT_NAMES,
     _gather,
     decode_kpm_indication,
     reports_from_flat,
 )
-from lighttune_xapp.e2.kpm.schema import KpmVersion
-from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
-from results_file import save_results  # benchmarks/ is the script's directory
+from lighttune_e2.kpm.schema import KpmVersion
+from lighttune_e2.kpm.subscription import plan_kpm_subscription
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kpm_path.json"
 MODEL_FILE = Path(__file__).resolve().parents[1] / "lighttune_xapp" / "models" / "offline-v1.ltm"

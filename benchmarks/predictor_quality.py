@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     base = replace(TRAINING_SCENARIO, n_ue=args.ues, du_preset=args.du)
     if args.train_dataset is not None:
-        from lighttune_xapp.train import load_dataset
+        from lighttune_core.dataset import load_dataset
 
         x_tr, y_tr, meta = load_dataset(args.train_dataset)
         train_name = f"{args.train_dataset.name} ({x_tr.shape[0]} samples, DU {meta.get('scenario', {}).get('du_preset', '?')})"

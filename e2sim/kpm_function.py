@@ -10,7 +10,7 @@ What the node offers, as a third-party gNB would (see ``docs/kpm.md``):
   Condition-based, UE-level Measurement" (AD F4 -> IM F3) and 5 "E2 Node Measurement for
   multiple UEs" (AD F5 -> IM F3), each listing its measurements
   (:data:`CELL_MEASUREMENTS` for style 1, the per-UE table of
-  :mod:`lighttune_xapp.e2.kpm.reports` for styles 4 and 5).
+  :mod:`lighttune_e2.kpm.reports` for styles 4 and 5).
 
 Style 4 matching conditions evaluated per UE (joined by AND unless an item sets
 ``logicalOR``, i.e. an OR of AND-groups):
@@ -51,10 +51,15 @@ from typing import Any
 import numpy as np
 
 from lighttune_core.report import LinkReports
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2.errors import E2Error
-from lighttune_xapp.e2.kpm.codec import KPM_V2_OID, KPM_V3_OID, KpmCodec, codec_for_ran_function
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2 import e2ap as E
+from lighttune_e2.errors import E2Error
+from lighttune_e2.kpm.codec import (
+    KPM_V2_OID,
+    KPM_V3_OID,
+    KpmCodec,
+    codec_for_ran_function,
+)
+from lighttune_e2.kpm.model import (
     ActionDefinitionFormat1,
     ActionDefinitionFormat4,
     ActionDefinitionFormat5,
@@ -72,7 +77,7 @@ from lighttune_xapp.e2.kpm.model import (
     ntp_seconds_timestamp,
     ntp_timestamp,
 )
-from lighttune_xapp.e2.kpm.reports import (
+from lighttune_e2.kpm.reports import (
     LT_CSI_AGE,
     LT_CSIRS_SNR,
     LT_OLLA_OFFSET,
@@ -87,7 +92,7 @@ from lighttune_xapp.e2.kpm.reports import (
     UE_THROUGHPUT_DL,
     WB_CQI_DIST,
 )
-from lighttune_xapp.e2.kpm.schema import KpmVersion
+from lighttune_e2.kpm.schema import KpmVersion
 
 KPM_RAN_FUNCTION_ID: int = 2
 KPM_SHORT_NAME: str = "ORAN-E2SM-KPM"

@@ -1,7 +1,7 @@
 """``e2sim run``: the simulated gNB-DU as a live E2 node in front of a RIC (or the local xApp).
 
 The node connects to the RIC's E2 address (SCTP, or TCP with length-prefixed frames: see
-:mod:`lighttune_xapp.transport.direct`), reconnecting with backoff, and offers one RAN
+:mod:`lighttune_e2.transport`), reconnecting with backoff, and offers one RAN
 function of the LT-LINKADAPT service model that covers all its cells. Per cell it runs a
 :class:`~e2sim.du.DU` fed by a live :class:`~e2sim.channel.LinkChannel` or a recorded trace.
 
@@ -73,15 +73,20 @@ from typing import Any, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from lighttune_core.linkadapt.presets import PRESET_NAMES
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
 from e2sim.channel.scenario import CORRELATION_LEVELS, CSI_PERIODS_MS, SNR_RANGES_DB
 from e2sim.du import DU, DuRandomness, PeriodOutcome
 from e2sim.experiment import SCHEME_TITLES, SCHEMES, ChannelSource, paired_gain
-from e2sim.kpm_function import KPM_RAN_FUNCTION_ID, KpmPeriod, KpmRanFunction, KpmSubscription
+from e2sim.kpm_function import (
+    KPM_RAN_FUNCTION_ID,
+    KpmPeriod,
+    KpmRanFunction,
+    KpmSubscription,
+)
 from e2sim.traces import TraceReplay
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2.endpoints import (
+from lighttune_core.linkadapt.presets import PRESET_NAMES
+from lighttune_e2 import e2ap as E
+from lighttune_e2.endpoints import (
     ControlReceived,
     E2NodeEndpoint,
     Event,
@@ -91,10 +96,10 @@ from lighttune_xapp.e2.endpoints import (
     SubscriptionEnded,
     SubscriptionStarted,
 )
-from lighttune_xapp.e2.errors import E2DecodeError, E2Error
-from lighttune_xapp.e2.kpm.codec import KPM_V2_OID, KPM_V3_OID
-from lighttune_xapp.e2.kpm.model import CellGlobalId
-from lighttune_xapp.e2.service_model import (
+from lighttune_e2.errors import E2DecodeError, E2Error
+from lighttune_e2.kpm.codec import KPM_V2_OID, KPM_V3_OID
+from lighttune_e2.kpm.model import CellGlobalId
+from lighttune_e2.service_model import (
     DEFAULT_RAN_FUNCTION_ID,
     REJECT_NONE,
     REJECT_RI_OUT_OF_RANGE,
@@ -110,7 +115,7 @@ from lighttune_xapp.e2.service_model import (
     encode_indication,
     encode_ran_function_definition,
 )
-from lighttune_xapp.transport.direct import E2_SCTP_PORT, E2Client, E2Connection
+from lighttune_e2.transport import E2_SCTP_PORT, E2Client, E2Connection
 
 log = logging.getLogger(__name__)
 

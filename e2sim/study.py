@@ -781,7 +781,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if args.name == "dataset-report":
         if args.dataset is None:
             raise ValueError("dataset-report needs --dataset FILE.npz")
-        from lighttune_xapp.train import load_dataset
+        from lighttune_core.dataset import load_dataset
 
         x, y, meta = load_dataset(args.dataset)
         model = None if args.model is None else load_model(args.model).model

@@ -1,7 +1,7 @@
 """Advisory mode: a node that offers E2SM-KPM but not our control service model.
 
 Per cell and period (one decoded KPM indication set, see
-:mod:`lighttune_xapp.e2.kpm.reports`):
+:mod:`lighttune_e2.kpm.reports`):
 
 1. **learn** from the KPM TB counts of the period that ended, through the cell's
    :class:`~lighttune_core.cell.CellTuner` of the normal

@@ -28,14 +28,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 import weakref
-
 from collections import Counter as Tally
 from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from lighttune_xapp.e2.kpm.subscription import KpmFunctionAssessment
-
+from lighttune_e2.kpm.subscription import KpmFunctionAssessment
 from lighttune_xapp.metrics import XappMetrics
 
 NAMESPACE: str = "lighttune"

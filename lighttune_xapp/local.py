@@ -1,7 +1,7 @@
 """Local mode: the xApp terminates E2 itself and closes the loop with E2 nodes such as ``e2sim run``.
 
 ``lighttune-xapp --mode local`` listens for E2 nodes (SCTP where the kernel has it, TCP with
-length-prefixed frames otherwise, see :mod:`lighttune_xapp.transport.direct`) and, per node:
+length-prefixed frames otherwise, see :mod:`lighttune_e2.transport`) and, per node:
 
 1. accepts E2 Setup (RAN functions of the LT-LINKADAPT service model only; others are refused
    with ``ran-function-not-supported``) and reads each accepted RAN function definition;
@@ -38,9 +38,9 @@ decided by :func:`lighttune_xapp.advisory.plan_node` from what it offers and the
 * both with ``reportPath: kpm``: reports through KPM, control through LT-LINKADAPT. The
   xApp first subscribes LT-LINKADAPT with one ``policy`` action (a *control subscription*:
   "I send controls, no reports", so a lock-step node waits for them), then each KPM function
-  with :func:`~lighttune_xapp.e2.kpm.subscription.plan_kpm_subscription` (style 4, reporting
+  with :func:`~lighttune_e2.kpm.subscription.plan_kpm_subscription` (style 4, reporting
   and granularity period = the LT-LINKADAPT function's CSI-RS period). Every KPM indication is
-  decoded (:class:`~lighttune_xapp.e2.kpm.reports.KpmNodeDecoder`; undecodable = a counted
+  decoded (:class:`~lighttune_e2.kpm.reports.KpmNodeDecoder`; undecodable = a counted
   indication decode error) and answered with a control, exactly as an LT-LINKADAPT report;
   the control's ``period_index`` is the report's ``colletStartTime`` in ms since 1970
   (:attr:`IndicationHeader.period_key_ms`), since KPM has no period index;
@@ -90,21 +90,8 @@ from lighttune_core.cell import TuneMode
 from lighttune_core.features import bler_label, build_features
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
-from lighttune_xapp.advisory import RECOMMENDATIONS_PATH, AdvisoryMode, AdvisorySeries, NodePlan, plan_node
-from lighttune_xapp.app import (
-    XappRuntime,
-    build_runtime,
-    freeze_startup_objects,
-    keep_freed_heap_memory,
-    load_offline_model,
-    local_config,
-    read_descriptor,
-)
-from lighttune_xapp.cell_cap import CellCap
-from lighttune_xapp.config import ConfigError
-from lighttune_xapp.health import STATS_PATH
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2.endpoints import (
+from lighttune_e2 import e2ap as E
+from lighttune_e2.endpoints import (
     ControlAcknowledged,
     ControlFailed,
     E2SetupReceived,
@@ -117,17 +104,24 @@ from lighttune_xapp.e2.endpoints import (
     SubscriptionDeleted,
     SubscriptionRejected,
 )
-from lighttune_xapp.e2.errors import E2DecodeError, E2Error
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V1_OID, KPM_V2_OID, KPM_V3_OID, detect_kpm_v1
-from lighttune_xapp.e2.kpm.model import CellGlobalId, RanFunctionDefinition as KpmFunctionDefinition
-from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
-from lighttune_xapp.e2.kpm.subscription import (
+from lighttune_e2.errors import E2DecodeError, E2Error
+from lighttune_e2.kpm.codec import (
+    DEFAULT_CODEC,
+    KPM_V1_OID,
+    KPM_V2_OID,
+    KPM_V3_OID,
+    detect_kpm_v1,
+)
+from lighttune_e2.kpm.model import CellGlobalId
+from lighttune_e2.kpm.model import RanFunctionDefinition as KpmFunctionDefinition
+from lighttune_e2.kpm.reports import KpmNodeDecoder
+from lighttune_e2.kpm.subscription import (
     KpmFunctionAssessment,
     KpmSubscriptionPlan,
     KpmSubscriptionUnavailable,
     plan_kpm_subscription,
 )
-from lighttune_xapp.e2.service_model import (
+from lighttune_e2.service_model import (
     MAX_CELL_ID,
     SM_OID,
     ActionDefinition,
@@ -139,8 +133,27 @@ from lighttune_xapp.e2.service_model import (
     encode_control,
     encode_event_trigger,
 )
+from lighttune_e2.transport import E2_SCTP_PORT, E2Connection, E2Server
+from lighttune_xapp.advisory import (
+    RECOMMENDATIONS_PATH,
+    AdvisoryMode,
+    AdvisorySeries,
+    NodePlan,
+    plan_node,
+)
+from lighttune_xapp.app import (
+    XappRuntime,
+    build_runtime,
+    freeze_startup_objects,
+    keep_freed_heap_memory,
+    load_offline_model,
+    local_config,
+    read_descriptor,
+)
+from lighttune_xapp.cell_cap import CellCap
+from lighttune_xapp.config import ConfigError
+from lighttune_xapp.health import STATS_PATH
 from lighttune_xapp.kpm_metrics import KpmSeries, kpm_series
-from lighttune_xapp.transport.direct import E2_SCTP_PORT, E2Connection, E2Server
 
 log = logging.getLogger(__name__)
 

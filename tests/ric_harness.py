@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from lighttune_core.report import LinkReports
-from lighttune_xapp.e2 import e2ap, service_model
+from lighttune_e2 import e2ap, service_model
 from lighttune_xapp.transport import rmr_types
 
 REPO = Path(__file__).resolve().parents[1]

@@ -90,7 +90,7 @@ def test_run_against_a_closed_port_says_connection_refused_at_once(tmp_path: Pat
 def test_demo_checks_the_scenario_before_starting_anything(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import lighttune_xapp.demo as demo
+    import lighttune_demo.cli as demo
 
     monkeypatch.setattr(demo.subprocess, "Popen", _no_work)
     monkeypatch.setattr(demo, "resolve_model", _no_work)
@@ -102,7 +102,7 @@ def test_demo_checks_the_scenario_before_starting_anything(
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    from lighttune_xapp.demo import build_parser as demo_parser
+    from lighttune_demo.cli import build_parser as demo_parser
     from lighttune_xapp.local import build_parser as local_parser
     from lighttune_xapp.train import _parser as train_parser
     from lighttune_xapp.transport.ric import build_parser as ric_parser

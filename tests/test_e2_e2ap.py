@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
+from lighttune_e2 import e2ap as E
+from lighttune_e2.errors import E2DecodeError, E2EncodeError
 
 # Known-answer vectors: hex arrays of srsRAN_Project's E2AP unit tests, repository
 # github.com/srsran/srsRAN_Project at commit abf062ea1045d8abac5d43a1358e9c9f9a45b23a:

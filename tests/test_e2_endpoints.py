@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2 import endpoints as ep
-from lighttune_xapp.e2.errors import E2DecodeError, E2ProtocolError
+from lighttune_e2 import e2ap as E
+from lighttune_e2 import endpoints as ep
+from lighttune_e2.errors import E2DecodeError, E2ProtocolError
 
 SM_OID = "1.3.6.1.4.1.65535.200.1.1"
 FUNC = E.RanFunction(200, b"def", 1, SM_OID)

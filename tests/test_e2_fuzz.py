@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2 import endpoints as ep
-from lighttune_xapp.e2.errors import E2Error
+from lighttune_e2 import e2ap as E
+from lighttune_e2 import endpoints as ep
+from lighttune_e2.errors import E2Error
 
 FUNC = E.RanFunction(200, b"def", 1, "1.3.6.1.4.1.65535.200.1.1")
 NODE_ID = E.GlobalE2NodeId(b"\x00\xf1\x10", 7, 22)

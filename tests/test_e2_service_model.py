@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from lighttune_core import synthetic
 from lighttune_core.report import LinkReports
-from lighttune_xapp.e2 import lt_sm_pb2 as pb
-from lighttune_xapp.e2 import service_model as sm
-from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
+from lighttune_e2 import lt_sm_pb2 as pb
+from lighttune_e2 import service_model as sm
+from lighttune_e2.errors import E2DecodeError, E2EncodeError
 
 
 def random_reports(n: int, seed: int = 0) -> LinkReports:

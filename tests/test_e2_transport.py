@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2 import endpoints as ep
-from lighttune_xapp.transport import direct as D
+from lighttune_e2 import e2ap as E
+from lighttune_e2 import endpoints as ep
+from lighttune_e2 import transport as D
 
 FUNC = E.RanFunction(200, b"def", 1, "1.3.6.1.4.1.65535.200.1.1")
 NODE_ID = E.GlobalE2NodeId(b"\x00\xf1\x10", 7, 22)

@@ -13,15 +13,20 @@ import pytest
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
 from lighttune_core.features import build_features
 from lighttune_core.tuner import LightTuneModel
-from lighttune_xapp.advisory import RECOMMENDATION_KINDS, RECOMMENDATIONS_PATH, AdvisoryMode, plan_node
-from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
-from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+from lighttune_e2.kpm.reports import KpmNodeDecoder
+from lighttune_e2.kpm.subscription import plan_kpm_subscription
+from lighttune_xapp.advisory import (
+    RECOMMENDATION_KINDS,
+    RECOMMENDATIONS_PATH,
+    AdvisoryMode,
+    plan_node,
+)
+from lighttune_xapp.config import XappConfig, load_config
 from lighttune_xapp.health import HealthServer, HealthState
 from lighttune_xapp.metrics import XappMetrics
 from lighttune_xapp.policy import LinkAdaptationPolicy
 from lighttune_xapp.store import MemoryStore
 from tests.test_kpm_function import CELL, run_du
-from lighttune_xapp.config import XappConfig, load_config
 
 DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
-from lighttune_xapp.e2.kpm.codec import (
+from lighttune_e2.errors import E2DecodeError, E2EncodeError
+from lighttune_e2.kpm.codec import (
     DEFAULT_CODEC,
     KPM_V2_OID,
     KPM_V3_OID,
@@ -18,7 +18,7 @@ from lighttune_xapp.e2.kpm.codec import (
     encode_with_pycrate,
     raw_value,
 )
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2.kpm.model import (
     ActionDefinition,
     ActionDefinitionFormat1,
     ActionDefinitionFormat2,
@@ -46,7 +46,7 @@ from lighttune_xapp.e2.kpm.model import (
     ntp_seconds_timestamp,
     ntp_timestamp,
 )
-from lighttune_xapp.e2.kpm.schema import KpmVersion
+from lighttune_e2.kpm.schema import KpmVersion
 
 GUAMI = Guami(b"\x00\xf1\x10", amf_region_id=128, amf_set_id=513, amf_pointer=5)
 CELL = CellGlobalId(b"\x00\xf1\x10", 0x66C000010)
@@ -282,7 +282,7 @@ def test_indication_format3_over_16k_is_fragmented_per_x691() -> None:
 def test_real_values_from_either_library_convert_once_and_refuse_huge_exponents() -> None:
     import math
 
-    from lighttune_xapp.e2.kpm.codec import real_to_float
+    from lighttune_e2.kpm.codec import real_to_float
 
     assert real_to_float(2.5) == 2.5  # asn1tools
     assert real_to_float((3, 2, -1)) == 1.5 and real_to_float((5, 10, 2)) == 500.0  # pycrate

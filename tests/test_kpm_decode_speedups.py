@@ -1,4 +1,4 @@
-"""The asn1tools decode speed-ups of ``lighttune_xapp.e2.kpm.schema`` change no decoded value.
+"""The asn1tools decode speed-ups of ``lighttune_e2.kpm.schema`` change no decoded value.
 
 ``FastPerDecoder`` must read exactly what asn1tools' own ``Decoder`` reads (values, positions,
 errors), and the memoised ``MeasurementInfoItem`` decode must give the values a plain
@@ -19,10 +19,16 @@ from asn1tools.codecs import ber, per
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
 from lighttune_core.report import LinkReports
 from lighttune_core.synthetic import random_reports
-from lighttune_xapp.e2.kpm.codec import INDICATION_MESSAGE, _asn1tools_decode_whole
-from lighttune_xapp.e2.kpm.reports import _gather, _gather_per_record
-from lighttune_xapp.e2.kpm.schema import SCHEMA_FILES, FastPerDecoder, KpmVersion, _decode_real_fast, real_contents
-from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+from lighttune_e2.kpm.codec import INDICATION_MESSAGE, _asn1tools_decode_whole
+from lighttune_e2.kpm.reports import _gather, _gather_per_record
+from lighttune_e2.kpm.schema import (
+    SCHEMA_FILES,
+    FastPerDecoder,
+    KpmVersion,
+    _decode_real_fast,
+    real_contents,
+)
+from lighttune_e2.kpm.subscription import plan_kpm_subscription
 from tests.test_kpm_function import CELL
 
 

@@ -15,8 +15,13 @@ from e2sim.kpm_function import (
     KpmSubscription,
 )
 from lighttune_core.report import LinkReports
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, KPM_V3_OID, codec_for_ran_function
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2.kpm.codec import (
+    DEFAULT_CODEC,
+    KPM_V2_OID,
+    KPM_V3_OID,
+    codec_for_ran_function,
+)
+from lighttune_e2.kpm.model import (
     ActionDefinition,
     ActionDefinitionFormat1,
     ActionDefinitionFormat4,
@@ -30,9 +35,9 @@ from lighttune_xapp.e2.kpm.model import (
     MeasurementInfo,
     TestCondition,
 )
-from lighttune_xapp.e2.kpm.reports import UE_MEASUREMENT_NAMES, decode_kpm_indication
-from lighttune_xapp.e2.kpm.schema import KpmVersion
-from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+from lighttune_e2.kpm.reports import UE_MEASUREMENT_NAMES, decode_kpm_indication
+from lighttune_e2.kpm.schema import KpmVersion
+from lighttune_e2.kpm.subscription import plan_kpm_subscription
 
 CELL = CellGlobalId(b"\x00\xf1\x10", 0x66C000010)
 

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from lighttune_xapp.e2.errors import E2DecodeError
-from lighttune_xapp.e2.kpm.codec import KpmCodec
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2.errors import E2DecodeError
+from lighttune_e2.kpm.codec import KpmCodec
+from lighttune_e2.kpm.model import (
     ActionDefinition,
     ActionDefinitionFormat1,
     ActionDefinitionFormat4,

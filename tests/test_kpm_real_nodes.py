@@ -14,21 +14,20 @@ import pytest
 
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
 from lighttune_core.features import FEATURE_NAMES
-from lighttune_xapp.app import build_runtime, local_config, read_descriptor
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2 import endpoints as ep
-from lighttune_xapp.e2.errors import E2DecodeError
-from lighttune_xapp.e2.kpm.codec import (
+from lighttune_e2 import e2ap as E
+from lighttune_e2 import endpoints as ep
+from lighttune_e2.errors import E2DecodeError
+from lighttune_e2.kpm.codec import (
     DEFAULT_CODEC,
     KPM_V1_OID,
-    KPM_V2_OID,
     KPM_V1_SCHEMA,
+    KPM_V2_OID,
     MAX_TRAILING_OCTETS,
     KpmCodec,
     KpmV1Unsupported,
     detect_kpm_v1,
 )
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2.kpm.model import (
     NO_LABEL,
     GnbDuUeId,
     IndicationHeader,
@@ -40,23 +39,30 @@ from lighttune_xapp.e2.kpm.model import (
     RanFunctionDefinition,
     ReportStyle,
 )
-from lighttune_xapp.e2.kpm.schema import KpmVersion
-from lighttune_xapp.e2.kpm.reports import (
+from lighttune_e2.kpm.reports import (
     UE_MEASUREMENT_NAMES,
     KpmNodeDecoder,
     decode_kpm_indication_detailed,
     missing_measurement_costs,
 )
-from lighttune_xapp.e2.kpm.subscription import (
+from lighttune_e2.kpm.schema import KpmVersion
+from lighttune_e2.kpm.subscription import (
     KpmSubscriptionUnavailable,
     assess_kpm_function,
     plan_kpm_subscription,
 )
-from lighttune_xapp.local import LocalE2Termination
+from lighttune_xapp.app import build_runtime, local_config, read_descriptor
 from lighttune_xapp.kpm_metrics import kpm_series
+from lighttune_xapp.local import LocalE2Termination
 from lighttune_xapp.metrics import XappMetrics
 from tests.test_kpm_function import CELL, run_du
-from tests.test_kpm_vectors import SRSRAN_4G_RFD, SRSRAN_DU, VIAVI_HEADER, VIAVI_IM_F2, _hex
+from tests.test_kpm_vectors import (
+    SRSRAN_4G_RFD,
+    SRSRAN_DU,
+    VIAVI_HEADER,
+    VIAVI_IM_F2,
+    _hex,
+)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -209,7 +215,7 @@ def test_format2_records_fitting_neither_layout_are_a_decode_error() -> None:
 
 def test_node_decoder_counts_unnamed_format2_measurements(caplog: pytest.LogCaptureFixture) -> None:
     decoder = KpmNodeDecoder("viavi", DEFAULT_CODEC)
-    with caplog.at_level(logging.WARNING, logger="lighttune_xapp.e2.kpm.reports"):
+    with caplog.at_level(logging.WARNING, logger="lighttune_e2.kpm.reports"):
         assert decoder.decode(_hex(VIAVI_HEADER), _hex(VIAVI_IM_F2)) is not None
         assert decoder.decode(_hex(VIAVI_HEADER), _hex(VIAVI_IM_F2)) is not None
     stats = decoder.stats()
@@ -249,7 +255,7 @@ def test_node_decoder_counts_and_logs_trailing_octets(caplog: pytest.LogCaptureF
     indications, plan = our_indications()
     header, message = indications[0]
     decoder = KpmNodeDecoder("gnb-t", plan.codec, plan.measurements, 10)
-    with caplog.at_level(logging.WARNING, logger="lighttune_xapp.e2.kpm.reports"):
+    with caplog.at_level(logging.WARNING, logger="lighttune_e2.kpm.reports"):
         assert decoder.decode(header, message + b"\x5a") is not None
         assert decoder.decode(header, message) is not None
         assert decoder.decode(header + b"\x00", message + b"\x00") is not None

@@ -9,9 +9,9 @@ import pytest
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
 from lighttune_core.linkadapt import cqi_to_mcs, default_cqi_sinr_db
 from lighttune_core.report import LinkReports
-from lighttune_xapp.e2.errors import E2DecodeError
-from lighttune_xapp.e2.kpm.model import RanFunctionDefinition, ReportStyle
-from lighttune_xapp.e2.kpm.reports import (
+from lighttune_e2.errors import E2DecodeError
+from lighttune_e2.kpm.model import RanFunctionDefinition, ReportStyle
+from lighttune_e2.kpm.reports import (
     CQI0_MARGIN_DB,
     LT_CSI_AGE,
     LT_CSIRS_SNR,
@@ -23,7 +23,10 @@ from lighttune_xapp.e2.kpm.reports import (
     _largest_bin,
     decode_kpm_indication,
 )
-from lighttune_xapp.e2.kpm.subscription import KpmSubscriptionUnavailable, plan_kpm_subscription
+from lighttune_e2.kpm.subscription import (
+    KpmSubscriptionUnavailable,
+    plan_kpm_subscription,
+)
 from tests.test_kpm_function import CELL, run_du
 
 INT_FIELDS = ("ue_id", "ri", "cqi", "rank", "mcs", "n_ack", "n_nack")
@@ -137,8 +140,8 @@ def test_node_decoder_counts_errors_and_remembers_imputed_features() -> None:
 def test_not_format3_is_a_decode_error() -> None:
     du, outs = run_du(n_ue=4)
     fn = KpmRanFunction(CELL)
+    from lighttune_e2.kpm.model import ActionDefinitionFormat1, MeasurementInfo
     from tests.test_kpm_function import INFO, TRIGGER, ad  # noqa: PLC0415 (shared builders)
-    from lighttune_xapp.e2.kpm.model import ActionDefinitionFormat1, MeasurementInfo
 
     sub = fn.handle_subscription(TRIGGER, ad(1, ActionDefinitionFormat1((MeasurementInfo("TB.TotNbrDl"),), 10))).subscription
     ((header, message),) = fn.build_indications(sub, KpmPeriod.from_outcome(outs[-1], du, 1.7e9))
@@ -150,10 +153,19 @@ def test_not_format3_is_a_decode_error() -> None:
 def test_library_decode_of_mixed_records_and_ue_id_forms() -> None:
     """Several periods, noValue and another UEID form: the ASN.1 library's values map to
     the right LinkReports fields."""
-    from lighttune_xapp.e2.kpm.codec import KpmCodec
-    from lighttune_xapp.e2.kpm.model import (
-        GnbDuUeId, GnbUeId, Guami, IndicationHeader, IndicationMessageFormat1, IndicationMessageFormat3,
-        MeasurementInfo, MeasurementPeriod, UeMeasurementReport, distribution_measurement, ntp_timestamp,
+    from lighttune_e2.kpm.codec import KpmCodec
+    from lighttune_e2.kpm.model import (
+        GnbDuUeId,
+        GnbUeId,
+        Guami,
+        IndicationHeader,
+        IndicationMessageFormat1,
+        IndicationMessageFormat3,
+        MeasurementInfo,
+        MeasurementPeriod,
+        UeMeasurementReport,
+        distribution_measurement,
+        ntp_timestamp,
     )
 
     codec = KpmCodec()

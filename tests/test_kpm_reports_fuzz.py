@@ -12,9 +12,9 @@ import dataclasses
 import numpy as np
 
 from e2sim.kpm_function import KpmPeriod, KpmRanFunction
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2.kpm.reports import KpmNodeDecoder
-from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
+from lighttune_e2 import e2ap as E
+from lighttune_e2.kpm.reports import KpmNodeDecoder
+from lighttune_e2.kpm.subscription import plan_kpm_subscription
 from tests.test_kpm_function import CELL, run_du
 
 N_PAYLOADS = 10_000

@@ -7,16 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from lighttune_xapp.e2.errors import E2DecodeError
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, KpmCodec, codec_for_ran_function
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2.errors import E2DecodeError
+from lighttune_e2.kpm.codec import (
+    DEFAULT_CODEC,
+    KPM_V2_OID,
+    KpmCodec,
+    codec_for_ran_function,
+)
+from lighttune_e2.kpm.model import (
     NO_LABEL,
     GnbDuUeId,
     IndicationMessageFormat1,
     IndicationMessageFormat2,
     MatchingCondition,
 )
-from lighttune_xapp.e2.kpm.schema import KpmVersion, pycrate_module
+from lighttune_e2.kpm.schema import KpmVersion, pycrate_module
 
 DATA = Path(__file__).parent / "data" / "kpm"
 

@@ -8,12 +8,17 @@ import pytest
 from e2sim.channel import Scenario
 from e2sim.kpm_function import KPM_RAN_FUNCTION_ID
 from e2sim.node import DEFAULT_PLMN, E2SimNode, build_cells
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2 import endpoints as ep
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, KPM_V3_OID
-from lighttune_xapp.e2.kpm.model import CellGlobalId, IndicationHeader, TestCondition, ntp_timestamp
-from lighttune_xapp.e2.kpm.subscription import plan_kpm_subscription
-from lighttune_xapp.e2.service_model import DEFAULT_RAN_FUNCTION_ID, SM_OID
+from lighttune_e2 import e2ap as E
+from lighttune_e2 import endpoints as ep
+from lighttune_e2.kpm.codec import DEFAULT_CODEC, KPM_V2_OID, KPM_V3_OID
+from lighttune_e2.kpm.model import (
+    CellGlobalId,
+    IndicationHeader,
+    TestCondition,
+    ntp_timestamp,
+)
+from lighttune_e2.kpm.subscription import plan_kpm_subscription
+from lighttune_e2.service_model import DEFAULT_RAN_FUNCTION_ID, SM_OID
 from tests.test_e2_endpoints import FUNC, NODE_ID, OTHER, exchange
 
 

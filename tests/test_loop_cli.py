@@ -9,7 +9,7 @@ import pytest
 from e2sim.node import main as e2sim_run_main
 from e2sim.node import parse_ric_address
 from lighttune_core.cell import TuneMode
-from lighttune_xapp.demo import results_table
+from lighttune_demo.cli import results_table
 from lighttune_xapp.local import main as local_main
 from lighttune_xapp.local import parse_cell_mode, parse_host_port
 

@@ -78,11 +78,11 @@ def test_installed_local_xapp_starts_without_a_checkout(installed: Path, tmp_pat
 
 def test_installed_demo_takes_a_config_and_checks_it_first(installed: Path, tmp_path: Path) -> None:
     env = _env(installed)
-    helped = subprocess.run([sys.executable, "-m", "lighttune_xapp.demo", "--help"], cwd=tmp_path, env=env,
+    helped = subprocess.run([sys.executable, "-m", "lighttune_demo.cli", "--help"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "--config FILE" in helped.stdout
     start = time.monotonic()
-    bad = subprocess.run([sys.executable, "-m", "lighttune_xapp.demo", "--config", str(tmp_path / "none.json")],
+    bad = subprocess.run([sys.executable, "-m", "lighttune_demo.cli", "--config", str(tmp_path / "none.json")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "none.json" in bad.stderr and "Traceback" not in bad.stderr
     assert time.monotonic() - start < 60  # refused before any process started

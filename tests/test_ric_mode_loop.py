@@ -12,9 +12,15 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from ric_harness import (
+    SUBMGR_REQUESTOR_ID,
+    RicTestbed,
+    skip_reason,
+    synthetic_reports,
+    wait_until,
+)
 
-from ric_harness import SUBMGR_REQUESTOR_ID, RicTestbed, skip_reason, synthetic_reports, wait_until
-from lighttune_xapp.e2 import e2ap, service_model
+from lighttune_e2 import e2ap, service_model
 from lighttune_xapp.transport import rmr_types
 
 _reason = skip_reason()

@@ -273,8 +273,8 @@ def test_ric_indication_with_a_repeated_ue_is_served_and_counted() -> None:
     """Through the RIC-mode handler: E2AP + LT-LINKADAPT decode, policy, control encode."""
     from ric_harness import indication_pdu, synthetic_reports
 
+    from lighttune_e2 import e2ap, service_model
     from lighttune_xapp.app import build_runtime, local_config, read_descriptor
-    from lighttune_xapp.e2 import e2ap, service_model
     from lighttune_xapp.transport.ric import RicMessageHandler
 
     runtime = build_runtime(local_config(read_descriptor(DESCRIPTOR)), serve_http=False)
@@ -301,8 +301,8 @@ def test_ric_indication_with_a_repeated_ue_is_served_and_counted() -> None:
 def test_cells_per_node_are_capped_and_refusals_counted() -> None:
     from ric_harness import indication_pdu, synthetic_reports
 
+    from lighttune_e2 import service_model
     from lighttune_xapp.app import build_runtime, local_config, read_descriptor
-    from lighttune_xapp.e2 import service_model
     from lighttune_xapp.transport.ric import RicMessageHandler
 
     descriptor = read_descriptor(DESCRIPTOR)

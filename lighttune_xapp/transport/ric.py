@@ -55,11 +55,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from lighttune_core.cell import Decisions
-from lighttune_xapp.app import XappRuntime, build_runtime, freeze_startup_objects, keep_freed_heap_memory, read_descriptor
+from lighttune_e2 import e2ap, service_model
+from lighttune_e2.errors import E2Error
+from lighttune_xapp.app import (
+    XappRuntime,
+    build_runtime,
+    freeze_startup_objects,
+    keep_freed_heap_memory,
+    read_descriptor,
+)
 from lighttune_xapp.cell_cap import CellCap
 from lighttune_xapp.config import TUNER_MODES, ConfigError, load_config
-from lighttune_xapp.e2 import e2ap, service_model
-from lighttune_xapp.e2.errors import E2Error
 from lighttune_xapp.health import STATS_PATH
 from lighttune_xapp.transport import rmr_types
 from lighttune_xapp.transport.submgr import (

@@ -6,7 +6,7 @@ version; importing a generated module costs ~0.15 s and has no global state. We 
 generate once, at development time, and commit the generated files as data under
 ``generated/`` (one per KPM version). Re-run after changing a schema file::
 
-    python -m lighttune_xapp.e2.kpm.pycrate_generate
+    python -m lighttune_e2.kpm.pycrate_generate
 
 The generated files are machine output of pycrate's compiler, not hand-written code.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lighttune_xapp.e2.kpm.schema import SCHEMA_FILES, KpmVersion
+from lighttune_e2.kpm.schema import SCHEMA_FILES, KpmVersion
 
 GENERATED_DIR: Path = Path(__file__).with_name("generated")
 
@@ -30,7 +30,12 @@ def generate(version: KpmVersion) -> Path:
 
     Returns the path of the written ``.py`` file.
     """
-    from pycrate_asn1c.asnproc import GLOBAL, PycrateGenerator, compile_text, generate_modules
+    from pycrate_asn1c.asnproc import (
+        GLOBAL,
+        PycrateGenerator,
+        compile_text,
+        generate_modules,
+    )
 
     GLOBAL.clear()
     compile_text(SCHEMA_FILES[version].read_text(encoding="ascii"))

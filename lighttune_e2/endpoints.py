@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Optional, Union
 
-from lighttune_xapp.e2 import e2ap as E
-from lighttune_xapp.e2.errors import E2DecodeError, E2Error, E2ProtocolError
+from lighttune_e2 import e2ap as E
+from lighttune_e2.errors import E2DecodeError, E2Error, E2ProtocolError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ the protobuf runtime parses a dozen fields per message whatever the number of UE
 there is no Python work per UE.
 
 Bad input: unparsable bytes, or a column whose byte length is not N x its element width
-(the UE boundaries are then lost), raise :class:`~lighttune_xapp.e2.errors.E2DecodeError`
+(the UE boundaries are then lost), raise :class:`~lighttune_e2.errors.E2DecodeError`
 for the whole message; a UE with a value out of range (or NaN where a number is required)
 is dropped and counted (``n_dropped``), never the whole cell.
 """
@@ -33,8 +33,8 @@ from google.protobuf.message import DecodeError as _PbDecodeError
 from google.protobuf.message import Message as _PbMessage
 
 from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
-from lighttune_xapp.e2 import lt_sm_pb2 as pb
-from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
+from lighttune_e2 import lt_sm_pb2 as pb
+from lighttune_e2.errors import E2DecodeError, E2EncodeError
 
 SM_SHORT_NAME = "LT-LINKADAPT"
 SM_OID = "1.3.6.1.4.1.65535.200.1.2"

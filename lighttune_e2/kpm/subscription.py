@@ -10,7 +10,7 @@
 * report style 5 (listed UEs, AD format 5) when style 4 is not offered and the UE list is
   known (at least 2 UEs, as the format requires).
 
-The measurements are those of :data:`~lighttune_xapp.e2.kpm.reports.UE_MEASUREMENT_NAMES`
+The measurements are those of :data:`~lighttune_e2.kpm.reports.UE_MEASUREMENT_NAMES`
 that the chosen style lists (only what the node offers) and that the features and the
 fine-tuning label use: ``RRU.PrbUsedDl`` (informative, no record field) and
 ``DRB.UEThpDl`` (only ``LinkReports.served_bits``, which no decision or update reads; it is 0
@@ -34,9 +34,8 @@ import dataclasses
 from typing import Any, Sequence
 
 from lighttune_core.features import FEATURE_NAMES
-
-from lighttune_xapp.e2.kpm.codec import KpmCodec, codec_for_ran_function
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2.kpm.codec import KpmCodec, codec_for_ran_function
+from lighttune_e2.kpm.model import (
     ActionDefinition,
     ActionDefinitionFormat1,
     ActionDefinitionFormat4,
@@ -49,9 +48,8 @@ from lighttune_xapp.e2.kpm.model import (
     RanFunctionDefinition,
     TestCondition,
 )
-from lighttune_xapp.e2.kpm.reports import (
+from lighttune_e2.kpm.reports import (
     MEASUREMENT_ALIASES,
-    MissingMeasurementCost,
     PRB_USED_DL,
     TB_ERRORS,
     TB_ERRORS_INITIAL,
@@ -60,6 +58,7 @@ from lighttune_xapp.e2.kpm.reports import (
     UE_MEASUREMENT_NAMES,
     UE_THROUGHPUT_DL,
     WB_CQI_DIST,
+    MissingMeasurementCost,
     missing_measurement_costs,
 )
 
@@ -80,7 +79,7 @@ class KpmFunctionAssessment:
             ``None`` when the function offers neither.
         offered: our measurement names (:data:`UE_MEASUREMENT_NAMES`) that style offers.
         missing: the cost of every measurement of ours the style lacks
-            (:func:`~lighttune_xapp.e2.kpm.reports.missing_measurement_costs`), all of them
+            (:func:`~lighttune_e2.kpm.reports.missing_measurement_costs`), all of them
             (not just the first that blocks).
         advising_possible: reports of this function become ``LinkReports``: predictions and
             recommendations (advisory) or decisions (with LT-LINKADAPT control) are possible,
@@ -276,7 +275,7 @@ def assess_kpm_function(
     Advising is possible when a UE-level style (4, or 5 with >= 2 known UEs) offers every
     :data:`REQUIRED_MEASUREMENTS` (``CARR.WBCQIDist``: RI and CQI, from which every feature
     derives); then each other missing measurement is imputed by the rule of
-    :mod:`lighttune_xapp.e2.kpm.reports`. No substitute exists for the CQI distribution: srsRAN
+    :mod:`lighttune_e2.kpm.reports`. No substitute exists for the CQI distribution: srsRAN
     registers a "CQI" metric but does not advertise it, and it is the mean CQI of its first UE
     for every UE (reference: srsRAN issues #1021, oran-sc-ric #68), so no real per-UE RI/CQI.
     Fine-tuning also needs the HARQ counts (either ``TB.*`` pair).

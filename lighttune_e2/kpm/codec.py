@@ -1,4 +1,4 @@
-"""E2SM-KPM codec: aligned-PER bytes <-> the dataclasses of :mod:`lighttune_xapp.e2.kpm.model`.
+"""E2SM-KPM codec: aligned-PER bytes <-> the dataclasses of :mod:`lighttune_e2.kpm.model`.
 
 Libraries. asn1tools (schema compiled once per process, :mod:`.schema`) is the primary
 encoder and decoder. pycrate, from modules generated at development time, is the fallback
@@ -27,13 +27,13 @@ preferred over every other; failing that, a complete PDU followed by at most
 caller counts and logs them. Longer trailers are refused: such bytes are more likely another
 encoding whose prefix happens to parse.
 
-Errors. Anything undecodable raises :class:`~lighttune_xapp.e2.errors.E2DecodeError`
+Errors. Anything undecodable raises :class:`~lighttune_e2.errors.E2DecodeError`
 listing every (library, version) attempt and why it failed; never another exception. The
 text names a likely cause only where it can be one (:func:`explain_failure`): FlexRIC's
 non-standard "modified" v3 encoding for action definitions and indication messages (the
 only PDUs whose bytes it changes), and KPM v1 for a RAN function description in v1 form
 (:class:`KpmV1Unsupported`, :func:`detect_kpm_v1`). Values that do not fit the schema raise
-:class:`~lighttune_xapp.e2.errors.E2EncodeError`.
+:class:`~lighttune_e2.errors.E2EncodeError`.
 """
 
 from __future__ import annotations
@@ -47,12 +47,11 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import asn1tools
-
 from pycrate_asn1rt.codecs import ASN1CodecPER
 from pycrate_core.charpy import Charpy
 
-from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2.errors import E2DecodeError, E2EncodeError
+from lighttune_e2.kpm.model import (
     ActionDefinition,
     ActionDefinitionFormat1,
     ActionDefinitionFormat2,
@@ -83,7 +82,13 @@ from lighttune_xapp.e2.kpm.model import (
     UeId,
     UeMeasurementReport,
 )
-from lighttune_xapp.e2.kpm.schema import ASN1_DIR, FastPerDecoder, KpmVersion, asn1tools_spec, pycrate_module
+from lighttune_e2.kpm.schema import (
+    ASN1_DIR,
+    FastPerDecoder,
+    KpmVersion,
+    asn1tools_spec,
+    pycrate_module,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -907,7 +912,7 @@ class KpmCodec:
     def decode_indication_message_as(self, data: bytes, parse: Callable[[Any], T]) -> tuple[T, KpmVersion]:
         """Decode an indication message and hand the library's value straight to ``parse``.
 
-        The fast path of the report decoder (:mod:`lighttune_xapp.e2.kpm.reports`): no
+        The fast path of the report decoder (:mod:`lighttune_e2.kpm.reports`): no
         dataclass per record. ``parse`` gets the asn1tools value form (pycrate's, from the
         fallback, differs only in REAL = (mantissa, base, exponent) and NULL = 0); if it
         raises, the next (library, version) is tried as for any decode failure.

@@ -14,14 +14,14 @@ from typing import Callable
 
 import numpy as np
 
-from lighttune_xapp.e2.kpm.codec import (
+from lighttune_e2.kpm.codec import (
     INDICATION_MESSAGE,
     KpmCodec,
     _pycrate_decode_whole,
     encode_with_pycrate,
     raw_value,
 )
-from lighttune_xapp.e2.kpm.model import (
+from lighttune_e2.kpm.model import (
     GnbDuUeId,
     IndicationMessageFormat1,
     IndicationMessageFormat3,
@@ -29,7 +29,7 @@ from lighttune_xapp.e2.kpm.model import (
     MeasurementPeriod,
     UeMeasurementReport,
 )
-from lighttune_xapp.e2.kpm.schema import KpmVersion, asn1tools_spec
+from lighttune_e2.kpm.schema import KpmVersion, asn1tools_spec
 
 
 def synthetic_format3(n_ues: int, n_measurements: int = 6, seed: int = 0) -> IndicationMessageFormat3:

@@ -11,7 +11,7 @@ commit in each file's header):
 
 asn1tools compiles a schema in ~0.2-0.4 s, so each version is compiled once per process,
 on first use (:func:`asn1tools_spec`). pycrate classes come from modules generated at
-development time (:mod:`lighttune_xapp.e2.kpm.pycrate_generate`) and are imported on first
+development time (:mod:`lighttune_e2.kpm.pycrate_generate`) and are imported on first
 use (:func:`pycrate_module`).
 
 asn1tools defect worked around here: its REAL encoder (asn1tools 0.169 ``ber.encode_real``)
@@ -29,13 +29,12 @@ from __future__ import annotations
 import enum
 import functools
 import importlib
-import threading
-from pathlib import Path
-from typing import Any, Iterator
-
 import math
 import re
+import threading
 import types
+from pathlib import Path
+from typing import Any, Iterator
 
 import asn1tools
 from asn1tools.codecs import ber as asn1tools_ber
@@ -352,7 +351,7 @@ def asn1tools_spec(version: KpmVersion) -> Any:
 @functools.cache
 def _pycrate_module_unlocked(version: KpmVersion) -> Any:
     name = "kpm_" + version.value.replace(".", "_")
-    module = importlib.import_module(f"lighttune_xapp.e2.kpm.generated.{name}")
+    module = importlib.import_module(f"lighttune_e2.kpm.generated.{name}")
     return module.E2SM_KPM_IEs
 
 

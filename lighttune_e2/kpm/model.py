@@ -1,7 +1,7 @@
 """E2SM-KPM messages as frozen dataclasses of our own (no ASN.1 library type leaks out).
 
 Naming follows O-RAN.WG3.E2SM-KPM (v2.01 .. v4.00); units are in the field names or
-docstrings. Everything here is plain data: the codec in :mod:`lighttune_xapp.e2.kpm.codec`
+docstrings. Everything here is plain data: the codec in :mod:`lighttune_e2.kpm.codec`
 turns it into bytes and back.
 
 Measurement values of an indication are kept per granularity period as tuples whose
@@ -529,7 +529,7 @@ class MeasurementConditionUeIds:
 
     ``name`` may be the empty string: Viavi RIC Test sends ``measName ""`` (outside
     ``SIZE(1..150)``, encoded through the size extension); what that means is decided by the
-    report decoder (:mod:`lighttune_xapp.e2.kpm.reports`), not here.
+    report decoder (:mod:`lighttune_e2.kpm.reports`), not here.
     """
 
     name: str | None

@@ -7,7 +7,7 @@ indication into the same record our own service model yields. A style-3 node's f
 (Viavi RIC Test, with empty measurement names) is read into the same per-UE form first
 (:func:`_format2_ue_list`: its two record layouts, and what an empty ``measName`` means).
 The ASN.1 library
-(asn1tools, pycrate as fallback, through :class:`~lighttune_xapp.e2.kpm.codec.KpmCodec`)
+(asn1tools, pycrate as fallback, through :class:`~lighttune_e2.kpm.codec.KpmCodec`)
 does the aligned-PER decoding; its value dicts go straight into flat lists and numpy
 arrays (no per-record dataclasses on this path).
 
@@ -78,9 +78,9 @@ import numpy as np
 from lighttune_core.features import FEATURE_NAMES
 from lighttune_core.linkadapt import cqi_to_mcs, default_cqi_sinr_db
 from lighttune_core.report import MAX_RANK, SINR_RANGE_DB, LinkReports
-from lighttune_xapp.e2.errors import E2DecodeError
-from lighttune_xapp.e2.kpm.codec import DEFAULT_CODEC, KpmCodec, real_to_float
-from lighttune_xapp.e2.kpm.model import IndicationHeader
+from lighttune_e2.errors import E2DecodeError
+from lighttune_e2.kpm.codec import DEFAULT_CODEC, KpmCodec, real_to_float
+from lighttune_e2.kpm.model import IndicationHeader
 
 _log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class KpmDecodeResult:
     imputed_features: tuple[str, ...]
     granularity_period_ms: float
     #: Octets that followed the complete header and message PDUs and were ignored (see
-    #: :data:`~lighttune_xapp.e2.kpm.codec.MAX_TRAILING_OCTETS`).
+    #: :data:`~lighttune_e2.kpm.codec.MAX_TRAILING_OCTETS`).
     trailing_octets: int = 0
     #: Format 2 only: measurements sent with an empty name that no subscribed name resolves,
     #: and records of conditions matched by several UEs (group values, not per-UE); both ignored.
@@ -776,7 +776,7 @@ def decode_kpm_indication_detailed(
     Args:
         header: E2SM-KPM indication header bytes (format 1).
         message: E2SM-KPM indication message bytes (format 3, or format 2: see :func:`_format2_ue_list`).
-        codec: the node's KPM flavour (:func:`~lighttune_xapp.e2.kpm.codec.codec_for_ran_function`).
+        codec: the node's KPM flavour (:func:`~lighttune_e2.kpm.codec.codec_for_ran_function`).
         mcs_table: the node's PDSCH MCS table (1..3), for imputing the MCS from the CQI.
         granularity_period_ms: period used for throughput -> bits when a UE report carries no
             ``granulPeriod`` (ms).

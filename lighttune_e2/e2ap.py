@@ -14,8 +14,8 @@ ones the specification fixes; the procedure criticality of the PDU is kept in
 ``procedure_criticality`` when a peer sends a value other than the specification's (some
 nodes send ``ignore`` for RIC Subscription), so such PDUs re-encode byte-identically.
 
-Errors: :func:`decode` raises only :class:`~lighttune_xapp.e2.errors.E2DecodeError`, whatever
-the bytes; :func:`encode` raises :class:`~lighttune_xapp.e2.errors.E2EncodeError` when a value
+Errors: :func:`decode` raises only :class:`~lighttune_e2.errors.E2DecodeError`, whatever
+the bytes; :func:`encode` raises :class:`~lighttune_e2.errors.E2EncodeError` when a value
 does not fit its ASN.1 type. Constructors raise ``ValueError`` naming the bad field.
 
 Thread safety: pycrate's ASN.1 objects hold state, so calls must not run concurrently from
@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Union
 
 from pycrate_asn1dir import E2AP as _E2AP
 
-from lighttune_xapp.e2.errors import E2DecodeError, E2EncodeError
+from lighttune_e2.errors import E2DecodeError, E2EncodeError
 
 Criticality = Literal["reject", "ignore", "notify"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class E2Error(Exception):
-    """Base class of all E2 errors raised by :mod:`lighttune_xapp.e2`."""
+    """Base class of all E2 errors raised by :mod:`lighttune_e2`."""
 
 
 class E2DecodeError(E2Error):

@@ -15,7 +15,7 @@ chosen by :func:`choose_transport` (``--transport sctp|tcp|auto``):
 
 The asyncio adapters :class:`E2Server` (RIC side, one :class:`RicEndpoint` per connected
 node) and :class:`E2Client` (node side, reconnects and redoes E2 Setup after a loss) only
-move bytes and time into the sans-I/O endpoints of :mod:`lighttune_xapp.e2.endpoints` and
+move bytes and time into the sans-I/O endpoints of :mod:`lighttune_e2.endpoints` and
 hand their events to a callback.
 """
 
@@ -30,8 +30,8 @@ import socket
 import struct
 from typing import Any, Callable, Literal
 
-from lighttune_xapp.e2.endpoints import E2NodeEndpoint, Event, Output, RicEndpoint, _Endpoint
-from lighttune_xapp.e2.errors import E2DecodeError
+from lighttune_e2.endpoints import E2NodeEndpoint, Event, Output, RicEndpoint, _Endpoint
+from lighttune_e2.errors import E2DecodeError
 
 log = logging.getLogger(__name__)
 
