@@ -38,7 +38,7 @@ from lighttune_e2.errors import E2DecodeError, E2EncodeError
 
 SM_SHORT_NAME = "LT-LINKADAPT"
 SM_OID = "1.3.6.1.4.1.65535.200.1.2"
-SM_VERSION = (2, 0)
+SM_VERSION = (2, 1)
 DEFAULT_RAN_FUNCTION_ID = 200
 MAX_VALID_PERIODS = 1024
 MAX_CELL_ID = 2**36 - 1
@@ -382,11 +382,13 @@ def decode_indication(header: bytes, message: bytes) -> tuple[IndicationHeader, 
 
 @dataclass(frozen=True)
 class ControlHeader:
-    """Cell the decisions are for and the report period they answer."""
+    """Cell the decisions are for, the report period they answer, and the sender's fencing
+    token (``owner_epoch``: epoch of the replica's ownership lock of the node, 0 = not fenced)."""
 
     cell_id: int
     period_index: int = 0
     version: int = SM_VERSION[0]
+    owner_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -421,6 +423,7 @@ def encode_control(
     cqi: np.ndarray,
     valid_periods: np.ndarray | int = 1,
     period_index: int = 0,
+    owner_epoch: int = 0,
 ) -> tuple[bytes, bytes]:
     """Serialise per-UE RI/CQI decisions of one cell (``CONTROL_COLUMNS`` byte arrays).
 
@@ -429,6 +432,8 @@ def encode_control(
         ue_id, ri, cqi: int [M]; ue_id in 0..2**32-1, ri in 1..4, cqi in 0..15.
         valid_periods: int [M] or a scalar for all UEs, 1..1024 CSI-RS periods.
         period_index: the report period the decisions answer.
+        owner_epoch: fencing token of the sending replica (its ownership lock's epoch of
+            the node, see :mod:`lighttune_xapp.ownership`), 0 .. 2**64 - 1; 0 = not fenced.
 
     Returns:
         (RICcontrolHeader octets, RICcontrolMessage octets); the message is 8 bytes per UE
@@ -439,6 +444,7 @@ def encode_control(
     """
     _check_int("cell_id", cell_id, 0, MAX_CELL_ID)
     _check_int("period_index", period_index, 0, 2**64 - 1)
+    _check_int("owner_epoch", owner_epoch, 0, 2**64 - 1)
     ue = _as_int_column("ue_id", ue_id, None)
     n = ue.shape[0]
     arrays = {
@@ -450,7 +456,9 @@ def encode_control(
         arr = arrays[name]
         if n and (arr.min() < lo or arr.max() > hi):
             raise ValueError(f"{name} must lie in [{lo}, {hi}]")
-    hdr = pb.ControlHeader(version=SM_VERSION[0], cell_id=cell_id, period_index=period_index)
+    hdr = pb.ControlHeader(
+        version=SM_VERSION[0], cell_id=cell_id, period_index=period_index, owner_epoch=owner_epoch
+    )
     cols = {c.name: _to_wire("ControlMessage", c, arrays[c.name], ValueError) for c in CONTROL_COLUMNS}
     return hdr.SerializeToString(), pb.ControlMessage(**cols).SerializeToString()
 
@@ -482,7 +490,7 @@ def decode_control(header: bytes, message: bytes) -> tuple[ControlHeader, Contro
     ok = reasons == REJECT_NONE
     acc = ControlDecisions(ue[ok], ri[ok], cqi[ok], vp[ok])
     rej = ControlDecisions(ue[~ok], ri[~ok], cqi[~ok], vp[~ok])
-    return ControlHeader(h.cell_id, h.period_index, h.version), acc, rej
+    return ControlHeader(h.cell_id, h.period_index, h.version, h.owner_epoch), acc, rej
 
 
 def control_reject_reasons(

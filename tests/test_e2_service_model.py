@@ -85,11 +85,11 @@ def test_wire_layout_is_the_documented_little_endian_arrays() -> None:
 
 
 def test_version_two_identity() -> None:
-    assert sm.SM_VERSION == (2, 0)
+    assert sm.SM_VERSION == (2, 1)
     assert sm.SM_OID.endswith(".200.1.2")
     assert pb.DESCRIPTOR.package == "lighttune.e2sm.linkadapt.v2"
     d = sm.decode_ran_function_definition(sm.encode_ran_function_definition(sm.RanFunctionDefinition()))
-    assert d.version == (2, 0) and d.oid == sm.SM_OID
+    assert d.version == (2, 1) and d.oid == sm.SM_OID
     with pytest.raises(E2DecodeError, match="version_major"):
         sm.decode_ran_function_definition(
             pb.RanFunctionDefinition(short_name="LT-LINKADAPT", version_major=1).SerializeToString()
@@ -293,3 +293,16 @@ def test_generated_module_matches_the_proto() -> None:
     with tempfile.TemporaryDirectory() as out:
         subprocess.run([protoc, f"--proto_path={src.parent}", f"--python_out={out}", src.name], check=True)
         assert (Path(out) / "lt_sm_pb2.py").read_text() == committed.read_text()
+
+
+def test_control_header_carries_the_owner_epoch() -> None:
+    ue = np.array([1, 2], dtype=np.int64)
+    header, message = sm.encode_control(7, ue, np.array([1, 2]), np.array([5, 6]), 1, 3, owner_epoch=2**40 + 9)
+    h, accepted, rejected = sm.decode_control(header, message)
+    assert (h.cell_id, h.period_index, h.owner_epoch) == (7, 3, 2**40 + 9)
+    assert len(accepted) == 2 and len(rejected) == 0
+    # a sender that does not fence (2.0, local mode) reads as epoch 0
+    h0, _, _ = sm.decode_control(*sm.encode_control(7, ue, np.array([1, 2]), np.array([5, 6])))
+    assert h0.owner_epoch == 0
+    with pytest.raises(ValueError, match="owner_epoch"):
+        sm.encode_control(7, ue, np.array([1, 2]), np.array([5, 6]), owner_epoch=-1)
