@@ -448,10 +448,20 @@ class Checkpointer:
             self._last_round = now
         return self.flush()
 
-    def flush(self) -> list[str]:
-        """Save every dirty cell now (shutdown); returns the cells saved."""
+    def discard(self, cell_ids: Iterable[str]) -> None:
+        """Forget unsaved changes of these cells (their model moved to another replica)."""
         with self._lock:
-            pending, self._dirty = sorted(self._dirty), set()
+            self._dirty.difference_update(cell_ids)
+
+    def flush(self, only: Iterable[str] | None = None) -> list[str]:
+        """Save every dirty cell now (shutdown), or only the dirty ones among ``only``
+        (a handover); returns the cells saved."""
+        with self._lock:
+            if only is None:
+                pending, self._dirty = sorted(self._dirty), set()
+            else:
+                pending = sorted(self._dirty.intersection(only))
+                self._dirty.difference_update(pending)
         saved: list[str] = []
         failed: list[str] = []
         for cell_id in pending:

@@ -34,6 +34,12 @@ routes only to Ready pods). ``GET /ric/v1/stats`` reports the subscription state
 (:meth:`SubscriptionKeeper.state`), the health flags and the per-cell policy figures;
 Prometheus has ``lighttune_subscriptions_up`` and ``lighttune_subscriptions{state}``.
 
+Replicas: several instances share the E2 nodes (:mod:`lighttune_xapp.ownership` for the SDL
+locks, membership, rendezvous hashing and epochs; :mod:`.replicas` for how ownership drives
+subscriptions, models and control). A replica subscribes to, fine-tunes and controls only
+the nodes it owns, and every control carries the node's epoch in the LT-LINKADAPT control
+header (``owner_epoch``). ``--replica-id`` / ``--lock-expiry`` set its id and the lock expiry.
+
 Logging: the standard ``logging`` records of every module go to an mdclogpy ``Logger``
 (one JSON line per entry on stdout) at the level given by ``--log-level`` (mdclogpy's own
 default, ERROR, would hide the info lines).
@@ -60,6 +66,7 @@ from lighttune_e2.errors import E2Error
 from lighttune_xapp.app import (
     XappRuntime,
     build_runtime,
+    build_store,
     freeze_startup_objects,
     keep_freed_heap_memory,
     read_descriptor,
@@ -67,13 +74,19 @@ from lighttune_xapp.app import (
 from lighttune_xapp.cell_cap import CellCap
 from lighttune_xapp.config import TUNER_MODES, ConfigError, load_config
 from lighttune_xapp.health import STATS_PATH
+from lighttune_xapp.ownership import FencedStore, OwnershipManager, SdlCoordination
 from lighttune_xapp.transport import rmr_types
+from lighttune_xapp.transport.replicas import (
+    DEFAULT_LOCK_EXPIRY_S,
+    ReplicaGlue,
+    ReplicaSubscriptionLog,
+    default_replica_id,
+)
 from lighttune_xapp.transport.submgr import (
     DEFAULT_E2MGR_URL,
     DEFAULT_SUBMGR_URL,
     NOTIFICATION_PATH,
     E2ManagerClient,
-    SdlSubscriptionLog,
     SubmgrClient,
     SubmgrError,
     SubscriptionKeeper,
@@ -209,6 +222,10 @@ class RicMessageHandler:
         self.handler_id = handler_id
         self.node_of_instance = node_of_instance
         self.lock = threading.RLock()
+        self.owner_epoch: Callable[[str], int | None] = lambda _node: 0
+        """Fencing token for controls to a node, None when this replica must not handle it
+        (several replicas: ``OwnershipManager.epoch_for``); 0 = one instance, not fenced."""
+        self.on_not_owner: Callable[[], None] = lambda: None
         self.cell_cap = CellCap(lambda: runtime.policy.config.max_cells_per_node, runtime.metrics)
         self.a1_instances: dict[str, CellModePolicy] = {}
         self._a1_cells: set[str] = set()
@@ -271,6 +288,9 @@ class RicMessageHandler:
                 self.metrics.decode_errors.labels(kind="routing").inc()
                 _log.error("indication with SubId %d has no MEID and matches no subscription", sub_id)
                 return None
+            if self.owner_epoch(node) is None:  # another replica owns the node: no decision, no learning
+                self.on_not_owner()
+                return None
             try:
                 header, reports, n_dropped = service_model.decode_indication(msg.header, msg.message)
             except E2Error as exc:
@@ -301,9 +321,14 @@ class RicMessageHandler:
             return None
         if self.runtime.watcher.config.report_path != "service_model":
             return None
+        epoch = self.owner_epoch(node)  # checked again: the lease may have ended while deciding
+        if epoch is None:
+            self.on_not_owner()
+            return None
         try:
             ctrl_header, ctrl_message = service_model.encode_control(
-                header.cell_id, decisions.ue_id, decisions.rank, decisions.cqi, 1, header.period_index
+                header.cell_id, decisions.ue_id, decisions.rank, decisions.cqi, 1, header.period_index,
+                owner_epoch=epoch,
             )
             request = e2ap.RicControlRequest(
                 request_id=msg.request_id,
@@ -542,6 +567,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often to re-read the E2 node list and retry missing subscriptions (default 5)",
     )
     parser.add_argument(
+        "--replica-id", default=None, metavar="NAME",
+        help="this replica's id among the replicas sharing the E2 nodes (default $REPLICA_ID, $POD_NAME, "
+        "else <host>-<pid>)",
+    )
+    parser.add_argument(
+        "--lock-expiry", type=float, default=float(os.environ.get("LOCK_EXPIRY_S", DEFAULT_LOCK_EXPIRY_S)),
+        metavar="SECONDS",
+        help="expiry of the SDL ownership locks: a dead replica's nodes are taken over after this plus "
+        f"one subscription round trip (default $LOCK_EXPIRY_S or {DEFAULT_LOCK_EXPIRY_S:g})",
+    )
+    parser.add_argument(
         "--log-level", choices=_LOG_LEVELS, default=os.environ.get("LOG_LEVEL", "INFO").upper(),
         help="log level of the mdclogpy output (default $LOG_LEVEL or INFO)",
     )
@@ -606,8 +642,19 @@ def run(args: argparse.Namespace) -> int:
         storage = SyncStorage()
     except SdlException as exc:
         raise ConfigError("DBAAS_SERVICE_HOST", f"cannot open SDL: {exc}") from exc
-    store = SdlStore(config.store_namespace, storage=storage) if config.store_backend == "sdl" else None
-    sub_log: SubscriptionLog = SdlSubscriptionLog(storage, config.store_namespace, (SdlException,))
+    # E2 nodes are shared among replicas through SDL locks (lighttune_xapp.ownership)
+    replica_id = args.replica_id or default_replica_id()
+    if not args.lock_expiry > 0:
+        raise ConfigError("--lock-expiry", f"must be > 0, got {args.lock_expiry}")
+    manager = OwnershipManager(
+        SdlCoordination(storage, config.store_namespace, (SdlException,)), replica_id, args.lock_expiry, list
+    )
+    try:
+        inner = SdlStore(config.store_namespace, storage=storage) if config.store_backend == "sdl" else None
+        store = FencedStore(inner if inner is not None else build_store(config), manager.may_write)
+    except StoreError as exc:
+        raise ConfigError("controls.store", str(exc)) from exc
+    sub_log: SubscriptionLog = ReplicaSubscriptionLog(storage, config.store_namespace, replica_id, (SdlException,))
     try:
         runtime = build_runtime(config, store=store, serve_http=True)
     except StoreError as exc:
@@ -643,8 +690,10 @@ def run(args: argparse.Namespace) -> int:
         on_post_error=on_post_error,
     )
     handler.node_of_instance = keeper.book.node_of_instance
+    glue = ReplicaGlue(manager, handler, keeper, runtime.metrics.registry)
+    handler.on_not_owner = glue.count_dropped
     runtime.http.add_route("POST", NOTIFICATION_PATH, keeper.on_notification_body)
-    runtime.http.add_route("GET", STATS_PATH, lambda _body: ric_stats_response(runtime, handler, keeper))
+    runtime.http.add_route("GET", STATS_PATH, lambda _body: ric_stats_response(runtime, handler, keeper, glue))
     bind_subscription_gauges(runtime.metrics, keeper)
 
     stop = threading.Event()
@@ -662,11 +711,12 @@ def run(args: argparse.Namespace) -> int:
     # notification that confirms one reaches only a Ready pod's service)
     runtime.health.set_loops_up(True)
     _log.info(
-        "RIC mode up: RMR port %d, submgr %s, E2 manager %s, configured nodes %s",
-        rmr_port, args.submgr_url, args.e2mgr_url or "-", ",".join(nodes) or "-",
+        "RIC mode up: RMR port %d, submgr %s, E2 manager %s, configured nodes %s, replica %s",
+        rmr_port, args.submgr_url, args.e2mgr_url or "-", ",".join(nodes) or "-", replica_id,
     )
     try:
         keeper.start()
+        glue.start()
         next_poll = 0.0
         tick = min(0.25, config.checkpoint_interval_s / 2)
         while not stop.is_set():
@@ -680,6 +730,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         runtime.health.set_loops_up(False)
         adapter.stopping = True
+        glue.stop()  # handover: checkpoint, unsubscribe and release every owned node
         deleted = keeper.shutdown()
         _log.info("deleted subscriptions %s", ", ".join(deleted) or "-")
         with handler.lock:
@@ -696,9 +747,10 @@ def bind_subscription_gauges(metrics: Any, keeper: SubscriptionKeeper) -> None:
 
 
 def ric_stats_response(
-    runtime: XappRuntime, handler: RicMessageHandler, keeper: SubscriptionKeeper
+    runtime: XappRuntime, handler: RicMessageHandler, keeper: SubscriptionKeeper, glue: ReplicaGlue | None = None
 ) -> tuple[int, str, bytes]:
-    """``GET /ric/v1/stats`` in RIC mode: health flags, subscription state, per-cell policy stats."""
+    """``GET /ric/v1/stats`` in RIC mode: health flags, subscription state, per-cell policy stats,
+    node ownership."""
     with handler.lock:
         cells = runtime.policy.stats()
     body = {
@@ -707,6 +759,8 @@ def ric_stats_response(
         "cells": cells,
         "cells_refused": dict(handler.cell_cap.refused),
     }
+    if glue is not None:
+        body["ownership"] = glue.state()
     return 200, "application/json", json.dumps(body, sort_keys=True, default=str).encode()
 
 

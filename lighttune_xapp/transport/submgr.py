@@ -604,6 +604,10 @@ class SubscriptionKeeper:
         self.on_ready = on_ready
         self.on_post_error = on_post_error
         self.book = SubscriptionBook()
+        self.owns: Callable[[str], bool] = lambda _meid: True
+        """Whether this replica owns a node (several replicas: :mod:`.replicas`); only owned nodes are subscribed."""
+        self.candidates: list[str] = []
+        """Every node found by the last :meth:`poll`, owned or not."""
         self._ready: bool | None = None
         self._poll_lock = threading.Lock()
         self.notifications = 0
@@ -644,6 +648,8 @@ class SubscriptionKeeper:
                 # reported before are kept until it answers again
                 _log.warning("E2 manager unreachable, keeping the node list: %s", exc)
                 wanted = sorted(set(self.book.wanted()) | set(self.configured_nodes))
+            self.candidates = list(wanted)
+            wanted = [meid for meid in wanted if self.owns(meid)]
             added, removed = self.book.set_wanted(wanted)
             for meid in removed:
                 _log.info("E2 node %s disconnected; its subscription will be renewed on reconnect", meid)
