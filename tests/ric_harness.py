@@ -205,15 +205,21 @@ class E2TermEndpoint:
                                 time.monotonic())
                 )
 
-    def send(self, mtype: int, payload: bytes, sub_id: int = -1, meid: str | None = None) -> None:
-        """Send one message (the child retries while RMR has no connection); AssertionError on failure."""
+    def send(self, mtype: int, payload: bytes, sub_id: int = -1, meid: str | None = None, retry_s: float = 10.0,
+             check: bool = True) -> bool:
+        """Send one message; the child retries for ``retry_s`` while RMR has no connection.
+
+        Returns whether it was sent; with ``check`` a failure raises AssertionError.
+        """
         assert self.proc.stdin is not None
-        line = json.dumps({"mtype": mtype, "sub_id": sub_id, "meid": meid or "", "payload": payload.hex()})
+        line = json.dumps({"mtype": mtype, "sub_id": sub_id, "meid": meid or "", "payload": payload.hex(),
+                           "retry_s": retry_s})
         self.proc.stdin.write(line.encode() + b"\n")
         self.proc.stdin.flush()
         ack = self._acks.get(timeout=60)
-        if not ack["ok"]:
+        if not ack["ok"] and check:
             raise AssertionError(f"RMR send of {rmr_types.message_type_name(mtype)} failed: state {ack['state']}")
+        return bool(ack["ok"])
 
     def expect(self, mtype: int, timeout_s: float = 30.0) -> RmrReceived:
         """The next received message of type ``mtype`` (others are dropped); AssertionError on timeout."""
@@ -278,7 +284,7 @@ def _e2t_child(port: int) -> None:
     for line in sys.stdin:
         request = json.loads(line)
         payload = bytes.fromhex(request["payload"])
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + float(request.get("retry_s", 10.0))
         while True:
             sbuf = rmr.rmr_alloc_msg(mrc, max(len(payload), 1), payload=payload, mtype=request["mtype"],
                                      meid=request["meid"].encode() or None, gen_transaction_id=True)
@@ -317,6 +323,8 @@ class RicPlatformStub:
     live: dict[str, dict[str, Any]] = field(default_factory=dict)
     instance_of: dict[str, int] = field(default_factory=dict)
     notify_status: list[tuple[str, int]] = field(default_factory=list)
+    events: list[tuple[float, str, str, str]] = field(default_factory=list)
+    """(monotonic time, "post" | "delete" | "confirmed", MEID, subscription id), in order."""
     gated: int = 0
     _next_id: int = 1000
     _next_instance: int = 100
@@ -363,8 +371,10 @@ class RicPlatformStub:
                 sub_id = self.path[len(prefix):]
                 with stub._lock:
                     stub.deletes.append(sub_id)
-                    known = stub.live.pop(sub_id, None) is not None
-                self._reply(204 if known else 404)
+                    gone = stub.live.pop(sub_id, None)
+                    if gone is not None:
+                        stub.events.append((time.monotonic(), "delete", str(gone["Meid"]), sub_id))
+                self._reply(204 if gone is not None else 404)
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
@@ -395,6 +405,7 @@ class RicPlatformStub:
             self._next_instance += 1
             self.live[sub_id] = body
             self.instance_of[sub_id] = instance
+            self.events.append((time.monotonic(), "post", str(body["Meid"]), sub_id))
         endpoint = body["ClientEndpoint"]
         event_id = body["SubscriptionDetails"][0]["XappEventInstanceId"]
         threading.Thread(
@@ -438,6 +449,9 @@ class RicPlatformStub:
                 status = 0
             with self._lock:
                 self.notify_status.append((sub_id, status))
+                if status == 200:
+                    meid = str(self.live.get(sub_id, {}).get("Meid", ""))
+                    self.events.append((time.monotonic(), "confirmed", meid, sub_id))
             if status == 200:
                 return
             time.sleep(0.5)
@@ -449,6 +463,12 @@ class RicPlatformStub:
                 if body["Meid"] == meid:
                     return sub_id, self.instance_of[sub_id]
         return None
+
+    def live_subscriptions(self, meid: str) -> list[tuple[str, int, int]]:
+        """(subscription id, E2 instance id, subscriber's RMR port) of every live subscription of ``meid``."""
+        with self._lock:
+            return [(sub_id, self.instance_of[sub_id], int(body["ClientEndpoint"]["RMRPort"]))
+                    for sub_id, body in sorted(self.live.items()) if body["Meid"] == meid]
 
     def set_node(self, meid: str, status: str) -> None:
         with self._lock:
@@ -534,7 +554,8 @@ class XappProcess:
     """
 
     def __init__(self, workdir: Path, descriptor: dict[str, Any], platform: RicPlatformStub, redis: RedisServer,
-                 meid_owners: dict[str, int], poll_interval_s: float = 0.3) -> None:
+                 meid_owners: dict[str, int], poll_interval_s: float = 0.3, extra_args: tuple[str, ...] = (),
+                 nice: int = 0) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_file = workdir / "config-file.json"
@@ -545,6 +566,8 @@ class XappProcess:
         self.redis = redis
         self.poll_interval_s = poll_interval_s
         self.log_path = workdir / "xapp.log"
+        self.extra_args = tuple(extra_args)
+        self.nice = nice
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
 
@@ -582,8 +605,9 @@ class XappProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lighttune_xapp", "--mode", "ric", "--submgr-url", self.platform.url,
              "--e2mgr-url", self.platform.url, "--client-host", "127.0.0.1",
-             "--poll-interval", str(self.poll_interval_s), "--log-level", "INFO"],
+             "--poll-interval", str(self.poll_interval_s), "--log-level", "INFO", *self.extra_args],
             cwd=str(REPO), env=env, stdout=self._log_handle, stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
         )
 
     def log_text(self, this_run_only: bool = True) -> str:
@@ -726,6 +750,202 @@ class RicTestbed:
             try:
                 endpoint.close()
             except Exception:  # the endpoint may already be closed by a restart test
+                pass
+        self.platform.close()
+        self.redis.stop()
+
+
+# --------------------------------------------------------------------------- replicas
+
+
+@dataclass(frozen=True)
+class ControlSeen:
+    """One RIC_CONTROL_REQ as the stand-in E2 termination received it.
+
+    Attributes:
+        at: monotonic receive time (this process's clock), seconds.
+        meid: the node it was routed to.
+        replica: the replica that sent it (each replica's controls reach its own endpoint).
+        epoch: LT-LINKADAPT ``ControlHeader.owner_epoch``.
+        cell_id, period: the cell and the report period it answers.
+    """
+
+    at: float
+    meid: str
+    replica: str
+    epoch: int
+    cell_id: int
+    period: int
+
+
+class ReplicaTestbed:
+    """Redis, the submgr/E2 manager stub and several xApp replicas sharing the E2 nodes.
+
+    Every replica is an unmodified xApp process (:class:`XappProcess`, ``--replica-id``,
+    ``--lock-expiry``) with its own stand-in E2 termination endpoint: the endpoint sends the
+    indications of the subscriptions that replica made (as E2T routes them by subscription)
+    and receives the replica's controls (its route table maps every MEID to it), so the
+    control log says which replica sent what. :meth:`start_traffic` plays every node: one
+    LT-LINKADAPT indication per node and period to each live subscription of the node, as
+    E2T does (a dead subscriber's send fails after ``dead_retry_s``).
+
+    Args:
+        workdir: scratch directory.
+        nodes: RAN names of the E2 nodes (all CONNECTED).
+        lock_expiry_s: the replicas' ``--lock-expiry``.
+        n_ues: UEs per cell (one cell, id 1, per node).
+        seed: seed of the reports.
+        controls: descriptor control overrides (``checkpointIntervalS`` ...).
+    """
+
+    def __init__(self, workdir: Path, nodes: tuple[str, ...], lock_expiry_s: float, n_ues: int = 8, seed: int = 0,
+                 poll_interval_s: float = 0.5, nice: int = 0, **controls: Any) -> None:
+        from lighttune_core.tuner import LightTuneModel
+
+        self.workdir = workdir
+        self.nodes = nodes
+        self.lock_expiry_s = lock_expiry_s
+        self.n_ues = n_ues
+        self.poll_interval_s = poll_interval_s
+        self.nice = nice
+        self.controls_overrides = controls
+        self.model_path = workdir / "offline.ltm"
+        self.redis = RedisServer(workdir)
+        self.platform = RicPlatformStub(nodes={meid: "CONNECTED" for meid in nodes})
+        lr = float(make_descriptor(workdir, self.model_path, **controls)["controls"]["learningRate"])
+        self.model_path.write_bytes(LightTuneModel(seed=0, lr=lr).to_bytes())
+        self.replicas: dict[str, XappProcess] = {}
+        self.e2t: dict[str, E2TermEndpoint] = {}
+        self.replica_of_port: dict[int, str] = {}
+        self.controls: list[ControlSeen] = []
+        self.indications_sent = 0
+        self.indication_failures = 0
+        self._rngs = {meid: np.random.default_rng([seed, i]) for i, meid in enumerate(nodes)}
+        self._period = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._traffic: threading.Thread | None = None
+        self._collectors: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ replicas
+    def add_replica(self, replica_id: str) -> XappProcess:
+        """Create (not start) a replica with its own E2T endpoint; :meth:`start_replica` starts it."""
+        rdir = self.workdir / replica_id
+        rdir.mkdir(parents=True, exist_ok=True)
+        descriptor = make_descriptor(rdir, self.model_path, **self.controls_overrides)
+        e2t_port = free_port()
+        xapp = XappProcess(
+            rdir, descriptor, self.platform, self.redis, {meid: e2t_port for meid in self.nodes},
+            poll_interval_s=self.poll_interval_s,
+            extra_args=("--replica-id", replica_id, "--lock-expiry", str(self.lock_expiry_s)), nice=self.nice,
+        )
+        routes = write_harness_routes(rdir / "e2t-routes.rt", xapp.rmr_port)
+        endpoint = E2TermEndpoint(e2t_port, routes)
+        self.replicas[replica_id] = xapp
+        self.e2t[replica_id] = endpoint
+        self.replica_of_port[xapp.rmr_port] = replica_id
+        collector = threading.Thread(target=self._collect, args=(replica_id, endpoint), daemon=True)
+        collector.start()
+        self._collectors.append(collector)
+        return xapp
+
+    def start_replica(self, replica_id: str, start: bool = True) -> None:
+        """Start a replica added before (``start=False``: already started) and wait until it
+        serves (readiness 200)."""
+        xapp = self.replicas[replica_id]
+        if start:
+            xapp.start()
+        xapp.wait_log("RIC mode up", 120)
+        wait_until(lambda: xapp.http_get("/ric/v1/health/ready")[0] == 200, 60, f"readiness of {replica_id}")
+
+    def running(self) -> list[str]:
+        """Replicas whose process runs."""
+        return [r for r, x in self.replicas.items() if x.proc is not None and x.proc.poll() is None]
+
+    def stats(self, replica_id: str) -> dict[str, Any] | None:
+        """The replica's ``/ric/v1/stats`` (None when it does not answer)."""
+        status, body = self.replicas[replica_id].http_get("/ric/v1/stats")
+        return json.loads(body) if status == 200 else None
+
+    def owners(self) -> dict[str, list[str]]:
+        """MEID -> the running replicas that say they own it (each list should have one entry)."""
+        out: dict[str, list[str]] = {}
+        for replica in self.running():
+            stats = self.stats(replica)
+            if stats is None:
+                continue
+            for meid in stats["ownership"]["nodes"]:
+                out.setdefault(meid, []).append(replica)
+        return out
+
+    def epochs(self) -> dict[str, int]:
+        """MEID -> epoch, as the owners report it."""
+        out: dict[str, int] = {}
+        for replica in self.running():
+            stats = self.stats(replica)
+            if stats is not None:
+                out.update({m: int(e) for m, e in stats["ownership"]["nodes"].items()})
+        return out
+
+    # ------------------------------------------------------------------ traffic
+    def _collect(self, replica_id: str, endpoint: E2TermEndpoint) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = endpoint.received.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if msg.mtype != rmr_types.RIC_CONTROL_REQ:
+                continue
+            request = e2ap.decode(msg.payload)
+            assert isinstance(request, e2ap.RicControlRequest)
+            header, _acc, _rej = service_model.decode_control(request.header, request.message)
+            seen = ControlSeen(msg.at, msg.meid, replica_id, header.owner_epoch, header.cell_id, header.period_index)
+            with self._lock:
+                self.controls.append(seen)
+
+    def send_period(self, dead_retry_s: float = 0.05) -> None:
+        """One report period: an indication from every node to each of its live subscriptions."""
+        self._period += 1
+        for meid in self.nodes:
+            reports = synthetic_reports(self.n_ues, self._rngs[meid])
+            for _sub_id, instance, rmr_port in self.platform.live_subscriptions(meid):
+                replica = self.replica_of_port.get(rmr_port)
+                if replica is None:
+                    continue
+                ok = self.e2t[replica].send(rmr_types.RIC_INDICATION, indication_pdu(instance, 1, self._period, reports),
+                                            sub_id=instance, meid=meid, retry_s=dead_retry_s, check=False)
+                with self._lock:
+                    self.indications_sent += 1
+                    self.indication_failures += 0 if ok else 1
+
+    def start_traffic(self, period_s: float = 0.1) -> None:
+        """Play report periods every ``period_s`` in a background thread until :meth:`close`."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self.send_period()
+                self._stop.wait(max(0.0, period_s - (time.monotonic() - started)))
+
+        self._traffic = threading.Thread(target=loop, name="traffic", daemon=True)
+        self._traffic.start()
+
+    def controls_since(self, t: float) -> list[ControlSeen]:
+        """Controls received at or after monotonic time ``t``."""
+        with self._lock:
+            return [c for c in self.controls if c.at >= t]
+
+    def close(self) -> None:
+        """Stop traffic and every process (replicas killed: the test has checked what it needs)."""
+        self._stop.set()
+        if self._traffic is not None:
+            self._traffic.join(30)
+        for xapp in self.replicas.values():
+            xapp.stop_quietly()
+        for endpoint in self.e2t.values():
+            try:
+                endpoint.close()
+            except Exception:  # already gone
                 pass
         self.platform.close()
         self.redis.stop()
