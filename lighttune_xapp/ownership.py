@@ -194,16 +194,21 @@ class SdlCoordination:
         return 0 if value is None else int(bytes(value).decode("ascii"))
 
     def next_epoch(self, meid: str, owner: str = "", max_tries: int = 1024) -> int:
-        """Take the node's next epoch; returns it.
+        """Take the node's next epoch; returns it. Call it holding ``node/<meid>`` and use the
+        number only if the lock is still held afterwards (:class:`OwnershipManager` renews it).
 
         Claims the smallest free number above the recorded one with ``set_if_not_exists``
-        (Redis SETNX, atomic: two callers can never claim the same number) on
-        ``epoch/<meid>/<n>``, records it in ``epoch/<meid>``, then removes the claims below
-        it. Only numbers above every earlier claim are ever claimed: a claim is removed only
-        after a larger number was recorded, so a caller starting from an older record still
-        meets the claims in between and goes past them. (ricsdl's ``set_if`` would be the
-        simpler compare-and-set, but it needs the OSC DBaaS Redis module command SETIE that
-        a stock Redis lacks; SETNX, GET, SET and DEL are standard.)
+        (Redis SETNX, atomic: one caller per number) on ``epoch/<meid>/<n>``, records it in
+        ``epoch/<meid>``, then removes the claims below it. Under the lock the callers are
+        serialised: each reads the record its predecessor wrote and claims above it, so the
+        epochs grow by one per acquisition; a predecessor that died between its claim and its
+        record leaves the claim, which the next caller goes past. Without the lock (a holder
+        stalled past the expiry, reading an old record) a caller could claim a number whose
+        claim was already removed, i.e. one already issued: that is why the number counts
+        only if the lock was held throughout, which the holder checks by renewing it after
+        this call. (ricsdl's ``set_if`` would be a plain compare-and-set, but it needs the OSC
+        DBaaS Redis module command SETIE that a stock Redis lacks; SETNX, GET, SET and DEL are
+        standard.)
 
         Args:
             meid: the node.
@@ -433,6 +438,13 @@ class OwnershipManager:
         except (RuntimeError, ValueError, *c.errors) as exc:
             _log.error("node %s: cannot take an epoch (%s); releasing its lock", meid, exc)
             self._release_lock(lock, meid)
+            return
+        # The epoch is used only if the lock was held all along: a taker that stalled past
+        # the expiry may have claimed a number another owner got too (next_epoch's doc).
+        c.count()
+        ok, _ = self._sdl(f"renewal of node/{meid} after its epoch", lock.refresh)
+        if not ok:
+            _log.error("node %s: lock expired while taking epoch %d; not used", meid, epoch)
             return
         lease = Lease(meid, lock, epoch, t0 + self.lock_expiry_s - self.guard_s, t0)
         with self._lease_lock:

@@ -197,11 +197,18 @@ class ReplicaGlue:
     def on_release(self, meid: str) -> None:
         """Handover: checkpoint the node's cells, forget them, delete the subscription."""
         with self.handler.lock:
+            policy = self.handler.runtime.policy
             cells = self._node_cells(meid)
-            saved = self.handler.runtime.policy.checkpointer.flush(only=cells)
+            saved = policy.checkpointer.flush(only=cells)
+            updates = {cell: policy.cells[cell].model.n_updates for cell in cells}
+            unsaved = sorted(policy.checkpointer.dirty.intersection(cells))
             self._drop_cells(cells)
             self.handler.cell_cap.forget_node(meid)
-        _log.info("node %s handover: checkpointed %s", meid, ", ".join(saved) or "-")
+        _log.info(
+            "node %s handover: cells %s (n_updates), saved now %s, unsaved %s", meid,
+            " ".join(f"{c}={n}" for c, n in sorted(updates.items())) or "-", ",".join(saved) or "-",
+            ",".join(unsaved) or "-",
+        )
         self.keeper.poll()
 
     def on_lost(self, meid: str) -> None:
