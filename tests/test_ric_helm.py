@@ -75,25 +75,29 @@ def test_objects_pass_strict_kubernetes_validation(rendered: dict[tuple[str, str
     for obj in rendered.values():
         kubernetes_validate.validate(obj, version, strict=True)
     # strict mode really rejects unknown fields (so the loop above can fail)
-    deployment = json.loads(json.dumps(rendered[("Deployment", FULLNAME)]))
-    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    statefulset = json.loads(json.dumps(rendered[("StatefulSet", FULLNAME)]))
+    statefulset["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(deployment, version, strict=True)
+        kubernetes_validate.validate(statefulset, version, strict=True)
 
 
 def test_names_and_namespace(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
     assert set(rendered) == {
-        ("Deployment", FULLNAME),
+        ("StatefulSet", FULLNAME),
         ("Service", f"service-{FULLNAME}-rmr"),
         ("Service", f"service-{FULLNAME}-http"),
+        ("Service", f"service-{FULLNAME}-pods"),
+        ("Service", f"service-{FULLNAME}-0-http"),
+        ("Service", f"service-{FULLNAME}-0-rmr"),
         ("ConfigMap", f"configmap-{FULLNAME}-appconfig"),
         ("ConfigMap", f"configmap-{FULLNAME}-appenv"),
         ("ConfigMap", f"configmap-{FULLNAME}-routes"),
     }
     assert {o["metadata"]["namespace"] for o in rendered.values()} == {"ricxapp"}
-    pod = rendered[("Deployment", FULLNAME)]["spec"]["template"]
-    assert pod["spec"]["hostname"] == NAME
-    selector = rendered[("Deployment", FULLNAME)]["spec"]["selector"]["matchLabels"]
+    pod = rendered[("StatefulSet", FULLNAME)]["spec"]["template"]
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["HOSTNAME"]["value"] == NAME  # ricxappframe's registration needs the xApp name
+    selector = rendered[("StatefulSet", FULLNAME)]["spec"]["selector"]["matchLabels"]
     assert selector.items() <= pod["metadata"]["labels"].items()
     for service in (f"service-{FULLNAME}-rmr", f"service-{FULLNAME}-http"):
         assert rendered[("Service", service)]["spec"]["selector"] == selector
@@ -101,7 +105,7 @@ def test_names_and_namespace(rendered: dict[tuple[str, str], dict[str, Any]]) ->
 
 def test_ports_match_the_descriptor(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
     declared = {p["name"]: p["port"] for p in DESCRIPTOR["messaging"]["ports"]}
-    container = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    container = rendered[("StatefulSet", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == declared
     rmr = rendered[("Service", f"service-{FULLNAME}-rmr")]["spec"]["ports"]
     assert [(p["name"], p["port"]) for p in rmr] == [("rmrdata", 4560), ("rmrroute", 4561)]
@@ -112,7 +116,7 @@ def test_ports_match_the_descriptor(rendered: dict[tuple[str, str], dict[str, An
 
 
 def test_probes_annotations_image_and_security(rendered: dict[tuple[str, str], dict[str, Any]]) -> None:
-    pod = rendered[("Deployment", FULLNAME)]["spec"]["template"]
+    pod = rendered[("StatefulSet", FULLNAME)]["spec"]["template"]
     container = pod["spec"]["containers"][0]
     for key in ("livenessProbe", "readinessProbe"):
         want = DESCRIPTOR[key]
@@ -136,7 +140,7 @@ def test_environment_and_config_mount(rendered: dict[tuple[str, str], dict[str, 
     assert env["APP_NAMESPACE"] == "ricxapp"
     # DBaaS comes whole from the RIC's ConfigMap (standalone or HA/sentinel), not a fixed host/port
     assert not any(key.startswith("DBAAS") for key in env)
-    pod_spec = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]
+    pod_spec = rendered[("StatefulSet", FULLNAME)]["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
     assert container["envFrom"] == [{"configMapRef": {"name": f"configmap-{FULLNAME}-appenv"}},
                                     {"configMapRef": {"name": "dbaas-appconfig"}}]
@@ -162,7 +166,7 @@ def test_image_values_override_the_descriptor() -> None:
     objects = _by_kind_name(
         _render("--set", "image.registry=registry.example.org:5000", "--set", "image.tag=9.9.9")
     )
-    container = objects[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    container = objects[("StatefulSet", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"registry.example.org:5000/{DESCRIPTOR['containers'][0]['image']['name']}:9.9.9"
 
 
@@ -176,7 +180,7 @@ def test_readiness_probe_does_not_wait_for_subscriptions(rendered: dict[tuple[st
     from lighttune_xapp.health import HealthServer, HealthState
     from lighttune_xapp.metrics import XappMetrics
 
-    container = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    container = rendered[("StatefulSet", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
     probe = container["readinessProbe"]["httpGet"]
     http_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
     assert probe["port"] in (http_port, "http")
@@ -201,7 +205,7 @@ def test_readiness_probe_does_not_wait_for_subscriptions(rendered: dict[tuple[st
 def test_namespace_is_the_release_namespace() -> None:
     objects = _by_kind_name(_render(namespace="ricxapp-test"))
     fullname = f"ricxapp-test-{NAME}"
-    assert ("Deployment", fullname) in objects and ("Service", f"service-{fullname}-http") in objects
+    assert ("StatefulSet", fullname) in objects and ("Service", f"service-{fullname}-http") in objects
     assert {o["metadata"]["namespace"] for o in objects.values()} == {"ricxapp-test"}
     env = objects[("ConfigMap", f"configmap-{fullname}-appenv")]["data"]
     assert env["RMR_SRC_ID"] == f"service-{fullname}-rmr.ricxapp-test" and env["APP_NAMESPACE"] == "ricxapp-test"
@@ -220,7 +224,7 @@ def test_image_pull_secrets_and_dbaas_overrides() -> None:
     version = kubernetes_validate.latest_version()
     for obj in objects.values():
         kubernetes_validate.validate(obj, version, strict=True)
-    pod = objects[("Deployment", FULLNAME)]["spec"]["template"]["spec"]
+    pod = objects[("StatefulSet", FULLNAME)]["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["containers"][0]["envFrom"] == [{"configMapRef": {"name": f"configmap-{FULLNAME}-appenv"}}]
     env = objects[("ConfigMap", f"configmap-{FULLNAME}-appenv")]["data"]
@@ -233,7 +237,7 @@ def test_grace_period_covers_ricxappframes_shutdown_sleep(rendered: dict[tuple[s
     import importlib.util
     import re
 
-    pod = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]
+    pod = rendered[("StatefulSet", FULLNAME)]["spec"]["template"]["spec"]
     spec = importlib.util.find_spec("ricxappframe")  # read, not imported (that needs librmr)
     sleep_s = 10.0  # the figure documented in values.yaml, without the ric extra
     if spec is not None and spec.origin is not None:
@@ -250,12 +254,12 @@ def test_port_names_are_valid_and_documented(rendered: dict[tuple[str, str], dic
     "rmrdata-<container>" form cannot be used: it exceeds Kubernetes' 15-character port names."""
     import re
 
-    container = rendered[("Deployment", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
+    container = rendered[("StatefulSet", FULLNAME)]["spec"]["template"]["spec"]["containers"][0]
     iana = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?=[a-z0-9]))*$")
     for port in container["ports"]:
         assert iana.match(port["name"]), port["name"]
     assert not iana.match(f"rmrdata-{container['name']}")
-    assert "15 characters" in (CHART / "templates" / "deployment.yaml").read_text()
+    assert "15 characters" in (CHART / "templates" / "statefulset.yaml").read_text()
 
 
 def test_descriptor_rmr_section_agrees_with_the_rmrdata_port() -> None:
@@ -275,3 +279,41 @@ def test_descriptor_rmr_section_agrees_with_the_rmrdata_port() -> None:
         with pytest.raises(ConfigError) as info:
             load_config(bad)
         assert info.value.field == f"rmr.{key}"
+
+
+@needs_helm
+def test_three_replicas_validate_and_each_gets_its_own_services() -> None:
+    """``replicas=3``: a StatefulSet of 3 whose pods each have service-<pod>-http/-rmr selecting
+    that pod alone; the replica id, the submgr ClientEndpoint host and RMR's source id are the
+    pod's own (the replica's subscriptions' notifications and indications must reach it)."""
+    objects = _by_kind_name(_render("--set", "replicas=3", "--set", "ownership.lockExpirySeconds=2"))
+    version = kubernetes_validate.latest_version()
+    for obj in objects.values():
+        kubernetes_validate.validate(obj, version, strict=True)
+    sts = objects[("StatefulSet", FULLNAME)]
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    headless = objects[("Service", sts["spec"]["serviceName"])]
+    assert headless["spec"]["clusterIP"] == "None"
+    for i in range(3):
+        pod = f"{FULLNAME}-{i}"
+        http = objects[("Service", f"service-{pod}-http")]["spec"]
+        rmr = objects[("Service", f"service-{pod}-rmr")]["spec"]
+        for spec in (http, rmr):
+            assert spec["selector"]["statefulset.kubernetes.io/pod-name"] == pod
+        assert [p["name"] for p in http["ports"]] == ["http"]
+        assert [p["name"] for p in rmr["ports"]] == ["rmrdata", "rmrroute"]
+    assert ("Service", f"service-{FULLNAME}-3-http") not in objects
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["REPLICA_ID"]["value"] == "$(POD_NAME)"
+    assert env["SUBSCRIPTION_CLIENT_HOST"]["value"] == "service-$(POD_NAME)-http.ricxapp"
+    assert env["RMR_SRC_ID"]["value"] == "service-$(POD_NAME)-rmr.ricxapp"
+    assert env["LOCK_EXPIRY_S"]["value"] == "2"
+    # submgr derives the RMR host by replacing "http" with "rmr" in the ClientEndpoint host:
+    # for a pod that is its own rmr Service
+    host = env["SUBSCRIPTION_CLIENT_HOST"]["value"].replace("$(POD_NAME)", f"{FULLNAME}-1")
+    assert host.replace("http", "rmr").split(".")[0] == f"service-{FULLNAME}-1-rmr"
+    # the env list refers to POD_NAME only after defining it (Kubernetes expands in order)
+    names = [e["name"] for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]]
+    assert names.index("POD_NAME") < min(names.index(n) for n in ("REPLICA_ID", "RMR_SRC_ID"))

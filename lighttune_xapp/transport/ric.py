@@ -558,8 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="E2 nodes (RAN names) to subscribe to, added to the descriptor's controls.e2Nodes",
     )
     parser.add_argument(
-        "--client-host", default=None, metavar="HOST",
-        help="host the Subscription Manager notifies (default service-<ns>-<name>-http.<ns>, <ns> = "
+        "--client-host", default=os.environ.get("SUBSCRIPTION_CLIENT_HOST") or None, metavar="HOST",
+        help="host the Subscription Manager notifies (default $SUBSCRIPTION_CLIENT_HOST, which the chart "
+        "sets to the pod's own service-<pod>-http.<ns>, else service-<ns>-<name>-http.<ns>, <ns> = "
         "$APP_NAMESPACE, set by the chart to the release namespace, else ricxapp)",
     )
     parser.add_argument(
