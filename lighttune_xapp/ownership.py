@@ -245,6 +245,7 @@ class Lease:
         valid_until: local monotonic deadline of the lease (module doc).
         renewed_at: local monotonic time of the last successful acquisition/renewal start.
         releasing: set when a handover started: no more control, checkpoints still allowed.
+        release_started: local monotonic time the handover started.
     """
 
     meid: str
@@ -253,6 +254,7 @@ class Lease:
     valid_until: float
     renewed_at: float
     releasing: bool = False
+    release_started: float = 0.0
 
 
 @dataclass
@@ -276,14 +278,23 @@ class OwnershipManager:
         candidates: returns the E2 nodes to share (configured + connected ones).
         on_acquired: ``on_acquired(meid, epoch)`` after the node's lock and epoch are taken
             (drop cached models of the node, delete a dead owner's subscription, subscribe).
-        on_release: ``on_release(meid)`` during a handover, while the lock is still held and
-            control already stopped (checkpoint the node's cells, delete its subscription).
+        on_release: ``on_release(meid)`` when a handover starts, while the lock is held and
+            control already stopped (checkpoint the node's cells, have its subscription deleted).
+        ready_to_release: ``ready_to_release(meid)``: whether the handover may end (the node's
+            subscription is gone); asked every tick, the lock is renewed meanwhile.
         on_lost: ``on_lost(meid)`` after the lock was lost (renewal failed or lease ran out):
             forget the node's cells without saving them, drop its subscription.
         renew_interval_s: how often held locks are renewed (default ``lock_expiry_s / 4``).
         guard_s: the lease ends this long before the lock's expiry (default ``lock_expiry_s / 5``).
         tick_s: period of :meth:`run` (default ``min(renew_interval_s, 0.25)``).
+        handover_timeout_s: a handover ends after this long even if ``ready_to_release``
+            never says so (submgr unreachable: the next owner deletes the subscription it
+            finds recorded for the node); default ``max(2 * lock_expiry_s, 10)``.
         clock: monotonic clock, seconds.
+
+    The callbacks run in the protocol thread and must be quick (no REST call: renewals wait
+    for them); slow work (submgr) goes to another thread, and ``ready_to_release`` says when
+    it is done.
     """
 
     def __init__(
@@ -299,6 +310,8 @@ class OwnershipManager:
         guard_s: float | None = None,
         tick_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ready_to_release: Callable[[str], bool] = lambda _meid: True,
+        handover_timeout_s: float | None = None,
     ) -> None:
         if not replica_id or "/" in replica_id or "*" in replica_id:
             raise ValueError(f"replica_id must be a non-empty name without '/' or '*', got {replica_id!r}")
@@ -316,6 +329,10 @@ class OwnershipManager:
         self.on_acquired = on_acquired
         self.on_release = on_release
         self.on_lost = on_lost
+        self.ready_to_release = ready_to_release
+        self.handover_timeout_s = (
+            float(handover_timeout_s) if handover_timeout_s is not None else max(2 * self.lock_expiry_s, 10.0)
+        )
         self.clock = clock
         self._leases: dict[str, Lease] = {}
         self._lease_lock = threading.Lock()
@@ -418,6 +435,13 @@ class OwnershipManager:
             self.on_lost(meid)
         except Exception:  # the protocol thread must survive a callback bug
             _log.exception("on_lost(%s) failed", meid)
+        # if Redis still has our lock (the lease ran out locally first), free it now; a lock
+        # taken by someone else is not ours to release and the call fails harmlessly
+        self.coordination.count()
+        try:
+            lease.lock.release()
+        except self.coordination.errors:
+            pass
 
     def targets(self, members: Sequence[str], candidates: Iterable[str]) -> set[str]:
         """The nodes rendezvous hashing gives this replica among ``members`` (none if not a member)."""
@@ -461,24 +485,53 @@ class OwnershipManager:
         self.coordination.count()
         self._sdl(f"release of node/{meid}", lock.release)
 
-    def hand_over(self, meid: str) -> bool:
-        """Give one node up cleanly: stop control, ``on_release`` (checkpoint, unsubscribe),
-        release the lock. False if the node was not held."""
+    def begin_handover(self, meid: str) -> bool:
+        """Start giving one node up: stop control, then ``on_release`` (checkpoint, have the
+        subscription deleted). The lock is released by :meth:`finish_handovers` once
+        ``ready_to_release(meid)``. False if the node is not held or already releasing."""
         with self._lease_lock:
             lease = self._leases.get(meid)
-            if lease is None:
+            if lease is None or lease.releasing:
                 return False
             lease.releasing = True
+            lease.release_started = self.clock()
         try:
             self.on_release(meid)
         except Exception:
             _log.exception("on_release(%s) failed", meid)
-        with self._lease_lock:
-            self._leases.pop(meid, None)
-        self._release_lock(lease.lock, meid)
-        self.handovers += 1
-        _log.info("replica %s handed node %s over (epoch %d)", self.replica_id, meid, lease.epoch)
         return True
+
+    def finish_handovers(self, report: TickReport | None = None) -> list[str]:
+        """Release the locks of the releasing nodes that are ready (or waited too long)."""
+        with self._lease_lock:
+            releasing = [lease for lease in self._leases.values() if lease.releasing]
+        done = []
+        for lease in releasing:
+            waited = self.clock() - lease.release_started
+            try:
+                ready = bool(self.ready_to_release(lease.meid))
+            except Exception:
+                _log.exception("ready_to_release(%s) failed", lease.meid)
+                ready = False
+            if not ready and waited < self.handover_timeout_s:
+                continue
+            if not ready:
+                _log.warning("node %s: handover not confirmed after %.1f s; releasing anyway", lease.meid, waited)
+            with self._lease_lock:
+                self._leases.pop(lease.meid, None)
+            self._release_lock(lease.lock, lease.meid)
+            self.handovers += 1
+            done.append(lease.meid)
+            if report is not None:
+                report.released.append(lease.meid)
+            _log.info("replica %s handed node %s over (epoch %d) after %.3f s", self.replica_id, lease.meid,
+                      lease.epoch, waited)
+        return done
+
+    def releasing(self) -> list[str]:
+        """Nodes being handed over, sorted."""
+        with self._lease_lock:
+            return sorted(m for m, lease in self._leases.items() if lease.releasing)
 
     def tick(self) -> TickReport:
         """One round: renew membership and held locks, recompute the assignment, hand over
@@ -493,8 +546,8 @@ class OwnershipManager:
         candidates = sorted(set(self.candidates()))
         targets = self.targets(self.members, candidates) if ok else set(self.held())
         for meid in sorted(set(self.held()) - targets):
-            if self.hand_over(meid):
-                report.released.append(meid)
+            self.begin_handover(meid)
+        self.finish_handovers(report)
         for meid in sorted(targets - set(self.held())):
             self._acquire(meid, report)
         report.members = list(self.members)
@@ -503,14 +556,24 @@ class OwnershipManager:
 
     def shutdown(self) -> list[str]:
         """Leave: release the membership lock (the others recompute at once), then hand every
-        held node over; returns the nodes handed over."""
+        held node over, renewing the locks until each handover is done (at most
+        ``handover_timeout_s``); returns the nodes handed over."""
         if self._member_lock is not None and self.is_member:
             self.coordination.count()
             self._sdl("release of the membership lock", self._member_lock.release)
             self.is_member = False
-        out = [meid for meid in self.held() if self.hand_over(meid)]
-        _log.info("replica %s left; handed over %s", self.replica_id, ", ".join(out) or "-")
-        return out
+        for meid in self.held():
+            self.begin_handover(meid)
+        out: list[str] = []
+        report = TickReport()
+        while True:
+            self._renew(self.clock(), report)
+            out += self.finish_handovers(report)
+            if not self.held():
+                break
+            time.sleep(min(self.tick_s, 0.05))
+        _log.info("replica %s left; handed over %s", self.replica_id, ", ".join(sorted(out)) or "-")
+        return sorted(out)
 
     def run(self, stop: threading.Event) -> None:
         """Tick every ``tick_s`` until ``stop`` is set, then :meth:`shutdown` (same thread)."""

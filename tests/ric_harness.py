@@ -818,6 +818,8 @@ class ReplicaTestbed:
         self.e2t: dict[str, E2TermEndpoint] = {}
         self.replica_of_port: dict[int, str] = {}
         self.controls: list[ControlSeen] = []
+        self.control_listeners: list[Callable[[ControlSeen], None]] = []
+        """Called (in a collector thread) with every control received."""
         self.indications_sent = 0
         self.indication_failures = 0
         self._rngs = {meid: np.random.default_rng([seed, i]) for i, meid in enumerate(nodes)}
@@ -902,6 +904,8 @@ class ReplicaTestbed:
             seen = ControlSeen(msg.at, msg.meid, replica_id, header.owner_epoch, header.cell_id, header.period_index)
             with self._lock:
                 self.controls.append(seen)
+            for listener in self.control_listeners:
+                listener(seen)
 
     def send_period(self, dead_retry_s: float = 0.05) -> None:
         """One report period: an indication from every node to each of its live subscriptions."""
@@ -911,6 +915,13 @@ class ReplicaTestbed:
             for _sub_id, instance, rmr_port in self.platform.live_subscriptions(meid):
                 replica = self.replica_of_port.get(rmr_port)
                 if replica is None:
+                    continue
+                proc = self.replicas[replica].proc
+                if proc is None or proc.poll() is not None:
+                    # a dead subscriber: E2T's send fails on that route alone; here it would
+                    # hold up the other nodes' sends while RMR gives up on the connection
+                    with self._lock:
+                        self.indication_failures += 1
                     continue
                 ok = self.e2t[replica].send(rmr_types.RIC_INDICATION, indication_pdu(instance, 1, self._period, reports),
                                             sub_id=instance, meid=meid, retry_s=dead_retry_s, check=False)

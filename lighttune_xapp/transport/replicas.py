@@ -15,9 +15,14 @@ xApp (:class:`~lighttune_xapp.transport.ric.RicMessageHandler`, the policy's mod
 - on acquisition: the node's cached models are dropped (the next indication loads the
   latest checkpoint from SDL), a previous owner's subscription recorded in SDL is deleted,
   and the node is subscribed;
-- on handover: checkpoint the node's cells, drop them, delete the subscription (the lock is
-  released afterwards by the ownership manager);
+- on handover: checkpoint the node's cells, drop them, delete the subscription; the
+  ownership manager releases the lock once the subscription's record is gone
+  (``ready_to_release``);
 - on loss: drop the node's cells *without* saving them, delete the subscription.
+
+The REST calls to submgr (deletes, posts) run in a *subscription worker* thread, woken by
+the ownership callbacks, never in the ownership thread: a slow submgr must not delay the
+lock renewals.
 
 Subscription ids are recorded per replica in SDL (``subscription/<replica id>/<MEID>``,
 :class:`ReplicaSubscriptionLog`), so a replica only ever deletes its own subscriptions on
@@ -130,14 +135,28 @@ class ReplicaGlue:
         manager.on_acquired = self.on_acquired
         manager.on_release = self.on_release
         manager.on_lost = self.on_lost
+        manager.ready_to_release = self.ready_to_release
         manager.candidates = lambda: list(keeper.candidates)
         handler.owner_epoch = manager.epoch_for
-        keeper.owns = lambda meid: manager.epoch_for(meid) is not None
+        keeper.owns = self.owns
         self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._worker_stop = threading.Event()
+        self._wake = threading.Event()
+        self._to_clean: set[str] = set()
+        self._clean_lock = threading.Lock()
         self.dropped = None
         if registry is not None:
             self._bind_metrics(registry)
+
+    def owns(self, meid: str) -> bool:
+        """Whether the keeper may subscribe to the node: owned, and the earlier owners'
+        subscriptions already deleted (else that cleanup could take ours for theirs)."""
+        with self._clean_lock:
+            if meid in self._to_clean:
+                return False
+        return self.manager.epoch_for(meid) is not None
 
     def _bind_metrics(self, registry: Any) -> None:
         from prometheus_client import Counter, Gauge
@@ -176,26 +195,17 @@ class ReplicaGlue:
         policy.checkpointer.discard(cells)
 
     def on_acquired(self, meid: str, epoch: int) -> None:
-        """Drop stale cached models of the node, delete earlier owners' subscriptions, subscribe."""
+        """Drop stale cached models of the node; have earlier owners' subscriptions deleted and
+        the node subscribed (worker thread)."""
         with self.handler.lock:
             self._drop_cells(self._node_cells(meid))
             self.handler.cell_cap.forget_node(meid)
-        log = self.keeper.log
-        if isinstance(log, ReplicaSubscriptionLog):
-            for key, sub_id in sorted(log.records_of_node(meid).items()):
-                try:
-                    gone = self.keeper.submgr.unsubscribe(sub_id)
-                except SubmgrError as exc:
-                    _log.warning("cannot delete the earlier subscription %s of %s: %s", sub_id, meid, exc)
-                    continue
-                log.drop_record(key)
-                self.stale_deleted.append(sub_id)
-                _log.info("earlier subscription %s of %s (%s) %s", sub_id, meid, key,
-                          "deleted" if gone else "already gone")
-        self.keeper.poll()
+        with self._clean_lock:
+            self._to_clean.add(meid)
+        self._wake.set()
 
     def on_release(self, meid: str) -> None:
-        """Handover: checkpoint the node's cells, forget them, delete the subscription."""
+        """Handover: checkpoint the node's cells, forget them, have the subscription deleted."""
         with self.handler.lock:
             policy = self.handler.runtime.policy
             cells = self._node_cells(meid)
@@ -209,14 +219,60 @@ class ReplicaGlue:
             " ".join(f"{c}={n}" for c, n in sorted(updates.items())) or "-", ",".join(saved) or "-",
             ",".join(unsaved) or "-",
         )
-        self.keeper.poll()
+        self._wake.set()
+
+    def ready_to_release(self, meid: str) -> bool:
+        """Whether the node's subscription is deleted (its record gone) and nothing is pending."""
+        if self._wake.is_set() or meid in self.keeper.book.wanted():
+            return False
+        return meid not in self.keeper.log.load()
 
     def on_lost(self, meid: str) -> None:
         """Lock lost: forget the node's cells unsaved (the next owner's state wins), unsubscribe."""
         with self.handler.lock:
             self._drop_cells(self._node_cells(meid))
             self.handler.cell_cap.forget_node(meid)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ subscription worker
+    def _delete_earlier_subscriptions(self, meid: str) -> None:
+        log = self.keeper.log
+        if not isinstance(log, ReplicaSubscriptionLog):
+            return
+        current = self.keeper.book.subscription_ids().get(meid)
+        for key, sub_id in sorted(log.records_of_node(meid).items()):
+            if sub_id == current and key == log.KEY_PREFIX + meid:
+                continue  # ours, made since the acquisition
+            try:
+                gone = self.keeper.submgr.unsubscribe(sub_id)
+            except SubmgrError as exc:
+                _log.warning("cannot delete the earlier subscription %s of %s: %s", sub_id, meid, exc)
+                continue
+            log.drop_record(key)
+            self.stale_deleted.append(sub_id)
+            _log.info("earlier subscription %s of %s (%s) %s", sub_id, meid, key, "deleted" if gone else "already gone")
+
+    def work_once(self) -> None:
+        """One round of the subscription worker: delete earlier owners' subscriptions of the
+        nodes just acquired, then bring the subscriptions in line with ownership
+        (``keeper.poll``: posts for owned nodes, deletes for the others)."""
+        self._wake.clear()
+        with self._clean_lock:
+            nodes = sorted(self._to_clean)
+        for meid in nodes:
+            if self.manager.epoch_for(meid) is not None:
+                self._delete_earlier_subscriptions(meid)
+            with self._clean_lock:
+                self._to_clean.discard(meid)
         self.keeper.poll()
+
+    def _work(self) -> None:
+        while not self._worker_stop.is_set():
+            if self._wake.wait(0.5):
+                try:
+                    self.work_once()
+                except Exception:  # the worker must survive (the next wake-up retries)
+                    _log.exception("subscription worker failed")
 
     def count_dropped(self) -> None:
         """Count one indication dropped because this replica does not own its node."""
@@ -225,15 +281,22 @@ class ReplicaGlue:
 
     # ------------------------------------------------------------------ thread
     def start(self) -> None:
-        """Run the ownership protocol in its own thread (all SDL lock calls happen there)."""
+        """Run the ownership protocol (all SDL lock calls happen in its thread) and the
+        subscription worker."""
+        self._worker = threading.Thread(target=self._work, name="subscriptions", daemon=True)
+        self._worker.start()
         self._thread = threading.Thread(target=self.manager.run, args=(self._stop,), name="ownership", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Leave: the thread hands every node over and releases its locks; waits for it."""
+        """Leave: every node is handed over (the worker deletes the subscriptions meanwhile)
+        and the locks released; waits for both threads."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        self._worker_stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout_s)
 
     def state(self) -> dict[str, Any]:
         """For ``/ric/v1/stats``: replica id, members, owned nodes with their epochs."""
