@@ -5,8 +5,8 @@ redis-server, the stand-in submgr/E2 manager and one stand-in E2 termination end
 replica (``tests/ric_harness.py`` :class:`ReplicaTestbed`, real RMR over TCP loopback):
 
 1. **Throughput.** ``--nodes`` E2 nodes with one cell of ``--n-ues`` UEs each, driven in a
-   closed loop: every node keeps one indication in flight and sends the next when the
-   control for the previous one arrives, so every replica always has work queued. Measured
+   closed loop: every node keeps ``--inflight`` indications in flight and sends the next
+   when a control for it arrives, so every replica always has work queued. Measured
    over ``--window`` seconds with 1, then 2, then 3 replicas (each new one joins the running
    set and takes its share by handover): aggregate UE-reports/s (controls received x UEs
    per cell), per replica the UE-reports/s and the CPU it used (utime + stime from
@@ -87,10 +87,11 @@ def settled(bed: ReplicaTestbed, replicas: list[str]) -> bool:
 
 
 class ClosedLoop:
-    """Keeps one indication in flight per node; the next leaves when its control arrives."""
+    """Keeps ``inflight`` indications in flight per node; the next leaves when a control arrives."""
 
-    def __init__(self, bed: ReplicaTestbed, n_ues: int, seed: int) -> None:
+    def __init__(self, bed: ReplicaTestbed, n_ues: int, seed: int, inflight: int = 2) -> None:
         self.bed = bed
+        self.inflight = inflight
         self.events: queue.Queue[ControlSeen] = queue.Queue()
         bed.control_listeners.append(self.events.put)
         rng = np.random.default_rng(seed)
@@ -99,38 +100,53 @@ class ClosedLoop:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _send(self, meid: str) -> bool:
-        subs = self.bed.platform.live_subscriptions(meid)
+    def _target(self, meid: str) -> tuple[str, int] | None:
+        """(replica, E2 instance id) of the node's live subscription by a running replica."""
         running = set(self.bed.running())
-        for _sub, instance, port in subs:
+        for _sub, instance, port in self.bed.platform.live_subscriptions(meid):
             replica = self.bed.replica_of_port.get(port)
             if replica in running:
-                self.period[meid] += 1
-                p = self.period[meid]
-                pdu = indication_pdu(instance, 1, p, self.reports[meid][p % 4])
-                return self.bed.e2t[replica].send(rmr_types.RIC_INDICATION, pdu, sub_id=instance, meid=meid,
-                                                  retry_s=0.05, check=False)
-        return False
+                return replica, instance
+        return None
+
+    def _send(self, meid: str, target: tuple[str, int]) -> bool:
+        replica, instance = target
+        self.period[meid] += 1
+        p = self.period[meid]
+        pdu = indication_pdu(instance, 1, p, self.reports[meid][p % 4])
+        return self.bed.e2t[replica].send(rmr_types.RIC_INDICATION, pdu, sub_id=instance, meid=meid,
+                                          retry_s=0.05, check=False)
 
     def _run(self) -> None:
-        idle: set[str] = set(self.bed.nodes)
+        pending = {m: 0 for m in self.bed.nodes}
         last_sent = {m: 0.0 for m in self.bed.nodes}
+        sent_to: dict[str, tuple[str, int] | None] = {m: None for m in self.bed.nodes}
         while not self.stop.is_set():
-            now = time.monotonic()
-            for meid in sorted(idle):
-                if self._send(meid):
-                    idle.discard(meid)
-                    last_sent[meid] = now
+            for meid in sorted(self.bed.nodes):
+                target = self._target(meid)
+                if target is None:
+                    continue
+                if target != sent_to[meid]:  # a new owner: what the old one had in flight is lost
+                    sent_to[meid], pending[meid] = target, 0
+                while pending[meid] < self.inflight and self._send(meid, target):
+                    pending[meid] += 1
+                    last_sent[meid] = time.monotonic()
             try:
                 seen = self.events.get(timeout=0.05)
             except queue.Empty:
                 seen = None
-            if seen is not None:
-                idle.add(seen.meid)
-            # a node whose indication got no control (handover, restart) is resent after 2 s
+            while seen is not None:
+                if sent_to[seen.meid] is not None and seen.replica == sent_to[seen.meid][0]:
+                    pending[seen.meid] = max(0, pending[seen.meid] - 1)
+                try:
+                    seen = self.events.get_nowait()
+                except queue.Empty:
+                    seen = None
+            # indications lost in a handover get no control: refill a node silent for 20 s
+            # (far above a queued indication's wait, so the backlog stays inflight per node)
             for meid, at in last_sent.items():
-                if meid not in idle and time.monotonic() - at > 2.0:
-                    idle.add(meid)
+                if pending[meid] and time.monotonic() - at > 20.0:
+                    pending[meid] = 0
 
     def start(self) -> None:
         self.thread.start()
@@ -220,7 +236,11 @@ def main() -> int:
     parser.add_argument("--n-ues", type=int, default=256, help="UEs per cell, one cell per node (default 256)")
     parser.add_argument("--window", type=float, default=15.0, help="throughput window per replica count, s")
     parser.add_argument("--kills", type=int, default=20, help="kill -9 rounds for the takeover times")
+    parser.add_argument("--takeover-ues", type=int, default=8,
+                        help="UEs per cell while measuring takeovers, every 100 ms (default 8: well below capacity, "
+                        "so no backlog delays the new owner's first indication)")
     parser.add_argument("--lock-expiry", type=float, default=1.5, help="replicas' --lock-expiry, s (default 1.5)")
+    parser.add_argument("--inflight", type=int, default=2, help="indications in flight per node (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None, help="keep the logs here (default: a temporary directory)")
     args = parser.parse_args()
@@ -238,7 +258,8 @@ def main() -> int:
     out: dict[str, Any] = {
         "benchmark": "scale_out",
         "command": (f"benchmarks/scale_out.py --nodes {args.nodes} --n-ues {args.n_ues} --window {args.window:g} "
-                    f"--kills {args.kills} --lock-expiry {args.lock_expiry:g} --seed {args.seed}"),
+                    f"--kills {args.kills} --takeover-ues {args.takeover_ues} --lock-expiry {args.lock_expiry:g} "
+                    f"--inflight {args.inflight} --seed {args.seed}"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "arch": platform.machine()},
         "setup": ("replicas = unmodified xApp processes in RIC mode (RMR 4.9.4 over TCP loopback, one private "
                   "redis-server, stand-in submgr/E2 manager and one stand-in E2T endpoint per replica); "
@@ -257,7 +278,7 @@ def main() -> int:
             for name in names:
                 bed.add_replica(name)
             # 1. throughput with 1, 2, 3 replicas (each joins the running set)
-            loop = ClosedLoop(bed, args.n_ues, args.seed)
+            loop = ClosedLoop(bed, args.n_ues, args.seed, args.inflight)
             rows = []
             for count in (1, 2, 3):
                 bed.start_replica(names[count - 1])
@@ -274,6 +295,11 @@ def main() -> int:
                       f"Redis {row['redis_commands_per_s']:.0f} commands/s", flush=True)
             loop.close()
             out["throughput"] = rows
+
+            def drained() -> bool:  # the replicas have answered every queued indication
+                return not bed.controls_since(time.monotonic() - 1.0)
+
+            wait_until(drained, 120, "the closed loop's queued indications to be answered", interval_s=0.2)
             # 2. SDL load without traffic: the ownership protocol alone
             ops0 = {r: bed.replicas[r].metric("lighttune_ownership_sdl_ops") for r in names}
             cmds0 = redis_commands(bed.redis.port)
@@ -294,7 +320,8 @@ def main() -> int:
                   f"{len(names)} replicas x {len(nodes)} nodes (ownership SDL calls per replica: "
                   + ", ".join(f"{r} {v:.1f}/s" for r, v in out["sdl_idle"]["ownership_sdl_calls_per_s_per_replica"].items())
                   + ")", flush=True)
-            # 3. takeover times
+            # 3. takeover times, at a load well below capacity
+            bed.n_ues = args.takeover_ues
             bed.start_traffic(0.1)
             print(f"takeover: {args.kills} kills, lock expiry {args.lock_expiry:g} s", flush=True)
             rows_k = takeover_runs(bed, names, args.kills, args.lock_expiry, args.seed)
@@ -303,6 +330,7 @@ def main() -> int:
                 "kills": args.kills,
                 "nodes_taken_over": len(rows_k),
                 "report_period_s": 0.1,
+                "ues_per_cell": args.takeover_ues,
                 "takeover_s": {
                     "min": float(times.min()), "p50": float(np.percentile(times, 50)),
                     "p90": float(np.percentile(times, 90)), "p99": float(np.percentile(times, 99)),

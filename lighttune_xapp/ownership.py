@@ -44,9 +44,10 @@ checkpoint, which could overwrite the next owner's model).
 
 Handover (a node moves because a replica joined, or on shutdown): the owner first stops
 controlling the node (the lease becomes *releasing*), then ``on_release`` checkpoints its
-cells and deletes its subscription, and only then is the lock released, so the next owner,
-which can only acquire the lock afterwards, subscribes after the old subscription is gone
-and loads the checkpoint just written. After a crash the next owner acquires the lock when
+cells and has its subscription deleted; the lock, still renewed, is released on a later
+tick once ``ready_to_release`` confirms the subscription is gone (or after
+``handover_timeout_s``). The next owner, which can only acquire the lock afterwards,
+subscribes after the old subscription is gone and loads the checkpoint just written. After a crash the next owner acquires the lock when
 it expires, deletes the dead owner's subscription (its id is in SDL) and loads the last
 periodic checkpoint.
 
