@@ -335,3 +335,45 @@ def test_fenced_store_writes_only_with_the_lease(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         store.save("gnb-a/1", b"late", {"n_updates": 2})
     assert inner.load("gnb-a/1") == (b"model", {"n_updates": 1})
+
+
+def test_handover_keeps_the_lock_renewed_until_the_subscription_is_gone(
+    sdl: tuple[Any, str, tuple[type[BaseException], ...]],
+) -> None:
+    nodes = [f"gnb-{i}" for i in range(8)]
+    a, rec_a = _manager(sdl, "lt-a", nodes, expiry_s=0.8)
+    _ticks(a, n=1)
+    unsubscribed: set[str] = set()
+    a.ready_to_release = lambda meid: meid in unsubscribed
+    b, _rec_b = _manager(sdl, "lt-b", nodes, expiry_s=0.8)
+    b.tick()
+    a.tick()  # a sees b: handover starts, control stops, the locks stay
+    moving = a.releasing()
+    assert moving and [e[1] for e in rec_a.events if e[0] == "release"] == moving
+    assert all(a.epoch_for(m) is None and a.may_write(m) for m in moving)
+    deadline = time.monotonic() + 2.0  # > the lock expiry: only renewals keep the locks
+    while time.monotonic() < deadline:
+        a.tick()
+        b.tick()
+        time.sleep(0.05)
+    assert a.releasing() == moving and not set(moving) & set(b.held())
+    unsubscribed.update(moving[:1])  # one subscription deleted: that lock goes, the others stay
+    a.tick()
+    b.tick()
+    assert a.releasing() == moving[1:] and moving[0] in b.held()
+    unsubscribed.update(moving)
+    _ticks(a, b, n=2)
+    assert a.releasing() == [] and set(moving) <= set(b.held()) and a.handovers == len(moving)
+
+
+def test_a_handover_that_is_never_confirmed_ends_after_its_timeout(
+    sdl: tuple[Any, str, tuple[type[BaseException], ...]],
+) -> None:
+    a, _rec = _manager(sdl, "lt-a", ["gnb-t"], expiry_s=0.8)
+    a.handover_timeout_s = 0.3
+    a.ready_to_release = lambda _meid: False
+    _ticks(a, n=1)
+    assert a.begin_handover("gnb-t") and not a.begin_handover("gnb-t")
+    assert a.finish_handovers() == []
+    time.sleep(0.35)
+    assert a.finish_handovers() == ["gnb-t"] and a.held() == []
