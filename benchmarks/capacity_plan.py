@@ -4,7 +4,7 @@ Run from the repository root (reads only ``benchmarks/results/*.json``, measures
 
     python benchmarks/capacity_plan.py [--cells 1000] [--ues-per-cell 100] [--period-ms 80]
         [--cells-per-node 1] [--intervals-s 1 10 60] [--max-utilisation 0.6] [--spare-replicas 1]
-        [--lock-expiry-s 3] [--renewals-per-expiry 3]
+        [--lock-expiry-s 3] [--renewals-per-expiry 3] [--kpm-results FILE]
 
 It prints the Markdown tables of ``docs/capacity.md``. Inputs:
 
@@ -16,7 +16,7 @@ It prints the Markdown tables of ``docs/capacity.md``. Inputs:
   model only, so the KPM cost with the current model is **derived**: KPM(v1) measured + the cost
   per report the model change added on the LT-LINKADAPT path (``sm`` v2 - ``sm`` v1, same cell
   size and workload; the learning and decision stages the change touches are shared by both
-  paths);
+  paths); ``--kpm-results FILE`` uses a KPM run of ``e2_loop.py`` on the current model instead;
 - SDL costs: ``sdl_checkpoint.json`` (``benchmarks/sdl_checkpoint.py``): per checkpoint, load and
   lock refresh.
 
@@ -241,21 +241,39 @@ def _wire_bytes_per_report(entry: dict[str, Any]) -> float:
     return float(entry["indication_octets_mean"]) * float(entry["indications_per_period"]) / float(entry["ues"])
 
 
-def sm_path_cost(sm_loop: dict[str, Any], ues_per_cell: int) -> PathCost:
-    """LT-LINKADAPT cost per report from an ``e2_loop`` ``loop`` dict (``sm_field_<n>_ues``)."""
-    sizes = _cell_sizes(sm_loop, "sm_field_")
+def measured_path_cost(loop: dict[str, Any], path: str, ues_per_cell: int, results_file: str) -> PathCost:
+    """A transport's cost per report as measured in an ``e2_loop`` ``loop`` dict.
+
+    Args:
+        loop: the ``loop`` dict of an ``e2_loop.py`` result (``<path>_field_<n>_ues`` entries).
+        path: ``"sm"`` (LT-LINKADAPT) or ``"kpm"`` (E2SM-KPM).
+        ues_per_cell: planned cell size, UEs.
+        results_file: the file name, for the ``source`` text.
+
+    Raises:
+        ValueError: unknown path, or no ``<path>_field_<n>_ues`` entry.
+    """
+    names = {"sm": "LT-LINKADAPT", "kpm": "E2SM-KPM"}
+    if path not in names:
+        raise ValueError(f"path must be one of {sorted(names)}, got {path!r}")
+    sizes = _cell_sizes(loop, f"{path}_field_")
     n = pick_cell_size(list(sizes), ues_per_cell)
     e = sizes[n]
     return PathCost(
-        name="LT-LINKADAPT",
+        name=names[path],
         us_per_report=_us_per_report(e),
         measured_cell_ues=n,
         decision_p99_ms=float(e["decision_latency_p99_ms"]),
         updates_per_1000_reports=float(e["finetune_updates_per_1000_reports"]),
         wire_bytes_per_report=_wire_bytes_per_report(e),
-        source=f"{SM_RESULTS} loop.sm_field_{n}_ues (measured)",
+        source=f"{results_file} loop.{path}_field_{n}_ues (measured)",
         us_per_report_linear=interpolate_us_per_report({k: _us_per_report(v) for k, v in sizes.items()}, ues_per_cell),
     )
+
+
+def sm_path_cost(sm_loop: dict[str, Any], ues_per_cell: int) -> PathCost:
+    """LT-LINKADAPT cost per report from an ``e2_loop`` ``loop`` dict (``sm_field_<n>_ues``)."""
+    return measured_path_cost(sm_loop, "sm", ues_per_cell, SM_RESULTS)
 
 
 def kpm_path_cost(sm_loop_now: dict[str, Any], loop_before: dict[str, Any], ues_per_cell: int) -> PathCost:
@@ -489,13 +507,24 @@ def render(work: Workload, paths: list[PathCost], sdl: SdlCost, rules: SizingRul
     return "\n".join(lines)
 
 
-def load_inputs(results_dir: Path, work: Workload) -> tuple[list[PathCost], SdlCost]:
-    """Read the saved results and return (the two transports' costs, the SDL costs)."""
+def load_inputs(results_dir: Path, work: Workload, kpm_results: str | None = None) -> tuple[list[PathCost], SdlCost]:
+    """Read the saved results and return (the two transports' costs, the SDL costs).
+
+    Args:
+        results_dir: directory of the benchmark JSON files.
+        work: the workload (its cell size and cells count pick the rows used).
+        kpm_results: an ``e2_loop.py`` result file (in ``results_dir``) whose KPM cases were
+            measured with the current model; None derives the KPM cost (:func:`kpm_path_cost`).
+    """
     sm_now = json.loads((results_dir / SM_RESULTS).read_text())["loop"]
-    before = json.loads((results_dir / KPM_RESULTS).read_text())["loop"]
     sdl = json.loads((results_dir / SDL_RESULTS).read_text())
-    paths = [sm_path_cost(sm_now, work.ues_per_cell), kpm_path_cost(sm_now, before, work.ues_per_cell)]
-    return paths, sdl_cost(sdl, work.cells)
+    if kpm_results is None:
+        before = json.loads((results_dir / KPM_RESULTS).read_text())["loop"]
+        kpm = kpm_path_cost(sm_now, before, work.ues_per_cell)
+    else:
+        kpm_loop = json.loads((results_dir / kpm_results).read_text())["loop"]
+        kpm = measured_path_cost(kpm_loop, "kpm", work.ues_per_cell, kpm_results)
+    return [sm_path_cost(sm_now, work.ues_per_cell), kpm], sdl_cost(sdl, work.cells)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -512,10 +541,13 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--lock-expiry-s", type=float, default=SizingRules.lock_expiry_s)
     ap.add_argument("--renewals-per-expiry", type=float, default=SizingRules.renewals_per_expiry)
     ap.add_argument("--results-dir", default=str(RESULTS_DIR), help="directory of the saved benchmark JSON")
+    ap.add_argument("--kpm-results", default=None,
+                    help="e2_loop.py result file (in --results-dir) with KPM cases measured on the current model; "
+                         "default: derive the KPM cost from e2_loop.json and the LT-LINKADAPT runs")
     args = ap.parse_args(argv)
     work = Workload(args.cells, args.ues_per_cell, args.period_ms / 1e3, args.cells_per_node)
     rules = SizingRules(args.max_utilisation, args.spare_replicas, args.lock_expiry_s, args.renewals_per_expiry)
-    paths, sdl = load_inputs(Path(args.results_dir), work)
+    paths, sdl = load_inputs(Path(args.results_dir), work, args.kpm_results)
     text = render(work, paths, sdl, rules, args.intervals_s)
     print(text)
     return text

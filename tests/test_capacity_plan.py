@@ -120,6 +120,12 @@ def test_transport_costs_from_loop_results() -> None:
     assert cp.kpm_path_cost(faster, before, 100).us_per_report == pytest.approx(200.0)
     with pytest.raises(ValueError):
         cp.kpm_path_cost({"sm_field_32_ues": _entry(32, 1.0)}, before, 100)
+    # a KPM run on the current model is used as measured
+    measured = cp.measured_path_cost(before, "kpm", 100, "x.json")
+    assert measured.us_per_report == pytest.approx(200.0)
+    assert measured.name == "E2SM-KPM" and measured.source.startswith("x.json")
+    with pytest.raises(ValueError):
+        cp.measured_path_cost(before, "rmr", 100, "x.json")
 
 
 def test_docs_show_what_the_script_prints() -> None:
