@@ -226,6 +226,8 @@ class CellTuner:
         self._pending_pred = np.zeros(0, dtype=np.float64)
         self._has_pending = np.zeros(0, dtype=bool)
         self._pending_version = np.zeros(0, dtype=np.int64)
+        self._win_tx = np.zeros((0, 2), dtype=np.int64)  # [U, (nACK, nNACK)] of the open window
+        self._prev_bler = np.zeros(0, dtype=np.float64)  # BLER of the last closed window, NaN: none
 
     @property
     def n_ues(self) -> int:
@@ -260,6 +262,8 @@ class CellTuner:
             self._pending_pred = np.concatenate([self._pending_pred, np.full(n_new, np.nan)])[order]
             self._has_pending = np.concatenate([self._has_pending, np.zeros(n_new, dtype=bool)])[order]
             self._pending_version = np.concatenate([self._pending_version, np.full(n_new, -1, dtype=np.int64)])[order]
+            self._win_tx = np.concatenate([self._win_tx, np.zeros((n_new, 2), dtype=np.int64)])[order]
+            self._prev_bler = np.concatenate([self._prev_bler, np.full(n_new, np.nan)])[order]
         return np.searchsorted(self._ue_ids, ue_id)
 
     def forget(self, ue_id: np.ndarray) -> None:
@@ -270,6 +274,29 @@ class CellTuner:
         self._pending_pred = self._pending_pred[keep]
         self._has_pending = self._has_pending[keep]
         self._pending_version = self._pending_version[keep]
+        self._win_tx = self._win_tx[keep]
+        self._prev_bler = self._prev_bler[keep]
+
+    def _previous_bler(self, idx: np.ndarray, reports: LinkReports) -> np.ndarray:
+        """The ``prev_bler`` feature: BLER of each UE's latest ≥ ``min_label_tx`` first
+        transmissions, float64 [N] (NaN before the first such window closes).
+
+        The period's HARQ counts are added to the UE's open window; a window that reaches
+        ``min_label_tx`` transmissions closes and gives ``nNACK / (nACK + nNACK)``. A period
+        with that many transmissions closes a window on its own, so with the 80 ms CSI-RS
+        period of the training data (20 transmissions per UE and period) this is the
+        previous period's BLER, as in the dataset; with a 10 ms period (2.5 transmissions)
+        it spans about four periods instead of being 0, 1/2 or 1 from one or two
+        transmissions, values the model never saw as a previous BLER.
+        """
+        win = self._win_tx[idx] + np.stack([reports.n_ack, reports.n_nack], axis=1)
+        total = win.sum(axis=1)
+        closed = total >= self.min_label_tx
+        if closed.any():
+            self._prev_bler[idx[closed]] = win[closed, 1] / total[closed]
+            win[closed] = 0
+        self._win_tx[idx] = win
+        return self._prev_bler[idx]
 
     def _model_version(self) -> int:
         """The model's parameter version, −1 when the model does not count versions."""
@@ -341,25 +368,26 @@ class CellTuner:
     def decide(self, reports: LinkReports) -> Decisions:
         """Choose each UE's (rank, CQI) for the next period and remember its features."""
         idx = self._index(reports.ue_id)
+        prev = self._previous_bler(idx, reports)
         predict = self._search_predictor()
         chosen_x = None
         if self.mode is TuneMode.RI_CQI:
             chosen_x = np.empty((len(reports), N_FEATURES))
             rank, cqi, pred = ri_cqi_tune(
-                predict, reports, max_rank=self.max_rank, prune=True, features_out=chosen_x,
+                predict, reports, prev, max_rank=self.max_rank, prune=True, features_out=chosen_x,
                 du_preset=self.du_preset, mcs_table=self.mcs_table,
             )
         elif self.mode is TuneMode.CQI:
-            cqi, pred = cqi_tune(predict, reports, prune=True, du_preset=self.du_preset, mcs_table=self.mcs_table)
+            cqi, pred = cqi_tune(predict, reports, prev, prune=True, du_preset=self.du_preset, mcs_table=self.mcs_table)
             rank = reports.ri.copy()
         else:
             rank = reports.ri.copy()
             cqi = reports.cqi.copy()
-            pred = predict(build_features(reports, rank, cqi))
+            pred = predict(build_features(reports, rank, cqi, prev))
         rank = np.asarray(rank, dtype=np.int64)
         cqi = np.asarray(cqi, dtype=np.int64)
         pred = np.asarray(pred, dtype=np.float64)
-        self._pending_x[idx] = build_features(reports, rank, cqi) if chosen_x is None else chosen_x
+        self._pending_x[idx] = build_features(reports, rank, cqi, prev) if chosen_x is None else chosen_x
         self._pending_pred[idx] = pred
         self._pending_version[idx] = self._model_version()
         self._has_pending[idx] = True
