@@ -69,3 +69,18 @@ def test_previous_bler_spans_enough_transmissions() -> None:
     assert _prev_feature(tuner, _with_counts(base, 15, 5)) == pytest.approx(5 / 23)  # 3 pooled + 20
     assert _prev_feature(tuner, _with_counts(base, 16, 4)) == pytest.approx(0.2)
     assert _prev_feature(tuner, _with_counts(base, 0, 0)) == pytest.approx(0.2)  # no transmission: kept
+
+
+def test_the_xapp_reads_the_bound_from_its_descriptor() -> None:
+    import json
+    from pathlib import Path
+
+    from lighttune_xapp.config import ConfigError, load_config
+
+    descriptor = json.loads((Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json").read_text())
+    assert load_config(descriptor).min_label_tx == MIN_LABEL_TX
+    descriptor["controls"]["minLabelTx"] = 3
+    assert load_config(descriptor).min_label_tx == 3
+    descriptor["controls"]["minLabelTx"] = 0
+    with pytest.raises(ConfigError, match="minLabelTx"):
+        load_config(descriptor)
