@@ -20,16 +20,21 @@ and serves each node as local mode does (:mod:`lighttune_xapp.local`,
   :data:`~lighttune_e2.service_model.DEFAULT_RAN_FUNCTION_ID`; the E2 manager is asked again
   on every poll until it describes the node.
 * **subscriptions** (:class:`PlannedSubscription`, one Subscription Manager request each,
-  keyed by :func:`~lighttune_xapp.transport.submgr.subscription_key`): with the report path
-  ``service_model`` one LT-LINKADAPT report subscription (key = RAN name); with the report
-  path ``kpm`` (``controls.reportPath: kpm`` on a node offering both, or a KPM-only node) an
+  keyed by :func:`~lighttune_xapp.transport.submgr.subscription_key`: the RAN name for an
+  LT-LINKADAPT report subscription on the default function id, the subscription every node
+  had before this module, so its SDL record stays valid; ``<RAN name>#<function id>`` for any
+  other, so a request whose content changes also changes key and is deleted and posted
+  anew): with the report path ``service_model`` one LT-LINKADAPT report subscription; with
+  the report path ``kpm`` (``controls.reportPath: kpm`` on a node offering both, or a KPM-only node) an
   LT-LINKADAPT *control subscription* (one ``policy`` action: "controls follow, no reports")
   when the node has the function, and one KPM subscription per KPM function (key
   ``<RAN name>#<function id>``) with the event trigger and action definition of
   :func:`~lighttune_e2.kpm.subscription.plan_kpm_subscription` (style 4, else 5; reporting
   and granularity period = the LT-LINKADAPT function's first CSI-RS period, or
   ``--kpm-period`` for a KPM-only node; ``cellGlobalID`` = the node's PLMN from
-  ``globalNbId.plmnId`` + the cell named by the function's ``ranFunction-Instance``).
+  ``globalNbId.plmnId`` + the cell named by the function's ``ranFunction-Instance``). A plan
+  is made once per connection of the node (a ``reportPath`` change applies to nodes that
+  connect afterwards).
 * **KPM indications** (RMR ``RIC_INDICATION`` whose RAN function is one of the node's KPM
   functions) go through the node's :class:`~lighttune_e2.kpm.reports.KpmNodeDecoder`, the
   decoder of local mode. Undecodable: ``lighttune_decode_errors_total{kind="indication"}``,
@@ -301,10 +306,10 @@ class RicNodePlan:
         }
 
 
-def _lt_report_subscription(meid: str, fid: int, primary: bool) -> PlannedSubscription:
+def _lt_report_subscription(meid: str, fid: int) -> PlannedSubscription:
     trigger = service_model.encode_event_trigger(service_model.EventTrigger(every_n_csirs_periods=1))
     action = service_model.encode_action_definition(service_model.ActionDefinition())
-    key = subscription_key(meid) if primary else subscription_key(meid, fid)
+    key = subscription_key(meid) if fid == service_model.DEFAULT_RAN_FUNCTION_ID else subscription_key(meid, fid)
     return PlannedSubscription(key, meid, fid, "lt_report", trigger, action)
 
 
@@ -314,7 +319,7 @@ def assumed_plan(meid: str, ran_function_id: int = service_model.DEFAULT_RAN_FUN
                     f"node {meid}: no RAN functions from the E2 manager; assuming LT-LINKADAPT on "
                     f"function {ran_function_id}")
     return RicNodePlan(meid, "assumed", plan, frozenset({ran_function_id}), None,
-                       (_lt_report_subscription(meid, ran_function_id, True),))
+                       (_lt_report_subscription(meid, ran_function_id),))
 
 
 def _classify(function: NodebFunction) -> tuple[str, Any]:
@@ -372,7 +377,7 @@ def plan_ric_node(
         problems.append(str(exc))
         return RicNodePlan(meid, "e2mgr", None, problems=tuple(problems))
     if node_plan.report_path == "service_model":
-        subs = tuple(_lt_report_subscription(meid, fid, i == 0) for i, (fid, _d) in enumerate(lt))
+        subs = tuple(_lt_report_subscription(meid, fid) for fid, _d in lt)
         return RicNodePlan(meid, "e2mgr", node_plan, frozenset(fid for fid, _d in lt), None, subs,
                            problems=tuple(problems))
     periods = [p for _fid, d in lt for p in d.report_periods_ms]
@@ -382,7 +387,7 @@ def plan_ric_node(
     if lt:
         control_function = lt[0][0]
         subscriptions.append(PlannedSubscription(
-            subscription_key(meid), meid, control_function, "lt_control",
+            subscription_key(meid, control_function), meid, control_function, "lt_control",
             service_model.encode_event_trigger(service_model.EventTrigger()),
             service_model.encode_action_definition(service_model.ActionDefinition()),
             action_type="policy", action_id=CONTROL_ACTION_ID, subsequent_action=None,
@@ -673,7 +678,7 @@ class KpmRicService:
         if not decisions.control or len(decisions.ue_id) == 0:
             return None
         assert plan.control_function is not None and feed.cell_id is not None
-        instance = self.instance_of(subscription_key(plan.meid))
+        instance = self.instance_of(subscription_key(plan.meid, plan.control_function))
         if instance <= 0:
             self.metrics.control_failures.labels(reason="no_control_subscription").inc()
             _log.warning("cell %s: control subscription of %s not confirmed yet; decisions not sent", feed.cell,
