@@ -539,7 +539,12 @@ class KpmRicService:
                 del self.plans[meid]
             todo = [m for m in meids if m not in self.plans or self.plans[m].source == "assumed"]
         for meid in todo:
-            plan = self._plan_from_e2mgr(meid)
+            try:
+                plan = self._plan_from_e2mgr(meid)
+            except Exception as exc:  # a record no rule foresaw must not stop the poll loop
+                _log.exception("node %s: cannot plan from the E2 manager's record", meid)
+                self.ran_function_errors.labels(reason="internal").inc()
+                plan = RicNodePlan(meid, "e2mgr", None, problems=(f"planning failed: {exc!r}"[:300],))
             with self.lock:
                 old = self.plans.get(meid)
                 self.plans[meid] = plan

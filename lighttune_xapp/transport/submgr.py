@@ -33,9 +33,10 @@ offers (its RAN functions and their definitions) from ``GET /v1/nodeb/{ranName}`
 
 A node may need more than one subscription (submgr takes one RAN function per request: a
 node offering E2SM-KPM and LT-LINKADAPT gets one of each). The book is therefore keyed by
-*subscription keys* (:func:`subscription_key`): the node's RAN name for its first (or only)
-subscription, so the records of earlier versions stay valid, and ``<RAN name>#<RAN function
-id>`` for each further one; :func:`node_of_key` gives the node back. The keeper's ``expand``
+*subscription keys* (:func:`subscription_key`): the node's RAN name for its primary
+subscription (the one every node had before: LT-LINKADAPT reports on the default function id,
+so the SDL records of earlier versions stay valid), and ``<RAN name>#<RAN function id>`` for
+any other; :func:`node_of_key` gives the node back. The keeper's ``expand``
 hook turns the wanted nodes into their keys (default: one key per node, the RAN name).
 :class:`SubscriptionBook` is the sans-I/O state of the subscriptions (which node needs a
 POST, which is waiting for its notification, which E2 instance id belongs to which node);
