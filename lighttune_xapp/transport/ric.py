@@ -35,8 +35,10 @@ two E2 nodes never share a model; A1 policies use the same names.
 Readiness and stats: ``/ric/v1/health/ready`` answers 200 once the model is loaded and
 the RMR and HTTP loops run, *not* waiting for the subscriptions (the Subscription
 Manager's confirming notification comes through the xApp's Kubernetes service, which
-routes only to Ready pods). ``GET /ric/v1/stats`` reports the subscription state per node
-(:meth:`SubscriptionKeeper.state`), the health flags and the per-cell policy figures;
+routes only to Ready pods). ``GET /ric/v1/stats`` reports the subscription state per
+subscription key (:meth:`SubscriptionKeeper.state`; a node offering KPM and LT-LINKADAPT
+may have two), each node's plan (``nodes``, :mod:`~lighttune_xapp.transport.ric_kpm`), the
+health flags and the per-cell policy figures;
 Prometheus has ``lighttune_subscriptions_up`` and ``lighttune_subscriptions{state}``.
 
 Logging: the standard ``logging`` records of every module go to an mdclogpy ``Logger``
