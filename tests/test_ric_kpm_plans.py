@@ -135,6 +135,19 @@ def test_unusable_functions_are_problems_not_errors() -> None:
     other = type(functions[0])(9, b"\x00\x01", 0, "1.3.6.1.4.1.53148.1.1.2.3")  # E2SM-RC: ignored
     plan = plan_ric_node("gnb-y", functions + [other], "kpm", "ri_cqi")
     assert [s.ran_function_id for s in plan.subscriptions] == [2]
+    # with LT-LINKADAPT beside a KPM function without a UE-level style (only style 1),
+    # reports come through LT-LINKADAPT rather than not at all
+    both = StandInNode("gnb-w", LT_ID, {2: 9})
+    kpm = both.kpm[2]
+    cell_level = kpm.codec.encode_ran_function_definition(
+        dataclasses.replace(kpm.definition, report_styles=kpm.definition.report_styles[:1]))
+    functions, _ = parse_nodeb_functions(_record(both))
+    broken = [f if f.ran_function_id == LT_ID else type(f)(f.ran_function_id, cell_level, f.revision, f.oid)
+              for f in functions]
+    plan = plan_ric_node("gnb-w", broken, "kpm", "ri_cqi")
+    assert {s.key: s.kind for s in plan.subscriptions} == {"gnb-w": "lt_report"}
+    assert plan.lt_report_functions == {LT_ID} and plan.control_function is None and not plan.advisory
+    assert any("no usable KPM function" in p for p in plan.problems)
 
 
 def _runtime(**controls: Any) -> XappRuntime:

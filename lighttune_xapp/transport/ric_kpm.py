@@ -32,7 +32,9 @@ and serves each node as local mode does (:mod:`lighttune_xapp.local`,
   :func:`~lighttune_e2.kpm.subscription.plan_kpm_subscription` (style 4, else 5; reporting
   and granularity period = the LT-LINKADAPT function's first CSI-RS period, or
   ``--kpm-period`` for a KPM-only node; ``cellGlobalID`` = the node's PLMN from
-  ``globalNbId.plmnId`` + the cell named by the function's ``ranFunction-Instance``). A plan
+  ``globalNbId.plmnId`` + the cell named by the function's ``ranFunction-Instance``); a
+  node with LT-LINKADAPT none of whose KPM functions is usable reports through LT-LINKADAPT
+  instead (a problem of its plan). A plan
   is made once per connection of the node (a ``reportPath`` change applies to nodes that
   connect afterwards).
 * **KPM indications** (RMR ``RIC_INDICATION`` whose RAN function is one of the node's KPM
@@ -418,6 +420,13 @@ def plan_ric_node(
         subscriptions.append(PlannedSubscription(
             subscription_key(meid, fid), meid, fid, "kpm", kplan.event_trigger, kplan.action_definition,
         ))
+    if lt and not feeds:  # no KPM function gives reports: LT-LINKADAPT gives them rather than none
+        problems.append("no usable KPM function: reports through LT-LINKADAPT")
+        fallback = NodePlan(meid, "service_model", node_plan.control, False,
+                            f"node {meid}: reports and control through LT-LINKADAPT (no usable KPM function)")
+        return RicNodePlan(meid, "e2mgr", fallback, frozenset(fid for fid, _d in lt), None,
+                           tuple(_lt_report_subscription(meid, fid) for fid, _d in lt), {}, assessments,
+                           tuple(problems))
     return RicNodePlan(meid, "e2mgr", node_plan, frozenset(), control_function, tuple(subscriptions), feeds,
                        assessments, tuple(problems))
 
