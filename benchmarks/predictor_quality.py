@@ -19,10 +19,11 @@ Held-out mean |ŷ − y| and accuracy ``P(ŷ = y)`` of next-period BLER labels (
 Data: samples of :func:`e2sim.experiment.generate_dataset` (the DU's decisions with half of
 them exploratory: rank ``r0 − 1 .. r0 + 1`` at its anchor CQI backed off by 0 .. 4, the
 candidates the policies ask about), in time order, on the DU preset ``--du``. The references
-are trained on ``--train-samples`` samples of the paper's training scenario (TDL-A30, 10 Hz,
-0–12 dB, low correlation, CSI-RS 80 ms) with seed 1 — the scenario and seed of the packaged
-model's dataset; the test streams use other seeds: in distribution (the training scenario,
-seed 1001) and three mismatched channels (seed 1002 ..).
+are trained on ``--train-samples`` samples of the training channel (TDL-A30, 10 Hz, CSI-RS
+80 ms) with seed 1 — with ``--conditions grid`` (default) over every antenna correlation and
+paper SNR range, as the packaged model's dataset; with ``--conditions paper`` the paper's low
+correlation at 0–12 dB only; the test streams use other seeds: in distribution (the same
+conditions, seed 1001) and three mismatched channels (seed 1002 ..).
 
 Bars (issue 15): in distribution, the FF's mean |error| ≤ 0.6 × the constant's and
 ≤ 1.3 × the HGB classifier's; on every mismatched channel the fine-tuned FF below both the
@@ -52,7 +53,7 @@ from results_file import save_results  # noqa: E402
 
 from e2sim.channel import Scenario  # noqa: E402
 from e2sim.channel.scenario import SNR_RANGES_DB, TRAINING_SCENARIO  # noqa: E402
-from e2sim.experiment import generate_dataset  # noqa: E402
+from e2sim.experiment import CONDITION_GRID, generate_dataset, generate_dataset_conditions  # noqa: E402
 from lighttune_core.features import FEATURE_NAMES, OLLA_SCALE_DB  # noqa: E402
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, PRESET_NAMES  # noqa: E402
 from lighttune_core.report import MAX_CQI, MAX_RANK  # noqa: E402
@@ -151,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="train the references on this dataset (e.g. the model's own, from e2sim dataset) "
                         "instead of simulating --train-samples")
     p.add_argument("--workers", type=int, default=2, help="processes simulating the streams (default %(default)s)")
+    p.add_argument("--conditions", choices=("grid", "paper"), default="grid",
+                   help="the training channel's conditions of the in-distribution stream (and of the generated "
+                        "reference training set): grid = every correlation x paper SNR range, the packaged "
+                        "model's (e2sim dataset --conditions grid); paper = low correlation, 0-12 dB only "
+                        "(default %(default)s)")
     p.add_argument("--du", choices=PRESET_NAMES, default=DEFAULT_PRESET, help="DU preset (default %(default)s)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "predictor_quality.json",
                    help="results JSON (a .md beside it)")
@@ -170,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
 
         x_tr, y_tr, meta = load_dataset(args.train_dataset)
         train_name = f"{args.train_dataset.name} ({x_tr.shape[0]} samples, DU {meta.get('scenario', {}).get('du_preset', '?')})"
+    elif args.conditions == "grid":
+        x_tr, y_tr = generate_dataset_conditions(replace(base, seed=1), CONDITION_GRID, args.train_samples,
+                                                 workers=max(1, args.workers))
+        train_name = f"{args.train_samples} samples of the training channel's condition grid (seed 1)"
     else:
         x_tr, y_tr = generate_dataset(replace(base, seed=1), args.train_samples)
         train_name = f"{args.train_samples} samples of the training scenario (seed 1)"
@@ -178,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     majority = float(np.bincount(np.rint(y_tr * 10).astype(np.int64)).argmax()) / 10
     hgb = _hgb(x_tr, y_tr)
 
-    streams: list[tuple[str, Scenario]] = [("TDL-A30 10 Hz low corr., 0-12 dB (training channel)", replace(base, seed=1001))]
+    if args.conditions == "grid":
+        in_name = "TDL-A30 10 Hz, every correlation and SNR range (training channel and conditions)"
+    else:
+        in_name = "TDL-A30 10 Hz low corr., 0-12 dB (training channel)"
+    streams: list[tuple[str, Scenario]] = [(in_name, replace(base, seed=1001))]
     for i, (profile, doppler, corr, snr) in enumerate(MISMATCHED):
         streams.append((f"{profile} {doppler:g} Hz {corr} corr., {snr} SNR",
                         replace(base, profile=profile, doppler_hz=doppler, correlation=corr,
@@ -187,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(max(1, args.workers)) as pool:
-        data = pool.starmap(generate_dataset, [(sc, args.samples) for _, sc in streams])
+        data = pool.starmap(generate_dataset, [(sc, args.samples) for _, sc in streams[1:]])
+    if args.conditions == "grid":
+        data.insert(0, generate_dataset_conditions(streams[0][1], CONDITION_GRID, args.samples, workers=max(1, args.workers)))
+    else:
+        data.insert(0, generate_dataset(streams[0][1], args.samples))
     for (name, sc), (x, y) in zip(streams, data):
         print(f"stream: {name}", flush=True)
         row: dict[str, Any] = {"stream": name, "scenario": sc.to_dict(), "samples": int(x.shape[0])}

@@ -29,13 +29,17 @@ from e2sim.channel import Scenario
 from e2sim.channel.scenario import (
     CORRELATION_LEVELS,
     CSI_PERIODS_MS,
+    SNR_RANGES_DB,
     TRAINING_SCENARIO,
 )
 from e2sim.experiment import (
     PAPER_TRAINING_SAMPLES,
     TABLE6_ROWS,
     ModelSource,
+    CONDITION_GRID,
+    generate_dataset_conditions,
     generate_dataset_parallel,
+    parse_condition,
     load_model,
     markdown_report,
     plot_result,
@@ -149,6 +153,11 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
                    help="number of samples (default %(default)s, the paper's)")
     p.add_argument("--workers", type=int, default=1, help="processes, each simulating its own cell (default 1)")
     p.add_argument("--explore-fraction", type=float, default=0.5, help="share of exploratory decisions")
+    p.add_argument("--conditions", nargs="+", metavar="CORR:SNR",
+                   help="simulate several radio conditions of the profile, each as its own cell with an equal "
+                        "share of the samples: CORRELATION:SNR pairs (correlation low|medium|high, SNR range "
+                        "low 0-12 dB | medium 16-24 | high 28-40), e.g. 'low:low medium:high', or 'grid' for all "
+                        "nine; overrides --correlation and --snr (default: the one condition of those options)")
     _scenario_args(p, TRAINING_SCENARIO)
     p.set_defaults(func=_cmd_dataset)
 
@@ -157,12 +166,24 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     scenario = _scenario(args)
     if args.samples < 1:
         raise ValueError("--samples must be >= 1")
+    conditions = None
+    if args.conditions is not None:
+        specs = args.conditions
+        conditions = list(CONDITION_GRID) if specs == ["grid"] else [parse_condition(c) for c in specs]
+        if args.samples < len(conditions):
+            raise ValueError(f"--samples {args.samples} is fewer than the {len(conditions)} --conditions")
     check_output_file(args.out, "--out")
     started = time.perf_counter()
-    x, y = generate_dataset_parallel(scenario, args.samples, args.workers, args.explore_fraction,
-                                     progress=not args.quiet)
+    if conditions is None:
+        x, y = generate_dataset_parallel(scenario, args.samples, args.workers, args.explore_fraction,
+                                         progress=not args.quiet)
+    else:
+        x, y = generate_dataset_conditions(scenario, conditions, args.samples, args.workers, args.explore_fraction,
+                                           progress=not args.quiet)
     meta = {"scenario": scenario.to_dict(), "seed": scenario.seed, "workers": args.workers,
             "explore_fraction": args.explore_fraction, "generator": "e2sim dataset"}
+    if conditions is not None:
+        meta["conditions"] = [{"correlation": c, "snr_range": r, "snr_db": list(SNR_RANGES_DB[r])} for c, r in conditions]
     write_dataset(args.out, x, y, meta)
     print(f"wrote {args.out}: {x.shape[0]} samples in {time.perf_counter() - started:.0f} s; "
           f"label mean {y.mean():.3f}")

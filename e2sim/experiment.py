@@ -67,7 +67,7 @@ import numpy as np
 from scipy import stats
 
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
-from e2sim.channel.scenario import SNR_RANGES_DB, TRAINING_SCENARIO
+from e2sim.channel.scenario import CORRELATION_LEVELS, SNR_RANGES_DB, TRAINING_SCENARIO
 from e2sim.du import DU, DuRandomness
 from e2sim.headroom import PerfectPredictor, policy_candidates, replay_candidates
 from e2sim.traces import TraceReplay
@@ -213,6 +213,81 @@ def generate_dataset_parallel(
     ]
     with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
         parts = list(_progress(pool.imap(_dataset_worker, jobs), progress, "dataset workers", len(jobs), "worker"))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+DatasetCondition = tuple[str, str]
+"""``(correlation, snr_range)``: an antenna correlation of :data:`CORRELATION_LEVELS` and a
+paper SNR range name of :data:`~e2sim.channel.scenario.SNR_RANGES_DB` (``low`` 0–12 dB,
+``medium`` 16–24 dB, ``high`` 28–40 dB)."""
+
+CONDITION_GRID: tuple[DatasetCondition, ...] = tuple(
+    (corr, snr) for corr in CORRELATION_LEVELS for snr in ("low", "medium", "high")
+)
+"""Every antenna correlation × every paper SNR range (9 conditions): ``--conditions grid``."""
+
+
+def parse_condition(spec: str) -> DatasetCondition:
+    """``"medium:high"`` -> ``("medium", "high")`` (correlation, SNR range name).
+
+    Raises:
+        ValueError: naming the spec and the accepted values.
+    """
+    corr, sep, snr = spec.partition(":")
+    if not sep or corr not in CORRELATION_LEVELS or snr not in SNR_RANGES_DB:
+        raise ValueError(
+            f"condition {spec!r}: expected CORRELATION:SNR with CORRELATION one of {', '.join(CORRELATION_LEVELS)} "
+            f"and SNR one of {', '.join(SNR_RANGES_DB)} (e.g. medium:high), or 'grid'"
+        )
+    return corr, snr
+
+
+def generate_dataset_conditions(
+    scenario: Scenario,
+    conditions: Sequence[DatasetCondition],
+    n_samples: int,
+    workers: int = 1,
+    explore_fraction: float = DEFAULT_EXPLORE_FRACTION,
+    max_backoff: int = DEFAULT_MAX_BACKOFF,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training set over several radio conditions of the same channel profile.
+
+    Condition ``k`` (``(correlation, snr_range)``) is simulated as its own cell: ``scenario``
+    with that correlation and SNR range and seed ``scenario.seed + k``, giving an equal
+    share of the ``n_samples`` (the first ``n_samples mod K`` one more). The shares are
+    concatenated in condition order (deterministic whatever ``workers``, the processes
+    that simulate the conditions side by side).
+
+    Why: a model trained at 0–12 dB and low correlation only (the paper's scenario)
+    predicts BLER 0 for every candidate at 16–24 dB and medium correlation (measured:
+    offline-v2 on a TDL-B50 medium-correlation set, 6,000 samples, 100 % zeros, mean
+    |error| 0.125 against the constant's 0.151), because its absolute SINR and CQI inputs
+    lie outside anything it saw.
+
+    Returns:
+        ``(features float64 [n_samples, 12], labels float64 [n_samples])``.
+    """
+    if not conditions:
+        raise ValueError("conditions must not be empty")
+    for corr, snr in conditions:
+        parse_condition(f"{corr}:{snr}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    k = len(conditions)
+    if n_samples < k:
+        raise ValueError(f"n_samples {n_samples} is fewer than the {k} conditions")
+    shares = [n_samples // k + (1 if i < n_samples % k else 0) for i in range(k)]
+    jobs = [
+        ({**scenario.to_dict(), "correlation": corr, "snr_db": list(SNR_RANGES_DB[snr]), "seed": scenario.seed + i},
+         share, explore_fraction, max_backoff)
+        for i, ((corr, snr), share) in enumerate(zip(conditions, shares))
+    ]
+    if workers == 1:
+        parts = [_dataset_worker(j) for j in _progress(jobs, progress, "dataset conditions", k, "condition")]
+    else:
+        with multiprocessing.get_context("spawn").Pool(min(workers, k)) as pool:
+            parts = list(_progress(pool.imap(_dataset_worker, jobs), progress, "dataset conditions", k, "condition"))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

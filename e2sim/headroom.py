@@ -72,8 +72,10 @@ NO_TX_BLER: float = 0.0
 
 _RANK_COLUMN: int = FEATURE_NAMES.index("candidate_rank")
 _CQI_COLUMN: int = FEATURE_NAMES.index("candidate_cqi")
-_UE_COLUMNS: np.ndarray = np.array([i for i in range(N_FEATURES) if i not in (_RANK_COLUMN, _CQI_COLUMN)])
-"""Feature columns that depend on the UE only (not on the candidate)."""
+_PREV_COLUMN: int = FEATURE_NAMES.index("prev_bler")
+_UE_COLUMNS: np.ndarray = np.array([i for i in range(N_FEATURES) if i not in (_RANK_COLUMN, _CQI_COLUMN, _PREV_COLUMN)])
+"""Feature columns that depend on the UE's report only: not on the candidate, nor on the
+previous BLER, which the tuner keeps per UE (:class:`~lighttune_core.cell.CellTuner`)."""
 
 
 def _row_keys(x: np.ndarray) -> np.ndarray:
@@ -86,9 +88,10 @@ class FeatureIndex:
     """Which UE, rank and CQI a candidate feature row stands for.
 
     A UE's candidate rows differ only in the ``candidate_rank`` (``r / 4``) and
-    ``candidate_cqi`` (``c / 15``) columns; the other ten columns are the UE's own
+    ``candidate_cqi`` (``c / 15``) columns; the others are the UE's own
     (:func:`~lighttune_core.features.build_features`), identical bit for bit in every row the
-    policies build. The index keys each UE by those ten values.
+    policies build. The index keys each UE by its nine report columns (the previous BLER,
+    which the tuner supplies, is left out).
 
     Args:
         reports: the cell's reports, ``N`` UEs (what the policy decides on).

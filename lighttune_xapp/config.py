@@ -35,6 +35,8 @@ from typing import Any
 
 import jsonschema
 
+from lighttune_core.cell import MIN_LABEL_TX
+
 __all__ = [
     "DEFAULT_MAX_CELLS_PER_NODE",
     "ConfigError",
@@ -99,6 +101,8 @@ class XappConfig:
         du_preset: the DU's link-adaptation loop (``"srsran"``, ``"oai"``, ``"sionna"``;
             :mod:`lighttune_core.linkadapt.presets`): the policies score candidates by the
             bits the DU will deliver under it (``controls.duPreset``, default ``srsran``).
+        min_label_tx: fewest first transmissions of a period for LightTune to learn from it
+            (``controls.minLabelTx``, default 10; :class:`~lighttune_core.cell.CellTuner`).
     """
 
     tuner_mode: str
@@ -119,6 +123,7 @@ class XappConfig:
     version: str = ""
     max_cells_per_node: int = DEFAULT_MAX_CELLS_PER_NODE
     du_preset: str = "srsran"
+    min_label_tx: int = MIN_LABEL_TX
 
     def cell_allowed(self, cell_id: str) -> bool:
         """Whether the xApp tunes ``cell_id`` (always true with an empty allow-list)."""
@@ -314,6 +319,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         version=str(descriptor.get("version", "")),
         max_cells_per_node=int(controls.get("maxCellsPerNode", DEFAULT_MAX_CELLS_PER_NODE)),
         du_preset=str(controls.get("duPreset", "srsran")),
+        min_label_tx=int(controls.get("minLabelTx", MIN_LABEL_TX)),
     )
 
 

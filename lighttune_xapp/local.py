@@ -895,6 +895,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-path", choices=("service_model", "kpm"),
                    help="report path of a node offering both LT-LINKADAPT and E2SM-KPM (default: the "
                    "descriptor's reportPath); control always goes through LT-LINKADAPT")
+    p.add_argument("--min-label-tx", type=int, metavar="N",
+                   help="fewest HARQ first transmissions of a period to fine-tune on (default: the descriptor's "
+                        "minLabelTx, 10); 1 learns from every period")
     p.add_argument("--kpm-period", type=int, default=DEFAULT_KPM_PERIOD_MS, metavar="MS",
                    help="KPM reporting period of a node offering E2SM-KPM only, ms (default %(default)s)")
     p.add_argument("--stats-out", metavar="FILE.json", help="write per-cell statistics to this file at exit")
@@ -920,6 +923,8 @@ def main(argv: list[str] | None = None) -> int:
         descriptor = read_descriptor(args.config)
         if args.report_path is not None:
             descriptor = dict(descriptor, controls=dict(descriptor.get("controls", {}), reportPath=args.report_path))
+        if args.min_label_tx is not None:
+            descriptor = dict(descriptor, controls=dict(descriptor.get("controls", {}), minLabelTx=args.min_label_tx))
         config = local_config(
             descriptor, mode=args.tuner_mode, store_dir=args.store_dir,
             model_path=args.model, http_port=args.http_port,

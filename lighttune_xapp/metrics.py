@@ -154,7 +154,7 @@ class XappMetrics:
             registry=r,
         )
         self.subscriptions = Gauge(
-            "subscriptions", "E2 nodes by subscription state (wanted, requested, confirmed)", ["state"],
+            "subscriptions", "E2 subscriptions by state (wanted, requested, confirmed; one or more per node)", ["state"],
             namespace=namespace, registry=r,
         )
 

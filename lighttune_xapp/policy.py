@@ -144,7 +144,8 @@ class LinkAdaptationPolicy:
         """The cell's tuner, created (and its model restored) on first use."""
         tuner = self.cells.get(cell_id)
         if tuner is None:
-            tuner = CellTuner(self._new_model(cell_id), self.mode_of(cell_id), du_preset=self.config.du_preset)
+            tuner = CellTuner(self._new_model(cell_id), self.mode_of(cell_id), du_preset=self.config.du_preset,
+                              min_label_tx=self.config.min_label_tx)
             self.cells[cell_id] = tuner
         return tuner
 

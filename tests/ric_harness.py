@@ -5,13 +5,17 @@
   ricxappframe's ``rmr`` module: sends RIC_INDICATION / A1_POLICY_REQ to the xApp, collects
   what the xApp sends (RIC_CONTROL_REQ routed to it by MEID, A1_POLICY_RESP by RTS).
 - :class:`RicPlatformStub`: plays the Subscription Manager (``POST``/``DELETE
-  /ric/v1/subscriptions``, notification to the xApp's HTTP port, resent until HTTP 200)
-  and the E2 manager (``GET /v1/nodeb/states``) over HTTP.
+  /ric/v1/subscriptions``, notification to the xApp's HTTP port, resent until HTTP 200;
+  an optional per-node admission check plays the E2 node's answer) and the E2 manager
+  (``GET /v1/nodeb/states``, and ``GET /v1/nodeb/{ranName}`` with the RAN functions of the
+  nodes given in ``nodeb_functions``, definitions as hex as the real E2 manager serves them)
+  over HTTP.
 - :class:`XappProcess`: ``python -m lighttune_xapp --mode ric`` with a descriptor of test
   ports (``CONFIG_FILE``), static RMR routes (``RMR_SEED_RT``; control requests routed by
   ``%meid`` through an MEID map) and ``DBAAS_SERVICE_HOST/PORT`` at the private Redis.
 - :func:`synthetic_reports` / :func:`indication_pdu`: e2sim-like LinkReports carried in
-  LT-LINKADAPT indications inside E2AP RIC Indication PDUs.
+  LT-LINKADAPT indications inside E2AP RIC Indication PDUs; :func:`kpm_indication_pdus`:
+  the same reports as E2SM-KPM indications of an ``e2sim`` KPM RAN function.
 
 RMR runs over TCP on loopback; every context here uses ``RMR_RTG_SVC=-1`` (static table,
 no route manager) and ``RMR_SRC_ID=127.0.0.1`` so return-to-sender resolves locally.
@@ -32,6 +36,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +48,9 @@ import numpy as np
 
 from lighttune_core.report import LinkReports
 from lighttune_e2 import e2ap, service_model
+from e2sim.kpm_function import KpmPeriod, KpmRanFunction, KpmSubscription
+from lighttune_e2.kpm.codec import KPM_V3_OID
+from lighttune_e2.kpm.model import CellGlobalId
 from lighttune_xapp.transport import rmr_types
 
 REPO = Path(__file__).resolve().parents[1]
@@ -318,6 +326,10 @@ class RicPlatformStub:
     """
 
     nodes: dict[str, str] = field(default_factory=dict)
+    nodeb_functions: dict[str, list[e2ap.RanFunction]] = field(default_factory=dict)
+    plmn: bytes = b"\x00\xf1\x10"
+    admit: dict[str, Callable[[dict[str, Any]], str | None]] = field(default_factory=dict)
+    refused: list[tuple[str, str]] = field(default_factory=list)
     posts: list[dict[str, Any]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     live: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -351,6 +363,12 @@ class RicPlatformStub:
                                   "globalNbId": {"plmnId": "02F829", "nbId": "0000000000000001"}}
                                  for m, s in sorted(stub.nodes.items())]
                     self._reply(200, nodes)
+                elif self.path.startswith("/v1/nodeb/"):
+                    info = stub.nodeb_info(urllib.parse.unquote(self.path[len("/v1/nodeb/"):]))
+                    if info is None:
+                        self._reply(404, {"errorCode": "404", "errorMessage": "RAN not found"})
+                    else:
+                        self._reply(200, info)
                 else:
                     self._reply(404, {"error": "not found"})
 
@@ -396,20 +414,27 @@ class RicPlatformStub:
         required = ("ClientEndpoint", "Meid", "RANFunctionID", "SubscriptionDetails")
         if not isinstance(body, dict) or any(k not in body for k in required):
             return 400, {"error": f"missing one of {required}"}
+        admit = self.admit.get(body["Meid"])
+        error = admit(body) if admit is not None else None
         with self._lock:
             if self.nodes.get(body["Meid"]) != "CONNECTED":
                 return 503, {"error": "E2 link down"}
             sub_id = str(self._next_id)
             self._next_id += 1
-            instance = self._next_instance
-            self._next_instance += 1
-            self.live[sub_id] = body
-            self.instance_of[sub_id] = instance
-            self.events.append((time.monotonic(), "post", str(body["Meid"]), sub_id))
+            if error is None:  # the node accepted: the E2 subscription lives
+                instance = self._next_instance
+                self._next_instance += 1
+                self.live[sub_id] = body
+                self.instance_of[sub_id] = instance
+                self.events.append((time.monotonic(), "post", str(body["Meid"]), sub_id))
+            else:  # the node refused: submgr notifies the failure and keeps nothing
+                instance = 0
+                self.refused.append((body["Meid"], error))
         endpoint = body["ClientEndpoint"]
         event_id = body["SubscriptionDetails"][0]["XappEventInstanceId"]
         threading.Thread(
-            target=self._notify, args=(endpoint["Host"], endpoint["HTTPPort"], sub_id, event_id, instance), daemon=True
+            target=self._notify, args=(endpoint["Host"], endpoint["HTTPPort"], sub_id, event_id, instance, error),
+            daemon=True,
         ).start()
         return 201, {"SubscriptionId": sub_id, "SubscriptionInstances": []}
 
@@ -422,10 +447,13 @@ class RicPlatformStub:
         except OSError:  # HTTPError (503) included
             return False
 
-    def _notify(self, host: str, port: int, sub_id: str, event_id: int, instance: int) -> None:
+    def _notify(self, host: str, port: int, sub_id: str, event_id: int, instance: int,
+                error: str | None = None) -> None:
         """Send the notification, resending (10 tries) until the answer is exactly 200."""
-        note = {"SubscriptionId": sub_id,
-                "SubscriptionInstances": [{"XappEventInstanceId": event_id, "E2EventInstanceId": instance}]}
+        outcome: dict[str, Any] = {"XappEventInstanceId": event_id, "E2EventInstanceId": instance}
+        if error is not None:
+            outcome.update(ErrorCause=error, ErrorSource="E2Node")
+        note = {"SubscriptionId": sub_id, "SubscriptionInstances": [outcome]}
         data = json.dumps(note).encode()
         deadline = time.monotonic() + 60.0
         while not self._pod_ready(host, port):  # no Ready endpoint behind the service yet
@@ -456,11 +484,12 @@ class RicPlatformStub:
                 return
             time.sleep(0.5)
 
-    def live_instance(self, meid: str) -> tuple[str, int] | None:
-        """(subscription id, E2 instance id) of the live subscription of ``meid``, if any."""
+    def live_instance(self, meid: str, ran_function_id: int | None = None) -> tuple[str, int] | None:
+        """(subscription id, E2 instance id) of the live subscription of ``meid`` (to RAN
+        function ``ran_function_id``, or any), if any."""
         with self._lock:
             for sub_id, body in self.live.items():
-                if body["Meid"] == meid:
+                if body["Meid"] == meid and ran_function_id in (None, body["RANFunctionID"]):
                     return sub_id, self.instance_of[sub_id]
         return None
 
@@ -469,6 +498,24 @@ class RicPlatformStub:
         with self._lock:
             return [(sub_id, self.instance_of[sub_id], int(body["ClientEndpoint"]["RMRPort"]))
                     for sub_id, body in sorted(self.live.items()) if body["Meid"] == meid]
+
+    def nodeb_info(self, meid: str) -> dict[str, Any] | None:
+        """The E2 manager's record of ``meid`` (None: unknown, 404), as ``GET /v1/nodeb/{ranName}``
+        serves it: ``gnb.ranFunctions`` with the definitions as hex strings."""
+        with self._lock:
+            functions = self.nodeb_functions.get(meid)
+            status = self.nodes.get(meid, "DISCONNECTED")
+        if functions is None:
+            return None
+        return {
+            "ranName": meid, "connectionStatus": status, "nodeType": "GNB",
+            "globalNbId": {"plmnId": self.plmn.hex().upper(), "nbId": "0000000000000001"},
+            "gnb": {"ranFunctions": [
+                {"ranFunctionId": f.ran_function_id, "ranFunctionDefinition": f.definition.hex().upper(),
+                 "ranFunctionRevision": f.revision, "ranFunctionOid": f.oid}
+                for f in functions
+            ]},
+        }
 
     def set_node(self, meid: str, status: str) -> None:
         with self._lock:
@@ -521,6 +568,79 @@ def indication_pdu(e2_instance_id: int, cell_id: int, period: int, reports: Link
             message=message,
         )
     )
+
+
+class StandInNode:
+    """The RAN functions of one E2 node behind the stand-in platform, and its answers.
+
+    What the E2 manager lists for the node (:attr:`functions`), how the node answers the
+    subscriptions submgr forwards (:meth:`admit`, the stub's admission hook: KPM action
+    definitions are judged by ``e2sim``'s :class:`KpmRanFunction`, as the simulated node
+    does), and the KPM indications it sends (:meth:`kpm_indication_pdus`).
+
+    Args:
+        meid: the node's RAN name.
+        lt_function_id: RAN function id of LT-LINKADAPT, or None for a KPM-only node.
+        kpm_cells: KPM RAN function id -> NR cell identity it reports (``ranFunction-Instance``).
+        plmn: the node's PLMN identity (3 octets, the stub's ``globalNbId.plmnId``).
+    """
+
+    def __init__(self, meid: str, lt_function_id: int | None, kpm_cells: dict[int, int],
+                 plmn: bytes = b"\x00\xf1\x10") -> None:
+        self.meid = meid
+        self.lt_function_id = lt_function_id
+        self.kpm = {fid: KpmRanFunction(CellGlobalId(plmn, nci), oid=KPM_V3_OID, ran_function_id=fid)
+                    for fid, nci in kpm_cells.items()}
+        self.functions: list[e2ap.RanFunction] = [f.ran_function() for f in self.kpm.values()]
+        if lt_function_id is not None:
+            definition = service_model.encode_ran_function_definition(service_model.RanFunctionDefinition())
+            self.functions.insert(0, e2ap.RanFunction(lt_function_id, definition, 0, service_model.SM_OID))
+        self.accepted: dict[int, KpmSubscription | str] = {}
+        """RAN function id -> the accepted KPM subscription, or the LT-LINKADAPT action type."""
+
+    def admit(self, body: dict[str, Any]) -> str | None:
+        """The node's answer to one ``SubscriptionParams``: None to accept, else the cause."""
+        fid = int(body["RANFunctionID"])
+        (details,) = body["SubscriptionDetails"]
+        (action,) = details["ActionToBeSetupList"]
+        trigger = bytes(details["EventTriggers"])
+        definition = bytes(action.get("ActionDefinition") or b"")
+        if fid in self.kpm:
+            if action["ActionType"] != "report":
+                return "action-not-supported: KPM takes report actions"
+            decision = self.kpm[fid].handle_subscription(trigger, definition or None)
+            if decision.subscription is None:
+                assert decision.cause is not None
+                return f"{decision.cause.value}: {decision.detail}"
+            self.accepted[fid] = decision.subscription
+            return None
+        if fid == self.lt_function_id:
+            try:
+                service_model.decode_event_trigger(trigger)
+                service_model.decode_action_definition(definition)
+            except Exception as exc:  # noqa: BLE001 - any refusal becomes the cause
+                return f"action-not-supported: {exc}"
+            if action["ActionType"] not in ("report", "policy"):
+                return "action-not-supported: LT-LINKADAPT takes report and policy actions"
+            self.accepted[fid] = str(action["ActionType"])
+            return None
+        return "ran-function-id-invalid"
+
+    def kpm_indication_pdus(self, fid: int, instance: int, reports: LinkReports, start_unix_s: float,
+                            sn: int = 0) -> list[bytes]:
+        """E2AP RIC Indication PDUs carrying one period of ``reports`` through KPM function ``fid``,
+        built for the subscription the node accepted (its measurements, style, granularity)."""
+        subscription = self.accepted[fid]
+        assert isinstance(subscription, KpmSubscription), f"KPM function {fid} has no accepted subscription"
+        period = KpmPeriod(reports, float(subscription.granularity_period_ms), start_unix_s, n_rb=106,
+                           n_slots=max(2 * subscription.granularity_period_ms, 1))
+        return [
+            e2ap.encode(e2ap.RicIndication(
+                request_id=e2ap.RicRequestId(SUBMGR_REQUESTOR_ID, instance), ran_function_id=fid, action_id=1,
+                sn=sn % 65536, indication_type="report", header=header, message=message,
+            ))
+            for header, message in self.kpm[fid].build_indications(subscription, period)
+        ]
 
 
 # --------------------------------------------------------------------------- the xApp
@@ -693,16 +813,26 @@ class RicTestbed:
     Args:
         workdir: scratch directory.
         nodes: RAN names of the E2 nodes (each gets its own E2T endpoint, all CONNECTED).
+        stand_ins: nodes the E2 manager describes (their RAN functions) and that judge
+            their subscriptions (:class:`StandInNode`); the other nodes are unknown to the
+            E2 manager's ``/v1/nodeb/{ranName}`` (404) and accept every subscription.
         controls: descriptor control overrides (``checkpointIntervalS`` ...).
     """
 
-    def __init__(self, workdir: Path, nodes: tuple[str, ...] = ("gnb-a",), **controls: Any) -> None:
+    def __init__(self, workdir: Path, nodes: tuple[str, ...] = ("gnb-a",),
+                 stand_ins: tuple[StandInNode, ...] = (), **controls: Any) -> None:
         from lighttune_core.tuner import LightTuneModel
 
         self.workdir = workdir
         self.model_path = workdir / "offline.ltm"
         self.redis = RedisServer(workdir)
-        self.platform = RicPlatformStub(nodes={meid: "CONNECTED" for meid in nodes})
+        self.stand_ins = {node.meid: node for node in stand_ins}
+        nodes = tuple(dict.fromkeys(nodes + tuple(self.stand_ins)))
+        self.platform = RicPlatformStub(
+            nodes={meid: "CONNECTED" for meid in nodes},
+            nodeb_functions={meid: node.functions for meid, node in self.stand_ins.items()},
+            admit={meid: node.admit for meid, node in self.stand_ins.items()},
+        )
         self.e2t_ports = {meid: free_port() for meid in nodes}
         descriptor = make_descriptor(workdir, self.model_path, **controls)
         # the offline model with the learning rate the xApp will set from the controls, so
@@ -733,9 +863,10 @@ class RicTestbed:
         status, body = self.xapp.http_get("/ric/v1/stats")
         return status == 200 and bool(json.loads(body)["subscriptions"]["up"])
 
-    def instance(self, meid: str) -> int:
-        """E2 instance id (RMR SubId) of the live subscription of ``meid``."""
-        live = wait_until(lambda: self.platform.live_instance(meid), 60, f"a live subscription of {meid}")
+    def instance(self, meid: str, ran_function_id: int | None = None) -> int:
+        """E2 instance id (RMR SubId) of the live subscription of ``meid`` (to ``ran_function_id``)."""
+        live = wait_until(lambda: self.platform.live_instance(meid, ran_function_id), 60,
+                          f"a live subscription of {meid}")
         return int(live[1])
 
     def send_indication(self, meid: str, cell_id: int, period: int, reports: LinkReports) -> None:
@@ -743,6 +874,15 @@ class RicTestbed:
         instance = self.instance(meid)
         self.e2t[meid].send(rmr_types.RIC_INDICATION, indication_pdu(instance, cell_id, period, reports),
                             sub_id=instance, meid=meid)
+
+    def send_kpm_period(self, meid: str, fid: int, reports: LinkReports, start_unix_s: float, sn: int = 0) -> int:
+        """One period of ``reports`` from ``meid``'s KPM function ``fid`` as its E2T forwards
+        it (SubId = the KPM subscription's E2 instance id, MEID set); returns the PDUs sent."""
+        instance = self.instance(meid, fid)
+        pdus = self.stand_ins[meid].kpm_indication_pdus(fid, instance, reports, start_unix_s, sn)
+        for pdu in pdus:
+            self.e2t[meid].send(rmr_types.RIC_INDICATION, pdu, sub_id=instance, meid=meid)
+        return len(pdus)
 
     def close(self) -> None:
         self.xapp.stop_quietly()

@@ -60,7 +60,8 @@ def test_advisory_recommends_learns_and_publishes(caplog: pytest.LogCaptureFixtu
     decoder = KpmNodeDecoder("gnb-kpm", plan.codec, plan.measurements, 10)
     metrics = XappMetrics()
     store = MemoryStore()
-    policy = LinkAdaptationPolicy(config(tunerMode="ri_cqi", reportPath="kpm"), LightTuneModel(seed=3), store,
+    # 10 ms periods (2-3 transmissions per UE): learn from every one to see fine-tuning here
+    policy = LinkAdaptationPolicy(config(tunerMode="ri_cqi", reportPath="kpm", minLabelTx=1), LightTuneModel(seed=3), store,
                                   metrics, clock=lambda: 0.0)
     advisory = AdvisoryMode(policy, "gnb-kpm", metrics, max_ues_per_cell=10)
     with caplog.at_level(logging.INFO):

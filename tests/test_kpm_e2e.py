@@ -44,7 +44,8 @@ def _get_json(port: int, path: str) -> dict[str, Any]:
 
 def test_kpm_only_node_gets_advisory_mode(procs: Procs, model_file: Path) -> None:
     http_port = _free_port()
-    xapp = start_xapp(procs, model_file, ["--tuner-mode", "ri_cqi", "--kpm-period", "10"],
+    # 10 ms periods (2-3 transmissions per UE): --min-label-tx 1 to see fine-tuning in a short run
+    xapp = start_xapp(procs, model_file, ["--tuner-mode", "ri_cqi", "--kpm-period", "10", "--min-label-tx", "1"],
                       http_port=http_port)
     results_path = procs.tmp / "e2sim.json"
     sim = procs.start("e2sim", e2sim_args(xapp["port"], "--kpm-only", *MISMATCHED_CELL, "--duration", "1",
@@ -88,7 +89,7 @@ def test_kpm_only_node_gets_advisory_mode(procs: Procs, model_file: Path) -> Non
 def _run(procs: Procs, model: Path, report_path: str, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
     procs.procs.clear()
     (procs.tmp / "ready.json").unlink(missing_ok=True)
-    xapp = start_xapp(procs, model, ["--tuner-mode", "ri_cqi", "--report-path", report_path])
+    xapp = start_xapp(procs, model, ["--tuner-mode", "ri_cqi", "--report-path", report_path, "--min-label-tx", "1"])
     results_path = procs.tmp / f"e2sim-{tag}.json"
     sim = procs.start(f"e2sim-{tag}", e2sim_args(
         xapp["port"], "--kpm", "--profile", "TDL-A10", "--doppler", "20", "--csi-period", "10",

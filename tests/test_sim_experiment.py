@@ -13,14 +13,16 @@ from e2sim.channel import Scenario
 from e2sim.cli import main
 from e2sim.experiment import (
     ModelSource,
+    CONDITION_GRID,
     TABLE6_ROWS,
     generate_dataset,
+    generate_dataset_conditions,
     paired_gain,
     run_experiment,
     table6_markdown,
 )
 from e2sim.traces import record_trace
-from lighttune_core.features import N_FEATURES
+from lighttune_core.features import FEATURE_NAMES, N_FEATURES
 from lighttune_core.tuner import LightTuneModel
 
 TINY = ["--ues", "4", "--duration-s", "0.2", "--csi-period", "10", "--quiet", "--quick-samples", "60"]
@@ -100,6 +102,31 @@ def test_dataset_cli_and_generator(tmp_path: Path) -> None:
     assert np.array_equal(x, x2)
     differs = (x2[:, 6] != x2[:, 5]) | (x2[:, 7] != x2[:, 4])
     assert 0 < differs.mean() < 1
+
+
+def test_dataset_over_several_conditions(tmp_path: Path) -> None:
+    # each condition is its own cell with its share of the samples, in the order given;
+    # the file records the conditions, and the result does not depend on the worker count
+    out = tmp_path / "c.npz"
+    assert main(["dataset", "--out", str(out), "--samples", "41", "--ues", "8", "--csi-period", "10",
+                 "--seed", "2", "--quiet", "--conditions", "low:low", "high:high", "--workers", "2"]) == 0
+    with np.load(out) as npz:
+        x, meta = npz["features"], json.loads(str(npz["meta"]))
+    assert x.shape == (41, N_FEATURES)
+    assert [(c["correlation"], c["snr_range"]) for c in meta["conditions"]] == [("low", "low"), ("high", "high")]
+    snr = x[:, FEATURE_NAMES.index("csirs_snr")]
+    assert snr[:21].max() < snr[21:].min()  # 0-12 dB share first (21 = 41 // 2 + 1), then 28-40 dB
+    sc = Scenario(n_ue=8, csi_period_ms=10, seed=2)
+    x1, _ = generate_dataset_conditions(sc, [("low", "low"), ("high", "high")], 41, workers=1)
+    assert np.array_equal(x, x1)
+    assert len(CONDITION_GRID) == 9 and len(set(CONDITION_GRID)) == 9
+
+
+@pytest.mark.parametrize("spec", ["low", "low:mid", "strong:high", ":"])
+def test_dataset_refuses_bad_conditions(spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c.npz"
+    assert main(["dataset", "--out", str(out), "--samples", "10", "--quiet", "--conditions", spec]) == 2
+    assert "CORRELATION:SNR" in capsys.readouterr().err and not out.exists()
 
 
 def test_paired_gain_and_table6_rendering() -> None:

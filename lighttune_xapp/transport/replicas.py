@@ -24,7 +24,8 @@ The REST calls to submgr (deletes, posts) run in a *subscription worker* thread,
 the ownership callbacks, never in the ownership thread: a slow submgr must not delay the
 lock renewals.
 
-Subscription ids are recorded per replica in SDL (``subscription/<replica id>/<MEID>``,
+Subscription ids are recorded per replica in SDL (``subscription/<replica id>/<key>``, the
+key being the MEID or ``<MEID>#<RAN function id>``,
 :class:`ReplicaSubscriptionLog`), so a replica only ever deletes its own subscriptions on
 its own paths, and the next owner of a node deletes whatever record of that node it finds
 (of a dead or fenced-off owner: every one of them is stale once it holds the lock).
@@ -42,7 +43,7 @@ import threading
 from typing import Any
 
 from lighttune_xapp.ownership import OwnershipManager, node_of_cell
-from lighttune_xapp.transport.submgr import SdlSubscriptionLog, SubmgrError, SubscriptionKeeper
+from lighttune_xapp.transport.submgr import SdlSubscriptionLog, SubmgrError, SubscriptionKeeper, node_of_key
 
 __all__ = [
     "DEFAULT_LOCK_EXPIRY_S",
@@ -72,7 +73,7 @@ def glob_escape(text: str) -> str:
 
 
 class ReplicaSubscriptionLog(SdlSubscriptionLog):
-    """:class:`SdlSubscriptionLog` with keys ``subscription/<replica id>/<MEID>``.
+    """:class:`SdlSubscriptionLog` with keys ``subscription/<replica id>/<subscription key>``.
 
     Args:
         storage, namespace, on_error: as for :class:`SdlSubscriptionLog`.
@@ -89,15 +90,17 @@ class ReplicaSubscriptionLog(SdlSubscriptionLog):
         self.KEY_PREFIX = f"{self.ROOT}{replica_id}/"
 
     def records_of_node(self, meid: str) -> dict[str, str]:
-        """Every replica's record of ``meid``: SDL key -> subscription id (empty on SDL failure)."""
+        """Every replica's records of the subscriptions of ``meid`` (any RAN function):
+        SDL key -> subscription id (empty on SDL failure)."""
         try:
-            found = self._storage.find_and_get(self.namespace, f"{self.ROOT}*/{glob_escape(meid)}")
+            found = self._storage.find_and_get(self.namespace, f"{self.ROOT}*/{glob_escape(meid)}*")
         except self._errors as exc:
             _log.error("cannot read the subscription records of %s from SDL: %s", meid, exc)
             return {}
         out: dict[str, str] = {}
         for key, value in found.items():
-            if key.rpartition("/")[2] != meid:
+            _replica, _sep, sub_key = key[len(self.ROOT) :].partition("/")
+            if node_of_key(sub_key) != meid:
                 continue
             try:
                 out[key] = bytes(value).decode("utf-8")
@@ -138,6 +141,8 @@ class ReplicaGlue:
         manager.ready_to_release = self.ready_to_release
         manager.candidates = lambda: list(keeper.candidates)
         handler.owner_epoch = manager.epoch_for
+        if getattr(handler, "kpm", None) is not None:  # controls decided on KPM reports
+            handler.kpm.owner_epoch = manager.epoch_for
         keeper.owns = self.owns
         self._thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
@@ -222,10 +227,10 @@ class ReplicaGlue:
         self._wake.set()
 
     def ready_to_release(self, meid: str) -> bool:
-        """Whether the node's subscription is deleted (its record gone) and nothing is pending."""
-        if self._wake.is_set() or meid in self.keeper.book.wanted():
+        """Whether the node's subscriptions are deleted (their records gone) and nothing is pending."""
+        if self._wake.is_set() or any(node_of_key(k) == meid for k in self.keeper.book.wanted()):
             return False
-        return meid not in self.keeper.log.load()
+        return not any(node_of_key(k) == meid for k in self.keeper.log.load())
 
     def on_lost(self, meid: str) -> None:
         """Lock lost: forget the node's cells unsaved (the next owner's state wins), unsubscribe."""
@@ -239,9 +244,9 @@ class ReplicaGlue:
         log = self.keeper.log
         if not isinstance(log, ReplicaSubscriptionLog):
             return
-        current = self.keeper.book.subscription_ids().get(meid)
+        ours = {log.KEY_PREFIX + k: v for k, v in self.keeper.book.subscription_ids().items()}
         for key, sub_id in sorted(log.records_of_node(meid).items()):
-            if sub_id == current and key == log.KEY_PREFIX + meid:
+            if ours.get(key) == sub_id:
                 continue  # ours, made since the acquisition
             try:
                 gone = self.keeper.submgr.unsubscribe(sub_id)

@@ -13,6 +13,11 @@ Message flow (message type numbers in :mod:`lighttune_xapp.transport.rmr_types`)
   indication's RIC request id (requestor and instance of the subscription) and RAN function
   id, sent as ``RIC_CONTROL_REQ`` (12040) in a buffer allocated with the node's MEID (the
   routing manager routes it to the node's E2T by MEID; ``RMRXapp.rmr_send`` cannot set one).
+- ``RIC_INDICATION`` of one of the node's E2SM-KPM functions: the KPM path of
+  :mod:`lighttune_xapp.transport.ric_kpm` (the E2 manager's record of the node says what it
+  offers; LT-LINKADAPT control on a node that has it, advisory mode on a KPM-only node). An
+  indication for a RAN function the node was not subscribed to is counted
+  (``decode_errors{kind="ran_function"}``) and dropped.
 - ``RIC_CONTROL_ACK`` / ``RIC_CONTROL_FAILURE`` (12041/12042): decoded and counted
   (per-UE rejections of an acknowledged control count as control failures).
 - ``RIC_SUB_RESP`` / ``RIC_SUB_FAILURE`` / ``RIC_SUB_DEL_RESP``: the routing manager routes
@@ -30,8 +35,10 @@ two E2 nodes never share a model; A1 policies use the same names.
 Readiness and stats: ``/ric/v1/health/ready`` answers 200 once the model is loaded and
 the RMR and HTTP loops run, *not* waiting for the subscriptions (the Subscription
 Manager's confirming notification comes through the xApp's Kubernetes service, which
-routes only to Ready pods). ``GET /ric/v1/stats`` reports the subscription state per node
-(:meth:`SubscriptionKeeper.state`), the health flags and the per-cell policy figures;
+routes only to Ready pods). ``GET /ric/v1/stats`` reports the subscription state per
+subscription key (:meth:`SubscriptionKeeper.state`; a node offering KPM and LT-LINKADAPT
+may have two), each node's plan (``nodes``, :mod:`~lighttune_xapp.transport.ric_kpm`), the
+health flags and the per-cell policy figures;
 Prometheus has ``lighttune_subscriptions_up`` and ``lighttune_subscriptions{state}``.
 
 Replicas: several instances share the E2 nodes (:mod:`lighttune_xapp.ownership` for the SDL
@@ -58,11 +65,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lighttune_core.cell import Decisions
 from lighttune_e2 import e2ap, service_model
 from lighttune_e2.errors import E2Error
+from lighttune_xapp.advisory import RECOMMENDATIONS_PATH
 from lighttune_xapp.app import (
     XappRuntime,
     build_runtime,
@@ -91,8 +99,12 @@ from lighttune_xapp.transport.submgr import (
     SubmgrError,
     SubscriptionKeeper,
     SubscriptionLog,
+    node_of_key,
     subscription_params,
 )
+
+if TYPE_CHECKING:  # ric_kpm imports this module; run() imports it at start-up
+    from lighttune_xapp.transport.ric_kpm import KpmRicService
 
 __all__ = [
     "A1PolicyError",
@@ -221,6 +233,8 @@ class RicMessageHandler:
         self.ran_function_id = ran_function_id
         self.handler_id = handler_id
         self.node_of_instance = node_of_instance
+        self.kpm: KpmRicService | None = None
+        """Node plans and the KPM path (RIC mode sets it; without it every node is LT-LINKADAPT)."""
         self.lock = threading.RLock()
         self.owner_epoch: Callable[[str], int | None] = lambda _node: 0
         """Fencing token for controls to a node, None when this replica must not handle it
@@ -279,10 +293,6 @@ class RicMessageHandler:
                 self.metrics.decode_errors.labels(kind="e2ap").inc()
                 _log.error("RIC_INDICATION from %s carries a %s", meid or "?", type(msg).__name__)
                 return None
-            if msg.ran_function_id != self.ran_function_id:
-                self.metrics.decode_errors.labels(kind="sm").inc()
-                _log.error("indication for RAN function %d, ours is %d", msg.ran_function_id, self.ran_function_id)
-                return None
             node = meid or self.node_of_instance(sub_id)
             if not node:
                 self.metrics.decode_errors.labels(kind="routing").inc()
@@ -290,6 +300,17 @@ class RicMessageHandler:
                 return None
             if self.owner_epoch(node) is None:  # another replica owns the node: no decision, no learning
                 self.on_not_owner()
+                return None
+            if self.kpm is not None and self.kpm.handles(node, msg.ran_function_id):
+                return self.kpm.on_indication(msg, node, send)
+            ours = (
+                self.kpm.lt_report_functions(node, self.ran_function_id)
+                if self.kpm is not None else frozenset({self.ran_function_id})
+            )
+            if msg.ran_function_id not in ours:
+                self.metrics.decode_errors.labels(kind="ran_function").inc()
+                _log.error("indication from %s for RAN function %d, not one it is subscribed to (%s)",
+                           node, msg.ran_function_id, ",".join(map(str, sorted(ours))) or "-")
                 return None
             try:
                 header, reports, n_dropped = service_model.decode_indication(msg.header, msg.message)
@@ -318,8 +339,6 @@ class RicMessageHandler:
     ) -> OutgoingMessage | None:
         """The RIC Control Request carrying a cell's decisions, or None when none is due."""
         if not decisions.control or len(decisions.ue_id) == 0:
-            return None
-        if self.runtime.watcher.config.report_path != "service_model":
             return None
         epoch = self.owner_epoch(node)  # checked again: the lease may have ended while deciding
         if epoch is None:
@@ -579,6 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"one subscription round trip (default $LOCK_EXPIRY_S or {DEFAULT_LOCK_EXPIRY_S:g})",
     )
     parser.add_argument(
+        "--kpm-period", type=int, default=os.environ.get("KPM_PERIOD_MS", "80"), metavar="MS",
+        help="E2SM-KPM reporting period of a node offering KPM without LT-LINKADAPT, ms (default "
+        "$KPM_PERIOD_MS or 80; a node with LT-LINKADAPT reports at its CSI-RS period)",
+    )
+    parser.add_argument(
         "--log-level", choices=_LOG_LEVELS, default=os.environ.get("LOG_LEVEL", "INFO").upper(),
         help="log level of the mdclogpy output (default $LOG_LEVEL or INFO)",
     )
@@ -668,14 +692,17 @@ def run(args: argparse.Namespace) -> int:
         runtime, service_model.DEFAULT_RAN_FUNCTION_ID, config.name or "lighttune-xapp",
     )
     client_host = args.client_host or default_client_host(config.name or "lighttune-xapp")
-    trigger = service_model.encode_event_trigger(service_model.EventTrigger(every_n_csirs_periods=1))
-    action = service_model.encode_action_definition(service_model.ActionDefinition())
+    e2mgr = E2ManagerClient(args.e2mgr_url) if args.e2mgr_url else None
+    kpm = _kpm_service(handler, e2mgr, storage, config.store_namespace, args.kpm_period, (SdlException,))
 
-    def params_for(meid: str) -> dict[str, Any]:
+    def params_for(key: str) -> dict[str, Any]:
         cfg = runtime.watcher.config
+        sub = kpm.subscription(key)
         return subscription_params(
-            meid=meid, ran_function_id=service_model.DEFAULT_RAN_FUNCTION_ID, client_host=client_host,
-            http_port=cfg.http_port, rmr_port=rmr_port, event_trigger=trigger, action_definition=action,
+            meid=sub.meid, ran_function_id=sub.ran_function_id, client_host=client_host,
+            http_port=cfg.http_port, rmr_port=rmr_port, event_trigger=sub.event_trigger,
+            action_definition=sub.action_definition, action_id=sub.action_id, action_type=sub.action_type,
+            subsequent_action=sub.subsequent_action,
         )
 
     def on_post_error(meid: str, exc: SubmgrError) -> None:
@@ -686,14 +713,17 @@ def run(args: argparse.Namespace) -> int:
         params_for,
         sub_log,
         configured_nodes=nodes,
-        e2mgr=E2ManagerClient(args.e2mgr_url) if args.e2mgr_url else None,
+        e2mgr=e2mgr,
         on_ready=runtime.health.set_subscriptions_up,
         on_post_error=on_post_error,
+        expand=kpm.expand,
     )
-    handler.node_of_instance = keeper.book.node_of_instance
+    handler.node_of_instance = lambda sub: _node_of_subscription(keeper, sub)
+    kpm.instance_of = keeper.book.instance_of
     glue = ReplicaGlue(manager, handler, keeper, runtime.metrics.registry)
     handler.on_not_owner = glue.count_dropped
     runtime.http.add_route("POST", NOTIFICATION_PATH, keeper.on_notification_body)
+    runtime.http.add_route("GET", RECOMMENDATIONS_PATH, kpm.recommendations_response)
     runtime.http.add_route("GET", STATS_PATH, lambda _body: ric_stats_response(runtime, handler, keeper, glue))
     bind_subscription_gauges(runtime.metrics, keeper)
 
@@ -727,6 +757,7 @@ def run(args: argparse.Namespace) -> int:
                 next_poll = now + args.poll_interval
             with handler.lock:  # save fine-tuning even when no report arrives
                 runtime.policy.checkpointer.poll(time.monotonic())
+            kpm.poll()  # the latest advisory tables reach SDL even when no report follows
             stop.wait(tick)
     finally:
         runtime.health.set_loops_up(False)
@@ -734,11 +765,35 @@ def run(args: argparse.Namespace) -> int:
         glue.stop()  # handover: checkpoint, unsubscribe and release every owned node
         deleted = keeper.shutdown()
         _log.info("deleted subscriptions %s", ", ".join(deleted) or "-")
+        kpm.flush()
         with handler.lock:
             runtime.close()
         xapp.stop()
         _log.info("stopped")
     return 0
+
+
+def _kpm_service(
+    handler: RicMessageHandler, e2mgr: E2ManagerClient | None, storage: Any, namespace: str, kpm_period_ms: int,
+    sdl_errors: tuple[type[BaseException], ...],
+) -> KpmRicService:
+    """The node plans / KPM path of ``handler``, advisory tables published in SDL ``namespace``."""
+    from lighttune_xapp.transport.ric_kpm import KpmRicService, SdlAdvisoryBoard
+
+    if kpm_period_ms < 1:
+        raise ConfigError("--kpm-period", f"must be >= 1 ms, got {kpm_period_ms}")
+    kpm = KpmRicService(
+        handler.runtime, handler.lock, handler.cell_cap, handler._first_sight, e2mgr=e2mgr,
+        board=SdlAdvisoryBoard(storage, namespace, sdl_errors), kpm_period_ms=kpm_period_ms,
+    )
+    handler.kpm = kpm
+    return kpm
+
+
+def _node_of_subscription(keeper: SubscriptionKeeper, sub_id: int) -> str | None:
+    """The node whose confirmed subscription has E2 instance id ``sub_id`` (RMR SubId)."""
+    key = keeper.book.node_of_instance(sub_id)
+    return None if key is None else node_of_key(key)
 
 
 def bind_subscription_gauges(metrics: Any, keeper: SubscriptionKeeper) -> None:
@@ -760,6 +815,8 @@ def ric_stats_response(
         "cells": cells,
         "cells_refused": dict(handler.cell_cap.refused),
     }
+    if handler.kpm is not None:
+        body["nodes"] = handler.kpm.describe()
     if glue is not None:
         body["ownership"] = glue.state()
     return 200, "application/json", json.dumps(body, sort_keys=True, default=str).encode()

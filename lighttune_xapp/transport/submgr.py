@@ -27,7 +27,17 @@ client to the exact paths above, treats every status explicitly, and parses noti
 itself (:func:`parse_notification`). Nothing here imports ricxappframe.
 
 E2 nodes come from the configuration (``controls.e2Nodes``) and/or the E2 manager
-(``GET /v1/nodeb/states``, nodes whose ``connectionStatus`` is ``CONNECTED``).
+(``GET /v1/nodeb/states``, nodes whose ``connectionStatus`` is ``CONNECTED``); what a node
+offers (its RAN functions and their definitions) from ``GET /v1/nodeb/{ranName}``
+(:meth:`E2ManagerClient.nodeb`).
+
+A node may need more than one subscription (submgr takes one RAN function per request: a
+node offering E2SM-KPM and LT-LINKADAPT gets one of each). The book is therefore keyed by
+*subscription keys* (:func:`subscription_key`): the node's RAN name for its primary
+subscription (the one every node had before: LT-LINKADAPT reports on the default function id,
+so the SDL records of earlier versions stay valid), and ``<RAN name>#<RAN function id>`` for
+any other; :func:`node_of_key` gives the node back. The keeper's ``expand``
+hook turns the wanted nodes into their keys (default: one key per node, the RAN name).
 :class:`SubscriptionBook` is the sans-I/O state of the subscriptions (which node needs a
 POST, which is waiting for its notification, which E2 instance id belongs to which node);
 :class:`SubscriptionKeeper` drives it with the REST clients and persists the subscription
@@ -52,6 +62,7 @@ __all__ = [
     "NOTIFICATION_PATH",
     "SUBSCRIPTIONS_PATH",
     "E2ManagerClient",
+    "KEY_SEPARATOR",
     "MemorySubscriptionLog",
     "SdlSubscriptionLog",
     "SubmgrClient",
@@ -61,7 +72,9 @@ __all__ = [
     "SubscriptionKeeper",
     "SubscriptionLog",
     "SubscriptionNotification",
+    "node_of_key",
     "parse_notification",
+    "subscription_key",
     "subscription_params",
 ]
 
@@ -74,6 +87,24 @@ DEFAULT_E2MGR_URL = "http://service-ricplt-e2mgr-http.ricplt:3800"
 SUBSCRIPTIONS_PATH = "/ric/v1/subscriptions"
 NOTIFICATION_PATH = "/ric/v1/subscriptions/response"
 NODEB_STATES_PATH = "/v1/nodeb/states"
+NODEB_PATH = "/v1/nodeb/"
+KEY_SEPARATOR = "#"
+"""Separates the RAN name from the RAN function id in a subscription key."""
+
+
+def subscription_key(meid: str, ran_function_id: int | None = None) -> str:
+    """The book's key of one subscription of node ``meid``.
+
+    ``ran_function_id=None`` names the node's primary subscription (key = the RAN name);
+    another subscription of the same node is ``"<meid>#<ran_function_id>"``.
+    """
+    return meid if ran_function_id is None else f"{meid}{KEY_SEPARATOR}{int(ran_function_id)}"
+
+
+def node_of_key(key: str) -> str:
+    """The RAN name of a subscription key (inverse of :func:`subscription_key`)."""
+    head, sep, tail = key.rpartition(KEY_SEPARATOR)
+    return head if sep and head and tail.isdigit() else key
 
 _ACTION_TYPES = ("insert", "policy", "report")
 _SUBSEQUENT_TYPES = ("continue", "wait")
@@ -360,6 +391,32 @@ class E2ManagerClient:
             }
         )
 
+    def nodeb(self, ran_name: str) -> dict[str, Any] | None:
+        """The E2 manager's record of one node (``GET /v1/nodeb/{ranName}``), or None on 404.
+
+        The record is the JSON form of the R-NIB ``NodebInfo``: ``ranName``,
+        ``connectionStatus``, ``globalNbId`` {``plmnId``, ``nbId``} (hex strings) and, for an
+        E2 node, ``gnb`` (or ``enb``) {``ranFunctions``: [{``ranFunctionId``,
+        ``ranFunctionDefinition`` (the octets as hex), ``ranFunctionRevision``,
+        ``ranFunctionOid``}]} (``lighttune_xapp.transport.ric_kpm`` reads it).
+
+        Raises:
+            SubmgrError: no answer, another error status, or a body that is not a JSON object.
+        """
+        url = self.base_url + NODEB_PATH + urllib.parse.quote(ran_name, safe="")
+        status, body = _http("GET", url, None, self.timeout_s)
+        if status == 404:
+            return None
+        if status != 200:
+            raise SubmgrError(status, f"GET {url}")
+        try:
+            info = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SubmgrError(status, f"GET {url}: not JSON ({exc})") from None
+        if not isinstance(info, dict):
+            raise SubmgrError(status, f"GET {url}: expected a JSON object")
+        return info
+
 
 # --------------------------------------------------------------------------- persistence
 
@@ -454,7 +511,10 @@ class _NodeSubscription:
 
 @dataclass
 class SubscriptionBook:
-    """Sans-I/O state of the xApp's E2 subscriptions (one per E2 node). Thread-safe.
+    """Sans-I/O state of the xApp's E2 subscriptions. Thread-safe.
+
+    Entries are keyed by subscription key (:func:`subscription_key`; the RAN name for a
+    node's primary subscription), named ``meid`` below for that common case.
 
     A node is *wanted* while it is connected (or configured); it needs a POST when wanted
     and without a subscription id; it is *confirmed* once a successful notification for its
@@ -549,9 +609,16 @@ class SubscriptionBook:
             return bool(self._nodes) and all(n.e2_instance_id > 0 for n in self._nodes.values())
 
     def node_of_instance(self, e2_instance_id: int) -> str | None:
-        """The node whose confirmed subscription has this E2 instance id (RMR SubId)."""
+        """The key (:func:`subscription_key`) whose confirmed subscription has this E2 instance
+        id (RMR SubId); :func:`node_of_key` gives its node."""
         with self._lock:
             return self._by_instance.get(int(e2_instance_id))
+
+    def instance_of(self, key: str) -> int:
+        """E2 instance id of the confirmed subscription ``key``, 0 when it has none."""
+        with self._lock:
+            node = self._nodes.get(key)
+            return node.e2_instance_id if node is not None else 0
 
     def subscription_ids(self) -> dict[str, str]:
         """Node -> subscription id of every node that has one."""
@@ -577,13 +644,16 @@ class SubscriptionKeeper:
 
     Args:
         submgr: the REST client.
-        params_for: ``params_for(meid) -> SubscriptionParams`` dict.
+        params_for: ``params_for(key) -> SubscriptionParams`` dict (``key`` from ``expand``).
         log: persistence of subscription ids.
         configured_nodes: nodes from the configuration (always wanted, also while the E2
             manager does not answer).
         e2mgr: E2 manager client, or None to rely on ``configured_nodes`` only.
         on_ready: called with True when every wanted node is confirmed, False when not.
         on_post_error: called with the node and error of a failed POST (metrics).
+        expand: ``expand(nodes) -> keys``: the subscription keys (:func:`subscription_key`) of
+            the wanted nodes, called on every :meth:`poll` with the sorted node list; None
+            for one subscription per node (key = RAN name).
     """
 
     def __init__(
@@ -595,6 +665,7 @@ class SubscriptionKeeper:
         e2mgr: E2ManagerClient | None = None,
         on_ready: Callable[[bool], None] | None = None,
         on_post_error: Callable[[str, SubmgrError], None] | None = None,
+        expand: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         self.submgr = submgr
         self.params_for = params_for
@@ -603,6 +674,7 @@ class SubscriptionKeeper:
         self.e2mgr = e2mgr
         self.on_ready = on_ready
         self.on_post_error = on_post_error
+        self.expand = expand
         self.book = SubscriptionBook()
         self.owns: Callable[[str], bool] = lambda _meid: True
         """Whether this replica owns a node (several replicas: :mod:`.replicas`); only owned nodes are subscribed."""
@@ -647,15 +719,17 @@ class SubscriptionKeeper:
                 # configured nodes are wanted whatever the E2 manager says; the nodes it
                 # reported before are kept until it answers again
                 _log.warning("E2 manager unreachable, keeping the node list: %s", exc)
-                wanted = sorted(set(self.book.wanted()) | set(self.configured_nodes))
+                wanted = sorted({node_of_key(k) for k in self.book.wanted()} | set(self.configured_nodes))
             self.candidates = list(wanted)
             wanted = [meid for meid in wanted if self.owns(meid)]
-            added, removed = self.book.set_wanted(wanted)
-            for meid in removed:
-                _log.info("E2 node %s disconnected; its subscription will be renewed on reconnect", meid)
-                self._delete_logged(meid)
-            for meid in added:
-                _log.info("E2 node %s wanted", meid)
+            keys = sorted(set(self.expand(wanted))) if self.expand is not None else wanted
+            added, removed = self.book.set_wanted(keys)
+            for key in removed:
+                _log.info("subscription %s no longer wanted (node disconnected or its functions changed); "
+                          "renewed when wanted again", key)
+                self._delete_logged(key)
+            for key in added:
+                _log.info("subscription %s wanted", key)
             for meid in self.book.needing_post():
                 self._post(meid)
             self._publish()
