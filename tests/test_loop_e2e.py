@@ -181,7 +181,8 @@ def test_compare_loop_lockstep_controls_every_period(procs: Procs) -> None:
 def test_reconnect_resubscribes_and_keeps_models(procs: Procs, model_file: Path) -> None:
     """Kill e2sim mid-run, start it again: node state dropped, re-subscribed, models kept."""
     http_port = _free_port()
-    xapp = start_xapp(procs, model_file, ["--tuner-mode", "ri_cqi"], http_port=http_port)
+    # FAST_CELL's 10 ms periods hold 2-3 transmissions per UE: learn from each to see updates soon
+    xapp = start_xapp(procs, model_file, ["--tuner-mode", "ri_cqi", "--min-label-tx", "1"], http_port=http_port)
     args = e2sim_args(xapp["port"], *FAST_CELL, "--duration", "600")
     first = procs.start("e2sim-1", args)
 

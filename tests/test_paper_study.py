@@ -25,8 +25,8 @@ from e2sim.study import (
 )
 from lighttune_core.tuner import LightTuneModel
 
-TINY_SPEC = ("TDL-B50", 30.0, "low", 10, "medium")
-"""A cheap scenario: 10 ms CSI-RS period, so 0.3 s holds 30 periods."""
+TINY_SPEC = ("TDL-B50", 30.0, "low", 40, "medium")
+"""A cheap scenario: 40 ms CSI-RS period (10 first transmissions per UE and period, enough to be learned from), so 0.3 s holds 7 periods."""
 
 
 @pytest.fixture(scope="module")
