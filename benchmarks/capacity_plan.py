@@ -4,7 +4,7 @@ Run from the repository root (reads only ``benchmarks/results/*.json``, measures
 
     python benchmarks/capacity_plan.py [--cells 1000] [--ues-per-cell 100] [--period-ms 80]
         [--cells-per-node 1] [--intervals-s 1 10 60] [--max-utilisation 0.6] [--spare-replicas 1]
-        [--lock-expiry-s 3] [--renewals-per-expiry 3] [--kpm-results FILE]
+        [--lock-expiry-s 5] [--renewals-per-expiry 4] [--ownership-tick-s 0.25] [--kpm-results FILE]
 
 It prints the Markdown tables of ``docs/capacity.md``. Inputs:
 
@@ -20,14 +20,20 @@ It prints the Markdown tables of ``docs/capacity.md``. Inputs:
 - SDL costs: ``sdl_checkpoint.json`` (``benchmarks/sdl_checkpoint.py``): per checkpoint, load and
   lock refresh.
 
+Ownership (``lighttune_xapp/ownership.py``, ``docs/replicas.md``): one SDL lock per E2 node
+(``node/<MEID>``) and one membership lock per live replica (``member/<replica id>``), both with
+the same expiry and renewed every expiry / ``renewals_per_expiry`` (one request each); every
+ownership tick (min(renewal interval, 0.25 s)) each replica lists the members with one
+``find_keys("member/*")`` (a Redis ``KEYS``).
+
 The per-report cost is taken at the largest measured cell size not above ``--ues-per-cell``
 (64 UEs for 100: per-indication overheads make smaller cells dearer per report); a second
 figure interpolates linearly in cell size between the measured sizes (sensitivity only).
 
 Sizing rule (:func:`replicas_needed`): the work of all replicas in core-seconds per second
-(processing + checkpoint saves + lock renewals, each from its measured cost) divided by the
-highest utilisation a replica may run at, rounded up, plus spare replicas so that losing one
-replica (kill -9) leaves enough capacity. A replica is one Python process, one core (the
+(processing + checkpoint saves + node lock renewals, each from its measured cost) divided by the
+highest utilisation a replica may run at less the replica's own membership renewals, rounded up,
+plus spare replicas so that losing one replica (kill -9) leaves enough capacity. A replica is one Python process, one core (the
 per-report work is single-threaded).
 """
 
@@ -65,7 +71,7 @@ class Workload:
         cells: cells (one LightTune model each).
         ues_per_cell: UEs reporting per cell.
         period_s: reporting period of every UE, s (CSI-RS period, e.g. 0.080).
-        cells_per_node: cells per E2 node (one ownership lock per node).
+        cells_per_node: cells per E2 node (one ownership lock ``node/<MEID>`` per node).
     """
 
     cells: int
@@ -157,32 +163,47 @@ class SdlCost:
 
 @dataclass(frozen=True)
 class SizingRules:
-    """How much headroom a plan keeps, and how ownership locks are renewed.
+    """How much headroom a plan keeps, and how the ownership locks are renewed.
+
+    The defaults are those of ``lighttune_xapp/ownership.py``: expiry 5 s, renewal every
+    expiry / 4, protocol tick min(renewal interval, 0.25 s).
 
     Attributes:
         max_utilisation: highest share of its core a replica may be busy (0 < u <= 1).
         spare_replicas: replicas added on top, so the plan survives that many replica losses.
-        lock_expiry_s: ownership lock expiry, s.
-        renewals_per_expiry: renewals per expiry period (3 = renew every 1/3 of the expiry).
+        lock_expiry_s: expiry of the node and membership locks, s.
+        renewals_per_expiry: renewals per expiry period (4 = renew every 1/4 of the expiry).
+        max_tick_s: longest ownership tick, s; each tick lists the members once.
     """
 
     max_utilisation: float = 0.6
     spare_replicas: int = 1
-    lock_expiry_s: float = 3.0
-    renewals_per_expiry: float = 3.0
+    lock_expiry_s: float = 5.0
+    renewals_per_expiry: float = 4.0
+    max_tick_s: float = 0.25
 
     def __post_init__(self) -> None:
         if not 0 < self.max_utilisation <= 1:
             raise ValueError(f"max_utilisation must be in (0, 1], got {self.max_utilisation!r}")
         if self.spare_replicas < 0:
             raise ValueError("spare_replicas must be >= 0")
-        if not (self.lock_expiry_s > 0 and self.renewals_per_expiry > 0):
-            raise ValueError("lock_expiry_s and renewals_per_expiry must be > 0")
+        if not (self.lock_expiry_s > 0 and self.renewals_per_expiry > 0 and self.max_tick_s > 0):
+            raise ValueError("lock_expiry_s, renewals_per_expiry and max_tick_s must be > 0")
 
     @property
     def renewals_per_s_per_lock(self) -> float:
-        """Renewals per second of one lock (1/s)."""
+        """Renewals per second of one lock, node or membership (1/s)."""
         return self.renewals_per_expiry / self.lock_expiry_s
+
+    @property
+    def tick_s(self) -> float:
+        """Ownership tick: min(renewal interval, ``max_tick_s``), s."""
+        return min(self.lock_expiry_s / self.renewals_per_expiry, self.max_tick_s)
+
+    @property
+    def listings_per_s_per_replica(self) -> float:
+        """Member listings (``find_keys("member/*")``) per second of one replica: one per tick (1/s)."""
+        return 1.0 / self.tick_s
 
 
 # --------------------------------------------------------------------------- reading results
@@ -339,16 +360,22 @@ def sdl_cost(sdl: dict[str, Any], cells: int) -> SdlCost:
 # --------------------------------------------------------------------------- the arithmetic
 
 
-def replicas_needed(work_cores: float, rules: SizingRules) -> int:
-    """ceil(work_cores / max_utilisation) + spare_replicas (at least 1 + spare).
+def replicas_needed(work_cores: float, rules: SizingRules, per_replica_cores: float = 0.0) -> int:
+    """ceil(work_cores / (max_utilisation - per_replica_cores)) + spare_replicas (at least 1 + spare).
 
     Args:
-        work_cores: total work of all replicas, core-seconds per second (cores).
+        work_cores: work shared out among the replicas, core-seconds per second (cores).
+        per_replica_cores: work every replica does whatever its share (its membership lock), cores.
+
+    Raises:
+        ValueError: negative work, or a per-replica cost that leaves no room under the limit.
     """
-    if work_cores < 0:
-        raise ValueError("work_cores must be >= 0")
-    busy = work_cores / rules.max_utilisation
-    return max(1, math.ceil(busy - 1e-9)) + rules.spare_replicas
+    if work_cores < 0 or per_replica_cores < 0:
+        raise ValueError("work_cores and per_replica_cores must be >= 0")
+    room = rules.max_utilisation - per_replica_cores
+    if not room > 0:
+        raise ValueError(f"per_replica_cores {per_replica_cores!r} leaves no room under the utilisation limit")
+    return max(1, math.ceil(work_cores / room - 1e-9)) + rules.spare_replicas
 
 
 @dataclass(frozen=True)
@@ -361,13 +388,15 @@ class PlanRow:
         reports_per_s: UE reports to process (1/s).
         processing_cores: report processing (cores).
         checkpoint_cores: model saves on the xApps' serving threads (cores).
-        lock_cores: lock renewals on the xApps (cores).
+        lock_cores: node and membership lock renewals on the xApps (cores).
         replicas: replicas by the sizing rule.
         checkpoints_per_s: model saves (1/s): every cell once per interval.
-        renewals_per_s: lock renewals (1/s): nodes x renewals per second per lock.
-        redis_requests_per_s: Redis requests (1/s).
-        redis_mbyte_per_s_in: bytes into Redis, MB/s (10^6 B).
-        redis_cpu_cores: Redis CPU (cores).
+        renewals_per_s: node lock renewals (1/s): nodes x renewals per second per lock.
+        member_renewals_per_s: membership lock renewals (1/s): replicas x renewals per second per lock.
+        member_listings_per_s: ``find_keys("member/*")`` calls (1/s): replicas x ticks per second.
+        redis_requests_per_s: Redis requests (1/s): saves, both kinds of renewal, listings.
+        redis_mbyte_per_s_in: bytes into Redis, MB/s (10^6 B); listings not included (not measured).
+        redis_cpu_cores: Redis CPU (cores); listings not included (not measured).
         redis_memory_mbyte: models held in Redis, MB.
         checkpoint_round_ms: one replica's save round (its cells, on its serving thread), ms.
         updates_at_risk_per_cell: fine-tuning updates a cell can lose when its replica dies
@@ -386,6 +415,8 @@ class PlanRow:
     replicas: int
     checkpoints_per_s: float
     renewals_per_s: float
+    member_renewals_per_s: float
+    member_listings_per_s: float
     redis_requests_per_s: float
     redis_mbyte_per_s_in: float
     redis_cpu_cores: float
@@ -420,8 +451,12 @@ def plan_row(work: Workload, path: PathCost, sdl: SdlCost, rules: SizingRules, i
     checkpoints = work.cells / interval_s
     renewals = work.nodes * rules.renewals_per_s_per_lock
     checkpoint_cores = checkpoints * sdl.checkpoint_wall_ms * 1e-3
-    lock_cores = renewals * sdl.refresh_wall_ms * 1e-3
-    replicas = replicas_needed(processing + checkpoint_cores + lock_cores, rules)
+    node_lock_cores = renewals * sdl.refresh_wall_ms * 1e-3
+    member_cores_per_replica = rules.renewals_per_s_per_lock * sdl.refresh_wall_ms * 1e-3
+    replicas = replicas_needed(processing + checkpoint_cores + node_lock_cores, rules, member_cores_per_replica)
+    member_renewals = replicas * rules.renewals_per_s_per_lock
+    listings = replicas * rules.listings_per_s_per_replica
+    all_renewals = renewals + member_renewals
     cells_per_replica = work.cells / replicas
     updates_per_s_per_cell = work.ues_per_cell / work.period_s * path.updates_per_1000_reports / 1000.0
     return PlanRow(
@@ -430,13 +465,15 @@ def plan_row(work: Workload, path: PathCost, sdl: SdlCost, rules: SizingRules, i
         reports_per_s=reports,
         processing_cores=processing,
         checkpoint_cores=checkpoint_cores,
-        lock_cores=lock_cores,
+        lock_cores=node_lock_cores + replicas * member_cores_per_replica,
         replicas=replicas,
         checkpoints_per_s=checkpoints,
         renewals_per_s=renewals,
-        redis_requests_per_s=checkpoints * sdl.checkpoint_requests + renewals * sdl.refresh_requests,
-        redis_mbyte_per_s_in=(checkpoints * sdl.checkpoint_bytes_in + renewals * sdl.refresh_bytes_in) / 1e6,
-        redis_cpu_cores=(checkpoints * sdl.checkpoint_redis_cpu_ms + renewals * sdl.refresh_redis_cpu_ms) * 1e-3,
+        member_renewals_per_s=member_renewals,
+        member_listings_per_s=listings,
+        redis_requests_per_s=checkpoints * sdl.checkpoint_requests + all_renewals * sdl.refresh_requests + listings,
+        redis_mbyte_per_s_in=(checkpoints * sdl.checkpoint_bytes_in + all_renewals * sdl.refresh_bytes_in) / 1e6,
+        redis_cpu_cores=(checkpoints * sdl.checkpoint_redis_cpu_ms + all_renewals * sdl.refresh_redis_cpu_ms) * 1e-3,
         redis_memory_mbyte=work.cells * sdl.memory_bytes_per_cell / 1e6,
         checkpoint_round_ms=cells_per_replica * sdl.checkpoint_wall_ms,
         updates_at_risk_per_cell=updates_per_s_per_cell * interval_s,
@@ -459,9 +496,10 @@ def render(work: Workload, paths: list[PathCost], sdl: SdlCost, rules: SizingRul
     lines = [
         f"Workload: {work.cells:,} cells x {work.ues_per_cell} UEs, every {work.period_s * 1e3:g} ms = "
         f"{_fmt(work.reports_per_s)} UE-reports/s; {work.nodes:,} E2 nodes ({work.cells_per_node} cell(s) per node). "
-        f"Rule: replicas = ceil(cores / {rules.max_utilisation:g}) + {rules.spare_replicas}; lock expiry "
-        f"{rules.lock_expiry_s:g} s renewed {rules.renewals_per_expiry:g}x per expiry "
-        f"({rules.renewals_per_s_per_lock:g}/s per node).",
+        f"Rule: replicas = ceil(cores / {rules.max_utilisation:g}) + {rules.spare_replicas}; node and membership "
+        f"locks: expiry {rules.lock_expiry_s:g} s, renewed {rules.renewals_per_expiry:g}x per expiry "
+        f"({rules.renewals_per_s_per_lock:g}/s per lock); one member listing per replica every "
+        f"{rules.tick_s:g} s ({rules.listings_per_s_per_replica:g}/s per replica).",
         "",
         "| transport | cost per report (µs, one core) | UE-reports/s per core | cell size measured | "
         "decision p99 (ms) | fine-tuning updates / 1,000 reports | E2 bytes / report | source |",
@@ -488,15 +526,16 @@ def render(work: Workload, paths: list[PathCost], sdl: SdlCost, rules: SizingRul
             f"processing at {_fmt(p.reports_per_s_per_core)} UE-reports/s per core",
             "",
             "| checkpoint interval (s) | xApp cores (process + ckpt + locks) | **replicas** | checkpoints/s | "
-            "lock renewals/s | Redis requests/s | Redis in (MB/s) | Redis CPU (cores) | Redis memory (MB) | "
-            "save round per replica (ms) | updates lost per cell on a kill (≤) | takeover: cells, MB, s on one survivor |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "lock renewals/s (node + member) | member listings/s | Redis requests/s | Redis in (MB/s) | "
+            "Redis CPU (cores) | Redis memory (MB) | save round per replica (ms) | "
+            "updates lost per cell on a kill (≤) | takeover: cells, MB, s on one survivor |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in rows:
             lines.append(
                 f"| {r.interval_s:g} | {r.processing_cores:.1f} + {r.checkpoint_cores:.3f} + {r.lock_cores:.3f} | "
-                f"**{r.replicas}** | {_fmt(r.checkpoints_per_s)} | {_fmt(r.renewals_per_s)} | "
-                f"{_fmt(r.redis_requests_per_s)} | {r.redis_mbyte_per_s_in:.1f} | {r.redis_cpu_cores:.3f} | "
+                f"**{r.replicas}** | {_fmt(r.checkpoints_per_s)} | {_fmt(r.renewals_per_s)} + "
+                f"{_fmt(r.member_renewals_per_s, 1)} | {_fmt(r.member_listings_per_s)} | {_fmt(r.redis_requests_per_s)} | {r.redis_mbyte_per_s_in:.1f} | {r.redis_cpu_cores:.3f} | "
                 f"{r.redis_memory_mbyte:.0f} | {r.checkpoint_round_ms:.1f} | {_fmt(r.updates_at_risk_per_cell)} | "
                 f"{r.takeover_cells:.1f}, {r.takeover_mbyte:.2f}, {r.takeover_load_s:.3f} |")
         if p.us_per_report_linear is not None:
@@ -540,13 +579,16 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--spare-replicas", type=int, default=SizingRules.spare_replicas)
     ap.add_argument("--lock-expiry-s", type=float, default=SizingRules.lock_expiry_s)
     ap.add_argument("--renewals-per-expiry", type=float, default=SizingRules.renewals_per_expiry)
+    ap.add_argument("--ownership-tick-s", type=float, default=SizingRules.max_tick_s,
+                    help="longest ownership tick, s (one member listing per replica per tick)")
     ap.add_argument("--results-dir", default=str(RESULTS_DIR), help="directory of the saved benchmark JSON")
     ap.add_argument("--kpm-results", default=None,
                     help="e2_loop.py result file (in --results-dir) with KPM cases measured on the current model; "
                          "default: derive the KPM cost from e2_loop.json and the LT-LINKADAPT runs")
     args = ap.parse_args(argv)
     work = Workload(args.cells, args.ues_per_cell, args.period_ms / 1e3, args.cells_per_node)
-    rules = SizingRules(args.max_utilisation, args.spare_replicas, args.lock_expiry_s, args.renewals_per_expiry)
+    rules = SizingRules(args.max_utilisation, args.spare_replicas, args.lock_expiry_s, args.renewals_per_expiry,
+                        args.ownership_tick_s)
     paths, sdl = load_inputs(Path(args.results_dir), work, args.kpm_results)
     text = render(work, paths, sdl, rules, args.intervals_s)
     print(text)

@@ -55,27 +55,49 @@ def test_replicas_rule_rounds_up_only_past_the_utilisation_limit() -> None:
     assert cp.replicas_needed(1.2001, rules) == 4
     assert cp.replicas_needed(0.0, rules) == 2  # never fewer than one working replica
     assert cp.replicas_needed(0.3, cp.SizingRules(max_utilisation=1.0, spare_replicas=0)) == 1
+    # each replica's own membership renewals shrink its room: 1.2 / (0.6 - 0.01) = 2.03 -> 3, + 1
+    assert cp.replicas_needed(1.2, rules, per_replica_cores=0.01) == 4
+    with pytest.raises(ValueError):
+        cp.replicas_needed(1.0, rules, per_replica_cores=0.6)
     with pytest.raises(ValueError):
         cp.SizingRules(max_utilisation=0.0)
 
 
+def test_default_rules_follow_the_ownership_code() -> None:
+    """ownership.py: expiry 5 s, renewal every expiry / 4, tick min(renewal interval, 0.25 s)."""
+    rules = cp.SizingRules()
+    assert rules.lock_expiry_s == 5.0 and rules.renewals_per_expiry == 4.0
+    assert rules.renewals_per_s_per_lock == pytest.approx(0.8)
+    assert rules.tick_s == pytest.approx(0.25)
+    assert rules.listings_per_s_per_replica == pytest.approx(4.0)
+    # a short expiry ticks at its renewal interval: 0.8 s / 4 = 0.2 s
+    fast = cp.SizingRules(lock_expiry_s=0.8)
+    assert fast.tick_s == pytest.approx(0.2)
+    assert fast.listings_per_s_per_replica == pytest.approx(5.0)
+
+
 def test_plan_row_against_hand_computation() -> None:
     work = cp.Workload(cells=10, ues_per_cell=50, period_s=0.1, cells_per_node=5)
-    rules = cp.SizingRules(max_utilisation=0.5, spare_replicas=1, lock_expiry_s=3.0, renewals_per_expiry=3.0)
+    rules = cp.SizingRules(max_utilisation=0.5, spare_replicas=1)  # expiry 5 s, 4 renewals, tick 0.25 s
     row = cp.plan_row(work, _path(), _sdl(), rules, interval_s=2.0)
     # 5,000 reports/s x 100 µs = 0.5 cores; 10 cells / 2 s = 5 saves/s x 2 ms = 0.01 cores;
-    # 2 nodes x 1 renewal/s x 1 ms = 0.002 cores; 0.512 / 0.5 = 1.024 -> 2, + 1 spare = 3
+    # 2 nodes x 0.8 renewal/s x 1 ms = 0.0016 cores; each replica's membership lock 0.8/s x 1 ms
+    # = 0.0008 cores; 0.5116 / (0.5 - 0.0008) = 1.0248 -> 2, + 1 spare = 3 replicas;
+    # 3 replicas x 0.8 = 2.4 membership renewals/s and 3 x 4 = 12 member listings/s
     assert row.reports_per_s == pytest.approx(5000.0)
     assert row.processing_cores == pytest.approx(0.5)
     assert row.checkpoints_per_s == pytest.approx(5.0)
     assert row.checkpoint_cores == pytest.approx(0.01)
-    assert row.renewals_per_s == pytest.approx(2.0)
-    assert row.lock_cores == pytest.approx(0.002)
-    assert row.total_cores == pytest.approx(0.512)
+    assert row.renewals_per_s == pytest.approx(1.6)
     assert row.replicas == 3
-    assert row.redis_requests_per_s == pytest.approx(7.0)
-    assert row.redis_mbyte_per_s_in == pytest.approx((5 * 40_000 + 2 * 100) / 1e6)
-    assert row.redis_cpu_cores == pytest.approx((5 * 0.05 + 2 * 0.01) / 1e3)
+    assert row.member_renewals_per_s == pytest.approx(2.4)
+    assert row.member_listings_per_s == pytest.approx(12.0)
+    assert row.lock_cores == pytest.approx(0.0016 + 0.0024)
+    assert row.total_cores == pytest.approx(0.514)
+    # 5 saves + 1.6 node renewals + 2.4 membership renewals + 12 listings
+    assert row.redis_requests_per_s == pytest.approx(21.0)
+    assert row.redis_mbyte_per_s_in == pytest.approx((5 * 40_000 + 4.0 * 100) / 1e6)
+    assert row.redis_cpu_cores == pytest.approx((5 * 0.05 + 4.0 * 0.01) / 1e3)
     assert row.redis_memory_mbyte == pytest.approx(0.5)
     assert row.checkpoint_round_ms == pytest.approx(10 / 3 * 2.0)
     # 500 reports/s per cell x 20 updates per 1,000 = 10 updates/s, x 2 s
@@ -126,6 +148,19 @@ def test_transport_costs_from_loop_results() -> None:
     assert measured.name == "E2SM-KPM" and measured.source.startswith("x.json")
     with pytest.raises(ValueError):
         cp.measured_path_cost(before, "rmr", 100, "x.json")
+
+
+def test_saved_results_plan_counts_every_ownership_request() -> None:
+    """The worked example (1,000 cells, one per node), LT-LINKADAPT at a 1 s checkpoint interval."""
+    work = cp.Workload(1000, 100, 0.08)
+    paths, sdl = cp.load_inputs(cp.RESULTS_DIR, work)
+    row = cp.plan_row(work, paths[0], sdl, cp.SizingRules(), 1.0)
+    assert row.renewals_per_s == pytest.approx(800.0)  # 1,000 node locks x 4 / 5 s
+    assert row.member_renewals_per_s == pytest.approx(row.replicas * 0.8)
+    assert row.member_listings_per_s == pytest.approx(row.replicas * 4.0)
+    expected = (1000 * sdl.checkpoint_requests + (800 + row.replicas * 0.8) * sdl.refresh_requests
+                + row.replicas * 4.0)
+    assert row.redis_requests_per_s == pytest.approx(expected)
 
 
 def test_docs_show_what_the_script_prints() -> None:
