@@ -44,11 +44,37 @@ from prometheus_client import Counter, Gauge
 
 from lighttune_core.cell import Decisions, LearnOutcome, TuneMode
 from lighttune_core.report import LinkReports
+from lighttune_e2.kpm.reports import KpmNodeDecoder
+from lighttune_e2.kpm.subscription import KpmSubscriptionPlan
 from lighttune_xapp.health import Response
 from lighttune_xapp.metrics import XappMetrics
 from lighttune_xapp.policy import MODEL_META_KIND, LinkAdaptationPolicy
 
 _log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class KpmFeed:
+    """One subscribed KPM function of a node (local mode and RIC mode).
+
+    Attributes:
+        cell: the model key of its reports (``<RAN name>/<cell id>``, or
+            ``<RAN name>/kpm-<function id>`` when the definition names no cell).
+        cell_id: NR cell identity for controls, None when the function names no cell.
+        plan: the KPM subscription sent.
+        decoder: the node's decoder of this function.
+    """
+
+    cell: str
+    cell_id: int | None
+    plan: KpmSubscriptionPlan
+    decoder: KpmNodeDecoder
+
+    @property
+    def advisory(self) -> bool:
+        """Reports without a controllable cell number."""
+        return self.cell_id is None
+
 
 #: Our control service model, the function a KPM-only node lacks.
 CONTROL_FUNCTION_NAME: str = "LT-LINKADAPT"

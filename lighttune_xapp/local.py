@@ -117,7 +117,6 @@ from lighttune_e2.kpm.model import RanFunctionDefinition as KpmFunctionDefinitio
 from lighttune_e2.kpm.reports import KpmNodeDecoder
 from lighttune_e2.kpm.subscription import (
     KpmFunctionAssessment,
-    KpmSubscriptionPlan,
     KpmSubscriptionUnavailable,
     plan_kpm_subscription,
 )
@@ -138,6 +137,7 @@ from lighttune_xapp.advisory import (
     RECOMMENDATIONS_PATH,
     AdvisoryMode,
     AdvisorySeries,
+    KpmFeed,
     NodePlan,
     plan_node,
 )
@@ -263,28 +263,6 @@ class _FrozenBaseline:
 
 
 @dataclass
-class _KpmFeed:
-    """One subscribed KPM function of a node.
-
-    Attributes:
-        cell: the model key of its reports.
-        cell_id: NR cell identity for controls, ``None`` when the function names no cell.
-        plan: the subscription sent.
-        decoder: the node's decoder of this function.
-    """
-
-    cell: str
-    cell_id: int | None
-    plan: KpmSubscriptionPlan
-    decoder: KpmNodeDecoder
-
-    @property
-    def advisory(self) -> bool:
-        """Reports without a controllable cell number."""
-        return self.cell_id is None
-
-
-@dataclass
 class _Node:
     """Per-connection state: what is dropped when the node disconnects."""
 
@@ -296,7 +274,7 @@ class _Node:
     plan: NodePlan | None = None
     control_function: int | None = None
     """LT-LINKADAPT function id controls go to (KPM report path), else None."""
-    kpm: dict[int, _KpmFeed] = field(default_factory=dict)
+    kpm: dict[int, KpmFeed] = field(default_factory=dict)
     advisory: AdvisoryMode | None = None
     kpm_assessments: dict[int, KpmFunctionAssessment] = field(default_factory=dict)
     """Every KPM function's assessment (subscribed or not): missing measurements and costs."""
@@ -577,7 +555,7 @@ class LocalE2Termination:
             return
         if kplan.assessment is not None:
             node.kpm_assessments[fid] = kplan.assessment
-        feed = _KpmFeed(cell, cell_id, kplan, KpmNodeDecoder(node.name, kplan.codec, kplan.measurements, period_ms))
+        feed = KpmFeed(cell, cell_id, kplan, KpmNodeDecoder(node.name, kplan.codec, kplan.measurements, period_ms))
         freeze_startup_objects()  # the KPM codec just compiled is long-lived: out of the GC's scans
         if feed.advisory and node.advisory is None:
             node.advisory = self._advisory(node.name)
@@ -621,7 +599,7 @@ class LocalE2Termination:
         await self._decide_and_control(conn, node, cell, hdr.cell_id, counters, reports, hdr.period_index,
                                        ind.ran_function_id)
 
-    async def _on_kpm_indication(self, conn: E2Connection, node: _Node, feed: _KpmFeed,
+    async def _on_kpm_indication(self, conn: E2Connection, node: _Node, feed: KpmFeed,
                                  ind: E.RicIndication) -> None:
         """A KPM report: decode, then advisory (no control) or the same decision + control path."""
         result = feed.decoder.decode(ind.header, ind.message)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -28,7 +26,6 @@ import numpy as np
 from tqdm import tqdm
 
 from lighttune_core.dataset import DatasetError, load_dataset
-from lighttune_core.features import N_FEATURES
 from lighttune_core.ff import LOSS_KINDS
 from lighttune_core.training import (
     DEFAULT_CLASS_BALANCE,

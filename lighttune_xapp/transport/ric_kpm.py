@@ -81,11 +81,10 @@ from lighttune_e2.kpm.model import RanFunctionDefinition as KpmFunctionDefinitio
 from lighttune_e2.kpm.reports import KpmNodeDecoder
 from lighttune_e2.kpm.subscription import (
     KpmFunctionAssessment,
-    KpmSubscriptionPlan,
     KpmSubscriptionUnavailable,
     plan_kpm_subscription,
 )
-from lighttune_xapp.advisory import AdvisoryMode, AdvisorySeries, NodePlan, plan_node
+from lighttune_xapp.advisory import AdvisoryMode, AdvisorySeries, KpmFeed, NodePlan, plan_node
 from lighttune_xapp.app import XappRuntime
 from lighttune_xapp.cell_cap import CellCap
 from lighttune_xapp.health import Response
@@ -227,29 +226,6 @@ class PlannedSubscription:
     action_type: str = "report"
     action_id: int = REPORT_ACTION_ID
     subsequent_action: tuple[str, str] | None = ("continue", "zero")
-
-
-@dataclasses.dataclass
-class KpmFeed:
-    """One subscribed KPM function of a node.
-
-    Attributes:
-        cell: the model key of its reports (``<RAN name>/<cell id>``, or
-            ``<RAN name>/kpm-<function id>`` when the definition names no cell).
-        cell_id: NR cell identity for controls, None when the function names no cell.
-        plan: the KPM subscription sent.
-        decoder: the node's decoder of this function.
-    """
-
-    cell: str
-    cell_id: int | None
-    plan: KpmSubscriptionPlan
-    decoder: KpmNodeDecoder
-
-    @property
-    def advisory(self) -> bool:
-        """Reports without a controllable cell number."""
-        return self.cell_id is None
 
 
 @dataclasses.dataclass
