@@ -345,18 +345,23 @@ class CellTuner:
         abs_error = np.abs(samples.pred - y)
         n_updates = 0
         if self.learn_enabled:
+            # only periods with enough transmissions are screened (and predicted again)
+            if samples.learnable is not None:
+                x, y = x[samples.learnable], y[samples.learnable]
+                pred_then, version_then = samples.pred[samples.learnable], samples.version[samples.learnable]
+            else:
+                pred_then, version_then = samples.pred, samples.version
             version = self._model_version()
             if version >= 0 and self.search_dtype is np.float64:
-                pred = samples.pred.copy()
-                stale = np.flatnonzero(samples.version != version)
+                pred = pred_then.copy()
+                stale = np.flatnonzero(version_then != version)
                 if stale.size:
                     pred[stale] = self.model.predict_many(x[stale])
-            else:
+            elif y.size:
                 pred = self.model.predict_many(x)
-            screen = np.abs(pred - y) >= self.model.delta - 1e-9
-            if samples.learnable is not None:
-                screen &= samples.learnable
-            fail = np.flatnonzero(screen)
+            else:
+                pred = np.zeros(0)
+            fail = np.flatnonzero(np.abs(pred - y) >= self.model.delta - 1e-9)
             learn_many = getattr(self.model, "learn_many", None)
             if learn_many is not None:
                 n_updates = int(learn_many(x[fail], y[fail])) if fail.size else 0
