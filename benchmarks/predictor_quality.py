@@ -14,7 +14,11 @@ Held-out mean |ŷ − y| and accuracy ``P(ŷ = y)`` of next-period BLER labels (
 * ``FF frozen`` — the LightTune model as trained offline;
 * ``FF fine-tuned`` — the same model with LightTune fine-tuning over the stream, prequential
   (each sample is predicted, then ``learn_one(x, y)``: updated when ``|ŷ − y| ≥ δ``, then
-  dropped).
+  dropped);
+* ``FF calibrated`` / ``FF fine-tuned + calibrated`` — the frozen / fine-tuned FF's label
+  mapped through a fresh per-stream :class:`~lighttune_core.calibration.RankOffsetCalibration`
+  (the mean true BLER per rank offset and label, updated after each prediction): what the
+  xApp's decision search ranks candidates by.
 
 Data: samples of :func:`e2sim.experiment.generate_dataset` (the DU's decisions with half of
 them exploratory: rank ``r0 − 1 .. r0 + 1`` at its anchor CQI backed off by 0 .. 4, the
@@ -27,7 +31,7 @@ conditions, seed 1001) and three mismatched channels (seed 1002 ..).
 
 Bars (issue 15): in distribution, the FF's mean |error| ≤ 0.6 × the constant's and
 ≤ 1.3 × the HGB classifier's; on every mismatched channel the fine-tuned FF below both the
-frozen FF and the constant.
+frozen FF and the constant. The same checks are reported for the calibrated FF.
 
 Prints a table and saves ``benchmarks/results/predictor_quality.json`` and ``.md``.
 
@@ -54,6 +58,7 @@ from results_file import save_results  # noqa: E402
 from e2sim.channel import Scenario  # noqa: E402
 from e2sim.channel.scenario import SNR_RANGES_DB, TRAINING_SCENARIO  # noqa: E402
 from e2sim.experiment import CONDITION_GRID, generate_dataset, generate_dataset_conditions  # noqa: E402
+from lighttune_core.calibration import RankOffsetCalibration  # noqa: E402
 from lighttune_core.features import FEATURE_NAMES, OLLA_SCALE_DB  # noqa: E402
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, PRESET_NAMES  # noqa: E402
 from lighttune_core.report import MAX_CQI, MAX_RANK  # noqa: E402
@@ -133,6 +138,18 @@ def stream_finetuned(model: LightTuneModel, x: np.ndarray, y: np.ndarray) -> tup
         pred[i] = m.predict_one(x[i])
         updates += m.learn_one(x[i], float(y[i]))
     return pred, updates
+
+
+def stream_calibrated(labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Prequential calibration of the model labels ``labels`` [N] (of features ``x`` [N, 12],
+    true ``y`` [N]): each label is mapped through the calibration as it stands, which then
+    takes the sample's outcome. Returns the calibrated predictions float64 [N]."""
+    cal = RankOffsetCalibration()
+    out = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        out[i] = cal.apply(x[i:i + 1], labels[i:i + 1])[0]
+        cal.update(x[i:i + 1], labels[i:i + 1], y[i:i + 1])
+    return out
 
 
 def scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -215,9 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         if hgb is not None:
             row["HGB"] = scores(hgb[0](x), y)
             row["HGB median"] = scores(hgb[1](x), y)
-        row["FF frozen"] = scores(model.predict_many(x), y)
+        frozen = model.predict_many(x)
+        row["FF frozen"] = scores(frozen, y)
         tuned, updates = stream_finetuned(model, x, y)
         row["FF fine-tuned"] = {**scores(tuned, y), "updates": updates}
+        row["FF calibrated"] = scores(stream_calibrated(frozen, x, y), y)
+        row["FF fine-tuned + calibrated"] = scores(stream_calibrated(tuned, x, y), y)
         results.append(row)
         print("  " + ", ".join(f"{k} {v['mae']:.4f}" for k, v in row.items() if isinstance(v, dict) and "mae" in v),
               flush=True)
@@ -228,6 +248,16 @@ def main(argv: list[str] | None = None) -> int:
         "ff_in_distribution_le_1.3_hgb": (first["FF frozen"]["mae"] <= 1.3 * first["HGB"]["mae"]) if hgb else None,
         "finetuned_below_frozen_and_constant_on_every_mismatched_channel": all(
             r["FF fine-tuned"]["mae"] < min(r["FF frozen"]["mae"], r["constant 0.1"]["mae"]) for r in results[1:]
+        ),
+        "calibrated_ff_in_distribution_le_0.6_constant": (
+            first["FF calibrated"]["mae"] <= 0.6 * first["constant 0.1"]["mae"]
+        ),
+        "calibrated_ff_in_distribution_le_1.3_hgb": (
+            (first["FF calibrated"]["mae"] <= 1.3 * first["HGB"]["mae"]) if hgb else None
+        ),
+        "finetuned_calibrated_below_frozen_and_constant_on_every_mismatched_channel": all(
+            r["FF fine-tuned + calibrated"]["mae"] < min(r["FF frozen"]["mae"], r["constant 0.1"]["mae"])
+            for r in results[1:]
         ),
     }
     names = [k for k, v in first.items() if isinstance(v, dict) and "mae" in v]

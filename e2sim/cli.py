@@ -248,6 +248,9 @@ def _add_table6(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perfect", action="store_true",
                    help="also run RI-CQI-Tune with a perfect BLER predictor (replay, e2sim.headroom) and "
                         "show its gain and the share the real model recovers")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="rank candidates by the model's raw BLER labels instead of their per-cell online "
+                        "calibration (lighttune_core.calibration): the ablation")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out-dir", type=Path, default=Path("."), help="where results go (default: .)")
     _model_args(p)
@@ -269,7 +272,8 @@ def _cmd_table6(args: argparse.Namespace) -> int:
     model = _model(args, progress=not args.quiet)
     started = time.perf_counter()
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, args.rows,
-                         progress=not args.quiet, du_preset=args.du, perfect=args.perfect)
+                         progress=not args.quiet, du_preset=args.du, perfect=args.perfect,
+                         calibrate=not args.no_calibration)
     md = table6_markdown(results, model.description, args.ues, args.duration_s)
     md += f"\nWall time {time.perf_counter() - started:.0f} s with {args.workers} worker(s).\n"
     (args.out_dir / "table6.md").write_text(md)

@@ -492,6 +492,7 @@ def run_experiment(
     schemes: Sequence[str] = SCHEMES,
     progress: bool = False,
     learn: bool = True,
+    calibrate: bool = True,
 ) -> ExperimentResult:
     """Run OLLA, CQI-Tune and RI-CQI-Tune on common random numbers (module docstring).
 
@@ -506,6 +507,9 @@ def run_experiment(
         progress: tqdm progress bar.
         learn: fine-tune each scheme's model copy online (False: every scheme decides with
             the frozen offline model, the "fine-tuning off" ablation).
+        calibrate: the model schemes rank candidates through their cell's online
+            calibration (:mod:`lighttune_core.calibration`); False: the model's raw labels
+            (the ablation). The perfect schemes are never calibrated.
     """
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise ValueError(f"duration_s must be > 0, got {duration_s!r}")
@@ -543,7 +547,7 @@ def run_experiment(
     tuners = {
         s: CellTuner(perfect[s] if s in perfect else copy.deepcopy(model.model), SCHEME_MODES[s],
                      learn=learn and s not in perfect, du_preset=scenario.du_preset, mcs_table=scenario.mcs_table,
-                     search_dtype=np.float64)
+                     search_dtype=np.float64, calibrate=calibrate and s not in perfect)
         for s in names
     }
     headroom = {s: HeadroomLog(np.zeros(n, dtype=np.int64)) for s in perfect}
@@ -733,8 +737,8 @@ TABLE6_ROWS: tuple[Table6Row, ...] = (
 """The 16 rows of the paper's Table 6 (seed document 000, TABLE 6)."""
 
 
-def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool]) -> dict[str, Any]:
-    row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, perfect = args
+def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool, bool]) -> dict[str, Any]:
+    row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, perfect, calibrate = args
     row = TABLE6_ROWS[row_index]
     scenario = Scenario(
         profile=row.profile,
@@ -747,8 +751,9 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool]) -
         du_preset=du_preset,
     )
     model = ModelSource(LightTuneModel.from_bytes(model_bytes), description)
-    res = run_experiment(scenario, duration_s, model, schemes=SCHEMES + (("ri_cqi_perfect",) if perfect else ()))
-    out: dict[str, Any] = {"row": row_index, "snr": snr_name}
+    res = run_experiment(scenario, duration_s, model, schemes=SCHEMES + (("ri_cqi_perfect",) if perfect else ()),
+                         calibrate=calibrate)
+    out: dict[str, Any] = {"row": row_index, "snr": snr_name, "calibrate": calibrate}
     for s in ("cqi", "ri_cqi"):
         g = res.gain(s)
         out[s] = (g.gain, g.ci_low, g.ci_high)
@@ -802,12 +807,14 @@ def run_table6(
     du_preset: str = DEFAULT_PRESET,
     perfect: bool = False,
     snrs: Sequence[str] = ("medium", "high"),
+    calibrate: bool = True,
 ) -> list[dict[str, Any]]:
     """Run Table 6's rows at medium and high SNR, ``workers`` processes in parallel.
 
     ``perfect`` adds the perfect-predictor RI-CQI-Tune (:mod:`e2sim.headroom`) to every run
     and its columns (:func:`headroom_summary`) to every result; ``snrs`` selects the SNR
-    ranges (``"medium"``, ``"high"``). The progress bar counts runs. Measured with
+    ranges (``"medium"``, ``"high"``); ``calibrate`` False runs the model schemes on the
+    model's raw labels (:func:`run_experiment`). The progress bar counts runs. Measured with
     ``perfect``: 8 runs (rows 0, 1, 5, 7) of 32 UEs x 4 s took 480 s on 2 workers.
 
     Cost (measured on a loaded 2-core machine, 32 UEs, both CSI-RS measurement and three DUs
@@ -830,7 +837,7 @@ def run_table6(
     get_preset(du_preset)
     blob = model.model.to_bytes()
     jobs = [
-        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, perfect)
+        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, perfect, calibrate)
         for r in selected
         for snr in ("medium", "high")
         if snr in snrs
@@ -852,6 +859,17 @@ def run_table6(
     return sorted(results, key=lambda d: (d["row"], order[d["snr"]]))
 
 
+def _calibration_note(results: Sequence[dict[str, Any]]) -> str:
+    """Whether the model schemes of ``results`` ranked candidates through the per-cell online
+    calibration (results made before it existed count as off)."""
+    flags = {bool(d.get("calibrate", False)) for d in results}
+    if flags == {True}:
+        return "on (per-cell online calibration of the model's labels per rank offset, lighttune_core.calibration)"
+    if flags == {False}:
+        return "off (the model's raw labels)"
+    return "mixed"
+
+
 def table6_markdown(results: list[dict[str, Any]], model_description: str, n_ue: int, duration_s: float) -> str:
     """Our Table 6 beside the paper's numbers (markdown).
 
@@ -865,6 +883,7 @@ def table6_markdown(results: list[dict[str, Any]], model_description: str, n_ue:
         "# Table 6: throughput gain over OLLA (ours [95% CI] | paper)",
         "",
         f"- Model: {model_description}",
+        f"- Calibration: {_calibration_note(results)}",
         f"- Each cell: {n_ue} UEs, {duration_s:g} s, common random numbers; CI over UEs.",
         "",
         "| CSI-RS | channel | corr. | medium CQI-Tune | paper | medium RI-CQI-Tune | paper "
@@ -910,6 +929,7 @@ def headroom_markdown(
         "",
         f"- Model: {model_description}",
         f"- DU preset: {', '.join(presets)}",
+        f"- Calibration: {_calibration_note(results)}",
         f"- Each cell: {n_ue} UEs, {duration_s:g} s, common random numbers (every scheme sees the "
         "same channel and HARQ draws); CI over UEs.",
         "- Perfect predictor: each period's candidates replayed in the DU on the next period's "

@@ -103,6 +103,8 @@ class XappConfig:
             bits the DU will deliver under it (``controls.duPreset``, default ``srsran``).
         min_label_tx: fewest first transmissions of a period for LightTune to learn from it
             (``controls.minLabelTx``, default 10; :class:`~lighttune_core.cell.CellTuner`).
+        calibrate: rank candidates through each cell's online calibration of the model's
+            labels (``controls.calibrate``, default true; :mod:`lighttune_core.calibration`).
     """
 
     tuner_mode: str
@@ -124,6 +126,7 @@ class XappConfig:
     max_cells_per_node: int = DEFAULT_MAX_CELLS_PER_NODE
     du_preset: str = "srsran"
     min_label_tx: int = MIN_LABEL_TX
+    calibrate: bool = True
 
     def cell_allowed(self, cell_id: str) -> bool:
         """Whether the xApp tunes ``cell_id`` (always true with an empty allow-list)."""
@@ -320,6 +323,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         max_cells_per_node=int(controls.get("maxCellsPerNode", DEFAULT_MAX_CELLS_PER_NODE)),
         du_preset=str(controls.get("duPreset", "srsran")),
         min_label_tx=int(controls.get("minLabelTx", MIN_LABEL_TX)),
+        calibrate=bool(controls.get("calibrate", True)),
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lighttune_core.linkadapt.presets import get_preset
+from lighttune_core.calibration import RankOffsetCalibration
 from lighttune_core.cell import CellTuner, Decisions, DuplicateUeError, LearnOutcome, LearnSamples, TuneMode
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
@@ -119,8 +120,11 @@ class LinkAdaptationPolicy:
         self.checkpointer = Checkpointer(store, self._snapshot, config.checkpoint_interval_s)
 
     # ------------------------------------------------------------------ cells
-    def _new_model(self, cell_id: str) -> LightTuneModel:
+    def _new_model(self, cell_id: str) -> tuple[LightTuneModel, RankOffsetCalibration | None]:
+        """The cell's model (stored, else the offline one) and its stored calibration (None:
+        start a fresh one)."""
         result = restore(self.store, cell_id)
+        calibration: RankOffsetCalibration | None = None
         status = result.status
         model: LightTuneModel | None = None
         if result.ok and result.blob is not None:
@@ -129,6 +133,8 @@ class LinkAdaptationPolicy:
             except ValueError as exc:
                 status = "incompatible"
                 _log.warning("cell %s: stored model unusable (%s); starting from the offline model", cell_id, exc)
+            else:
+                calibration = self._stored_calibration(cell_id, result.meta)
         elif status not in ("ok", "absent"):
             _log.warning("cell %s: stored model %s (%s); starting from the offline model", cell_id, status, result.detail)
         if model is None:
@@ -138,14 +144,30 @@ class LinkAdaptationPolicy:
         self.restore_status[cell_id] = status
         if self.metrics is not None:
             self.metrics.model_restore.labels(status=status).inc()
-        return model
+        return model, calibration
+
+    @staticmethod
+    def _stored_calibration(cell_id: str, meta: dict[str, Any]) -> RankOffsetCalibration | None:
+        """The calibration saved with a cell's model; None (a fresh one) when there is none or
+        it is unusable (logged: the model itself is still restored)."""
+        state = meta.get("calibration")
+        if state is None:
+            return None
+        try:
+            return RankOffsetCalibration.from_state_dict(state)
+        except ValueError as exc:
+            _log.warning("cell %s: stored calibration unusable (%s); starting a fresh one", cell_id, exc)
+            return None
 
     def cell(self, cell_id: str) -> CellTuner:
         """The cell's tuner, created (and its model restored) on first use."""
         tuner = self.cells.get(cell_id)
         if tuner is None:
-            tuner = CellTuner(self._new_model(cell_id), self.mode_of(cell_id), du_preset=self.config.du_preset,
-                              min_label_tx=self.config.min_label_tx)
+            model, calibration = self._new_model(cell_id)
+            tuner = CellTuner(model, self.mode_of(cell_id), du_preset=self.config.du_preset,
+                              min_label_tx=self.config.min_label_tx, calibrate=self.config.calibrate)
+            if calibration is not None and self.config.calibrate:
+                tuner.calibration = calibration
             self.cells[cell_id] = tuner
         return tuner
 
@@ -175,6 +197,10 @@ class LinkAdaptationPolicy:
             tuner.du_preset = get_preset(config.du_preset)
             tuner.model.delta = config.delta
             tuner.model.lr = config.learning_rate
+            if not config.calibrate:
+                tuner.calibration = None
+            elif tuner.calibration is None:
+                tuner.calibration = RankOffsetCalibration()
 
     # ------------------------------------------------------------------ reports
     def decide(self, cell_id: str, reports: LinkReports) -> PendingCell:
@@ -227,7 +253,7 @@ class LinkAdaptationPolicy:
         start = time.perf_counter()
         learned = self.cells[pending.cell_id].fit(pending.samples)
         learn_s = time.perf_counter() - start
-        if learned.n_updates:
+        if learned.n_updates or learned.n_calibrated:
             self.checkpointer.mark_dirty(pending.cell_id)
         self.checkpointer.poll(self.clock() if now is None else now)
         if self.metrics is not None:
@@ -259,8 +285,11 @@ class LinkAdaptationPolicy:
 
     # ------------------------------------------------------------------ persistence
     def _snapshot(self, cell_id: str) -> tuple[bytes, dict[str, Any]]:
-        model = self.cells[cell_id].model
-        meta = {"kind": MODEL_META_KIND, "n_updates": model.n_updates, "n_seen": model.n_seen}
+        tuner = self.cells[cell_id]
+        model = tuner.model
+        meta: dict[str, Any] = {"kind": MODEL_META_KIND, "n_updates": model.n_updates, "n_seen": model.n_seen}
+        if tuner.calibration is not None:
+            meta["calibration"] = tuner.calibration.state_dict()
         return model.to_bytes(), meta
 
     def checkpoint(self) -> list[str]:

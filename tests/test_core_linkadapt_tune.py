@@ -309,3 +309,39 @@ def test_column_sorting_network_sorts_rows_like_numpy() -> None:
     assert np.isnan(out[:, 4]).all()
     w = rng.normal(size=(50, 3))
     np.testing.assert_array_equal(_sorted_columns_descending(w, out=np.empty((50, 3))), np.sort(w, axis=1)[:, ::-1])
+
+
+def _offset_penalty(offset: np.ndarray, bler: np.ndarray) -> np.ndarray:
+    """An ``adjust`` that makes every rank change look 0.4 worse (capped at 1)."""
+    return np.minimum(bler + 0.4 * (offset != 0), 1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adjusted_searches_prune_exactly_and_score_by_the_adjusted_bler(seed: int) -> None:
+    reports = make_reports(300, seed)
+    valid = reports.cqi > 0
+    for preset in (None, "srsran"):
+        full = ri_cqi_tune(synthetic_predictor, reports, du_preset=preset, adjust=_offset_penalty)
+        pruned = ri_cqi_tune(synthetic_predictor, reports, du_preset=preset, adjust=_offset_penalty, prune=True)
+        for a, b in zip(full, pruned):
+            np.testing.assert_array_equal(a, b)
+        plain = ri_cqi_tune(synthetic_predictor, reports, du_preset=preset)
+        # penalising rank changes can only make the search keep the reported rank more often
+        kept_adjusted = np.mean((full.rank == reports.ri)[valid])
+        kept_plain = np.mean((plain.rank == reports.ri)[valid])
+        assert kept_adjusted >= kept_plain and kept_adjusted > 0.9
+        # the result carries the predictor's own answer for the chosen pair
+        x = build_features(reports, full.rank, full.cqi)
+        np.testing.assert_array_equal(full.predicted_bler, synthetic_predictor(x))
+    identity = ri_cqi_tune(synthetic_predictor, reports, du_preset="srsran", adjust=lambda d, b: b, prune=True)
+    for a, b in zip(identity, ri_cqi_tune(synthetic_predictor, reports, du_preset="srsran", prune=True)):
+        np.testing.assert_array_equal(a, b)
+    staged = cqi_tune(synthetic_predictor, reports, prune=True, adjust=lambda d, b: np.minimum(b + 0.2, 1.0))
+    flat = cqi_tune(synthetic_predictor, reports, adjust=lambda d, b: np.minimum(b + 0.2, 1.0))
+    np.testing.assert_array_equal(staged.cqi, flat.cqi)
+    assert (flat.cqi <= cqi_tune(synthetic_predictor, reports).cqi).all()  # a worse BLER backs off further
+
+
+def test_an_adjust_answer_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="adjust"):
+        ri_cqi_tune(synthetic_predictor, make_reports(20, 3), adjust=lambda d, b: b + 2.0)

@@ -144,6 +144,10 @@ def test_table6_with_perfect_predictor_and_markdown() -> None:
     assert "ri_cqi_perfect" not in plain[0]
     assert plain[0]["ri_cqi"] == pytest.approx(d["ri_cqi"])  # same common random numbers
     assert "perfect" not in table6_markdown(plain, "test model", 4, 0.2)
+    assert plain[0]["calibrate"] is True and "- Calibration: on" in md
+    raw = run_table6(model, n_ue=4, duration_s=0.2, seed=1, workers=1, rows=[12], snrs=("high",),
+                     du_preset="sionna", calibrate=False)
+    assert raw[0]["calibrate"] is False and "- Calibration: off" in table6_markdown(raw, "test model", 4, 0.2)
 
 
 def test_feature_index_and_perfect_predictor() -> None:

@@ -79,6 +79,9 @@ from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
 
 BlerPredictor = Callable[[np.ndarray], np.ndarray]
 """``features float [M, 12] -> predicted BLER float [M]``."""
+BlerAdjust = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(rank offset r − RI int [...], predicted BLER float [...]) -> BLER the search scores by``,
+same shape, values in [0, 1] (e.g. :meth:`lighttune_core.calibration.RankOffsetCalibration.adjust`)."""
 
 DEFAULT_TARGET_BLER: float = 0.1
 """BLER a CQI-Tune decision must be predicted to meet (the OLLA target)."""
@@ -271,6 +274,7 @@ def cqi_tune(
     prune: bool = False,
     du_preset: DuPreset | str | None = None,
     mcs_table: int = 1,
+    adjust: BlerAdjust | None = None,
 ) -> CqiTuneResult:
     """CQI-Tune: smallest CQI back-off whose predicted BLER meets the target (see module doc).
 
@@ -294,9 +298,12 @@ def cqi_tune(
             ``max_backoff + 1`` CQIs), ``MCS_DU`` the MCS the DU transmits for CQI ``c`` at
             its reported OLLA back-off ``b`` (:func:`~lighttune_core.linkadapt.presets.preset_mcs`).
         mcs_table: the DU's MCS table (with ``du_preset``).
+        adjust: maps the predictions to the BLER the search scores by (rank offset 0 here);
+            None: the predictions themselves.
 
     Returns:
-        ``CqiTuneResult(cqi int64 [N], predicted_bler float64 [N])``.
+        ``CqiTuneResult(cqi int64 [N], predicted_bler float64 [N])``; ``predicted_bler`` is
+        the predictor's answer for the chosen CQI (before ``adjust``).
 
     Raises:
         ValueError: bad arguments, reported RI outside 1..4, or a predictor answer of the
@@ -309,7 +316,7 @@ def cqi_tune(
     if du_preset is not None:
         res = _ri_cqi_search(
             predict, reports, prev_bler, MAX_RANK, int(max_backoff) + 1, table_cqi, prune, None,
-            du_preset, mcs_table, _FIXED_RANK,
+            du_preset, mcs_table, _FIXED_RANK, adjust,
         )
         return CqiTuneResult(res.cqi, res.predicted_bler)
     n = len(reports)
@@ -333,15 +340,32 @@ def cqi_tune(
             ue_rows = np.repeat(ues, hi - lo)
             part = _candidate_rows(base, ue_rows, r0[ue_rows], cand[ues, lo:hi].reshape(-1))
             bler[ues, lo:hi] = _predict_rows(predict, part).reshape(ues.shape[0], hi - lo)
-            open_ue[ues] = ~np.any(bler[ues, lo:hi] <= target_bler + _BLER_TOLERANCE, axis=1)
+            scored = bler[ues, lo:hi] if adjust is None else _adjusted(adjust, 0, bler[ues, lo:hi])
+            open_ue[ues] = ~np.any(scored <= target_bler + _BLER_TOLERANCE, axis=1)
     else:
         x = build_features(reports, rank, cand, prev_bler).reshape(n * k, N_FEATURES)
         bler = _predict_rows(predict, x).reshape(n, k)
 
-    meets = bler <= target_bler + _BLER_TOLERANCE
-    choice = np.where(meets.any(axis=1), np.argmax(meets, axis=1), np.argmin(bler, axis=1))
+    score = bler if adjust is None else np.where(np.isfinite(bler), _adjusted(adjust, 0, bler), np.inf)
+    meets = score <= target_bler + _BLER_TOLERANCE
+    choice = np.where(meets.any(axis=1), np.argmax(meets, axis=1), np.argmin(score, axis=1))
     rows = np.arange(n)
     return CqiTuneResult(cand[rows, choice].astype(np.int64), bler[rows, choice])
+
+
+def _adjusted(adjust: BlerAdjust, offset: np.ndarray | int, bler: np.ndarray) -> np.ndarray:
+    """``adjust(offset, bler)`` on the finite entries of ``bler`` (unscored slots, +inf, stay),
+    checked: same shape, finite, in [0, 1]."""
+    out = np.array(bler, dtype=np.float64, copy=True)
+    ok = np.isfinite(out)
+    if not ok.any():
+        return out
+    d = np.broadcast_to(np.asarray(offset, dtype=np.int64), out.shape)[ok]
+    got = np.asarray(adjust(d, out[ok]), dtype=np.float64)
+    if got.shape != d.shape or not (np.isfinite(got).all() and (got >= 0.0).all() and (got <= 1.0).all()):
+        raise ValueError("adjust must return one BLER in [0, 1] per prediction")
+    out[ok] = got
+    return out
 
 
 def ri_cqi_tune(
@@ -355,6 +379,7 @@ def ri_cqi_tune(
     features_out: np.ndarray | None = None,
     du_preset: DuPreset | str | None = None,
     mcs_table: int = 1,
+    adjust: BlerAdjust | None = None,
 ) -> RiCqiTuneResult:
     """RI-CQI-Tune: the (rank, CQI) pair of best expected throughput (see module doc).
 
@@ -385,9 +410,13 @@ def ri_cqi_tune(
             (:func:`~lighttune_core.linkadapt.presets.preset_mcs`) and SE that MCS's spectral
             efficiency (MCS table ``mcs_table``); None scores by the CQI's own SE.
         mcs_table: the DU's MCS table (with ``du_preset``).
+        adjust: maps each prediction and its candidate's rank offset ``r − r0`` to the BLER
+            the objective uses (``J = U · (1 − adjust(r − r0, BLER_pred))``; the pruning bound
+            ``J <= U`` holds for any value in [0, 1]); None: the predictions themselves.
 
     Returns:
-        ``RiCqiTuneResult(rank int64 [N], cqi int64 [N], predicted_bler float64 [N])``.
+        ``RiCqiTuneResult(rank int64 [N], cqi int64 [N], predicted_bler float64 [N])``;
+        ``predicted_bler`` is the predictor's answer for the chosen pair (before ``adjust``).
 
     Raises:
         ValueError: bad arguments, reported RI outside 1..4, or a predictor answer of the
@@ -395,7 +424,7 @@ def ri_cqi_tune(
     """
     return _ri_cqi_search(
         predict, reports, prev_bler, max_rank, cqi_window, table_cqi, prune, features_out,
-        du_preset, mcs_table, _RANK_OFFSETS,
+        du_preset, mcs_table, _RANK_OFFSETS, adjust,
     )
 
 
@@ -449,6 +478,7 @@ def _ri_cqi_search(
     du_preset: DuPreset | str | None,
     mcs_table: int,
     rank_offsets: np.ndarray,
+    adjust: BlerAdjust | None = None,
 ) -> RiCqiTuneResult:
     """The search of :func:`ri_cqi_tune` over rank slots ``r0 + rank_offsets``."""
     if int(max_rank) != max_rank or not 1 <= max_rank <= MAX_RANK:
@@ -491,6 +521,7 @@ def _ri_cqi_search(
     cqi_safe = np.where(valid, cqi_grid, c0[:, None, None]).reshape(n, k)
     valid = valid.reshape(n, k)
     rate = candidate_rate(reports, rank_safe, cqi_safe, du_preset, mcs_table)  # r · SE; cqi_safe is 0..15
+    offset = rank_safe - r0[:, None] if adjust is not None else None  # [N, K] rank offset per slot
     first_of_row = np.arange(0, n * k, k)  # flat index of each UE's slot 0
 
     if prune:
@@ -503,7 +534,8 @@ def _ri_cqi_search(
         else:  # the usual case: slot 0 = (r0, c0) has the largest bound, its row is `base`
             top_rows = base
         bler_top = _predict_rows(predict, top_rows)
-        j1 = (upper.take(flat_top) * (1.0 - np.minimum(bler_top, 1.0)))[:, None]
+        score_top = bler_top if adjust is None else _adjusted(adjust, offset.take(flat_top), bler_top)
+        j1 = (upper.take(flat_top) * (1.0 - np.minimum(score_top, 1.0)))[:, None]
         need = upper > j1
         if top.any():  # ties go to the earlier slot
             need |= (upper == j1) & (np.arange(k) < top[:, None])
@@ -528,10 +560,11 @@ def _ri_cqi_search(
         bler[valid] = _predict_rows(predict, x[valid])
         scored = valid
 
-    objective = np.where(scored, rate * (1.0 - np.minimum(bler, 1.0)), -np.inf)
+    score = bler if adjust is None else _adjusted(adjust, offset, np.where(scored, bler, np.inf))
+    objective = np.where(scored, rate * (1.0 - np.minimum(score, 1.0)), -np.inf)
     best = objective.argmax(axis=1)
     hopeless = objective.take(first_of_row + best) <= 0.0
-    choice = np.where(hopeless, bler.argmin(axis=1), best) if hopeless.any() else best
+    choice = np.where(hopeless, score.argmin(axis=1), best) if hopeless.any() else best
     flat_choice = first_of_row + choice
     rank_c, cqi_c = rank_safe.take(flat_choice), cqi_safe.take(flat_choice)
     if features_out is not None:

@@ -1,0 +1,183 @@
+"""The per-cell online calibration of the model's labels (lighttune_core.calibration)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lighttune_core.calibration import RankOffsetCalibration
+from lighttune_core.cell import CellTuner, TuneMode
+from lighttune_core.features import BLER_LABELS, FEATURE_NAMES, N_FEATURES
+from lighttune_core.report import MAX_RANK, LinkReports
+from lighttune_core.synthetic import random_reports
+from lighttune_core.tuner import LightTuneModel
+from lighttune_xapp.config import load_config
+from lighttune_xapp.policy import LinkAdaptationPolicy
+from lighttune_xapp.store import MemoryStore
+
+_RANK = FEATURE_NAMES.index("candidate_rank")
+_RI = FEATURE_NAMES.index("reported_ri")
+DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
+
+
+def _features(ri: int, rank: int, n: int = 1) -> np.ndarray:
+    x = np.zeros((n, N_FEATURES))
+    x[:, _RI] = ri / MAX_RANK
+    x[:, _RANK] = rank / MAX_RANK
+    return x
+
+
+def test_without_outcomes_the_labels_pass_unchanged() -> None:
+    cal = RankOffsetCalibration()
+    for d in (-1, 0, 1):
+        x = _features(2, 2 + d, n=BLER_LABELS.size)
+        np.testing.assert_allclose(cal.apply(x, BLER_LABELS), BLER_LABELS)
+
+
+def test_outcomes_move_only_their_rank_offset_and_label_bin() -> None:
+    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0)
+    up = _features(1, 2, n=8)
+    cal.update(up, np.zeros(8), np.full(8, 0.5))  # rank-up predicted 0.0, true 0.5
+    # (2 * 0.0 + 8 * 0.5) / (2 + 8) = 0.4
+    assert cal.apply(_features(1, 2), np.array([0.0]))[0] == pytest.approx(0.4)
+    assert cal.apply(_features(3, 4), np.array([0.0]))[0] == pytest.approx(0.4)  # any RI, offset +1
+    assert cal.apply(_features(1, 1), np.array([0.0]))[0] == 0.0  # same label, offset 0
+    assert cal.apply(_features(1, 2), np.array([0.1]))[0] == pytest.approx(0.1)  # other label
+
+
+def test_the_discount_forgets_old_outcomes() -> None:
+    cal = RankOffsetCalibration(prior_weight=1.0, discount=0.9)
+    x = _features(2, 2)
+    for _ in range(200):
+        cal.update(x, np.array([0.2]), np.array([1.0]))
+    for _ in range(200):
+        cal.update(x, np.array([0.2]), np.array([0.0]))
+    assert cal.apply(x, np.array([0.2]))[0] < 1e-6  # the channel changed: the old mean is gone
+
+
+def test_state_round_trips_through_json() -> None:
+    cal = RankOffsetCalibration()
+    rng = np.random.default_rng(3)
+    x = np.zeros((50, N_FEATURES))
+    x[:, _RI] = rng.integers(1, 4, 50) / MAX_RANK
+    x[:, _RANK] = x[:, _RI] + rng.integers(-1, 2, 50) / MAX_RANK
+    cal.update(x, rng.choice(BLER_LABELS, 50), rng.uniform(0, 1, 50))
+    again = RankOffsetCalibration.from_state_dict(json.loads(json.dumps(cal.state_dict())))
+    np.testing.assert_array_equal(again.table, cal.table)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {},
+        [],
+        {"prior_weight": 2.0, "discount": 0.99, "sum": [[0.0] * 11] * 2, "weight": [[1.0] * 11] * 2},
+        {"prior_weight": 2.0, "discount": 0.99, "sum": [[0.0] * 11] * 3, "weight": [[0.0] * 11] * 3},
+        {"prior_weight": 2.0, "discount": 0.99, "sum": [[5.0] * 11] * 3, "weight": [[1.0] * 11] * 3},
+        {"prior_weight": 2.0, "discount": 1.5, "sum": [[0.0] * 11] * 3, "weight": [[1.0] * 11] * 3},
+    ],
+)
+def test_a_malformed_state_is_refused(state: object) -> None:
+    with pytest.raises(ValueError):
+        RankOffsetCalibration.from_state_dict(state)  # type: ignore[arg-type]
+
+
+def test_out_of_range_outcomes_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        RankOffsetCalibration().update(_features(1, 1), np.array([0.0]), np.array([1.5]))
+
+
+class _RankUpOptimist:
+    """Predicts BLER 0.0 for rank-up candidates and 0.3 for the rest; never learns."""
+
+    delta = 0.3
+
+    def predict_many(self, x: np.ndarray) -> np.ndarray:
+        return np.where(x[:, _RANK] > x[:, _RI] + 1e-9, 0.0, 0.3)
+
+    def learn_one(self, x: np.ndarray, y: float) -> bool:
+        return False
+
+
+def _rank_up_share(calibrate: bool, periods: int = 12) -> float:
+    """Share of rank-up decisions in the last period on a channel where every rank-up fails
+    (all NACK) and every other decision succeeds (all ACK)."""
+    base = random_reports(64, 11, first_tx=(20, 21))
+    base = replace(base, ri=np.minimum(base.ri, MAX_RANK - 1), rank=np.minimum(base.rank, MAX_RANK - 1))
+    base = replace(base, sinr_layers_db=np.where(np.arange(MAX_RANK)[None, :] < base.ri[:, None],
+                                                 np.nan_to_num(base.sinr_layers_db, nan=10.0), np.nan),
+                   cqi=np.maximum(base.cqi, 4))
+    tuner = CellTuner(_RankUpOptimist(), TuneMode.RI_CQI, learn=False, calibrate=calibrate)
+    reports: LinkReports = base
+    share = 0.0
+    for _ in range(periods):
+        decisions, _ = tuner.step(reports)
+        up = decisions.rank > base.ri
+        share = float(up.mean())
+        n = len(base)
+        reports = replace(base, n_ack=np.where(up, 0, 20).astype(np.int64), n_nack=np.where(up, 20, 0).astype(np.int64))
+        assert n == len(reports)
+    return share
+
+
+def test_calibration_stops_rank_ups_that_fail() -> None:
+    assert _rank_up_share(calibrate=False) > 0.2  # the raw labels keep buying failing rank-ups
+    assert _rank_up_share(calibrate=True) == 0.0
+
+
+def _policy_reports(period: int) -> LinkReports:
+    return random_reports(24, 100 + period, first_tx=(15, 40))
+
+
+def test_the_policy_saves_and_restores_each_cells_calibration() -> None:
+    cfg = load_config(json.loads(DESCRIPTOR.read_text()))
+    store = MemoryStore()
+    offline = LightTuneModel(seed=2)
+    policy = LinkAdaptationPolicy(cfg, offline, store)
+    for period in range(5):
+        policy.on_reports("c1", _policy_reports(period), now=period * 0.08)
+    table = policy.cells["c1"].calibration.table  # type: ignore[union-attr]
+    assert not np.allclose(table, np.tile(BLER_LABELS, (3, 1)))  # outcomes moved it
+    policy.close()
+    restarted = LinkAdaptationPolicy(cfg, offline, store)
+    np.testing.assert_array_equal(restarted.cell("c1").calibration.table, table)  # type: ignore[union-attr]
+
+
+def test_an_unusable_stored_calibration_keeps_the_model() -> None:
+    cfg = load_config(json.loads(DESCRIPTOR.read_text()))
+    store = MemoryStore()
+    model = LightTuneModel(seed=5)
+    store.save("c1", model.to_bytes(), {"kind": "x", "calibration": {"sum": "bad"}})
+    policy = LinkAdaptationPolicy(cfg, LightTuneModel(seed=6), store)
+    tuner = policy.cell("c1")
+    assert policy.restore_status["c1"] == "ok"
+    for got, stored in zip(tuner.model.params.weights, model.params.weights):
+        np.testing.assert_array_equal(got, stored)  # the stored model, not the offline one
+    np.testing.assert_array_equal(tuner.calibration.table, np.tile(BLER_LABELS, (3, 1)))  # type: ignore[union-attr]
+
+
+def _config(**controls: object):
+    descriptor = json.loads(DESCRIPTOR.read_text())
+    descriptor["controls"].update(controls)
+    return load_config(descriptor)
+
+
+def test_the_calibration_is_a_setting_and_can_be_switched_at_run_time() -> None:
+    policy = LinkAdaptationPolicy(_config(calibrate=False), LightTuneModel(seed=1), MemoryStore())
+    policy.on_reports("c1", _policy_reports(0))
+    assert policy.cells["c1"].calibration is None
+    policy.apply_config(_config(calibrate=True))
+    assert policy.cells["c1"].calibration is not None
+    policy.apply_config(_config(calibrate=False))
+    assert policy.cells["c1"].calibration is None
+
+
+def test_a_non_boolean_setting_is_refused() -> None:
+    from lighttune_xapp.config import ConfigError
+
+    with pytest.raises(ConfigError, match="calibrate"):
+        _config(calibrate="yes")
