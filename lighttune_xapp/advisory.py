@@ -153,7 +153,8 @@ class AdvisoryResult:
     Attributes:
         cell_id: the cell.
         recommended: the recommended (rank, CQI) per UE; ``control`` is always False.
-        node_choice_bler: float64 [N], predicted BLER of the node's own (RI, CQI).
+        node_choice_bler: float64 [N], predicted BLER of the node's own (RI, CQI) (the
+            model's label through the cell's calibration when it calibrates).
         kinds: str [N], :func:`recommendation_kinds`.
         learned: the period's learning pass.
     """
@@ -246,7 +247,7 @@ class AdvisoryMode:
         tuner.mode = mode
         recommended = dataclasses.replace(advice, control=False)
         kinds = recommendation_kinds(reports.ri, reports.cqi, recommended.rank, recommended.cqi)
-        if learned.n_updates:
+        if learned.n_updates or learned.n_calibrated:
             self.policy.checkpointer.mark_dirty(cell_id)
         self.policy.checkpointer.poll(self.policy.clock() if now is None else now)
         if imputed_features:
