@@ -47,11 +47,11 @@ _RANK_COLUMN: int = FEATURE_NAMES.index("candidate_rank")
 _RI_COLUMN: int = FEATURE_NAMES.index("reported_ri")
 
 
-def rank_offset_index(features: np.ndarray) -> np.ndarray:
-    """``d + 1`` for candidates ``features`` float [M, 12]: int64 [M] in 0 .. 2 (offsets
-    beyond ±1 are clipped; the features hold rank / 4)."""
+def rank_offset(features: np.ndarray) -> np.ndarray:
+    """``r − RI`` of candidates ``features`` float [M, 12], clipped to −1 .. 1: int64 [M]
+    (the features hold rank / 4)."""
     d = np.rint((features[:, _RANK_COLUMN] - features[:, _RI_COLUMN]) * MAX_RANK).astype(np.int64)
-    return np.clip(d, -1, 1) + 1
+    return np.clip(d, -1, 1)
 
 
 def label_index(bler: np.ndarray) -> np.ndarray:
@@ -86,7 +86,7 @@ class RankOffsetCalibration:
     def apply(self, features: np.ndarray, bler: np.ndarray) -> np.ndarray:
         """Calibrated BLER, float64 [M], of model labels ``bler`` [M] for candidates
         ``features`` [M, 12]."""
-        return self._table[rank_offset_index(features), label_index(bler)]
+        return self.adjust(rank_offset(features), bler)
 
     def adjust(self, rank_offset: np.ndarray, bler: np.ndarray) -> np.ndarray:
         """Calibrated BLER of model labels ``bler`` for candidates ``rank_offset = r − RI``
@@ -106,7 +106,7 @@ class RankOffsetCalibration:
             return
         if not (np.isfinite(y).all() and (y >= 0.0).all() and (y <= 1.0).all()):
             raise ValueError("true BLERs must be in [0, 1]")
-        flat = rank_offset_index(features) * N_LABELS + label_index(bler)
+        flat = (rank_offset(features) + 1) * N_LABELS + label_index(bler)
         size = N_OFFSETS * N_LABELS
         count = np.bincount(flat, minlength=size).reshape(N_OFFSETS, N_LABELS)
         total = np.bincount(flat, weights=y, minlength=size).reshape(N_OFFSETS, N_LABELS)

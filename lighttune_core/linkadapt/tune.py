@@ -346,7 +346,7 @@ def cqi_tune(
         x = build_features(reports, rank, cand, prev_bler).reshape(n * k, N_FEATURES)
         bler = _predict_rows(predict, x).reshape(n, k)
 
-    score = bler if adjust is None else np.where(np.isfinite(bler), _adjusted(adjust, 0, bler), np.inf)
+    score = bler if adjust is None else _adjusted(adjust, 0, bler)
     meets = score <= target_bler + _BLER_TOLERANCE
     choice = np.where(meets.any(axis=1), np.argmax(meets, axis=1), np.argmin(score, axis=1))
     rows = np.arange(n)
@@ -560,7 +560,7 @@ def _ri_cqi_search(
         bler[valid] = _predict_rows(predict, x[valid])
         scored = valid
 
-    score = bler if adjust is None else _adjusted(adjust, offset, np.where(scored, bler, np.inf))
+    score = bler if adjust is None else _adjusted(adjust, offset, bler)  # unscored slots are +inf
     objective = np.where(scored, rate * (1.0 - np.minimum(score, 1.0)), -np.inf)
     best = objective.argmax(axis=1)
     hopeless = objective.take(first_of_row + best) <= 0.0
