@@ -25,6 +25,14 @@ Schemes
   a copy of the scheme's DU; the policy decides on the replayed true BLERs. Their
   :class:`HeadroomLog` holds the replay's forecast of the chosen decisions, what the DU
   then delivered, and the best-candidate oracle (max replayed bits per UE and period).
+* References (optional, Table 6's ``--references``): ``cqi_backoff``, no model: every UE
+  keeps its reported rank and is sent one CQI below its reported CQI each period
+  (:func:`fixed_backoff`), what a constant rule gets; ``ri_cqi_hindsight``, RI-CQI-Tune with
+  a *hindsight* predictor: at the end of each period the candidates are replayed
+  (:func:`~e2sim.headroom.replay_candidates`, from the DU's current state) on the slots and
+  HARQ draws of the period that just ended, and the policy decides on those true BLERs. It
+  knows the past period perfectly but not the next one, so the gap between it and the
+  perfect scheme is the part of the headroom that needs the future channel.
 
 Statistics
 ----------
@@ -71,10 +79,11 @@ from e2sim.channel.scenario import CORRELATION_LEVELS, SNR_RANGES_DB, TRAINING_S
 from e2sim.du import DU, DuRandomness
 from e2sim.headroom import PerfectPredictor, policy_candidates, replay_candidates
 from e2sim.traces import TraceReplay
-from lighttune_core.cell import CellTuner, TuneMode
+from lighttune_core.cell import CellTuner, Decisions, LearnOutcome, TuneMode
 from lighttune_core.linkadapt import rank_cqi_anchor
 from lighttune_core.features import FEATURE_NAMES, N_FEATURES, bler_label, build_features
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, get_preset
+from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
 
 DATASET_VERSION: int = 1
@@ -85,15 +94,49 @@ DEFAULT_MAX_BACKOFF: int = 4
 SCHEMES: tuple[str, ...] = ("olla", "cqi", "ri_cqi")
 PERFECT_SCHEMES: tuple[str, ...] = ("cqi_perfect", "ri_cqi_perfect")
 """The policies with the perfect (replayed) BLER predictor of :mod:`e2sim.headroom`."""
-ALL_SCHEMES: tuple[str, ...] = SCHEMES + PERFECT_SCHEMES
+HINDSIGHT_SCHEMES: tuple[str, ...] = ("ri_cqi_hindsight",)
+"""RI-CQI-Tune with the hindsight predictor: each candidate replayed on the period that just
+ended (:mod:`e2sim.headroom`, "Hindsight predictor")."""
+RULE_SCHEMES: tuple[str, ...] = ("cqi_backoff",)
+"""Decisions by a fixed rule, no model: ``cqi_backoff`` sends the reported rank and one CQI
+below the reported CQI (:func:`fixed_backoff`)."""
+REFERENCE_SCHEMES: tuple[str, ...] = RULE_SCHEMES + HINDSIGHT_SCHEMES
+"""What Table 6's ``--references`` adds: a rule without a model and a predictor that knows
+the past period perfectly."""
+ALL_SCHEMES: tuple[str, ...] = SCHEMES + PERFECT_SCHEMES + REFERENCE_SCHEMES
 SCHEME_MODES: dict[str, TuneMode] = {
     "olla": TuneMode.OFF, "cqi": TuneMode.CQI, "ri_cqi": TuneMode.RI_CQI,
     "cqi_perfect": TuneMode.CQI, "ri_cqi_perfect": TuneMode.RI_CQI,
+    "cqi_backoff": TuneMode.CQI, "ri_cqi_hindsight": TuneMode.RI_CQI,
 }
 SCHEME_TITLES: dict[str, str] = {
     "olla": "OLLA", "cqi": "CQI-Tune", "ri_cqi": "RI-CQI-Tune",
     "cqi_perfect": "CQI-Tune, perfect predictor", "ri_cqi_perfect": "RI-CQI-Tune, perfect predictor",
+    "cqi_backoff": "fixed back-off (1 CQI)", "ri_cqi_hindsight": "RI-CQI-Tune, hindsight predictor",
 }
+FIXED_BACKOFF_CQI: int = 1
+_NOTHING_LEARNED = LearnOutcome(0, 0, np.zeros(0), np.zeros(0, dtype=np.int64))
+"""CQI steps the ``cqi_backoff`` rule backs off below the reported CQI."""
+
+
+def fixed_backoff(reports: LinkReports, steps: int = FIXED_BACKOFF_CQI) -> Decisions:
+    """The no-model reference rule: every UE keeps its reported rank and gets CQI
+    ``max(c0 − steps, min(c0, 1))`` (never below 1, and 0 stays 0: out of range).
+
+    Args:
+        reports: the cell's reports, ``N`` UEs.
+        steps: CQI steps below the reported CQI ``c0``, >= 0.
+
+    Returns:
+        :class:`~lighttune_core.cell.Decisions` with ``rank`` = RI, the backed-off ``cqi``
+        (int64 [N]), ``predicted_bler`` NaN (nothing is predicted) and ``control`` True.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    c0 = np.asarray(reports.cqi, dtype=np.int64)
+    cqi = np.maximum(c0 - steps, np.minimum(c0, 1))
+    return Decisions(np.asarray(reports.ue_id), np.asarray(reports.ri, dtype=np.int64).copy(), cqi,
+                     np.full(c0.shape, np.nan), True)
 
 
 class ChannelSource(Protocol):
@@ -541,7 +584,9 @@ def run_experiment(
             source_name = "given channel"
     n = scenario.n_ue
     dus = {s: DU(scenario, subband_n_rb=channel.subband_n_rb) for s in names}
-    perfect = {s: PerfectPredictor() for s in names if s in PERFECT_SCHEMES}
+    # replay-driven predictors: the perfect ones replay the next period, the hindsight ones
+    # the period that just ended
+    perfect = {s: PerfectPredictor() for s in names if s in PERFECT_SCHEMES + HINDSIGHT_SCHEMES}
     # float64 search: the committed experiment tables were made with it (the xApp's float32
     # search of a block model changed no decision in benchmarks/decision_search.py)
     tuners = {
@@ -549,9 +594,10 @@ def run_experiment(
                      learn=learn and s not in perfect, du_preset=scenario.du_preset, mcs_table=scenario.mcs_table,
                      search_dtype=np.float64, calibrate=calibrate and s not in perfect)
         for s in names
+        if s not in RULE_SCHEMES
     }
-    headroom = {s: HeadroomLog(np.zeros(n, dtype=np.int64)) for s in perfect}
-    forecast: dict[str, tuple[np.ndarray, np.ndarray] | None] = {s: None for s in perfect}
+    headroom = {s: HeadroomLog(np.zeros(n, dtype=np.int64)) for s in perfect if s in PERFECT_SCHEMES}
+    forecast: dict[str, tuple[np.ndarray, np.ndarray] | None] = {s: None for s in headroom}
     frozen = copy.deepcopy(model.model)
     frozen_pred = {s: np.full(n, np.nan) for s in names}
     results = {s: SchemeResult(s, np.zeros(n), 0, 0) for s in names}
@@ -562,6 +608,8 @@ def run_experiment(
     # the channel and of the HARQ uniforms happens in the same order as without look-ahead
     ahead: deque[tuple[SlotSINR, np.ndarray]] = deque()
     drawn = 0
+    # the slots of the period that just ended (for the hindsight schemes' replays)
+    history: deque[tuple[SlotSINR, np.ndarray]] = deque(maxlen=scenario.csi_period_slots)
 
     def draw_ahead(k: int) -> None:
         nonlocal drawn
@@ -572,6 +620,7 @@ def run_experiment(
     for _ in _progress(range(n_slots), progress, f"experiment {scenario.profile}", n_slots):
         draw_ahead(1)
         slot, u = ahead.popleft()
+        history.append((slot, u))
         shared_csi = None
         for s in names:
             out = dus[s].step(slot, u, shared_csi)
@@ -591,7 +640,7 @@ def run_experiment(
             had = np.isfinite(frozen_pred[s])
             res.abs_error_frozen.append(np.abs(frozen_pred[s] - label)[valid & had])
             res.true_bler.append(label[valid & had])
-            if s in perfect:
+            if s in headroom:
                 log = headroom[s]
                 expected = forecast[s]
                 if expected is None:  # the first period: nothing was decided, nothing replayed
@@ -606,8 +655,16 @@ def run_experiment(
                 replay = replay_candidates(dus[s], *cand, [w[0] for w in window], [w[1] for w in window])
                 log.n_candidates.append(int(cand[0].shape[0]))
                 perfect[s].set_period(rep, replay)
-            decisions, learned = tuners[s].step(rep)
-            if s in perfect:
+            elif s in perfect:  # hindsight: the candidates on the period that just ended
+                window = list(history)[max(0, len(history) - (out.end_slot - out.start_slot)):]
+                cand = policy_candidates(rep, tuners[s])
+                perfect[s].set_period(rep, replay_candidates(dus[s], *cand, [w[0] for w in window],
+                                                             [w[1] for w in window]))
+            if s in RULE_SCHEMES:
+                decisions, learned = fixed_backoff(rep), _NOTHING_LEARNED
+            else:
+                decisions, learned = tuners[s].step(rep)
+            if s in headroom:
                 forecast[s] = (np.stack(replay.outcome(decisions.rank, decisions.cqi)), replay.best_bits())
             res.abs_error_tuned.append(learned.abs_error)
             res.n_updates += learned.n_updates
@@ -737,8 +794,9 @@ TABLE6_ROWS: tuple[Table6Row, ...] = (
 """The 16 rows of the paper's Table 6 (seed document 000, TABLE 6)."""
 
 
-def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool, bool]) -> dict[str, Any]:
-    row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, perfect, calibrate = args
+def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool, bool, bool]) -> dict[str, Any]:
+    (row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, perfect, calibrate,
+     references) = args
     row = TABLE6_ROWS[row_index]
     scenario = Scenario(
         profile=row.profile,
@@ -751,12 +809,16 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool, bo
         du_preset=du_preset,
     )
     model = ModelSource(LightTuneModel.from_bytes(model_bytes), description)
-    res = run_experiment(scenario, duration_s, model, schemes=SCHEMES + (("ri_cqi_perfect",) if perfect else ()),
-                         calibrate=calibrate)
+    schemes = SCHEMES + (("ri_cqi_perfect",) if perfect else ()) + (REFERENCE_SCHEMES if references else ())
+    res = run_experiment(scenario, duration_s, model, schemes=schemes, calibrate=calibrate)
     out: dict[str, Any] = {"row": row_index, "snr": snr_name, "calibrate": calibrate}
-    for s in ("cqi", "ri_cqi"):
+    for s in ("cqi", "ri_cqi") + (REFERENCE_SCHEMES if references else ()):
         g = res.gain(s)
         out[s] = (g.gain, g.ci_low, g.ci_high)
+    if references:
+        hind = res.gain("ri_cqi_hindsight").gain
+        share = res.gain("ri_cqi").gain / hind if hind > 0 else None
+        out["recovered_hindsight"] = share if share is None or math.isfinite(share) else None
     out["olla_bler"] = res.schemes["olla"].bler
     out["du_preset"] = du_preset
     for s in res.schemes:
@@ -808,13 +870,17 @@ def run_table6(
     perfect: bool = False,
     snrs: Sequence[str] = ("medium", "high"),
     calibrate: bool = True,
+    references: bool = False,
 ) -> list[dict[str, Any]]:
     """Run Table 6's rows at medium and high SNR, ``workers`` processes in parallel.
 
     ``perfect`` adds the perfect-predictor RI-CQI-Tune (:mod:`e2sim.headroom`) to every run
     and its columns (:func:`headroom_summary`) to every result; ``snrs`` selects the SNR
     ranges (``"medium"``, ``"high"``); ``calibrate`` False runs the model schemes on the
-    model's raw labels (:func:`run_experiment`). The progress bar counts runs. Measured with
+    model's raw labels (:func:`run_experiment`); ``references`` adds the fixed back-off
+    rule and the hindsight-predictor RI-CQI-Tune (:data:`REFERENCE_SCHEMES`) and their gains
+    (keys ``cqi_backoff``, ``ri_cqi_hindsight``, and ``recovered_hindsight`` = RI-CQI-Tune's
+    gain / the hindsight gain, None unless that is positive). The progress bar counts runs. Measured with
     ``perfect``: 8 runs (rows 0, 1, 5, 7) of 32 UEs x 4 s took 480 s on 2 workers.
 
     Cost (measured on a loaded 2-core machine, 32 UEs, both CSI-RS measurement and three DUs
@@ -837,7 +903,7 @@ def run_table6(
     get_preset(du_preset)
     blob = model.model.to_bytes()
     jobs = [
-        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, perfect, calibrate)
+        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, perfect, calibrate, references)
         for r in selected
         for snr in ("medium", "high")
         if snr in snrs
@@ -876,7 +942,7 @@ def table6_markdown(results: list[dict[str, Any]], model_description: str, n_ue:
     Results of ``run_table6(..., perfect=True)`` give the headroom layout instead
     (:func:`headroom_markdown`).
     """
-    if any("ri_cqi_perfect" in d for d in results):
+    if any("ri_cqi_perfect" in d or "ri_cqi_hindsight" in d for d in results):
         return headroom_markdown(results, model_description, n_ue, duration_s)
     by_key = {(d["row"], d["snr"]): d for d in results}
     lines = [
@@ -921,8 +987,12 @@ def headroom_markdown(
     One line per (row, SNR): OLLA's mean throughput per UE and BLER, the gains over OLLA
     of CQI-Tune, RI-CQI-Tune, the perfect-predictor RI-CQI-Tune and the best-candidate
     oracle, and the share of the perfect gain that the real model recovers
-    (``g_RI-CQI-Tune / g_perfect``; n/a unless the perfect gain is positive).
+    (``g_RI-CQI-Tune / g_perfect``; n/a unless the perfect gain is positive). Results with
+    the reference schemes (``run_table6(..., references=True)``) add the fixed back-off
+    rule, the hindsight-predictor RI-CQI-Tune and the share of the hindsight gain that the
+    real model recovers. A column no result has is shown as —.
     """
+    refs = any("ri_cqi_hindsight" in d for d in results)
     presets = sorted({str(d.get("du_preset", DEFAULT_PRESET)) for d in results})
     lines = [
         "# Headroom: the real model against a perfect BLER predictor (gain over OLLA [95% CI])",
@@ -936,10 +1006,21 @@ def headroom_markdown(
         "slots; it returns their true (quantised) BLER to the same RI-CQI-Tune search. "
         "Oracle: the best replayed candidate per UE and period (upper bound of the search).",
         "- Recovered: RI-CQI-Tune's gain / the perfect predictor's gain.",
+    ]
+    if refs:
+        lines += [
+            f"- Fixed back-off: no model, the reported rank and one CQI below the reported CQI "
+            f"({FIXED_BACKOFF_CQI} step) every period. Hindsight predictor: each period's candidates "
+            "replayed in the DU on the period that just ended (its slots and HARQ draws, from the "
+            "DU's current state): what a predictor that knew the last period perfectly would choose. "
+            "Recovered of hindsight: RI-CQI-Tune's gain / the hindsight gain.",
+        ]
+    extra_head = " | fixed back-off | hindsight RI-CQI-Tune | recovered of hindsight" if refs else ""
+    lines += [
         "",
         "| CSI-RS | channel | corr. | SNR | OLLA Mbit/s | OLLA BLER | CQI-Tune | RI-CQI-Tune "
-        "| perfect RI-CQI-Tune | recovered | oracle | paper RI-CQI-Tune | replay mismatches |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| perfect RI-CQI-Tune | recovered | oracle{extra_head} | paper RI-CQI-Tune | replay mismatches |",
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if refs else "") + "---|---|",
     ]
 
     def gain(d: dict[str, Any], key: str) -> str:
@@ -957,7 +1038,11 @@ def headroom_markdown(
             f"{gain(d, 'cqi')} | {gain(d, 'ri_cqi')} | "
             f"{gain(d, 'ri_cqi_perfect') if has_perfect else '—'} | "
             f"{_share(d.get('recovered')) if has_perfect else '—'} | "
-            f"{gain(d, 'oracle') if has_perfect else '—'} | {paper:.1f}% | "
+            f"{gain(d, 'oracle') if has_perfect else '—'} | "
+            + (f"{gain(d, 'cqi_backoff') if 'cqi_backoff' in d else '—'} | "
+               f"{gain(d, 'ri_cqi_hindsight') if 'ri_cqi_hindsight' in d else '—'} | "
+               f"{_share(d.get('recovered_hindsight')) if 'ri_cqi_hindsight' in d else '—'} | " if refs else "")
+            + f"{paper:.1f}% | "
             f"{d.get('replay_mismatches', '—')} |"
         )
     return "\n".join(lines) + "\n"
@@ -966,8 +1051,13 @@ def headroom_markdown(
 __all__ = [
     "ALL_SCHEMES",
     "DATASET_VERSION",
+    "FIXED_BACKOFF_CQI",
+    "HINDSIGHT_SCHEMES",
     "HeadroomLog",
     "PERFECT_SCHEMES",
+    "REFERENCE_SCHEMES",
+    "RULE_SCHEMES",
+    "fixed_backoff",
     "headroom_markdown",
     "headroom_summary",
     "ExperimentResult",
