@@ -95,8 +95,9 @@ SCHEMES: tuple[str, ...] = ("olla", "cqi", "ri_cqi")
 PERFECT_SCHEMES: tuple[str, ...] = ("cqi_perfect", "ri_cqi_perfect")
 """The policies with the perfect (replayed) BLER predictor of :mod:`e2sim.headroom`."""
 HINDSIGHT_SCHEMES: tuple[str, ...] = ("ri_cqi_hindsight",)
-"""RI-CQI-Tune with the hindsight predictor: each candidate replayed on the period that just
-ended (:mod:`e2sim.headroom`, "Hindsight predictor")."""
+"""RI-CQI-Tune with the hindsight predictor: each candidate replayed
+(:func:`~e2sim.headroom.replay_candidates`) on the period that just ended (module docstring,
+"References")."""
 RULE_SCHEMES: tuple[str, ...] = ("cqi_backoff",)
 """Decisions by a fixed rule, no model: ``cqi_backoff`` sends the reported rank and one CQI
 below the reported CQI (:func:`fixed_backoff`)."""
