@@ -817,9 +817,7 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool, bo
         g = res.gain(s)
         out[s] = (g.gain, g.ci_low, g.ci_high)
     if references:
-        hind = res.gain("ri_cqi_hindsight").gain
-        share = res.gain("ri_cqi").gain / hind if hind > 0 else None
-        out["recovered_hindsight"] = share if share is None or math.isfinite(share) else None
+        out["recovered_hindsight"] = _recovered(res.gain("ri_cqi").gain, res.gain("ri_cqi_hindsight").gain)
     out["olla_bler"] = res.schemes["olla"].bler
     out["du_preset"] = du_preset
     for s in res.schemes:
@@ -853,9 +851,15 @@ def headroom_summary(result: ExperimentResult) -> dict[str, Any]:
         ),
     }
     for s, key in (("ri_cqi", "recovered"), ("cqi", "cqi_recovered")):
-        share = result.gain(s).gain / perfect.gain if perfect.gain > 0 else None
-        out[key] = share if share is None or math.isfinite(share) else None
+        out[key] = _recovered(result.gain(s).gain, perfect.gain)
     return out
+
+
+def _recovered(gain: float, reference_gain: float) -> float | None:
+    """``gain / reference_gain``, the share of a reference's gain a scheme recovers; None
+    unless the reference gain is positive and the share finite."""
+    share = gain / reference_gain if reference_gain > 0 else None
+    return share if share is None or math.isfinite(share) else None
 
 
 def run_table6(

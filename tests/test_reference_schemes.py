@@ -105,8 +105,9 @@ def test_table6_references_columns_and_recovered_share() -> None:
         assert d["recovered_hindsight"] is None
     md = table6_markdown(results, "test model", 4, 0.2)
     assert "| fixed back-off | hindsight RI-CQI-Tune | recovered of hindsight |" in md
-    row = [line for line in md.splitlines() if line.startswith("| 10 ms")][0]
-    assert row.count("|") == md.splitlines()[[i for i, l in enumerate(md.splitlines()) if l.startswith("| CSI-RS")][0]].count("|")
+    header = next(line for line in md.splitlines() if line.startswith("| CSI-RS"))
+    row = next(line for line in md.splitlines() if line.startswith("| 10 ms"))
+    assert row.count("|") == header.count("|")  # one cell per column
     plain = run_table6(model, n_ue=4, duration_s=0.2, seed=1, workers=1, rows=[12], snrs=("high",),
                        du_preset="sionna")
     assert plain[0]["ri_cqi"] == pytest.approx(d["ri_cqi"])  # same common random numbers
