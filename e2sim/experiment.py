@@ -77,7 +77,7 @@ from scipy import stats
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
 from e2sim.channel.scenario import CORRELATION_LEVELS, SNR_RANGES_DB, TRAINING_SCENARIO
 from e2sim.du import DU, DuRandomness
-from e2sim.headroom import PerfectPredictor, policy_candidates, replay_candidates
+from e2sim.headroom import CandidateReplay, PerfectPredictor, policy_candidates, replay_candidates
 from e2sim.traces import TraceReplay
 from lighttune_core.cell import CellTuner, Decisions, LearnOutcome, TuneMode
 from lighttune_core.linkadapt import rank_cqi_anchor
@@ -116,8 +116,9 @@ SCHEME_TITLES: dict[str, str] = {
     "cqi_backoff": "fixed back-off (1 CQI)", "ri_cqi_hindsight": "RI-CQI-Tune, hindsight predictor",
 }
 FIXED_BACKOFF_CQI: int = 1
-_NOTHING_LEARNED = LearnOutcome(0, 0, np.zeros(0), np.zeros(0, dtype=np.int64))
 """CQI steps the ``cqi_backoff`` rule backs off below the reported CQI."""
+_NOTHING_LEARNED = LearnOutcome(0, 0, np.zeros(0), np.zeros(0, dtype=np.int64))
+"""What a rule scheme learns in a period (it has no model)."""
 
 
 def fixed_backoff(reports: LinkReports, steps: int = FIXED_BACKOFF_CQI) -> Decisions:
@@ -587,17 +588,17 @@ def run_experiment(
     dus = {s: DU(scenario, subband_n_rb=channel.subband_n_rb) for s in names}
     # replay-driven predictors: the perfect ones replay the next period, the hindsight ones
     # the period that just ended
-    perfect = {s: PerfectPredictor() for s in names if s in PERFECT_SCHEMES + HINDSIGHT_SCHEMES}
+    replayed = {s: PerfectPredictor() for s in names if s in PERFECT_SCHEMES + HINDSIGHT_SCHEMES}
     # float64 search: the committed experiment tables were made with it (the xApp's float32
     # search of a block model changed no decision in benchmarks/decision_search.py)
     tuners = {
-        s: CellTuner(perfect[s] if s in perfect else copy.deepcopy(model.model), SCHEME_MODES[s],
-                     learn=learn and s not in perfect, du_preset=scenario.du_preset, mcs_table=scenario.mcs_table,
-                     search_dtype=np.float64, calibrate=calibrate and s not in perfect)
+        s: CellTuner(replayed[s] if s in replayed else copy.deepcopy(model.model), SCHEME_MODES[s],
+                     learn=learn and s not in replayed, du_preset=scenario.du_preset, mcs_table=scenario.mcs_table,
+                     search_dtype=np.float64, calibrate=calibrate and s not in replayed)
         for s in names
         if s not in RULE_SCHEMES
     }
-    headroom = {s: HeadroomLog(np.zeros(n, dtype=np.int64)) for s in perfect if s in PERFECT_SCHEMES}
+    headroom = {s: HeadroomLog(np.zeros(n, dtype=np.int64)) for s in replayed if s in PERFECT_SCHEMES}
     forecast: dict[str, tuple[np.ndarray, np.ndarray] | None] = {s: None for s in headroom}
     frozen = copy.deepcopy(model.model)
     frozen_pred = {s: np.full(n, np.nan) for s in names}
@@ -611,6 +612,13 @@ def run_experiment(
     drawn = 0
     # the slots of the period that just ended (for the hindsight schemes' replays)
     history: deque[tuple[SlotSINR, np.ndarray]] = deque(maxlen=scenario.csi_period_slots)
+
+    def replay_for(s: str, rep: LinkReports, window: list[tuple[SlotSINR, np.ndarray]]) -> CandidateReplay:
+        """Replay scheme ``s``'s candidates on ``window`` and hand the result to its predictor."""
+        cand = policy_candidates(rep, tuners[s])
+        replay = replay_candidates(dus[s], *cand, [w[0] for w in window], [w[1] for w in window])
+        replayed[s].set_period(rep, replay)
+        return replay
 
     def draw_ahead(k: int) -> None:
         nonlocal drawn
@@ -651,16 +659,10 @@ def run_experiment(
                     log.delivered.append(np.stack([rep.n_ack, rep.n_nack, rep.served_bits]))
                     log.oracle_bits += expected[1]
                 draw_ahead(scenario.csi_period_slots)
-                window = list(ahead)[: scenario.csi_period_slots]
-                cand = policy_candidates(rep, tuners[s])
-                replay = replay_candidates(dus[s], *cand, [w[0] for w in window], [w[1] for w in window])
-                log.n_candidates.append(int(cand[0].shape[0]))
-                perfect[s].set_period(rep, replay)
-            elif s in perfect:  # hindsight: the candidates on the period that just ended
-                window = list(history)[max(0, len(history) - (out.end_slot - out.start_slot)):]
-                cand = policy_candidates(rep, tuners[s])
-                perfect[s].set_period(rep, replay_candidates(dus[s], *cand, [w[0] for w in window],
-                                                             [w[1] for w in window]))
+                replay = replay_for(s, rep, list(ahead)[: scenario.csi_period_slots])
+                log.n_candidates.append(int(replay.ue.shape[0]))
+            elif s in replayed:  # hindsight: the candidates on the period that just ended
+                replay_for(s, rep, list(history)[max(0, len(history) - (out.end_slot - out.start_slot)):])
             if s in RULE_SCHEMES:
                 decisions, learned = fixed_backoff(rep), _NOTHING_LEARNED
             else:
