@@ -18,12 +18,17 @@ Errors: :func:`decode` raises only :class:`~lighttune_e2.errors.E2DecodeError`, 
 the bytes; :func:`encode` raises :class:`~lighttune_e2.errors.E2EncodeError` when a value
 does not fit its ASN.1 type. Constructors raise ``ValueError`` naming the bad field.
 
-Thread safety: pycrate's ASN.1 objects hold state, so calls must not run concurrently from
-several threads (asyncio in one thread is fine).
+Thread safety: both functions may be called from any number of threads. pycrate's compiled
+ASN.1 objects are module-level and hold the value being encoded or decoded, so the pycrate
+calls run under one module lock (``_PYCRATE_LOCK``); the values they hand back are fresh
+Python objects, so the conversion to and from dataclasses runs outside it. Without the lock
+a thread decoding a RIC Control Request could read the RIC Indication another thread was
+encoding at that moment.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Union
 
@@ -34,6 +39,8 @@ from lighttune_e2.errors import E2DecodeError, E2EncodeError
 Criticality = Literal["reject", "ignore", "notify"]
 
 _PDU = _E2AP.E2AP_PDU_Descriptions.E2AP_PDU
+_PYCRATE_LOCK = threading.Lock()
+"""Serialises every use of :data:`_PDU` (its value is shared state; see the module doc)."""
 _IES = _E2AP.E2AP_IEs
 
 MAX_TRANSACTION_ID = 255
@@ -993,8 +1000,9 @@ def encode(msg: E2apMessage) -> bytes:
             "criticality": msg.procedure_criticality or spec.default_criticality,
             "value": (spec.value_name, {"protocolIEs": ies}),
         })
-        _PDU.set_val(pdu)
-        return _PDU.to_aper()
+        with _PYCRATE_LOCK:
+            _PDU.set_val(pdu)
+            return _PDU.to_aper()
     except Exception as exc:  # pycrate raises many unrelated types on bad values
         raise E2EncodeError(f"cannot encode {type(msg).__name__}: {exc}") from exc
 
@@ -1011,8 +1019,9 @@ def decode(data: bytes) -> E2apPdu:
     if len(data) == 0:
         raise E2DecodeError("empty E2AP PDU")
     try:
-        _PDU.from_aper(bytes(data))
-        kind, body = _PDU.get_val()
+        with _PYCRATE_LOCK:
+            _PDU.from_aper(bytes(data))
+            kind, body = _PDU.get_val()
         name, content = body["value"]
         crit = body["criticality"]
     except Exception as exc:  # pycrate raises many unrelated types on bad bytes

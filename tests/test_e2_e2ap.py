@@ -159,3 +159,38 @@ def test_mutated_vectors_raise_only_decode_error() -> None:
         except E2DecodeError:
             pass
     assert 0 < decoded < 600  # some flips land in payload octets, others break the PDU
+
+
+def test_concurrent_encode_and_decode_from_threads_give_each_caller_its_own_message() -> None:
+    """Several threads share the codec (an E2T stand-in encoding indications while others
+    decode controls, an xApp's dispatch and ownership threads): each call must see only its
+    own PDU, never the one another thread is encoding or decoding."""
+    import threading
+
+    n_threads, rounds = 4, 300
+    errors: list[str] = []
+    start = threading.Barrier(n_threads)
+
+    def work(k: int) -> None:
+        start.wait()
+        indication = E.RicIndication(
+            request_id=E.RicRequestId(123, 100 + k), ran_function_id=200, action_id=1, sn=k,
+            indication_type="report", header=bytes([k]) * 12, message=bytes([k]) * (40 + 60 * k),
+        )
+        control = E.decode(SRSRAN_RIC_CONTROL_REQUEST)
+        for _ in range(rounds):
+            if k % 2:
+                got = E.decode(E.encode(indication))
+                if got != indication:
+                    errors.append(f"thread {k} decoded {type(got).__name__} {got.request_id}")
+            else:
+                got = E.decode(SRSRAN_RIC_CONTROL_REQUEST)
+                if got != control:
+                    errors.append(f"thread {k} decoded {type(got).__name__} instead of its control request")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
