@@ -17,8 +17,10 @@ Held-out mean |ŷ − y| and accuracy ``P(ŷ = y)`` of next-period BLER labels (
   dropped);
 * ``FF calibrated`` / ``FF fine-tuned + calibrated`` — the frozen / fine-tuned FF's label
   mapped through a fresh per-stream :class:`~lighttune_core.calibration.DecisionCalibration`
-  (the mean true BLER per decision group (rank offset, CQI back-off) and label, updated after each prediction): what the
-  xApp's decision search ranks candidates by.
+  (the mean true BLER per decision group — rank offset, CQI back-off — and label, updated
+  after each prediction): what the xApp's decision search ranks candidates by. The committed
+  run (``benchmarks/results/predictor_quality.*``) was made with the former calibration, one
+  bin per rank offset and label; it was not re-run with the decision groups.
 
 Data: samples of :func:`e2sim.experiment.generate_dataset` (the DU's decisions with half of
 them exploratory: rank ``r0 − 1 .. r0 + 1`` at its anchor CQI backed off by 0 .. 4, the

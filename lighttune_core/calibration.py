@@ -22,15 +22,15 @@ reported rank, the CQI back-off ``b = CQI_reported − c``:
 
     g = 0: d = −1;   g = 1, 2, 3: d = 0 and b = 0, 1, ≥ 2;   g = 4: d = +1.
 
-Why the back-off is a key (measured on Table 6 cells, srsRAN DU, 32 UEs × 3 s, seed 2;
-``docs/results.md`` section 0.0000): offline-v3 labels the reported CQI 0.3 and the CQI
-one below it 0.0 for most UEs, but also labels the CQI *two* below 0.3. With one bin per
-label, the reported CQI's label-0.3 bin was fed by the outcomes of the back-offs (and, on
-the 1 dB loop, by reported-rank decisions taken right after a rank change, whose OLLA offset
-had run up): on TDL-B50 high correlation, 40 ms, high SNR (``sionna`` DU, seed 1) it read
-0.64 where the reported CQI's true BLER was 0.07–0.16, so RI-CQI-Tune changed rank in 38 % of
-the decisions and lost 6.9 %. Keyed by back-off, each bin holds the outcomes of one kind of
-decision.
+Why the back-off is a key (scratch runs recording each decision; ``docs/results.md``
+section 0.0000): offline-v3's labels do not order the CQIs of the reported rank. On TDL-B50
+medium correlation, medium SNR (srsRAN DU, seed 2) it labelled the reported CQI 0.3 and the
+CQI one below 0.0 in 90 % of the decisions; on TDL-B50 high correlation, 40 ms, high SNR
+(``sionna`` DU, seed 1) it labelled the reported CQI *and* the CQI two below 0.3. With one
+bin per (rank offset, label), every reported-rank decision labelled 0.3 fed the same bin
+whatever its back-off; there it read 0.64 on average while the reported-CQI decisions taken
+had a true BLER of 0.07, and RI-CQI-Tune changed rank in 38 % of the decisions and lost
+6.9 %. Keyed by back-off, each bin holds the outcomes of one kind of decision.
 
 This is histogram-binning calibration run online: no buffer is kept (two float64 arrays of
 5 × 11), and it needs no gradient. It only learns about decisions that were applied — a
@@ -53,7 +53,7 @@ from lighttune_core.report import MAX_CQI, MAX_RANK
 DEFAULT_PRIOR_WEIGHT: float = 2.0
 """``w₀``: pseudo-samples at the model's own label before any outcome is seen."""
 DEFAULT_DISCOUNT: float = 0.99
-"""``γ``: discount per new sample of the same (rank offset, label) bin (memory ≈ 100 samples)."""
+"""``γ``: discount per new sample of the same (decision group, label) bin (memory ≈ 100 samples)."""
 N_GROUPS: int = 5
 """Decision groups (:func:`decision_group`): rank −1; reported rank at back-off 0, 1, ≥ 2; rank +1."""
 STATE_VERSION: int = 2

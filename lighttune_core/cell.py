@@ -203,8 +203,8 @@ class CellTuner:
             below the bound still count in the error statistics; they are not learned from.
         calibrate: rank the candidates by the model's label mapped through the cell's
             online :class:`~lighttune_core.calibration.DecisionCalibration` (mean true
-            BLER per decision group (rank offset, back-off) and label, learnt from the same periods as LightTune,
-            whether or not the model is fine-tuned); default True. Measured on Table 6
+            BLER per decision group — rank offset, CQI back-off — and label, learnt from the
+            same periods as LightTune, whether or not the model is fine-tuned); default True. Measured on Table 6
             (srsRAN DU, offline-v3, 32 UEs × 5 s, seed 1, ``e2sim table6 --perfect``):
             RI-CQI-Tune mean +0.33 % / +1.96 % (medium / high SNR) without, +2.81 % /
             +1.94 % with; its four high-correlation medium-SNR cells −6.9 / −9.3 / −5.3 /
