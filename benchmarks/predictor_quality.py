@@ -16,11 +16,9 @@ Held-out mean |ŷ − y| and accuracy ``P(ŷ = y)`` of next-period BLER labels (
   (each sample is predicted, then ``learn_one(x, y)``: updated when ``|ŷ − y| ≥ δ``, then
   dropped);
 * ``FF calibrated`` / ``FF fine-tuned + calibrated`` — the frozen / fine-tuned FF's label
-  mapped through a fresh per-stream :class:`~lighttune_core.calibration.DecisionCalibration`
-  (the mean true BLER per decision group — rank offset, CQI back-off — and label, updated
-  after each prediction): what the xApp's decision search ranks candidates by. The committed
-  run (``benchmarks/results/predictor_quality.*``) was made with the former calibration, one
-  bin per rank offset and label; it was not re-run with the decision groups.
+  mapped through a fresh per-stream :class:`~lighttune_core.calibration.RankOffsetCalibration`
+  (the mean true BLER per rank offset and label, updated after each prediction): what the
+  xApp's decision search ranks candidates by.
 
 Data: samples of :func:`e2sim.experiment.generate_dataset` (the DU's decisions with half of
 them exploratory: rank ``r0 − 1 .. r0 + 1`` at its anchor CQI backed off by 0 .. 4, the
@@ -60,7 +58,7 @@ from results_file import save_results  # noqa: E402
 from e2sim.channel import Scenario  # noqa: E402
 from e2sim.channel.scenario import SNR_RANGES_DB, TRAINING_SCENARIO  # noqa: E402
 from e2sim.experiment import CONDITION_GRID, generate_dataset, generate_dataset_conditions  # noqa: E402
-from lighttune_core.calibration import DecisionCalibration  # noqa: E402
+from lighttune_core.calibration import RankOffsetCalibration  # noqa: E402
 from lighttune_core.features import FEATURE_NAMES, OLLA_SCALE_DB  # noqa: E402
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, PRESET_NAMES  # noqa: E402
 from lighttune_core.report import MAX_CQI, MAX_RANK  # noqa: E402
@@ -146,7 +144,7 @@ def stream_calibrated(labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.nd
     """Prequential calibration of the model labels ``labels`` [N] (of features ``x`` [N, 12],
     true ``y`` [N]): each label is mapped through the calibration as it stands, which then
     takes the sample's outcome. Returns the calibrated predictions float64 [N]."""
-    cal = DecisionCalibration()
+    cal = RankOffsetCalibration()
     out = np.empty(x.shape[0])
     for i in range(x.shape[0]):
         out[i] = cal.apply(x[i:i + 1], labels[i:i + 1])[0]

@@ -937,7 +937,7 @@ def _calibration_note(results: Sequence[dict[str, Any]]) -> str:
     calibration (results made before it existed count as off)."""
     flags = {bool(d.get("calibrate", False)) for d in results}
     if flags == {True}:
-        return "on (per-cell online calibration of the model's labels per rank offset and CQI back-off, lighttune_core.calibration)"
+        return "on (per-cell online calibration of the model's labels per rank offset, lighttune_core.calibration)"
     if flags == {False}:
         return "off (the model's raw labels)"
     return "mixed"

@@ -31,9 +31,9 @@ proportional to the number of *updates*, not of UEs. A model with ``learn_many``
 once as a batch, with the same updates as one ``learn_one`` per sample.
 
 Calibration (``calibrate=True``, the default): the search ranks candidates by the model's
-label mapped through the cell's :class:`~lighttune_core.calibration.DecisionCalibration`,
-the discounted mean true BLER of the applied decisions of the same group (rank offset
-``r − RI``; at the reported rank, CQI back-off 0, 1 or ≥ 2) and model label; every learnable period's samples update it (whether or not the
+label mapped through the cell's :class:`~lighttune_core.calibration.RankOffsetCalibration`,
+the discounted mean true BLER of the applied decisions with the same rank offset
+(``r − RI``) and model label; every learnable period's samples update it (whether or not the
 model is fine-tuned). The pending prediction kept per UE (for LightTune's screen and the
 error statistics) stays the model's own label; :class:`Decisions` report the calibrated one.
 
@@ -68,7 +68,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from lighttune_core.calibration import DecisionCalibration
+from lighttune_core.calibration import RankOffsetCalibration
 from lighttune_core.features import N_FEATURES, bler_label, build_features
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_preset
@@ -117,7 +117,7 @@ class Decisions:
         rank: int64 [N], 1 .. 4.
         cqi: int64 [N], 0 .. 15.
         predicted_bler: float64 [N], the BLER the search used for the chosen pair: the
-            model's label, calibrated per decision group when the tuner calibrates
+            model's label, calibrated per rank offset when the tuner calibrates
             (:mod:`lighttune_core.calibration`).
         control: True when the decisions are to be sent to the DU (mode is not ``off``).
     """
@@ -202,9 +202,9 @@ class CellTuner:
             2 s: RI-CQI-Tune −24.9 % with every period learned, −0.8 % frozen). Periods
             below the bound still count in the error statistics; they are not learned from.
         calibrate: rank the candidates by the model's label mapped through the cell's
-            online :class:`~lighttune_core.calibration.DecisionCalibration` (mean true
-            BLER per decision group — rank offset, CQI back-off — and label, learnt from the
-            same periods as LightTune, whether or not the model is fine-tuned); default True. Measured on Table 6
+            online :class:`~lighttune_core.calibration.RankOffsetCalibration` (mean true
+            BLER per rank offset and label, learnt from the same periods as LightTune,
+            whether or not the model is fine-tuned); default True. Measured on Table 6
             (srsRAN DU, offline-v3, 32 UEs × 5 s, seed 1, ``e2sim table6 --perfect``):
             RI-CQI-Tune mean +0.33 % / +1.96 % (medium / high SNR) without, +2.81 % /
             +1.94 % with; its four high-correlation medium-SNR cells −6.9 / −9.3 / −5.3 /
@@ -224,7 +224,7 @@ class CellTuner:
         calibrate: bool = True,
     ) -> None:
         self.du_preset = get_preset(du_preset)
-        self.calibration: DecisionCalibration | None = DecisionCalibration() if calibrate else None
+        self.calibration: RankOffsetCalibration | None = RankOffsetCalibration() if calibrate else None
         min_label_tx = MIN_LABEL_TX if min_label_tx is None else min_label_tx
         if isinstance(min_label_tx, bool) or not isinstance(min_label_tx, (int, np.integer)) or min_label_tx < 1:
             raise ValueError(f"min_label_tx must be an integer >= 1, got {min_label_tx!r}")
@@ -426,7 +426,7 @@ class CellTuner:
         # the pending prediction is the model's own label (LightTune's screen and the error
         # statistics are about the model); the decisions carry what the search scored by
         raw = np.asarray(raw, dtype=np.float64)
-        pred = raw if cal is None else cal.adjust(rank - reports.ri, reports.cqi - cqi, raw)
+        pred = raw if cal is None else cal.adjust(rank - reports.ri, raw)
         self._pending_x[idx] = chosen_x
         self._pending_pred[idx] = raw
         self._pending_version[idx] = self._model_version()

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lighttune_core.linkadapt.presets import get_preset
-from lighttune_core.calibration import DecisionCalibration
+from lighttune_core.calibration import RankOffsetCalibration
 from lighttune_core.cell import CellTuner, Decisions, DuplicateUeError, LearnOutcome, LearnSamples, TuneMode
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
@@ -120,11 +120,11 @@ class LinkAdaptationPolicy:
         self.checkpointer = Checkpointer(store, self._snapshot, config.checkpoint_interval_s)
 
     # ------------------------------------------------------------------ cells
-    def _new_model(self, cell_id: str) -> tuple[LightTuneModel, DecisionCalibration | None]:
+    def _new_model(self, cell_id: str) -> tuple[LightTuneModel, RankOffsetCalibration | None]:
         """The cell's model (stored, else the offline one) and its stored calibration (None:
         start a fresh one)."""
         result = restore(self.store, cell_id)
-        calibration: DecisionCalibration | None = None
+        calibration: RankOffsetCalibration | None = None
         status = result.status
         model: LightTuneModel | None = None
         if result.ok and result.blob is not None:
@@ -147,14 +147,14 @@ class LinkAdaptationPolicy:
         return model, calibration
 
     @staticmethod
-    def _stored_calibration(cell_id: str, meta: dict[str, Any]) -> DecisionCalibration | None:
+    def _stored_calibration(cell_id: str, meta: dict[str, Any]) -> RankOffsetCalibration | None:
         """The calibration saved with a cell's model; None (a fresh one) when there is none or
         it is unusable (logged: the model itself is still restored)."""
         state = meta.get("calibration")
         if state is None:
             return None
         try:
-            return DecisionCalibration.from_state_dict(state)
+            return RankOffsetCalibration.from_state_dict(state)
         except ValueError as exc:
             _log.warning("cell %s: stored calibration unusable (%s); starting a fresh one", cell_id, exc)
             return None
@@ -200,7 +200,7 @@ class LinkAdaptationPolicy:
             if not config.calibrate:
                 tuner.calibration = None
             elif tuner.calibration is None:
-                tuner.calibration = DecisionCalibration()
+                tuner.calibration = RankOffsetCalibration()
 
     # ------------------------------------------------------------------ reports
     def decide(self, cell_id: str, reports: LinkReports) -> PendingCell:

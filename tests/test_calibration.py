@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lighttune_core.calibration import N_GROUPS, DecisionCalibration, decision_group
+from lighttune_core.calibration import RankOffsetCalibration
 from lighttune_core.cell import CellTuner, TuneMode
 from lighttune_core.features import BLER_LABELS, FEATURE_NAMES, N_FEATURES
 from lighttune_core.report import MAX_RANK, LinkReports
@@ -21,29 +21,25 @@ from lighttune_xapp.store import MemoryStore
 
 _RANK = FEATURE_NAMES.index("candidate_rank")
 _RI = FEATURE_NAMES.index("reported_ri")
-_CQI = FEATURE_NAMES.index("candidate_cqi")
-_REPORTED_CQI = FEATURE_NAMES.index("reported_cqi")
 DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
 
 
-def _features(ri: int, rank: int, n: int = 1, reported_cqi: int = 9, cqi: int = 9) -> np.ndarray:
+def _features(ri: int, rank: int, n: int = 1) -> np.ndarray:
     x = np.zeros((n, N_FEATURES))
     x[:, _RI] = ri / MAX_RANK
     x[:, _RANK] = rank / MAX_RANK
-    x[:, _REPORTED_CQI] = reported_cqi / 15
-    x[:, _CQI] = cqi / 15
     return x
 
 
 def test_without_outcomes_the_labels_pass_unchanged() -> None:
-    cal = DecisionCalibration()
+    cal = RankOffsetCalibration()
     for d in (-1, 0, 1):
         x = _features(2, 2 + d, n=BLER_LABELS.size)
         np.testing.assert_allclose(cal.apply(x, BLER_LABELS), BLER_LABELS)
 
 
 def test_outcomes_move_only_their_rank_offset_and_label_bin() -> None:
-    cal = DecisionCalibration(prior_weight=2.0, discount=1.0)
+    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0)
     up = _features(1, 2, n=8)
     cal.update(up, np.zeros(8), np.full(8, 0.5))  # rank-up predicted 0.0, true 0.5
     # (2 * 0.0 + 8 * 0.5) / (2 + 8) = 0.4
@@ -53,28 +49,8 @@ def test_outcomes_move_only_their_rank_offset_and_label_bin() -> None:
     assert cal.apply(_features(1, 2), np.array([0.1]))[0] == pytest.approx(0.1)  # other label
 
 
-def test_at_the_reported_rank_each_cqi_backoff_learns_apart() -> None:
-    """Outcomes of the CQI one below the report do not move the reported CQI's bin of the
-    same label (offline-v3 labels both 0.3 on some channels; their BLERs differ)."""
-    cal = DecisionCalibration(prior_weight=2.0, discount=1.0)
-    backed = _features(2, 2, n=8, reported_cqi=9, cqi=8)
-    cal.update(backed, np.full(8, 0.3), np.zeros(8))  # back-off 1 labelled 0.3, all ACK
-    assert cal.apply(backed[:1], np.array([0.3]))[0] == pytest.approx(0.06)  # 2 * 0.3 / 10
-    assert cal.apply(_features(2, 2, cqi=9), np.array([0.3]))[0] == pytest.approx(0.3)  # back-off 0 untouched
-    assert cal.apply(_features(2, 2, cqi=7), np.array([0.3]))[0] == pytest.approx(0.3)  # back-off 2 untouched
-    assert cal.apply(_features(2, 2, cqi=4), np.array([0.3]))[0] == pytest.approx(0.3)  # >= 2: one bin
-    # the search's form gives the same numbers
-    np.testing.assert_allclose(cal.adjust(np.array([0, 0, 0]), np.array([0, 1, 3]), np.full(3, 0.3)), [0.3, 0.06, 0.3])
-
-
-def test_decision_groups() -> None:
-    d = np.array([-1, -2, 0, 0, 0, 0, 1, 3])
-    b = np.array([5, 0, -1, 0, 1, 7, 0, 2])
-    np.testing.assert_array_equal(decision_group(d, b), [0, 0, 1, 1, 2, 3, 4, 4])
-
-
 def test_the_discount_forgets_old_outcomes() -> None:
-    cal = DecisionCalibration(prior_weight=1.0, discount=0.9)
+    cal = RankOffsetCalibration(prior_weight=1.0, discount=0.9)
     x = _features(2, 2)
     for _ in range(200):
         cal.update(x, np.array([0.2]), np.array([1.0]))
@@ -84,30 +60,14 @@ def test_the_discount_forgets_old_outcomes() -> None:
 
 
 def test_state_round_trips_through_json() -> None:
-    cal = DecisionCalibration()
+    cal = RankOffsetCalibration()
     rng = np.random.default_rng(3)
     x = np.zeros((50, N_FEATURES))
     x[:, _RI] = rng.integers(1, 4, 50) / MAX_RANK
     x[:, _RANK] = x[:, _RI] + rng.integers(-1, 2, 50) / MAX_RANK
     cal.update(x, rng.choice(BLER_LABELS, 50), rng.uniform(0, 1, 50))
-    again = DecisionCalibration.from_state_dict(json.loads(json.dumps(cal.state_dict())))
+    again = RankOffsetCalibration.from_state_dict(json.loads(json.dumps(cal.state_dict())))
     np.testing.assert_array_equal(again.table, cal.table)
-
-
-def test_a_version_1_state_is_migrated_not_dropped() -> None:
-    """A cell saved before the back-off groups (three rows: rank offset −1, 0, +1) restores
-    with each group starting from its rank offset's row."""
-    total = np.tile(BLER_LABELS * 2.0, (3, 1))
-    weight = np.full((3, 11), 2.0)
-    total[0, 0], weight[0, 0] = 5.0, 10.0  # rank −1, label 0.0: mean 0.5
-    total[1, 3], weight[1, 3] = 1.0, 10.0  # reported rank, label 0.3: mean 0.1
-    total[2, 0], weight[2, 0] = 9.0, 10.0  # rank +1, label 0.0: mean 0.9
-    v1 = {"prior_weight": 2.0, "discount": 0.99, "sum": total.tolist(), "weight": weight.tolist()}
-    cal = DecisionCalibration.from_state_dict(json.loads(json.dumps(v1)))
-    assert cal.table.shape == (N_GROUPS, 11)
-    assert cal.table[0, 0] == pytest.approx(0.5) and cal.table[4, 0] == pytest.approx(0.9)
-    np.testing.assert_allclose(cal.table[1:4, 3], 0.1)
-    assert cal.state_dict()["version"] == 2
 
 
 @pytest.mark.parametrize(
@@ -119,19 +79,16 @@ def test_a_version_1_state_is_migrated_not_dropped() -> None:
         {"prior_weight": 2.0, "discount": 0.99, "sum": [[0.0] * 11] * 3, "weight": [[0.0] * 11] * 3},
         {"prior_weight": 2.0, "discount": 0.99, "sum": [[5.0] * 11] * 3, "weight": [[1.0] * 11] * 3},
         {"prior_weight": 2.0, "discount": 1.5, "sum": [[0.0] * 11] * 3, "weight": [[1.0] * 11] * 3},
-        {"version": 2, "prior_weight": 2.0, "discount": 0.99, "sum": [[0.0] * 11] * 3, "weight": [[1.0] * 11] * 3},
-        {"version": 7, "prior_weight": 2.0, "discount": 0.99, "sum": [[0.0] * 11] * 5, "weight": [[1.0] * 11] * 5},
-        {"version": [2], "prior_weight": 2.0, "discount": 0.99, "sum": [[0.0] * 11] * 5, "weight": [[1.0] * 11] * 5},
     ],
 )
 def test_a_malformed_state_is_refused(state: object) -> None:
     with pytest.raises(ValueError):
-        DecisionCalibration.from_state_dict(state)  # type: ignore[arg-type]
+        RankOffsetCalibration.from_state_dict(state)  # type: ignore[arg-type]
 
 
 def test_out_of_range_outcomes_are_refused() -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        DecisionCalibration().update(_features(1, 1), np.array([0.0]), np.array([1.5]))
+        RankOffsetCalibration().update(_features(1, 1), np.array([0.0]), np.array([1.5]))
 
 
 class _RankUpOptimist:
@@ -182,7 +139,7 @@ def test_the_policy_saves_and_restores_each_cells_calibration() -> None:
     for period in range(5):
         policy.on_reports("c1", _policy_reports(period), now=period * 0.08)
     table = policy.cells["c1"].calibration.table  # type: ignore[union-attr]
-    assert not np.allclose(table, np.tile(BLER_LABELS, (N_GROUPS, 1)))  # outcomes moved it
+    assert not np.allclose(table, np.tile(BLER_LABELS, (3, 1)))  # outcomes moved it
     policy.close()
     restarted = LinkAdaptationPolicy(cfg, offline, store)
     np.testing.assert_array_equal(restarted.cell("c1").calibration.table, table)  # type: ignore[union-attr]
@@ -198,7 +155,7 @@ def test_an_unusable_stored_calibration_keeps_the_model() -> None:
     assert policy.restore_status["c1"] == "ok"
     for got, stored in zip(tuner.model.params.weights, model.params.weights):
         np.testing.assert_array_equal(got, stored)  # the stored model, not the offline one
-    np.testing.assert_array_equal(tuner.calibration.table, np.tile(BLER_LABELS, (N_GROUPS, 1)))  # type: ignore[union-attr]
+    np.testing.assert_array_equal(tuner.calibration.table, np.tile(BLER_LABELS, (3, 1)))  # type: ignore[union-attr]
 
 
 def _config(**controls: object):

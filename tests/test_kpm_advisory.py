@@ -84,8 +84,7 @@ def test_advisory_recommends_learns_and_publishes(caplog: pytest.LogCaptureFixtu
     last = outs[-1].reports
     own = build_features(last, last.ri, last.cqi)
     assert tuner.calibration is not None  # on by default: the published BLER is the calibrated label
-    zero = np.zeros(len(last), dtype=np.int64)  # the DU's own choice: reported rank, no back-off
-    expected = tuner.calibration.adjust(zero, zero, tuner.model.predict_many(own))
+    expected = tuner.calibration.adjust(np.zeros(len(last), dtype=np.int64), tuner.model.predict_many(own))
     np.testing.assert_allclose(expected, results[-1].node_choice_bler)
     # published: bounded counters by kind, a bounded table on the health server
     text = metrics.render().decode()

@@ -79,10 +79,9 @@ from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
 
 BlerPredictor = Callable[[np.ndarray], np.ndarray]
 """``features float [M, 12] -> predicted BLER float [M]``."""
-BlerAdjust = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""``(rank offset r − RI int [...], CQI back-off CQI_reported − c int [...], predicted BLER
-float [...]) -> BLER the search scores by``, same shape, values in [0, 1] (e.g.
-:meth:`lighttune_core.calibration.DecisionCalibration.adjust`)."""
+BlerAdjust = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(rank offset r − RI int [...], predicted BLER float [...]) -> BLER the search scores by``,
+same shape, values in [0, 1] (e.g. :meth:`lighttune_core.calibration.RankOffsetCalibration.adjust`)."""
 
 DEFAULT_TARGET_BLER: float = 0.1
 """BLER a CQI-Tune decision must be predicted to meet (the OLLA target)."""
@@ -299,8 +298,8 @@ def cqi_tune(
             ``max_backoff + 1`` CQIs), ``MCS_DU`` the MCS the DU transmits for CQI ``c`` at
             its reported OLLA back-off ``b`` (:func:`~lighttune_core.linkadapt.presets.preset_mcs`).
         mcs_table: the DU's MCS table (with ``du_preset``).
-        adjust: maps the predictions to the BLER the search scores by (rank offset 0 here,
-            the candidate's back-off below the reported CQI); None: the predictions themselves.
+        adjust: maps the predictions to the BLER the search scores by (rank offset 0 here);
+            None: the predictions themselves.
 
     Returns:
         ``CqiTuneResult(cqi int64 [N], predicted_bler float64 [N])``; ``predicted_bler`` is
@@ -341,30 +340,28 @@ def cqi_tune(
             ue_rows = np.repeat(ues, hi - lo)
             part = _candidate_rows(base, ue_rows, r0[ue_rows], cand[ues, lo:hi].reshape(-1))
             bler[ues, lo:hi] = _predict_rows(predict, part).reshape(ues.shape[0], hi - lo)
-            scored = (bler[ues, lo:hi] if adjust is None
-                      else _adjusted(adjust, 0, reports.cqi[ues, None] - cand[ues, lo:hi], bler[ues, lo:hi]))
+            scored = bler[ues, lo:hi] if adjust is None else _adjusted(adjust, 0, bler[ues, lo:hi])
             open_ue[ues] = ~np.any(scored <= target_bler + _BLER_TOLERANCE, axis=1)
     else:
         x = build_features(reports, rank, cand, prev_bler).reshape(n * k, N_FEATURES)
         bler = _predict_rows(predict, x).reshape(n, k)
 
-    score = bler if adjust is None else _adjusted(adjust, 0, reports.cqi[:, None] - cand, bler)
+    score = bler if adjust is None else _adjusted(adjust, 0, bler)
     meets = score <= target_bler + _BLER_TOLERANCE
     choice = np.where(meets.any(axis=1), np.argmax(meets, axis=1), np.argmin(score, axis=1))
     rows = np.arange(n)
     return CqiTuneResult(cand[rows, choice].astype(np.int64), bler[rows, choice])
 
 
-def _adjusted(adjust: BlerAdjust, offset: np.ndarray | int, backoff: np.ndarray, bler: np.ndarray) -> np.ndarray:
-    """``adjust(offset, backoff, bler)`` on the finite entries of ``bler`` (unscored slots, +inf,
-    stay), checked: same shape, finite, in [0, 1]."""
+def _adjusted(adjust: BlerAdjust, offset: np.ndarray | int, bler: np.ndarray) -> np.ndarray:
+    """``adjust(offset, bler)`` on the finite entries of ``bler`` (unscored slots, +inf, stay),
+    checked: same shape, finite, in [0, 1]."""
     out = np.array(bler, dtype=np.float64, copy=True)
     ok = np.isfinite(out)
     if not ok.any():
         return out
     d = np.broadcast_to(np.asarray(offset, dtype=np.int64), out.shape)[ok]
-    b = np.broadcast_to(np.asarray(backoff, dtype=np.int64), out.shape)[ok]
-    got = np.asarray(adjust(d, b, out[ok]), dtype=np.float64)
+    got = np.asarray(adjust(d, out[ok]), dtype=np.float64)
     if got.shape != d.shape or not (np.isfinite(got).all() and (got >= 0.0).all() and (got <= 1.0).all()):
         raise ValueError("adjust must return one BLER in [0, 1] per prediction")
     out[ok] = got
@@ -413,9 +410,8 @@ def ri_cqi_tune(
             (:func:`~lighttune_core.linkadapt.presets.preset_mcs`) and SE that MCS's spectral
             efficiency (MCS table ``mcs_table``); None scores by the CQI's own SE.
         mcs_table: the DU's MCS table (with ``du_preset``).
-        adjust: maps each prediction, its candidate's rank offset ``r − r0`` and CQI back-off
-            ``CQI_reported − c`` to the BLER the objective uses
-            (``J = U · (1 − adjust(r − r0, CQI_reported − c, BLER_pred))``; the pruning bound
+        adjust: maps each prediction and its candidate's rank offset ``r − r0`` to the BLER
+            the objective uses (``J = U · (1 − adjust(r − r0, BLER_pred))``; the pruning bound
             ``J <= U`` holds for any value in [0, 1]); None: the predictions themselves.
 
     Returns:
@@ -526,7 +522,6 @@ def _ri_cqi_search(
     valid = valid.reshape(n, k)
     rate = candidate_rate(reports, rank_safe, cqi_safe, du_preset, mcs_table)  # r · SE; cqi_safe is 0..15
     offset = rank_safe - r0[:, None] if adjust is not None else None  # [N, K] rank offset per slot
-    backoff = reports.cqi[:, None] - cqi_safe if adjust is not None else None  # [N, K] CQI back-off
     first_of_row = np.arange(0, n * k, k)  # flat index of each UE's slot 0
 
     if prune:
@@ -539,7 +534,7 @@ def _ri_cqi_search(
         else:  # the usual case: slot 0 = (r0, c0) has the largest bound, its row is `base`
             top_rows = base
         bler_top = _predict_rows(predict, top_rows)
-        score_top = bler_top if adjust is None else _adjusted(adjust, offset.take(flat_top), backoff.take(flat_top), bler_top)
+        score_top = bler_top if adjust is None else _adjusted(adjust, offset.take(flat_top), bler_top)
         j1 = (upper.take(flat_top) * (1.0 - np.minimum(score_top, 1.0)))[:, None]
         need = upper > j1
         if top.any():  # ties go to the earlier slot
@@ -565,7 +560,7 @@ def _ri_cqi_search(
         bler[valid] = _predict_rows(predict, x[valid])
         scored = valid
 
-    score = bler if adjust is None else _adjusted(adjust, offset, backoff, bler)  # unscored slots are +inf
+    score = bler if adjust is None else _adjusted(adjust, offset, bler)  # unscored slots are +inf
     objective = np.where(scored, rate * (1.0 - np.minimum(score, 1.0)), -np.inf)
     best = objective.argmax(axis=1)
     hopeless = objective.take(first_of_row + best) <= 0.0
