@@ -111,6 +111,8 @@ def test_shipped_curves_sit_within_the_stated_bounds_of_ldpc_monte_carlo() -> No
         table, mcs, k = pair["mcs_table"], pair["mcs"], pair["cb_bits"]
         snr50, scale = (float(v) for v in bler.curve_parameters(mcs, table, k))
         assert pair["shipped_snr10_db"] == pytest.approx(snr50 + scale * LN9, abs=1e-3)
+        assert pair["shipped_snr10_db"] == pytest.approx(
+            bler.mcs_sinr_threshold_db(table, 0.1, cb_bits=k)[mcs], abs=1e-3)  # the simulator's own inverse
         assert abs(pair["snr10_shift_db"]) <= GAMMA10_BOUND_DB, (table, mcs, pair["snr10_shift_db"])
         errors = np.asarray(pair["errors"])
         inside = (errors >= 5) & (errors <= pair["blocks"] - 5)
