@@ -23,6 +23,10 @@ and it needs no gradient. It only learns about decisions that were applied — a
 the search never picks gets no samples — which is exactly what fixes an over-optimistic
 label (picked, fails, is corrected) and cannot fix an over-cautious one.
 
+A sample can count less than one (``update``'s ``weight``): the cell weighs a period by its
+first transmissions, ``min(n / 10, 1)``, so the mean is per transmission for short periods
+and per period from 10 transmissions on.
+
 The LightTune fine-tuning of the model itself is unchanged; the calibration sits between
 the model and the search (:class:`lighttune_core.cell.CellTuner`, ``calibrate=True``).
 """
@@ -94,22 +98,35 @@ class RankOffsetCalibration:
         (:func:`lighttune_core.linkadapt.ri_cqi_tune`)."""
         return self._table[np.clip(rank_offset, -1, 1) + 1, label_index(bler)]
 
-    def update(self, features: np.ndarray, bler: np.ndarray, y: np.ndarray) -> None:
+    def update(
+        self, features: np.ndarray, bler: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
+    ) -> None:
         """Add outcomes: the model's labels ``bler`` [S] for the applied decisions'
-        ``features`` [S, 12] and their true BLERs ``y`` [S].
+        ``features`` [S, 12] and their true BLERs ``y`` [S], each counting ``weight`` [S]
+        samples (in (0, 1]; None: 1 each).
 
-        A bin that receives ``m`` samples in one call is discounted by ``γ^m`` first (the
-        samples of one period count as simultaneous).
+        A sample of weight ``w`` adds ``w · y`` to its bin's sum and ``w`` to its weight; a
+        bin that receives a total weight ``m`` in one call is discounted by ``γ^m`` first
+        (the samples of one period count as simultaneous). :class:`~lighttune_core.cell.CellTuner`
+        weighs a period of ``n`` first transmissions ``min(n / 10, 1)``, so periods too short
+        for a BLER label (the 10 ms CSI-RS period: about 2.5 transmissions) still add up,
+        transmission by transmission, to the mean BLER of their bin.
         """
         y = np.asarray(y, dtype=np.float64)
         if y.size == 0:
             return
         if not (np.isfinite(y).all() and (y >= 0.0).all() and (y <= 1.0).all()):
             raise ValueError("true BLERs must be in [0, 1]")
+        if weight is None:
+            w = np.ones(y.shape)
+        else:
+            w = np.asarray(weight, dtype=np.float64)
+            if w.shape != y.shape or not (np.isfinite(w).all() and (w > 0.0).all() and (w <= 1.0).all()):
+                raise ValueError("sample weights must be one per sample, in (0, 1]")
         flat = (rank_offset(features) + 1) * N_LABELS + label_index(bler)
         size = N_OFFSETS * N_LABELS
-        count = np.bincount(flat, minlength=size).reshape(N_OFFSETS, N_LABELS)
-        total = np.bincount(flat, weights=y, minlength=size).reshape(N_OFFSETS, N_LABELS)
+        count = np.bincount(flat, weights=w, minlength=size).reshape(N_OFFSETS, N_LABELS)
+        total = np.bincount(flat, weights=w * y, minlength=size).reshape(N_OFFSETS, N_LABELS)
         decay = self.discount ** count
         self._sum = self._sum * decay + total
         self._weight = self._weight * decay + count

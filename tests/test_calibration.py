@@ -179,3 +179,59 @@ def test_a_non_boolean_setting_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="calibrate"):
         _config(calibrate="yes")
+
+
+def test_weighted_outcomes_give_the_weighted_mean_and_decay_by_their_weight() -> None:
+    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0)
+    x = _features(2, 2, n=3)
+    cal.update(x, np.full(3, 0.2), np.array([1.0, 0.0, 0.5]), np.array([0.2, 1.0, 0.4]))
+    # (2 * 0.2 + 0.2 * 1.0 + 1.0 * 0.0 + 0.4 * 0.5) / (2 + 1.6) = 0.8 / 3.6
+    assert cal.apply(x[:1], np.array([0.2]))[0] == pytest.approx(0.8 / 3.6)
+    decayed = RankOffsetCalibration(prior_weight=1.0, discount=0.5)
+    decayed.update(x[:1], np.array([0.2]), np.array([1.0]), np.array([0.5]))
+    # the prior decays by 0.5 ** 0.5: (0.2 * 0.7071 + 0.5) / (0.7071 + 0.5)
+    assert decayed.apply(x[:1], np.array([0.2]))[0] == pytest.approx((0.2 * 0.5**0.5 + 0.5) / (0.5**0.5 + 0.5))
+
+
+@pytest.mark.parametrize("weight", [[0.0], [1.5], [np.nan], [0.5, 0.5]])
+def test_bad_sample_weights_are_refused(weight: list[float]) -> None:
+    with pytest.raises(ValueError, match="weights"):
+        RankOffsetCalibration().update(_features(1, 1), np.array([0.0]), np.array([0.5]), np.array(weight))
+
+
+class _Constant:
+    """Predicts one label for every candidate; counts fine-tuning calls."""
+
+    delta = 0.1
+
+    def __init__(self, label: float) -> None:
+        self.label = label
+        self.learned = 0
+
+    def predict_many(self, x: np.ndarray) -> np.ndarray:
+        return np.full(x.shape[0], self.label)
+
+    def learn_one(self, x: np.ndarray, y: float) -> bool:
+        self.learned += 1
+        return True
+
+
+def test_periods_too_short_for_a_label_still_calibrate_by_their_transmissions() -> None:
+    """The 10 ms CSI-RS period gives 2-3 transmissions per UE: no period is a label for
+    LightTune (fewer than 10), but together they give the calibration the true mean BLER."""
+    base = random_reports(40, 21, first_tx=(2, 4))
+    rng = np.random.default_rng(8)
+    model = _Constant(0.1)
+    tuner = CellTuner(model, TuneMode.CQI, learn=True)
+    reports: LinkReports = base
+    nack = ntx = 0
+    for _ in range(60):
+        tuner.step(reports)
+        n = rng.integers(2, 4, len(base))
+        fail = rng.binomial(n, 0.4)  # every decision fails 40 % of its transmissions
+        nack, ntx = nack + fail.sum(), ntx + n.sum()
+        reports = replace(base, n_ack=(n - fail).astype(np.int64), n_nack=fail.astype(np.int64))
+    assert model.learned == 0  # never a LightTune label
+    got = tuner.calibration.table[1, 1]  # type: ignore[union-attr]  # rank offset 0, label 0.1
+    assert got == pytest.approx(nack / ntx, abs=0.03)
+    assert got == pytest.approx(0.4, abs=0.03)
