@@ -37,8 +37,9 @@ the discounted mean true BLER of the applied decisions with the same rank offset
 the model is fine-tuned), with its unquantised ``nNACK / (nACK + nNACK)`` weighted by
 ``min(n / min_label_tx, 1)`` for ``n`` first transmissions: a mean needs no label, so the
 periods too short for LightTune (the 10 ms CSI-RS period's 2–3 transmissions) add up,
-transmission by transmission, instead of being dropped. The pending prediction kept per UE (for LightTune's screen and the
-error statistics) stays the model's own label; :class:`Decisions` report the calibrated one.
+transmission by transmission, instead of being dropped. The pending prediction kept per UE
+(for LightTune's screen and the error statistics) stays the model's own label;
+:class:`Decisions` report the calibrated one.
 
 Decision search: a model with ``predict_many_unchecked`` is called without the per-call
 input checks of ``predict_many``; the candidate features are checked for finiteness once
