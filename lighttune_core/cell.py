@@ -143,11 +143,10 @@ class LearnSamples:
         pred: float64 [S], the model's prediction for that decision when it was made.
         version: int64 [S], the model's ``version`` at that time (−1 if it has none).
         ue_id: int64 [S].
-        learnable: bool [S], the period had at least ``min_label_tx`` transmissions (None:
-            every sample); only these are fine-tuned on, all count in ``abs_error``.
-        n_tx: int64 [S], the period's first transmissions ``nACK + nNACK`` (None: unknown;
-            then only the learnable samples calibrate, each with weight 1).
-        ratio: float64 [S], the unquantised ``nNACK / (nACK + nNACK)`` (None: ``y``).
+        learnable: bool [S], the period had at least ``min_label_tx`` transmissions; only
+            these are fine-tuned on, all count in ``abs_error`` and in the calibration.
+        n_tx: int64 [S], the period's first transmissions ``nACK + nNACK`` (>= 1).
+        ratio: float64 [S], the unquantised ``nNACK / (nACK + nNACK)``.
     """
 
     x: np.ndarray
@@ -155,9 +154,9 @@ class LearnSamples:
     pred: np.ndarray
     version: np.ndarray
     ue_id: np.ndarray
-    learnable: np.ndarray | None = None
-    n_tx: np.ndarray | None = None
-    ratio: np.ndarray | None = None
+    learnable: np.ndarray
+    n_tx: np.ndarray
+    ratio: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -381,25 +380,15 @@ class CellTuner:
             return LearnOutcome(0, 0, np.zeros(0), np.zeros(0, dtype=np.int64))
         abs_error = np.abs(samples.pred - samples.y)
         n_updates = n_calibrated = 0
-        learnable = samples.learnable if samples.learnable is not None else np.ones(n, dtype=bool)
         cal = self.calibration
-        if cal is not None and samples.n_tx is not None:
-            # the calibration is a mean: every period counts, by its transmissions
-            scored = np.ones(n, dtype=bool)
-        else:
-            scored = learnable
+        learnable = samples.learnable
         if self.learn_enabled or cal is not None:
-            # the model's current label of every sample that is learned from
-            pred_all = self._current_labels(samples, scored)
+            # the model's current label of every sample learned from: the calibration (a mean)
+            # takes every period, weighted by its transmissions; LightTune the learnable ones
+            pred_all = self._current_labels(samples, np.ones(n, dtype=bool) if cal is not None else learnable)
             if cal is not None:
-                if samples.n_tx is not None:
-                    weight = np.minimum(samples.n_tx / self.min_label_tx, 1.0)
-                    ratio = samples.ratio if samples.ratio is not None else samples.y
-                    cal.update(samples.x, pred_all, ratio, weight)
-                    n_calibrated = n
-                else:
-                    cal.update(samples.x[learnable], pred_all[learnable], samples.y[learnable])
-                    n_calibrated = int(learnable.sum())
+                cal.update(samples.x, pred_all, samples.ratio, np.minimum(samples.n_tx / self.min_label_tx, 1.0))
+                n_calibrated = n
             x, y, pred = samples.x[learnable], samples.y[learnable], pred_all[learnable]
         if self.learn_enabled:
             fail = np.flatnonzero(np.abs(pred - y) >= self.model.delta - 1e-9)
