@@ -86,6 +86,7 @@ uniforms explicitly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -102,11 +103,17 @@ from lighttune_core.linkadapt import (
     code_block_size,
     n_code_blocks,
     cqi_to_mcs,
-    olla_mcs,
     spectral_efficiency,
     transport_block_size,
 )
-from lighttune_core.linkadapt.presets import DuPreset, get_preset, per_tb_update, preset_mcs, window_update
+from lighttune_core.linkadapt.presets import (
+    DuPreset,
+    get_preset,
+    per_tb_update,
+    preset_mcs,
+    window_update,
+    with_sinr_thresholds,
+)
 from lighttune_core.report import MAX_CQI, MAX_RANK, OLLA_RANGE_DB, LinkReports
 
 CSI_TARGET_BLER: float = 0.1
@@ -196,6 +203,39 @@ class PeriodOutcome:
     end_slot: int
 
 
+
+def du_link_preset(scenario: Scenario, preset: DuPreset | str | None = None) -> DuPreset:
+    """The preset a DU of ``scenario`` maps CQI and back-off to MCS with.
+
+    ``preset`` (default the scenario's ``du_preset``) as it is, except that an SINR-offset
+    loop (``sionna``) carries the SINR at which each CQI and MCS meets the loop's BLER target
+    on the simulator's own curves (one transport block of ``n_rb`` RBs, one layer;
+    :func:`~e2sim.channel.bler.mcs_sinr_threshold_db`), as Sionna's loop maps with its own
+    BLER tables. The xApp side scores candidates with the same preset, so the delivered-bits
+    score uses the DU's mapping.
+    """
+    p = get_preset(scenario.du_preset if preset is None else preset)
+    if p.loop != "snr_offset":
+        return p
+    return with_sinr_thresholds(
+        p,
+        cqi_sinr_threshold_db(scenario.cqi_table, p.target_bler, scenario.mcs_table, 1, scenario.n_rb),
+        mcs_sinr_threshold_db(scenario.mcs_table, p.target_bler, 1, scenario.n_rb),
+    )
+
+
+def xapp_du_controls(preset: DuPreset) -> dict[str, Any]:
+    """The xApp descriptor's ``controls`` entries that make it score with ``preset``:
+    ``duPreset`` and, for a preset carrying SINR thresholds, ``duSinrThresholds`` (dB, CQI
+    1 .. 15 and MCS 0 .. of the table, the layout of ``lighttune_xapp.config``)."""
+    out: dict[str, Any] = {"duPreset": preset.name}
+    if preset.cqi_sinr_db is not None and preset.mcs_sinr_db is not None:
+        out["duSinrThresholds"] = {
+            "cqiDb": list(preset.cqi_sinr_db[1:]),
+            "mcsDb": list(preset.mcs_sinr_db),
+        }
+    return out
+
 class DU:
     """One cell's DU: CSI reporting, table RI/CQI with OLLA, HARQ and throughput.
 
@@ -232,16 +272,9 @@ class DU:
         self.scenario = scenario
         self.n_ue = n
         self.csi_delay_slots = int(csi_delay_slots)
-        self.preset = get_preset(scenario.du_preset if preset is None else preset)
+        self.preset = du_link_preset(scenario, preset)
         self.olla_target_bler = self.preset.target_bler
         self.subband_weights = None if subband_n_rb is None else np.asarray(subband_n_rb, float)
-        # SINR each CQI / MCS stands for at the BLER target, from the simulator's own curves
-        self._cqi_sinr_db = cqi_sinr_threshold_db(
-            scenario.cqi_table, self.olla_target_bler, scenario.mcs_table, 1, scenario.n_rb
-        )
-        self._mcs_sinr_db = mcs_sinr_threshold_db(
-            scenario.mcs_table, self.olla_target_bler, 1, scenario.n_rb
-        )
         if ue_ids is None:
             self.ue_ids = np.arange(n, dtype=np.int64)
         else:
@@ -553,17 +586,8 @@ class DU:
 
     def du_mcs(self, cqi: np.ndarray, backoff: np.ndarray) -> np.ndarray:
         """int64 [U] MCS the DU transmits for CQIs ``cqi`` at back-offs ``backoff`` under its
-        preset (:func:`~lighttune_core.linkadapt.presets.preset_mcs`; the SINR-offset loop
-        uses the simulator's own CQI/MCS thresholds); −1 where CQI is 0."""
-        if self.preset.loop == "snr_offset":
-            return olla_mcs(
-                cqi,
-                backoff,
-                cqi_table=self.scenario.cqi_table,
-                mcs_table=self.scenario.mcs_table,
-                cqi_sinr_db=self._cqi_sinr_db,
-                mcs_sinr_db=self._mcs_sinr_db,
-            )
+        preset (:func:`~lighttune_core.linkadapt.presets.preset_mcs`; the SINR-offset loop's
+        preset carries the simulator's own CQI/MCS thresholds); −1 where CQI is 0."""
         return preset_mcs(self.preset, cqi, backoff, self.scenario.cqi_table, self.scenario.mcs_table)
 
     def _update_loop(

@@ -593,7 +593,7 @@ def run_experiment(
     # search of a block model changed no decision in benchmarks/decision_search.py)
     tuners = {
         s: CellTuner(replayed[s] if s in replayed else copy.deepcopy(model.model), SCHEME_MODES[s],
-                     learn=learn and s not in replayed, du_preset=scenario.du_preset, mcs_table=scenario.mcs_table,
+                     learn=learn and s not in replayed, du_preset=dus[s].preset, mcs_table=scenario.mcs_table,
                      search_dtype=np.float64, calibrate=calibrate and s not in replayed)
         for s in names
         if s not in RULE_SCHEMES

@@ -324,5 +324,8 @@ def test_du_preset_argument_overrides_the_scenario() -> None:
     """DU(preset=...) wins over Scenario.du_preset."""
     scenario = Scenario(profile="AWGN", n_ue=2, du_preset="oai")
     assert DU(scenario).preset is PRESETS["oai"]
-    assert DU(scenario, preset="sionna").preset is PRESETS["sionna"]
+    sionna = DU(scenario, preset="sionna").preset
+    # the SINR-offset DU's preset carries the simulator's own thresholds, the loop is Sionna's
+    assert sionna.name == "sionna" and sionna.step_nack == PRESETS["sionna"].step_nack
+    assert sionna.cqi_sinr_db is not None and sionna.mcs_sinr_db is not None
     assert DU(scenario, preset=PRESETS["srsran"]).preset is PRESETS["srsran"]

@@ -41,12 +41,16 @@ The OLLA state reported per UE (``LinkReports.olla_offset_db``) is the DU's **ba
 the preset's own unit, positive = more conservative than the table: dB for ``sionna``,
 CQI steps for ``srsran`` (``−o``), MCS steps for ``oai`` (minus the MCS offset). Both ends
 know the preset (the simulator's ``Scenario.du_preset``, the xApp's ``du_preset`` control),
-so :func:`preset_mcs` gives the MCS the DU will transmit for any candidate CQI.
+so :func:`preset_mcs` gives the MCS the DU will transmit for any candidate CQI. A
+``snr_offset`` DU maps an SINR to an MCS with its own BLER tables: the preset then carries
+those SINR thresholds (:func:`with_sinr_thresholds`; e2sim's DU passes the simulator's
+curves, the xApp takes them from ``controls.duSinrThresholds``), without them
+the gap-to-capacity defaults of :mod:`~lighttune_core.linkadapt.olla` stand in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -75,6 +79,10 @@ class DuPreset:
         window_ms: ``mcs_window``: BLER window, ms.
         bler_lower, bler_upper: ``mcs_window``: thresholds of the filtered BLER.
         bler_filter: ``mcs_window``: weight of the old filtered BLER.
+        cqi_sinr_db: ``snr_offset``: the SINR (dB) each CQI 0 .. 15 stands for in this DU's
+            mapping (16 values, CQI 0 may be −inf), or None for the gap-to-capacity default.
+        mcs_sinr_db: ``snr_offset``: the SINR (dB) at which each MCS of the DU's table meets
+            its target (non-decreasing, finite), or None for the gap-to-capacity default.
     """
 
     name: str
@@ -89,6 +97,8 @@ class DuPreset:
     bler_lower: float = 0.0
     bler_upper: float = 0.0
     bler_filter: float = 0.0
+    cqi_sinr_db: tuple[float, ...] | None = None
+    mcs_sinr_db: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.loop not in LOOP_KINDS:
@@ -101,6 +111,16 @@ class DuPreset:
                 raise ValueError(f"preset {self.name}: bad BLER window parameters")
         elif not (self.step_ack < 0.0 < self.step_nack and self.max_backoff > 0.0):
             raise ValueError(f"preset {self.name}: need step_ack < 0 < step_nack and max_backoff > 0")
+        if (self.cqi_sinr_db is not None or self.mcs_sinr_db is not None) and self.loop != "snr_offset":
+            raise ValueError(f"preset {self.name}: SINR thresholds belong to an snr_offset loop, not {self.loop}")
+        if self.cqi_sinr_db is not None:
+            cqi = np.asarray(self.cqi_sinr_db, dtype=np.float64)
+            if cqi.shape != (16,) or not np.all(np.isfinite(cqi[1:])) or np.isnan(cqi[0]):
+                raise ValueError(f"preset {self.name}: cqi_sinr_db needs 16 values, finite for CQI 1 .. 15")
+        if self.mcs_sinr_db is not None:
+            mcs = np.asarray(self.mcs_sinr_db, dtype=np.float64)
+            if mcs.ndim != 1 or mcs.size < 1 or not np.all(np.isfinite(mcs)) or np.any(np.diff(mcs) < 0):
+                raise ValueError(f"preset {self.name}: mcs_sinr_db must be finite and non-decreasing")
 
 
 SRSRAN_OLLA_CQI_INC: float = 0.001
@@ -174,6 +194,37 @@ def get_preset(preset: DuPreset | str) -> DuPreset:
         raise ValueError(f"unknown DU preset {preset!r}; choose from {', '.join(PRESET_NAMES)}") from None
 
 
+def with_sinr_thresholds(
+    preset: DuPreset | str, cqi_sinr_db: np.ndarray | None, mcs_sinr_db: np.ndarray | None
+) -> DuPreset:
+    """The ``snr_offset`` preset ``preset`` mapping with the DU's own SINR thresholds.
+
+    Args:
+        preset: an ``snr_offset`` preset or its name (``"sionna"``).
+        cqi_sinr_db: float [16], dB, or None (gap-to-capacity default).
+        mcs_sinr_db: float [M] (at least the table's non-reserved MCS), dB, or None.
+
+    Raises:
+        ValueError: another loop kind or malformed thresholds (see :class:`DuPreset`).
+    """
+    def as_tuple(v: np.ndarray | None) -> tuple[float, ...] | None:
+        return None if v is None else tuple(float(t) for t in np.asarray(v, dtype=np.float64).ravel())
+
+    return replace(get_preset(preset), cqi_sinr_db=as_tuple(cqi_sinr_db), mcs_sinr_db=as_tuple(mcs_sinr_db))
+
+
+@lru_cache(maxsize=64)
+def _threshold_arrays(preset: DuPreset) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Read-only arrays of a preset's SINR thresholds (None where it has none)."""
+    out = []
+    for v in (preset.cqi_sinr_db, preset.mcs_sinr_db):
+        a = None if v is None else np.array(v, dtype=np.float64)
+        if a is not None:
+            a.setflags(write=False)
+        out.append(a)
+    return out[0], out[1]
+
+
 @lru_cache(maxsize=None)
 def _table_mcs(cqi_table: int, mcs_table: int) -> np.ndarray:
     """int64 [16] table MCS of every CQI (CQI 0 → MCS 0; it is never transmitted)."""
@@ -197,7 +248,7 @@ def preset_mcs(
       ``m = floor(m(⌊c_eff⌋)(1 − f) + m(⌈c_eff⌉) f)``, ``f = c_eff − ⌊c_eff⌋``.
     * ``mcs_window`` (OAI): ``m = clip(m(c) − b, 0, top)``.
     * ``snr_offset`` (Sionna): :func:`~lighttune_core.linkadapt.olla.olla_mcs` (``b`` in dB,
-      the given SINR thresholds or the gap-to-capacity defaults).
+      the given SINR thresholds, else the preset's own, else the gap-to-capacity defaults).
 
     ``m(c)`` is the table MCS of CQI ``c`` (:func:`~lighttune_core.linkadapt.tables.cqi_to_mcs`).
 
@@ -213,7 +264,10 @@ def preset_mcs(
     """
     p = get_preset(preset)
     if p.loop == "snr_offset":
-        return olla_mcs(cqi, backoff, cqi_table, mcs_table, cqi_sinr_db, mcs_sinr_db)
+        own_cqi, own_mcs = _threshold_arrays(p)
+        return olla_mcs(cqi, backoff, cqi_table, mcs_table,
+                        own_cqi if cqi_sinr_db is None else cqi_sinr_db,
+                        own_mcs if mcs_sinr_db is None else mcs_sinr_db)
     c = _as_index(cqi, "cqi", 15)
     b = np.asarray(backoff, dtype=np.float64)
     if not np.all(np.isfinite(b)):
