@@ -7,6 +7,7 @@ Subcommands (``e2sim <command> --help`` for each)::
                       --snr 16 24 --ues 32 --duration-s 10 --seed 1 [--model F] [--trace F]
     e2sim table6      [--ues 32 --duration-s 10 --workers 2 --out-dir table6]
     e2sim record-trace --out trace.npz --profile TDL-B50 ... --duration-s 2
+    e2sim du-mapping  --du sionna          (the xApp controls for this DU's MCS mapping)
 
 Each command builds its parser in its own ``_add_<command>`` function, so further
 subcommands (e.g. ``e2sim run``, the E2 node) plug in next to them.
@@ -314,6 +315,31 @@ def _cmd_record_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_du_mapping(sub: argparse._SubParsersAction) -> None:
+    d = Scenario()
+    p = sub.add_parser(
+        "du-mapping",
+        help="print the xApp controls that make it score candidates with this DU's MCS mapping",
+        description="Print, as JSON, the xApp descriptor's controls entries (duPreset and, for the "
+        "sionna SINR-offset DU, duSinrThresholds: the SINR at which each CQI and MCS meets the BLER "
+        "target on the simulator's curves) for a DU run with the same options (`e2sim run --du ...`). "
+        "Merge them into the descriptor's controls section.",
+    )
+    _du_arg(p, d.du_preset)
+    p.add_argument("--n-rb", type=int, default=d.n_rb, help="resource blocks (default %(default)s)")
+    p.add_argument("--cqi-table", type=int, default=d.cqi_table, help="CQI table 1..3 (default %(default)s)")
+    p.add_argument("--mcs-table", type=int, default=d.mcs_table, help="MCS table 1..3 (default %(default)s)")
+    p.set_defaults(func=_cmd_du_mapping)
+
+
+def _cmd_du_mapping(args: argparse.Namespace) -> int:
+    from e2sim.du import du_link_preset, xapp_du_controls
+
+    scenario = Scenario(n_rb=args.n_rb, cqi_table=args.cqi_table, mcs_table=args.mcs_table, du_preset=args.du)
+    print(json.dumps(xapp_du_controls(du_link_preset(scenario)), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``e2sim`` argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -326,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment(sub)
     _add_table6(sub)
     _add_record_trace(sub)
+    _add_du_mapping(sub)
     from e2sim.node import add_run_parser  # the live E2 node (imports the E2 codecs)
 
     add_run_parser(sub)

@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 
 from lighttune_core.cell import MIN_LABEL_TX
+from lighttune_core.linkadapt.presets import DuPreset, get_preset, with_sinr_thresholds
 
 __all__ = [
     "DEFAULT_MAX_CELLS_PER_NODE",
@@ -101,6 +103,9 @@ class XappConfig:
         du_preset: the DU's link-adaptation loop (``"srsran"``, ``"oai"``, ``"sionna"``;
             :mod:`lighttune_core.linkadapt.presets`): the policies score candidates by the
             bits the DU will deliver under it (``controls.duPreset``, default ``srsran``).
+        du_sinr_thresholds: with ``sionna`` only, the DU's own SINR thresholds (dB) as
+            ``(CQI 1 .. 15 [15], MCS 0 .. 28 of table 1 [29])`` (``controls.duSinrThresholds``); None: the
+            gap-to-capacity defaults. :meth:`link_preset` combines them with ``du_preset``.
         min_label_tx: fewest first transmissions of a period for LightTune to learn from it
             (``controls.minLabelTx``, default 10; :class:`~lighttune_core.cell.CellTuner`).
         calibrate: rank candidates through each cell's online calibration of the model's
@@ -127,6 +132,19 @@ class XappConfig:
     du_preset: str = "srsran"
     min_label_tx: int = MIN_LABEL_TX
     calibrate: bool = True
+    du_sinr_thresholds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    def link_preset(self) -> DuPreset:
+        """The DU preset the policies score with: ``du_preset``, carrying
+        ``du_sinr_thresholds`` when given (CQI 0 maps to −inf, "out of range").
+
+        Raises:
+            ValueError: malformed thresholds (``load_config`` has checked them already).
+        """
+        if self.du_sinr_thresholds is None:
+            return get_preset(self.du_preset)
+        cqi_db, mcs_db = self.du_sinr_thresholds
+        return with_sinr_thresholds(self.du_preset, np.r_[-np.inf, cqi_db], np.asarray(mcs_db))
 
     def cell_allowed(self, cell_id: str) -> bool:
         """Whether the xApp tunes ``cell_id`` (always true with an empty allow-list)."""
@@ -298,6 +316,19 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
             )
         _check_rmr_section(descriptor, declared["rmrdata"], ports["rmrData"])
 
+    thresholds = controls.get("duSinrThresholds")
+    du_sinr_thresholds = None
+    if thresholds is not None:
+        du_sinr_thresholds = (tuple(map(float, thresholds["cqiDb"])), tuple(map(float, thresholds["mcsDb"])))
+        preset = get_preset(controls.get("duPreset", "srsran"))
+        if preset.loop != "snr_offset":
+            raise ConfigError("controls.duSinrThresholds",
+                              f"only an SINR-offset DU (duPreset sionna) maps with SINR thresholds, not {preset.name}")
+        try:
+            with_sinr_thresholds(preset, np.r_[-np.inf, du_sinr_thresholds[0]], np.asarray(du_sinr_thresholds[1]))
+        except ValueError as exc:
+            raise ConfigError("controls.duSinrThresholds", str(exc)) from None
+
     store = controls["store"]
     directory = store.get("directory")
     if store["backend"] == "file" and not directory:
@@ -324,6 +355,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         du_preset=str(controls.get("duPreset", "srsran")),
         min_label_tx=int(controls.get("minLabelTx", MIN_LABEL_TX)),
         calibrate=bool(controls.get("calibrate", True)),
+        du_sinr_thresholds=du_sinr_thresholds,
     )
 
 

@@ -32,7 +32,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lighttune_core.linkadapt.presets import get_preset
 from lighttune_core.calibration import RankOffsetCalibration
 from lighttune_core.cell import CellTuner, Decisions, DuplicateUeError, LearnOutcome, LearnSamples, TuneMode
 from lighttune_core.report import LinkReports
@@ -164,7 +163,7 @@ class LinkAdaptationPolicy:
         tuner = self.cells.get(cell_id)
         if tuner is None:
             model, calibration = self._new_model(cell_id)
-            tuner = CellTuner(model, self.mode_of(cell_id), du_preset=self.config.du_preset,
+            tuner = CellTuner(model, self.mode_of(cell_id), du_preset=self.config.link_preset(),
                               min_label_tx=self.config.min_label_tx, calibrate=self.config.calibrate)
             if calibration is not None and self.config.calibrate:
                 tuner.calibration = calibration
@@ -194,7 +193,7 @@ class LinkAdaptationPolicy:
         self.checkpointer.interval_s = config.checkpoint_interval_s
         for cell_id, tuner in self.cells.items():
             tuner.mode = self.mode_of(cell_id)
-            tuner.du_preset = get_preset(config.du_preset)
+            tuner.du_preset = config.link_preset()
             tuner.model.delta = config.delta
             tuner.model.lr = config.learning_rate
             if not config.calibrate:

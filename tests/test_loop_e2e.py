@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from e2sim.channel import Scenario
+from e2sim.du import du_link_preset, xapp_du_controls
 from lighttune_core.tuner import LightTuneModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,10 +125,11 @@ def stop_xapp(info: dict[str, Any], procs: Procs) -> dict[str, Any]:
 
 
 def descriptor_with_du_preset(procs: Procs, du_preset: str) -> Path:
-    """The checkout's xApp descriptor with ``controls.duPreset`` set, written to the test's
+    """The checkout's xApp descriptor with the controls ``e2sim du-mapping --du du_preset``
+    prints (``duPreset``, and the sionna DU's SINR thresholds), written to the test's
     temporary directory."""
     descriptor = json.loads((REPO / "xapp-descriptor" / "config-file.json").read_text())
-    descriptor["controls"]["duPreset"] = du_preset
+    descriptor["controls"].update(xapp_du_controls(du_link_preset(Scenario(du_preset=du_preset))))
     path = procs.tmp / f"config-{du_preset}.json"
     path.write_text(json.dumps(descriptor))
     return path
