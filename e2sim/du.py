@@ -203,7 +203,6 @@ class PeriodOutcome:
     end_slot: int
 
 
-
 def du_link_preset(scenario: Scenario, preset: DuPreset | str | None = None) -> DuPreset:
     """The preset a DU of ``scenario`` maps CQI and back-off to MCS with.
 
@@ -235,6 +234,7 @@ def xapp_du_controls(preset: DuPreset) -> dict[str, Any]:
             "mcsDb": list(preset.mcs_sinr_db),
         }
     return out
+
 
 class DU:
     """One cell's DU: CSI reporting, table RI/CQI with OLLA, HARQ and throughput.
