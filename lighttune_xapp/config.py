@@ -320,21 +320,13 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
     du_sinr_thresholds = None
     if thresholds is not None:
         du_sinr_thresholds = (tuple(map(float, thresholds["cqiDb"])), tuple(map(float, thresholds["mcsDb"])))
-        preset = get_preset(controls.get("duPreset", "srsran"))
-        if preset.loop != "snr_offset":
-            raise ConfigError("controls.duSinrThresholds",
-                              f"only an SINR-offset DU (duPreset sionna) maps with SINR thresholds, not {preset.name}")
-        try:
-            with_sinr_thresholds(preset, np.r_[-np.inf, du_sinr_thresholds[0]], np.asarray(du_sinr_thresholds[1]))
-        except ValueError as exc:
-            raise ConfigError("controls.duSinrThresholds", str(exc)) from None
 
     store = controls["store"]
     directory = store.get("directory")
     if store["backend"] == "file" and not directory:
         raise ConfigError("controls.store.directory", "the file store needs a directory")
 
-    return XappConfig(
+    config = XappConfig(
         tuner_mode=controls["tunerMode"],
         delta=delta,
         learning_rate=learning_rate,
@@ -357,6 +349,11 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         calibrate=bool(controls.get("calibrate", True)),
         du_sinr_thresholds=du_sinr_thresholds,
     )
+    try:
+        config.link_preset()
+    except ValueError as exc:
+        raise ConfigError("controls.duSinrThresholds", f"{exc} (they belong to duPreset sionna)") from None
+    return config
 
 
 def load_config_file(path: str | os.PathLike[str] | None = None) -> XappConfig:
