@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", choices=NEGATIVE_KINDS, default=DEFAULT_NEGATIVES,
                    help="negative pair of each sample: random = a random wrong label, hardest = the wrong label the "
                    "model scores best (default %(default)s)")
+    p.add_argument("--negatives-per-sample", type=int, default=1, metavar="M",
+                   help="wrong labels paired with each sample per batch: the M best-scoring (hardest) or M "
+                   "distinct random ones, 1 .. 10 (default %(default)s; 2-10 measured worse on the grid data, "
+                   "see lighttune_core/training.py)")
     p.add_argument("--loss", choices=LOSS_KINDS, default="proposed",
                    help="FF layer loss: proposed = the paper's eq. 7, softplus = Hinton's (default %(default)s)")
     p.add_argument("--holdout", type=float, default=0.2, help="held-out fraction for the curve (default 0.2)")
@@ -114,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 epochs=args.epochs,
                 batch_size=args.batch_size,
                 negatives=args.negatives,
+                negatives_per_sample=args.negatives_per_sample,
                 loss=args.loss,
                 seed=args.seed,
                 eval_features=features[hold_rows],

@@ -123,6 +123,32 @@ def test_label_indices() -> None:
             label_indices(bad)
 
 
+
+def test_every_wrong_label_as_negative_makes_hardest_and_random_the_same(task: Task) -> None:
+    """With ``negatives_per_sample`` = all 10 wrong labels, the negatives no longer depend on
+    how they are picked: hardest and random take the same step (up to the order of the sums;
+    one batch, as random negatives draw from the shuffling's generator), and one negative per
+    sample (the default) takes a different one."""
+    x, y, xe, ye = task
+    nets = {
+        (kind, m): train_offline(x[:600], y[:600], layer_sizes=(143, 16), epochs=1, batch_size=600, negatives=kind,
+                                 negatives_per_sample=m, lr_schedule="constant", seed=3).params
+        for kind in ("hardest", "random") for m in (1, 10)
+    }
+    for a, b in zip(nets["hardest", 10].weights, nets["random", 10].weights):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(nets["hardest", 1].weights[0], nets["hardest", 10].weights[0])
+    assert not np.allclose(nets["hardest", 1].weights[0], nets["random", 1].weights[0])
+
+
+def test_several_hard_negatives_still_learn_the_task(task: Task) -> None:
+    """Three hardest wrong labels per sample still learn the threshold task well above the
+    majority class (0.48): the option changes the negatives, not whether training works."""
+    x, y, xe, ye = task
+    result = train_offline(x, y, epochs=10, batch_size=64, negatives_per_sample=3, seed=0, eval_features=xe,
+                           eval_labels=ye)
+    assert result.history[-1].accuracy > 0.7
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -137,6 +163,9 @@ def test_label_indices() -> None:
         (dict(loss="mse"), "loss"),
         (dict(schedule="random"), "schedule"),
         (dict(negative_gap=0.9), "negative_gap"),
+        (dict(negatives_per_sample=0), "negatives_per_sample"),
+        (dict(negatives_per_sample=11), r"negatives_per_sample must be in \[1, 10\]"),
+        (dict(negatives_per_sample=3, negative_gap=0.5), r"\[1, 2\] for negative_gap 0.5"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict[str, object], message: str) -> None:
