@@ -34,7 +34,7 @@ from lighttune_core.dataset import load_dataset
 from lighttune_core.ff import BLER_LABELS, goodness_all_labels
 from lighttune_core.training import TrainResult, train_offline
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_file import RESULTS_DIR as RESULTS, save_results  # benchmarks/ is the script's directory
 
 VARIANTS: tuple[dict[str, Any], ...] = (
     {},
@@ -92,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = {"train": args.train.name, "test": args.test.name, "n_train": int(x_train.shape[0]),
             "n_test": int(x_test.shape[0]), "constant_mean_abs_error": round(constant, 4), "epochs": args.epochs,
             "seed": args.seed, "python": sys.version.split()[0], "numpy": np.__version__, "machine": platform.machine()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ff_training_variants.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    save_results({"meta": meta, "rows": rows}, RESULTS / "ff_training_variants.json")
     lines = [
         "# Offline FF training variants (srsRAN DU, condition grid)",
         "",
@@ -109,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{k} {v}" for k, v in row["settings"].items())
         lines.append(f"| {label} | {row['mean_abs_error']:.4f} | {row['ratio_to_constant']:.3f} | {row['train_seconds']} |")
     (RESULTS / "ff_training_variants.md").write_text("\n".join(lines) + "\n")
-    print("saved ff_training_variants.json, ff_training_variants.md")
+    print("saved ff_training_variants.md")
     return 0
 
 
