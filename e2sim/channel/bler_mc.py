@@ -31,8 +31,11 @@ target sits at). Results go to a JSON file, written after every pair; a re-run w
 same file skips the pairs already in it (an interrupted run loses at most one pair).
 
 Cost (Sionna 2.2.0, torch 2.13 CPU, 2 cores): the committed run (:func:`full_selection`,
-51 pairs, 100 blocks per point, 9–17 points per pair) took 36–289 s per pair, median 97 s,
-1.5 h in all.
+57 pairs, 100 blocks per point, 8–22 points per pair) took 36–289 s per pair, median 97 s,
+1.7 h in all (the six pairs below Sionna's rate limits, added later, 7 min); the 8- and
+106-RB runs of ten pairs each (``data/ldpc_monte_carlo_prb{8,106}.json``) 18 and 19 min.
+Rates below Sionna's encoder's limits (table 1 MCS 0–2 and 10, table 2 MCS 0–1 at 26 RBs)
+use the chain's own rate matching (:class:`LdpcChain`).
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ from lighttune_core.linkadapt import (
 )
 
 MIN_CODE_RATE: float = 0.2
-"""Lowest rate Sionna's encoder takes (base graph 2's mother rate 1/5; it has no repetition):
-table 1 MCS 0–2 and table 2 MCS 0–1 are below it."""
+"""Base graph 2's mother code rate 1/5, the lowest rate Sionna's encoder takes (it has no
+repetition; :class:`LdpcChain` adds it): table 1 MCS 0–2 and table 2 MCS 0–1 are below it."""
 
 DEFAULT_PRB: int = 26
 """RBs of one UE's transport block in the default DU (106 RBs, 32 UEs, 8-slot interval)."""
@@ -67,22 +70,13 @@ DEFAULT_SEED: int = 20261205
 
 
 def full_selection(n_prb: int = DEFAULT_PRB) -> str:
-    """Every MCS of tables 1 and 2 the chain can simulate at ``n_prb`` RBs, as ``--select`` text.
+    """Every MCS of tables 1 and 2 (table 1 MCS 0–28, table 2 MCS 0–27), as ``--select`` text.
 
-    The committed run used it (table 1 MCS 3–28 without 10, table 2 MCS 2–27); the pair's seed
-    depends on (table, MCS) only, so any order or subset reproduces the same pairs.
+    The pair's seed depends on (table, MCS) only, so any order or subset reproduces the same
+    pairs. (``n_prb`` is kept for the command line; every MCS is simulable at every size since
+    :class:`LdpcChain` repeats bits where the rate is below the mother code's.)
     """
-    parts = []
-    for table in (1, 2):
-        ok = []
-        for mcs in range(MAX_MCS_BY_TABLE[table] + 1):
-            try:
-                block_geometry(table, mcs, n_prb)
-            except ValueError:
-                continue
-            ok.append(str(mcs))
-        parts.append(f"{table}:{','.join(ok)}")
-    return ";".join(parts)
+    return ";".join(f"{table}:{','.join(str(m) for m in range(MAX_MCS_BY_TABLE[table] + 1))}" for table in (1, 2))
 
 
 LN9: float = math.log(9.0)
@@ -90,8 +84,7 @@ LN9: float = math.log(9.0)
 
 
 def parse_selection(text: str, n_prb: int = DEFAULT_PRB) -> list[tuple[int, int]]:
-    """``"1:3,4;2:3"`` → [(1, 3), (1, 4), (2, 3)]; ValueError naming the bad part (or a pair
-    the chain cannot simulate at ``n_prb`` RBs, see :func:`block_geometry`)."""
+    """``"1:3,4;2:3"`` → [(1, 3), (1, 4), (2, 3)]; ValueError naming the bad part."""
     pairs: list[tuple[int, int]] = []
     for part in filter(None, (p.strip() for p in text.split(";"))):
         table_text, _, mcs_text = part.partition(":")
@@ -115,26 +108,20 @@ def parse_selection(text: str, n_prb: int = DEFAULT_PRB) -> list[tuple[int, int]
 
 
 def block_geometry(mcs_table: int, mcs: int, n_prb: int) -> dict[str, float | int]:
-    """K' (bits), Q_m, R and the rate-matched length E of one code block of the DU's TB.
+    """K' (bits), Q_m, R, the rate-matched length E and the LDPC base graph (TS 38.212
+    §7.2.2) of one code block of the DU's TB.
 
-    ``E = Q_m · round(K' / (R · Q_m))``, at least ``K' + Q_m`` so the code has parity.
-
-    Raises:
-        ValueError: R below :data:`MIN_CODE_RATE`, or a base-graph-1 block at rate <= 1/3
-        (TS 38.212 repeats bits of the circular buffer there; Sionna's encoder does not).
+    ``E = Q_m · round(K' / (R · Q_m))``, at least ``K' + Q_m`` so the code has parity. Below
+    base graph 2's rate 1/5, or at ``K'/E <= 1/3`` on base graph 1, ``E`` is longer than the
+    mother code: :class:`LdpcChain` then repeats bits of the circular buffer.
     """
     qm = int(MCS_TABLES[mcs_table][mcs, 0])
     rate = float(MCS_TABLES[mcs_table][mcs, 1]) / 1024.0
-    if rate < MIN_CODE_RATE:
-        raise ValueError(f"table {mcs_table} MCS {mcs}: code rate {rate:.3f} is below 1/5, "
-                         "which the LDPC chain cannot simulate (no repetition)")
     tbs = transport_block_size(mcs, 1, n_prb, mcs_table=mcs_table)
     k = int(code_block_size(tbs, rate))
     e = max(qm * int(round(k / (rate * qm))), k + qm)
-    if int(ldpc_base_graph(tbs, rate)) == 1 and e >= 3 * k:
-        raise ValueError(f"table {mcs_table} MCS {mcs}: K'={k} uses base graph 1 at rate "
-                         f"{k / e:.3f} <= 1/3, which needs repetition (not in the LDPC chain)")
-    return {"cb_bits": k, "qm": qm, "code_rate": rate, "coded_bits": e, "tbs": int(tbs)}
+    return {"cb_bits": k, "qm": qm, "code_rate": rate, "coded_bits": e, "tbs": int(tbs),
+            "base_graph": int(ldpc_base_graph(tbs, rate))}
 
 
 def fit_logistic(snr_db: np.ndarray, errors: np.ndarray, blocks: np.ndarray) -> tuple[float, float]:
@@ -164,10 +151,47 @@ def fit_logistic(snr_db: np.ndarray, errors: np.ndarray, blocks: np.ndarray) -> 
     return float(result.x[0]), float(math.exp(result.x[1]))
 
 
-class LdpcChain:
-    """Sionna's 5G LDPC + QAM + AWGN chain for one (K', E, Q_m); torch imported here only."""
+def rate_matching_indices(coded_bits: int, buffer_bits: int, qm: int) -> np.ndarray:
+    """Circular-buffer bit carried by each transmitted position, int64 [E].
 
-    def __init__(self, cb_bits: int, coded_bits: int, qm: int, iterations: int = 20) -> None:
+    TS 38.212 §5.4.2.1 reads ``e_k = w_((k0 + k) mod N_cb)`` (redundancy version 0: ``k0 = 0``;
+    ``N_cb`` = ``buffer_bits``, fillers already removed; ``k ≥ N_cb`` repeats bits) and
+    §5.4.2.2 interleaves ``f_(i + j Q_m) = e_(i E/Q_m + j)``, ``i < Q_m``, ``j < E/Q_m``.
+    So position ``p = i + j Q_m`` carries buffer bit ``(i E/Q_m + j) mod N_cb``: the sender
+    sends ``w[idx]``, the receiver adds each position's LLR into its buffer bit
+    (``np.bincount(idx, llr, N_cb)``: the copies of a repeated bit are combined, a bit never
+    sent keeps LLR 0).
+
+    Raises:
+        ValueError: ``E`` not a positive multiple of ``Q_m``, or ``N_cb`` < 1.
+    """
+    if coded_bits <= 0 or qm <= 0 or coded_bits % qm or buffer_bits < 1:
+        raise ValueError(f"need E > 0 a multiple of Q_m and N_cb >= 1, got E={coded_bits}, "
+                         f"Q_m={qm}, N_cb={buffer_bits}")
+    i, j = np.meshgrid(np.arange(qm), np.arange(coded_bits // qm), indexing="xy")  # [E/Q_m, Q_m]
+    return ((i * (coded_bits // qm) + j) % buffer_bits).reshape(-1).astype(np.int64)
+
+
+class LdpcChain:
+    """Sionna's 5G LDPC + QAM + AWGN chain for one (K', E, Q_m); torch imported here only.
+
+    Where Sionna's encoder takes ``(K', E)`` it does the rate matching and bit interleaving of
+    TS 38.212 §5.4.2 itself (redundancy version 0, no limited-buffer rate matching). It refuses
+    rates below its base graph's mother rate (1/5 on base graph 2, 1/3 on base graph 1), also
+    where the filler bits alone push the rate there; for those blocks this chain does the
+    rate matching: the encoder gives the whole circular buffer ``w`` (``N_cb`` bits: the
+    codeword without its 2Z punctured systematic bits and the filler bits), the chain sends
+    ``e_i = w_(i mod N_cb)``, ``i = 0 … E−1`` (§5.4.2.1's circular read from ``k0 = 0``;
+    ``repetition`` is True where ``E > N_cb``, so bits are sent more than once), through
+    §5.4.2.2's interleaver, and the receiver adds the LLRs of every copy of a buffer bit,
+    ``L_j = Σ_(i ≡ j mod N_cb) ℓ_i`` (a bit never sent gets ``L_j = 0``), before decoding
+    (:func:`rate_matching_indices`). On table 1 MCS 4 (K' 2208, E 6996), where Sionna's own
+    rate matching applies too, both gave 380 / 280 / 117 and 382 / 300 / 125 block errors in
+    400 at −2.2 / −2.0 / −1.8 dB (same seeds).
+    """
+
+    def __init__(self, cb_bits: int, coded_bits: int, qm: int, iterations: int = 20,
+                 base_graph: int | None = None) -> None:
         import torch  # generation-only dependency
         from sionna.phy.channel import AWGN
         from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
@@ -175,12 +199,40 @@ class LdpcChain:
 
         self._torch = torch
         self.k = cb_bits
-        self._encoder = LDPC5GEncoder(cb_bits, coded_bits, num_bits_per_symbol=qm)
+        self.coded_bits = coded_bits
+        bg = None if base_graph is None else f"bg{base_graph}"
+        valid_length = min(coded_bits, 3 * cb_bits - 1)  # rate > 1/3: taken on either base graph
+        try:
+            self._encoder = LDPC5GEncoder(cb_bits, coded_bits, num_bits_per_symbol=qm, bg=bg)
+            self.own_rate_matching = False
+        except ValueError:
+            # Build at a length Sionna takes, then hand it the whole buffer as its length ``n``
+            # (read by its call and by the decoder; checked against sionna-no-rt 2.2.0, the
+            # version the bler-mc extra pins).
+            self._encoder = LDPC5GEncoder(cb_bits, valid_length, bg=bg)
+            self._encoder._n = int(self._encoder.n_cb_comp)
+            self._encoder._coderate = cb_bits / self._encoder._n
+            self.own_rate_matching = True
+        self.buffer_bits = int(self._encoder.n_cb_comp)
+        self.repetition = coded_bits > self.buffer_bits
+        if self.own_rate_matching:
+            self._carried = torch.as_tensor(rate_matching_indices(coded_bits, self.buffer_bits, qm))
         self._decoder = LDPC5GDecoder(self._encoder, num_iter=iterations, hard_out=True,
                                       return_infobits=True)
         self._mapper = Mapper("qam", qm)
         self._demapper = Demapper("app", "qam", qm)
         self._awgn = AWGN()
+
+    def _transmit(self, bits: Any, no: Any) -> Any:
+        """LLRs the decoder takes, ``[batch, n]`` (``n`` = E, or ``N_cb`` with the chain's own
+        rate matching)."""
+        torch = self._torch
+        code = self._encoder(bits)
+        if not self.own_rate_matching:
+            return self._demapper(self._awgn(self._mapper(code), no), no)
+        llr = self._demapper(self._awgn(self._mapper(code[:, self._carried]), no), no)
+        combined = torch.zeros(llr.shape[0], self.buffer_bits, dtype=llr.dtype)
+        return combined.index_add_(1, self._carried, llr)
 
     def block_errors(self, snr_db: float, n_blocks: int, batch: int = 50) -> int:
         """Block errors among ``n_blocks`` random code blocks at Es/N0 ``snr_db``."""
@@ -191,8 +243,7 @@ class LdpcChain:
             for start in range(0, n_blocks, batch):
                 size = min(batch, n_blocks - start)
                 bits = torch.randint(0, 2, (size, self.k)).float()
-                y = self._awgn(self._mapper(self._encoder(bits)), no)
-                decoded = self._decoder(self._demapper(y, no))
+                decoded = self._decoder(self._transmit(bits, no))
                 errors += int((decoded != bits).any(dim=1).sum())
         return errors
 
@@ -254,7 +305,8 @@ def run(selection: list[tuple[int, int]], output: Path, n_prb: int, n_blocks: in
         snr10_shipped = float(mcs_sinr_threshold_db(table, 0.1, cb_bits=geometry["cb_bits"])[mcs])
         pair_seed = seed + 100 * table + mcs
         torch.manual_seed(pair_seed)
-        chain = LdpcChain(int(geometry["cb_bits"]), int(geometry["coded_bits"]), int(geometry["qm"]))
+        chain = LdpcChain(int(geometry["cb_bits"]), int(geometry["coded_bits"]), int(geometry["qm"]),
+                          base_graph=int(geometry["base_graph"]))
         began = time.monotonic()
         snr, errors = scan_waterfall(lambda s: chain.block_errors(s, n_blocks), snr50_shipped,
                                      n_blocks, step_db)
@@ -265,6 +317,8 @@ def run(selection: list[tuple[int, int]], output: Path, n_prb: int, n_blocks: in
             "fit_snr50_db": round(snr50, 4), "fit_scale_db": round(scale, 4),
             "fit_snr10_db": round(snr50 + scale * LN9, 4),
             "shipped_snr10_db": round(snr10_shipped, 4),
+            "buffer_bits": chain.buffer_bits, "repetition": chain.repetition,
+            "own_rate_matching": chain.own_rate_matching,
             "torch_seed": pair_seed,
             "seconds": round(time.monotonic() - began, 1),
         }
@@ -306,8 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes and compare it with the shipped curves (needs the bler-mc extra).")
     parser.add_argument("output", type=Path, help="JSON results file (resumed if it exists)")
     parser.add_argument("--select", default=None,
-                        help="MCS per table, 'TABLE:MCS,MCS;TABLE:MCS' (default: every MCS of tables "
-                        "1 and 2 the chain can simulate; table 1 MCS 0-2 and 10, table 2 MCS 0-1 cannot)")
+                        help="MCS per table, 'TABLE:MCS,MCS;TABLE:MCS' (default: every MCS of tables 1 and 2)")
     parser.add_argument("--prb", type=int, default=DEFAULT_PRB,
                         help="RBs of the transport block whose code-block size is used (default: %(default)s)")
     parser.add_argument("--blocks", type=int, default=100, help="code blocks per SNR point (default: %(default)s)")
