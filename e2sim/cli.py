@@ -27,6 +27,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from e2sim.channel import Scenario
+from e2sim.channel.bler import CURVE_SETS, DEFAULT_CURVES
 from e2sim.channel.scenario import (
     CORRELATION_LEVELS,
     CSI_PERIODS_MS,
@@ -108,6 +109,10 @@ def _du_arg(p: argparse.ArgumentParser, default: str = DEFAULT_PRESET) -> None:
                    help="the DU's link adaptation, after a real gNB: srsran (srsRAN_Project's slow CQI-offset "
                         "OLLA), oai (OpenAirInterface's +-1 MCS per 100 ms BLER window) or sionna (1 dB per "
                         "NACK, the fast end) (default %(default)s)")
+    p.add_argument("--bler-curves", choices=tuple(CURVE_SETS), default=DEFAULT_CURVES,
+                   help="code-block BLER curves of the link model: sionna-tables (fitted to Sionna's PDSCH "
+                        "tables; every committed result) or ldpc-mc (LDPC Monte-Carlo at the DU's code-block "
+                        "sizes, MCS tables 1-2) (default %(default)s)")
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
@@ -122,6 +127,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         seed=args.seed,
         sched_interval_slots=args.sched_interval,
         du_preset=args.du,
+        bler_curves=args.bler_curves,
     )
 
 
@@ -215,7 +221,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     source = None
     if args.trace is not None:
         source = TraceReplay(args.trace)
-        scenario = replace(source.scenario, sched_interval_slots=args.sched_interval, du_preset=args.du)
+        scenario = replace(source.scenario, sched_interval_slots=args.sched_interval, du_preset=args.du,
+                           bler_curves=args.bler_curves)
     else:
         scenario = _scenario(args)
     if not args.duration_s > 0:
@@ -278,7 +285,7 @@ def _cmd_table6(args: argparse.Namespace) -> int:
     model = _model(args, progress=not args.quiet)
     started = time.perf_counter()
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, args.rows,
-                         progress=not args.quiet, du_preset=args.du, perfect=args.perfect,
+                         progress=not args.quiet, du_preset=args.du, bler_curves=args.bler_curves, perfect=args.perfect,
                          calibrate=not args.no_calibration, references=args.references)
     md = table6_markdown(results, model.description, args.ues, args.duration_s)
     md += f"\nWall time {time.perf_counter() - started:.0f} s with {args.workers} worker(s).\n"
@@ -335,7 +342,8 @@ def _add_du_mapping(sub: argparse._SubParsersAction) -> None:
 def _cmd_du_mapping(args: argparse.Namespace) -> int:
     from e2sim.du import du_link_preset, xapp_du_controls
 
-    scenario = Scenario(n_rb=args.n_rb, cqi_table=args.cqi_table, mcs_table=args.mcs_table, du_preset=args.du)
+    scenario = Scenario(n_rb=args.n_rb, cqi_table=args.cqi_table, mcs_table=args.mcs_table, du_preset=args.du,
+                        bler_curves=args.bler_curves)
     print(json.dumps(xapp_du_controls(du_link_preset(scenario)), indent=2))
     return 0
 

@@ -218,8 +218,9 @@ def du_link_preset(scenario: Scenario, preset: DuPreset | str | None = None) -> 
         return p
     return with_sinr_thresholds(
         p,
-        cqi_sinr_threshold_db(scenario.cqi_table, p.target_bler, scenario.mcs_table, 1, scenario.n_rb),
-        mcs_sinr_threshold_db(scenario.mcs_table, p.target_bler, 1, scenario.n_rb),
+        cqi_sinr_threshold_db(scenario.cqi_table, p.target_bler, scenario.mcs_table, 1, scenario.n_rb,
+                              curves=scenario.bler_curves),
+        mcs_sinr_threshold_db(scenario.mcs_table, p.target_bler, 1, scenario.n_rb, curves=scenario.bler_curves),
     )
 
 
@@ -439,8 +440,9 @@ class DU:
         """
         table = self.scenario.mcs_table
         n_cb, cb_bits = (self._n_cb_ref, self._cb_bits_ref) if full_band else (self._n_cb, self._cb_bits)
-        eff = effective_sinr_db(sinr_db, mcs, table, self.subband_weights)
-        cb = code_block_bler(eff, mcs, table, cb_bits[mcs, rank - 1])
+        curves = self.scenario.bler_curves
+        eff = effective_sinr_db(sinr_db, mcs, table, self.subband_weights, curves)
+        cb = code_block_bler(eff, mcs, table, cb_bits[mcs, rank - 1], curves)
         return 1.0 - (1.0 - cb) ** n_cb[mcs, rank - 1]
 
     # ------------------------------------------------------------------ control

@@ -75,6 +75,7 @@ import numpy as np
 from scipy import stats
 
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
+from e2sim.channel.bler import DEFAULT_CURVES, check_curves
 from e2sim.channel.scenario import CORRELATION_LEVELS, SNR_RANGES_DB, TRAINING_SCENARIO
 from e2sim.du import DU, DuRandomness
 from e2sim.headroom import CandidateReplay, PerfectPredictor, policy_candidates, replay_candidates
@@ -797,9 +798,9 @@ TABLE6_ROWS: tuple[Table6Row, ...] = (
 """The 16 rows of the paper's Table 6 (seed document 000, TABLE 6)."""
 
 
-def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool, bool, bool]) -> dict[str, Any]:
-    (row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, perfect, calibrate,
-     references) = args
+def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, str, bool, bool, bool]) -> dict[str, Any]:
+    (row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, bler_curves, perfect,
+     calibrate, references) = args
     row = TABLE6_ROWS[row_index]
     scenario = Scenario(
         profile=row.profile,
@@ -810,6 +811,7 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool, bo
         n_ue=n_ue,
         seed=seed,
         du_preset=du_preset,
+        bler_curves=bler_curves,
     )
     model = ModelSource(LightTuneModel.from_bytes(model_bytes), description)
     schemes = SCHEMES + (("ri_cqi_perfect",) if perfect else ()) + (REFERENCE_SCHEMES if references else ())
@@ -822,6 +824,7 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, bool, bo
         out["recovered_hindsight"] = _recovered(res.gain("ri_cqi").gain, res.gain("ri_cqi_hindsight").gain)
     out["olla_bler"] = res.schemes["olla"].bler
     out["du_preset"] = du_preset
+    out["bler_curves"] = bler_curves
     for s in res.schemes:
         out[f"{s}_mbps"] = float(res.schemes[s].throughput_bps.mean() / 1e6)
     if perfect:
@@ -878,6 +881,7 @@ def run_table6(
     snrs: Sequence[str] = ("medium", "high"),
     calibrate: bool = True,
     references: bool = False,
+    bler_curves: str = DEFAULT_CURVES,
 ) -> list[dict[str, Any]]:
     """Run Table 6's rows at medium and high SNR, ``workers`` processes in parallel.
 
@@ -887,7 +891,8 @@ def run_table6(
     model's raw labels (:func:`run_experiment`); ``references`` adds the fixed back-off
     rule and the hindsight-predictor RI-CQI-Tune (:data:`REFERENCE_SCHEMES`) and their gains
     (keys ``cqi_backoff``, ``ri_cqi_hindsight``, and ``recovered_hindsight`` = RI-CQI-Tune's
-    gain / the hindsight gain, None unless that is positive). The progress bar counts runs. Measured with
+    gain / the hindsight gain, None unless that is positive); ``bler_curves`` picks the link
+    model's curve set (:data:`e2sim.channel.bler.CURVE_SETS`). The progress bar counts runs. Measured with
     ``perfect``: 8 runs (rows 0, 1, 5, 7) of 32 UEs x 4 s took 480 s on 2 workers.
 
     Cost (measured on a loaded 2-core machine, 32 UEs, both CSI-RS measurement and three DUs
@@ -896,7 +901,7 @@ def run_table6(
 
     Returns:
         One dict per (row, SNR range): ``row``, ``snr``, ``cqi`` and ``ri_cqi`` as
-        (gain, ci_low, ci_high) fractions, ``olla_bler``, ``du_preset``, ``<scheme>_mbps``
+        (gain, ci_low, ci_high) fractions, ``olla_bler``, ``du_preset``, ``bler_curves``, ``<scheme>_mbps``
         (mean throughput per UE, Mbit/s), and with ``perfect`` the keys of
         :func:`headroom_summary`; ordered by row then SNR.
     """
@@ -908,9 +913,11 @@ def run_table6(
     if bad_snr or not snrs:
         raise ValueError(f"snrs must be a non-empty subset of ('medium', 'high'), got {list(snrs)}")
     get_preset(du_preset)
+    check_curves(bler_curves)
     blob = model.model.to_bytes()
     jobs = [
-        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, perfect, calibrate, references)
+        (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, bler_curves, perfect, calibrate,
+         references)
         for r in selected
         for snr in ("medium", "high")
         if snr in snrs
@@ -943,6 +950,14 @@ def _calibration_note(results: Sequence[dict[str, Any]]) -> str:
     return "mixed"
 
 
+def _link_note(results: Sequence[dict[str, Any]]) -> str:
+    """``- DU preset: …; BLER curves: …`` of a table's runs (older results without the keys
+    were made with the defaults)."""
+    presets = sorted({str(d.get("du_preset", DEFAULT_PRESET)) for d in results})
+    curves = sorted({str(d.get("bler_curves", DEFAULT_CURVES)) for d in results})
+    return f"- DU preset: {', '.join(presets)}; BLER curves: {', '.join(curves)}"
+
+
 def table6_markdown(results: list[dict[str, Any]], model_description: str, n_ue: int, duration_s: float) -> str:
     """Our Table 6 beside the paper's numbers (markdown).
 
@@ -956,6 +971,7 @@ def table6_markdown(results: list[dict[str, Any]], model_description: str, n_ue:
         "# Table 6: throughput gain over OLLA (ours [95% CI] | paper)",
         "",
         f"- Model: {model_description}",
+        _link_note(results),
         f"- Calibration: {_calibration_note(results)}",
         f"- Each cell: {n_ue} UEs, {duration_s:g} s, common random numbers; CI over UEs.",
         "",
@@ -1000,12 +1016,11 @@ def headroom_markdown(
     real model recovers. A column no result has is shown as —.
     """
     refs = any("ri_cqi_hindsight" in d for d in results)
-    presets = sorted({str(d.get("du_preset", DEFAULT_PRESET)) for d in results})
     lines = [
         "# Headroom: the real model against a perfect BLER predictor (gain over OLLA [95% CI])",
         "",
         f"- Model: {model_description}",
-        f"- DU preset: {', '.join(presets)}",
+        _link_note(results),
         f"- Calibration: {_calibration_note(results)}",
         f"- Each cell: {n_ue} UEs, {duration_s:g} s, common random numbers (every scheme sees the "
         "same channel and HARQ draws); CI over UEs.",

@@ -8,7 +8,12 @@ Code-block BLER (fitted to NVIDIA Sionna 2.2.0's PDSCH tables by
 
 with γ50 and s linearly interpolated in log K between the tabulated code-block sizes
 K ∈ {24, 100, 500, 1000, 2000} information bits and clamped outside (blocks longer than 2000
-bits use the 2000-bit curve, as Sionna does).
+bits use the 2000-bit curve, as Sionna does). That is the default curve set,
+``sionna-tables``. The ``ldpc-mc`` set (``data/bler_curves_ldpc.json``, built by
+:mod:`e2sim.channel.bler_ldpc_curves`) takes MCS tables 1–2 from LDPC Monte-Carlo at the DU's
+code-block sizes: per MCS γ50 and s at K ∈ {256 … 8448}, ``s`` per MCS too. Every function
+below takes ``curves`` (:data:`CURVE_SETS`); a scenario picks its set with
+``Scenario.bler_curves``.
 
 EESM over the N resource units (layers × subbands, weights w, Σw = 1) of a transmission:
 
@@ -43,29 +48,48 @@ from lighttune_core.linkadapt import (
 )
 
 DATA_FILE: str = "bler_curves.json"
-"""Fitted curve parameters inside ``e2sim/channel/data``."""
+"""Fitted curve parameters inside ``e2sim/channel/data`` (the ``sionna-tables`` set)."""
+
+CURVE_SETS: dict[str, str] = {"sionna-tables": DATA_FILE, "ldpc-mc": "bler_curves_ldpc.json"}
+"""Code-block BLER curve sets by name, each a file inside ``e2sim/channel/data``:
+``sionna-tables`` (default; fitted to Sionna's PDSCH tables, blocks up to 2000 bits) and
+``ldpc-mc`` (MCS tables 1–2 from LDPC Monte-Carlo at the DU's code-block sizes,
+:mod:`e2sim.channel.bler_ldpc_curves`; table 3 and the EESM β as in ``sionna-tables``)."""
+DEFAULT_CURVES: str = "sionna-tables"
+"""The curve set every committed result up to the fifth session was made with."""
+
+
+def check_curves(curves: str) -> str:
+    """``curves`` if it names a curve set, else ValueError listing them."""
+    if curves not in CURVE_SETS:
+        raise ValueError(f"BLER curve set must be one of {', '.join(CURVE_SETS)}, got {curves!r}")
+    return curves
 
 DEFAULT_CODE_BLOCK_BITS: int = 2000
 """Code-block size used for thresholds when no allocation is given (longest tabulated)."""
 
 
-@lru_cache(maxsize=1)
-def curve_data() -> dict[str, Any]:
-    """The parsed ``data/bler_curves.json`` document (source, licence, fits, residuals)."""
-    text = resources.files("e2sim.channel").joinpath("data", DATA_FILE).read_text()
+@lru_cache(maxsize=len(CURVE_SETS))
+def curve_data(curves: str = DEFAULT_CURVES) -> dict[str, Any]:
+    """The parsed document of a curve set (source, model, fits; ``data/bler_curves.json`` for
+    the default)."""
+    text = resources.files("e2sim.channel").joinpath("data", CURVE_SETS[check_curves(curves)]).read_text()
     return json.loads(text)
 
 
-@lru_cache(maxsize=4)
-def _table_arrays(mcs_table: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(log K [B], γ50 [B, M] dB, s [B] dB, β [M]) of one MCS table."""
+@lru_cache(maxsize=4 * len(CURVE_SETS))
+def _table_arrays(mcs_table: int, curves: str = DEFAULT_CURVES) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(log K [B], γ50 [B, M] dB, s [B, M] dB, β [M]) of one MCS table of a curve set (a
+    file's ``scale_db`` per block size only, [B], is the same for every MCS)."""
     if mcs_table not in (1, 2, 3):
         raise ValueError(f"mcs_table must be 1, 2 or 3, got {mcs_table!r}")
-    doc = curve_data()
+    doc = curve_data(curves)
     entry = doc["tables"][str(mcs_table)]
     log_k = np.log(np.asarray(entry["code_block_sizes"], dtype=np.float64))
     snr50 = np.asarray(entry["snr50_db"], dtype=np.float64)
     scale = np.asarray(entry["scale_db"], dtype=np.float64)
+    if scale.ndim == 1:
+        scale = np.repeat(scale[:, None], snr50.shape[1], axis=1)
     beta = np.asarray(doc["eesm_beta"][str(mcs_table)], dtype=np.float64)
     return log_k, snr50, scale, beta
 
@@ -84,34 +108,36 @@ def _check_mcs(mcs: np.ndarray | int, mcs_table: int) -> np.ndarray:
     return arr
 
 
-def eesm_beta(mcs: np.ndarray | int, mcs_table: int = 1) -> np.ndarray:
+def eesm_beta(mcs: np.ndarray | int, mcs_table: int = 1, curves: str = DEFAULT_CURVES) -> np.ndarray:
     """EESM β (linear) per MCS, float64 with the shape of ``mcs``."""
     mcs_arr = _check_mcs(mcs, mcs_table)
-    return _table_arrays(mcs_table)[3][mcs_arr]
+    return _table_arrays(mcs_table, curves)[3][mcs_arr]
 
 
 def curve_parameters(
-    mcs: np.ndarray | int, mcs_table: int = 1, cb_bits: np.ndarray | float = DEFAULT_CODE_BLOCK_BITS
+    mcs: np.ndarray | int, mcs_table: int = 1, cb_bits: np.ndarray | float = DEFAULT_CODE_BLOCK_BITS,
+    curves: str = DEFAULT_CURVES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(γ50 dB, s dB) of the code-block BLER curve, broadcast over ``mcs`` and ``cb_bits``.
 
-    Interpolated linearly in log K between tabulated code-block sizes, clamped outside.
+    Interpolated linearly in log K between the curve set's tabulated code-block sizes,
+    clamped outside.
 
     Raises:
-        ValueError: MCS out of the table's range, or cb_bits not > 0.
+        ValueError: MCS out of the table's range, cb_bits not > 0, or an unknown curve set.
     """
     mcs_arr = _check_mcs(mcs, mcs_table)
     bits = np.asarray(cb_bits, dtype=np.float64)
     if np.any(~(bits > 0)):
         raise ValueError("cb_bits must be > 0")
-    log_k, snr50, scale, _ = _table_arrays(mcs_table)
+    log_k, snr50, scale, _ = _table_arrays(mcs_table, curves)
     mcs_arr, bits = np.broadcast_arrays(mcs_arr, bits)
     x = np.clip(np.log(bits), log_k[0], log_k[-1])
     upper = np.clip(np.searchsorted(log_k, x, side="right"), 1, log_k.size - 1)
     lower = upper - 1
     frac = (x - log_k[lower]) / (log_k[upper] - log_k[lower])
     snr50_mcs = (1.0 - frac) * snr50[lower, mcs_arr] + frac * snr50[upper, mcs_arr]
-    scale_mcs = (1.0 - frac) * scale[lower] + frac * scale[upper]
+    scale_mcs = (1.0 - frac) * scale[lower, mcs_arr] + frac * scale[upper, mcs_arr]
     return snr50_mcs, scale_mcs
 
 
@@ -120,12 +146,13 @@ def code_block_bler(
     mcs: np.ndarray | int,
     mcs_table: int = 1,
     cb_bits: np.ndarray | float = DEFAULT_CODE_BLOCK_BITS,
+    curves: str = DEFAULT_CURVES,
 ) -> np.ndarray:
     """AWGN BLER of one LDPC code block at SINR γ (dB), broadcast over all arguments.
 
-    BLER_cb = 1 / (1 + exp((γ − γ50(mcs, K)) / s(K))); NaN SINR gives NaN.
+    BLER_cb = 1 / (1 + exp((γ − γ50(mcs, K)) / s(mcs, K))); NaN SINR gives NaN.
     """
-    snr50, scale = curve_parameters(mcs, mcs_table, cb_bits)
+    snr50, scale = curve_parameters(mcs, mcs_table, cb_bits, curves)
     z = np.clip((np.asarray(eff_sinr_db, dtype=np.float64) - snr50) / scale, -700.0, 700.0)
     return 1.0 / (1.0 + np.exp(z))
 
@@ -135,8 +162,9 @@ def effective_sinr_db(
     mcs: np.ndarray | int,
     mcs_table: int = 1,
     subband_weights: np.ndarray | None = None,
+    curves: str = DEFAULT_CURVES,
 ) -> np.ndarray:
-    """EESM effective SINR over layers and subbands, dB.
+    """EESM effective SINR over layers and subbands, dB (β of the curve set ``curves``).
 
     γ_eff = −β ln(Σ_{l,s} w_s exp(−γ_{l,s}/β) / Σ_{l,s valid} w_s), γ linear; NaN layers
     (beyond the rank) are left out. Computed in log-sum-exp form so high SINRs do not
@@ -158,7 +186,7 @@ def effective_sinr_db(
     weights = np.ones(n_sub) if subband_weights is None else np.asarray(subband_weights, float)
     if weights.shape != (n_sub,) or np.any(weights < 0) or not np.any(weights > 0):
         raise ValueError(f"subband_weights must be {n_sub} non-negative values, not all 0")
-    beta = eesm_beta(mcs, mcs_table)[..., None, None]
+    beta = eesm_beta(mcs, mcs_table, curves)[..., None, None]
     valid = ~np.isnan(sinr)
     linear = np.where(valid, 10.0 ** (np.where(valid, sinr, 0.0) / 10.0), 0.0)
     w = np.where(valid, weights, 0.0)
@@ -181,6 +209,7 @@ def transport_block_bler(
     n_prb: np.ndarray | int,
     mcs_table: int = 1,
     subband_weights: np.ndarray | None = None,
+    curves: str = DEFAULT_CURVES,
 ) -> np.ndarray:
     """Transport-block BLER of a transmission, float64 [...].
 
@@ -193,14 +222,15 @@ def transport_block_bler(
         mcs, n_layers, n_prb: int, broadcastable to ``sinr_db.shape[:-2]``.
         mcs_table: 1 .. 3.
         subband_weights: float [S] for the EESM average (e.g. RBs per subband).
+        curves: the BLER curve set (:data:`CURVE_SETS`).
     """
     mcs_arr = _check_mcs(mcs, mcs_table)
     tbs = transport_block_size(mcs_arr, n_layers, n_prb, mcs_table)
     rate = MCS_TABLES[mcs_table][mcs_arr, 1] / 1024.0
     blocks = n_code_blocks(tbs, rate)
     cb_bits = np.maximum(code_block_size(tbs, rate), 1)
-    eff = effective_sinr_db(sinr_db, mcs_arr, mcs_table, subband_weights)
-    cb_bler = code_block_bler(eff, mcs_arr, mcs_table, cb_bits)
+    eff = effective_sinr_db(sinr_db, mcs_arr, mcs_table, subband_weights, curves)
+    cb_bler = code_block_bler(eff, mcs_arr, mcs_table, cb_bits, curves)
     return 1.0 - (1.0 - cb_bler) ** blocks
 
 
@@ -226,6 +256,7 @@ def mcs_sinr_threshold_db(
     n_layers: int = 1,
     n_prb: int | None = None,
     cb_bits: float = DEFAULT_CODE_BLOCK_BITS,
+    curves: str = DEFAULT_CURVES,
 ) -> np.ndarray:
     """AWGN SINR (dB) at which each MCS of the table reaches ``target_bler``, float64 [M].
 
@@ -238,7 +269,7 @@ def mcs_sinr_threshold_db(
     if mcs is None:
         raise ValueError(f"mcs_table must be 1, 2 or 3, got {mcs_table!r}")
     per_block, bits = _code_block_target(target_bler, mcs, mcs_table, n_layers, n_prb, cb_bits)
-    snr50, scale = curve_parameters(mcs, mcs_table, bits)
+    snr50, scale = curve_parameters(mcs, mcs_table, bits, curves)
     return snr50 + scale * np.log((1.0 - per_block) / per_block)
 
 
@@ -249,6 +280,7 @@ def cqi_sinr_threshold_db(
     n_layers: int = 1,
     n_prb: int | None = None,
     cb_bits: float = DEFAULT_CODE_BLOCK_BITS,
+    curves: str = DEFAULT_CURVES,
 ) -> np.ndarray:
     """AWGN SINR (dB) at which each CQI 1..15 reaches ``target_bler``, float64 [16].
 
@@ -260,7 +292,7 @@ def cqi_sinr_threshold_db(
     if cqi_table not in CQI_TABLES:
         raise ValueError(f"cqi_table must be 1, 2 or 3, got {cqi_table!r}")
     table = cqi_table if mcs_table is None else mcs_table
-    thresholds = mcs_sinr_threshold_db(table, target_bler, n_layers, n_prb, cb_bits)
+    thresholds = mcs_sinr_threshold_db(table, target_bler, n_layers, n_prb, cb_bits, curves)
     mcs_se = mcs_spectral_efficiency(np.arange(thresholds.size), table)
     order = np.argsort(mcs_se, kind="stable")
     cqi_se = spectral_efficiency(np.arange(1, 16), cqi_table)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from e2sim.channel.bler import DEFAULT_CURVES, check_curves
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, get_preset
 
 AWGN_PROFILE: str = "AWGN"
@@ -105,6 +106,10 @@ class Scenario:
             (:mod:`lighttune_core.linkadapt.presets`): ``"srsran"`` (default, srsRAN_Project's
             slow CQI-offset OLLA), ``"oai"`` (OpenAirInterface's ±1 MCS per BLER window) or
             ``"sionna"`` (Sionna SYS's 1 dB-per-NACK loop). It shapes the DU, not the channel.
+        bler_curves: the code-block BLER curve set the DU's HARQ outcomes and the UEs' CQI
+            follow (:data:`e2sim.channel.bler.CURVE_SETS`): ``"sionna-tables"`` (default,
+            fitted to Sionna's PDSCH tables) or ``"ldpc-mc"`` (LDPC Monte-Carlo at the DU's
+            code-block sizes). It shapes the link model, not the channel's SINR.
     """
 
     profile: str = "TDL-A30"
@@ -123,6 +128,7 @@ class Scenario:
     seed: int = 0
     sched_interval_slots: int = 8
     du_preset: str = DEFAULT_PRESET
+    bler_curves: str = DEFAULT_CURVES
 
     def __post_init__(self) -> None:
         parse_profile(self.profile)
@@ -167,6 +173,9 @@ class Scenario:
         get_preset(self.du_preset)
         if not isinstance(self.du_preset, str):
             raise ValueError(f"du_preset must be a preset name, got {self.du_preset!r}")
+        if not isinstance(self.bler_curves, str):
+            raise ValueError(f"bler_curves must be a curve set name, got {self.bler_curves!r}")
+        check_curves(self.bler_curves)
         if (self.csi_period_ms * self.scs_khz) % 15 != 0:
             raise ValueError(
                 f"csi_period_ms {self.csi_period_ms} is not a whole number of slots at "
@@ -213,9 +222,10 @@ class Scenario:
         return rng.uniform(low, high, size=self.n_ue)
 
     def du_free(self) -> "Scenario":
-        """This scenario with the DU-only fields (scheduler interval, DU preset) at their
-        defaults: two scenarios whose ``du_free()`` are equal have the same channel."""
-        return replace(self, sched_interval_slots=8, du_preset=DEFAULT_PRESET)
+        """This scenario with the DU-only fields (scheduler interval, DU preset, BLER curve
+        set) at their defaults: two scenarios whose ``du_free()`` are equal have the same
+        channel."""
+        return replace(self, sched_interval_slots=8, du_preset=DEFAULT_PRESET, bler_curves=DEFAULT_CURVES)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (``snr_db`` as a list)."""
