@@ -74,6 +74,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
+from e2sim.channel.bler import CURVE_SETS
 from e2sim.channel.scenario import CORRELATION_LEVELS, CSI_PERIODS_MS, SNR_RANGES_DB
 from e2sim.du import DU, DuRandomness, PeriodOutcome
 from e2sim.experiment import SCHEME_TITLES, SCHEMES, ChannelSource, paired_gain
@@ -229,7 +230,8 @@ def build_cells(
             raise ValueError("--compare shares one channel: give at most one --trace")
         source: ChannelSource = TraceReplay(traces[0]) if traces else LinkChannel(scenario)
         # a trace records the channel only: the DU's scheduler interval is the caller's
-        sc = replace(source.scenario, sched_interval_slots=scenario.sched_interval_slots, du_preset=scenario.du_preset)
+        sc = replace(source.scenario, sched_interval_slots=scenario.sched_interval_slots, du_preset=scenario.du_preset,
+                     bler_curves=scenario.bler_curves)
         cells = [
             SimCell(first_cell_id + i, name, DU(sc, subband_n_rb=source.subband_n_rb), None,
                     np.zeros(sc.n_ue, dtype=np.int64))
@@ -243,7 +245,8 @@ def build_cells(
     cells = []
     for i in range(n_cells):
         src: ChannelSource = TraceReplay(traces[i]) if traces else LinkChannel(replace(scenario, seed=scenario.seed + i))
-        sc = replace(src.scenario, sched_interval_slots=scenario.sched_interval_slots, du_preset=scenario.du_preset)
+        sc = replace(src.scenario, sched_interval_slots=scenario.sched_interval_slots, du_preset=scenario.du_preset,
+                     bler_curves=scenario.bler_curves)
         cells.append(SimCell(first_cell_id + i, "", DU(sc, subband_n_rb=src.subband_n_rb), src,
                              np.zeros(sc.n_ue, dtype=np.int64)))
     periods = {c.du.scenario.csi_period_slots for c in cells}
@@ -797,6 +800,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--du", choices=PRESET_NAMES, default=d.du_preset,
                    help="the DU's link adaptation, after a real gNB: srsran (slow CQI-offset OLLA), oai "
                         "(+-1 MCS per 100 ms BLER window) or sionna (1 dB per NACK) (default %(default)s)")
+    p.add_argument("--bler-curves", choices=tuple(CURVE_SETS), default=d.bler_curves,
+                   help="code-block BLER curves of the link model: sionna-tables or ldpc-mc (LDPC Monte-Carlo "
+                        "at the DU's code-block sizes) (default %(default)s)")
     p.add_argument("--trace", action="append", default=[], metavar="FILE",
                    help="replay a recorded channel trace instead of the live channel (one per cell)")
     p.add_argument("--duration", type=float, default=5.0, metavar="S", help="simulated time, s (default %(default)s)")
@@ -830,7 +836,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         csi_period_ms=args.csi_period, n_ue=args.ues, n_rb=args.n_rb, scs_khz=args.scs,
         n_tx=args.antennas[0], n_rx=args.antennas[1], cqi_table=args.cqi_table, mcs_table=args.mcs_table,
         csi_snr_error_db=args.csi_error, seed=args.seed, sched_interval_slots=args.sched_interval,
-        du_preset=args.du,
+        du_preset=args.du, bler_curves=args.bler_curves,
     )
 
 

@@ -110,3 +110,20 @@ def test_sionna_preset_thresholds_follow_the_curve_set(capsys: pytest.CaptureFix
     np.testing.assert_allclose(printed["duSinrThresholds"]["mcsDb"], preset.mcs_sinr_db, atol=1e-3)
     default = du_link_preset(Scenario(du_preset="sionna"))
     assert not np.allclose(preset.mcs_sinr_db, default.mcs_sinr_db, atol=0.05)
+
+
+def test_e2_node_cells_use_the_curve_set_of_the_command_line() -> None:
+    """`e2sim run --bler-curves ldpc-mc`: every cell's DU (also in --compare mode, where the
+    scenario comes from the shared source) links with that set."""
+    import argparse
+
+    from e2sim.node import add_run_arguments, build_cells, scenario_from_args
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    scenario = scenario_from_args(parser.parse_args(["--bler-curves", "ldpc-mc", "--ues", "2"]))
+    assert scenario.bler_curves == "ldpc-mc"
+    assert scenario_from_args(parser.parse_args([])).bler_curves == "sionna-tables"
+    for compare in ((), ("olla", "ri_cqi")):
+        cells, _, _ = build_cells(scenario, 2 if not compare else 1, compare=compare)
+        assert {c.du.scenario.bler_curves for c in cells} == {"ldpc-mc"}
