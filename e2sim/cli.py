@@ -109,6 +109,12 @@ def _du_arg(p: argparse.ArgumentParser, default: str = DEFAULT_PRESET) -> None:
                    help="the DU's link adaptation, after a real gNB: srsran (srsRAN_Project's slow CQI-offset "
                         "OLLA), oai (OpenAirInterface's +-1 MCS per 100 ms BLER window) or sionna (1 dB per "
                         "NACK, the fast end) (default %(default)s)")
+    add_bler_curves_argument(p)
+
+
+def add_bler_curves_argument(p: argparse.ArgumentParser) -> None:
+    """``--bler-curves`` (the link model's curve set, ``Scenario.bler_curves``) of every
+    command that makes a DU (also ``e2sim run``)."""
     p.add_argument("--bler-curves", choices=tuple(CURVE_SETS), default=DEFAULT_CURVES,
                    help="code-block BLER curves of the link model: sionna-tables (fitted to Sionna's PDSCH "
                         "tables; every committed result) or ldpc-mc (LDPC Monte-Carlo at the DU's code-block "

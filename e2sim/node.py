@@ -74,7 +74,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
-from e2sim.channel.bler import CURVE_SETS
 from e2sim.channel.scenario import CORRELATION_LEVELS, CSI_PERIODS_MS, SNR_RANGES_DB
 from e2sim.du import DU, DuRandomness, PeriodOutcome
 from e2sim.experiment import SCHEME_TITLES, SCHEMES, ChannelSource, paired_gain
@@ -765,6 +764,8 @@ def format_table(results: dict[str, Any]) -> str:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``e2sim run``."""
+    from e2sim.cli import add_bler_curves_argument  # cli imports this module lazily too
+
     d = Scenario()
     p.add_argument("--ric", default=f"127.0.0.1:{E2_SCTP_PORT}", metavar="HOST:PORT",
                    help=f"E2 address of the RIC or local xApp (default 127.0.0.1:{E2_SCTP_PORT})")
@@ -800,9 +801,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--du", choices=PRESET_NAMES, default=d.du_preset,
                    help="the DU's link adaptation, after a real gNB: srsran (slow CQI-offset OLLA), oai "
                         "(+-1 MCS per 100 ms BLER window) or sionna (1 dB per NACK) (default %(default)s)")
-    p.add_argument("--bler-curves", choices=tuple(CURVE_SETS), default=d.bler_curves,
-                   help="code-block BLER curves of the link model: sionna-tables or ldpc-mc (LDPC Monte-Carlo "
-                        "at the DU's code-block sizes) (default %(default)s)")
+    add_bler_curves_argument(p)
     p.add_argument("--trace", action="append", default=[], metavar="FILE",
                    help="replay a recorded channel trace instead of the live channel (one per cell)")
     p.add_argument("--duration", type=float, default=5.0, metavar="S", help="simulated time, s (default %(default)s)")

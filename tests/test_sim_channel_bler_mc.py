@@ -123,7 +123,7 @@ def test_committed_runs_cover_their_mcs_with_fine_steps_around_the_waterfall(nam
     assert doc["settings"]["step_db"] <= 0.1 and doc["settings"]["blocks_per_point"] >= 100
     done = [(p["mcs_table"], p["mcs"]) for p in doc["pairs"]]
     if name == MC_FILE:
-        assert sorted(done) == sorted(parse_selection(full_selection(doc["settings"]["n_prb"])))
+        assert sorted(done) == sorted(parse_selection(full_selection()))
         assert {(1, 0), (1, 1), (2, 0)} <= {(p["mcs_table"], p["mcs"]) for p in doc["pairs"] if p.get("repetition")}
     else:
         assert len(done) >= 10 and {t for t, _ in done} == {1, 2}

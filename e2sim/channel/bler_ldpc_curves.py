@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from e2sim.channel.bler import curve_data
 from lighttune_core.linkadapt import MAX_MCS_BY_TABLE
 
 ANCHOR_FILE: str = "ldpc_monte_carlo.json"
@@ -100,7 +101,7 @@ def build() -> dict[str, Any]:
     anchors = {(p["mcs_table"], p["mcs"]): p for p in _pairs(ANCHOR_FILE)}
     others = [p for name in OTHER_SIZE_FILES for p in _pairs(name)]
     scaling = block_length_scaling(anchors, others)
-    fitted = json.loads(resources.files("e2sim.channel").joinpath("data", "bler_curves.json").read_text())
+    fitted = curve_data("sionna-tables")
     grid = np.asarray(GRID_BITS, dtype=np.float64)
     tables: dict[str, Any] = {}
     for table in (1, 2):

@@ -69,12 +69,12 @@ DEFAULT_SEED: int = 20261205
 """Seed of the committed run; the pair (table t, MCS m) seeds torch with ``seed + 100 t + m``."""
 
 
-def full_selection(n_prb: int = DEFAULT_PRB) -> str:
+def full_selection() -> str:
     """Every MCS of tables 1 and 2 (table 1 MCS 0–28, table 2 MCS 0–27), as ``--select`` text.
 
     The pair's seed depends on (table, MCS) only, so any order or subset reproduces the same
-    pairs. (``n_prb`` is kept for the command line; every MCS is simulable at every size since
-    :class:`LdpcChain` repeats bits where the rate is below the mother code's.)
+    pairs; every MCS is simulable at every size (:class:`LdpcChain` repeats bits where the
+    rate is below the mother code's).
     """
     return ";".join(f"{table}:{','.join(str(m) for m in range(MAX_MCS_BY_TABLE[table] + 1))}" for table in (1, 2))
 
@@ -83,7 +83,7 @@ LN9: float = math.log(9.0)
 """γ10 − γ50 = s · ln 9 for the logistic curve."""
 
 
-def parse_selection(text: str, n_prb: int = DEFAULT_PRB) -> list[tuple[int, int]]:
+def parse_selection(text: str) -> list[tuple[int, int]]:
     """``"1:3,4;2:3"`` → [(1, 3), (1, 4), (2, 3)]; ValueError naming the bad part."""
     pairs: list[tuple[int, int]] = []
     for part in filter(None, (p.strip() for p in text.split(";"))):
@@ -100,7 +100,6 @@ def parse_selection(text: str, n_prb: int = DEFAULT_PRB) -> list[tuple[int, int]
         for mcs in mcs_list:
             if not 0 <= mcs <= MAX_MCS_BY_TABLE[table]:
                 raise ValueError(f"selection part {part!r}: MCS {mcs} outside 0 .. {MAX_MCS_BY_TABLE[table]}")
-            block_geometry(table, mcs, n_prb)
             pairs.append((table, mcs))
     if not pairs:
         raise ValueError("empty selection")
@@ -199,7 +198,6 @@ class LdpcChain:
 
         self._torch = torch
         self.k = cb_bits
-        self.coded_bits = coded_bits
         bg = None if base_graph is None else f"bg{base_graph}"
         valid_length = min(coded_bits, 3 * cb_bits - 1)  # rate > 1/3: taken on either base graph
         try:
@@ -378,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.prb <= 275:
         parser.error("--prb must be in 1 .. 275")
     try:
-        selection = parse_selection(args.select or full_selection(args.prb), args.prb)
+        selection = parse_selection(args.select or full_selection())
     except ValueError as exc:
         parser.error(str(exc))
     if args.blocks < 10 or not 0.01 <= args.step <= 1.0 or args.threads < 1:
