@@ -116,9 +116,9 @@ def add_bler_curves_argument(p: argparse.ArgumentParser) -> None:
     """``--bler-curves`` (the link model's curve set, ``Scenario.bler_curves``) of every
     command that makes a DU (also ``e2sim run``)."""
     p.add_argument("--bler-curves", choices=tuple(CURVE_SETS), default=DEFAULT_CURVES,
-                   help="code-block BLER curves of the link model: sionna-tables (fitted to Sionna's PDSCH "
-                        "tables; every committed result) or ldpc-mc (LDPC Monte-Carlo at the DU's code-block "
-                        "sizes, MCS tables 1-2) (default %(default)s)")
+                   help="code-block BLER curves of the link model: ldpc-mc (LDPC Monte-Carlo at the DU's "
+                        "code-block sizes, MCS tables 1-2) or sionna-tables (fitted to Sionna's PDSCH tables; "
+                        "the results up to the fifth session) (default %(default)s)")
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:

@@ -75,7 +75,7 @@ import numpy as np
 from scipy import stats
 
 from e2sim.channel import LinkChannel, Scenario, SlotSINR
-from e2sim.channel.bler import DEFAULT_CURVES, check_curves
+from e2sim.channel.bler import DEFAULT_CURVES, LEGACY_CURVES, check_curves
 from e2sim.channel.scenario import CORRELATION_LEVELS, SNR_RANGES_DB, TRAINING_SCENARIO
 from e2sim.du import DU, DuRandomness
 from e2sim.headroom import CandidateReplay, PerfectPredictor, policy_candidates, replay_candidates
@@ -952,9 +952,9 @@ def _calibration_note(results: Sequence[dict[str, Any]]) -> str:
 
 def _link_note(results: Sequence[dict[str, Any]]) -> str:
     """``- DU preset: …; BLER curves: …`` of a table's runs (older results without the keys
-    were made with the defaults)."""
+    were made with the default preset and the legacy curves)."""
     presets = sorted({str(d.get("du_preset", DEFAULT_PRESET)) for d in results})
-    curves = sorted({str(d.get("bler_curves", DEFAULT_CURVES)) for d in results})
+    curves = sorted({str(d.get("bler_curves", LEGACY_CURVES)) for d in results})
     return f"- DU preset: {', '.join(presets)}; BLER curves: {', '.join(curves)}"
 
 

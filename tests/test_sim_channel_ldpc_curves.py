@@ -80,10 +80,12 @@ def test_unknown_curve_set_is_refused_by_name() -> None:
 def test_scenario_carries_the_curve_set_through_dict_and_du_free() -> None:
     """A trace or dataset records the set; the channel does not depend on it, so du_free()
     resets it like the DU preset (a trace made with one set replays with the other)."""
-    s = Scenario(bler_curves="ldpc-mc", seed=3)
-    assert Scenario.from_dict(s.to_dict()) == s and s.to_dict()["bler_curves"] == "ldpc-mc"
-    assert s.du_free() == Scenario(seed=3).du_free()
-    assert Scenario.from_dict({k: v for k, v in s.to_dict().items() if k != "bler_curves"}).bler_curves == "sionna-tables"
+    s = Scenario(bler_curves="sionna-tables", seed=3)
+    assert Scenario.from_dict(s.to_dict()) == s and s.to_dict()["bler_curves"] == "sionna-tables"
+    assert s.du_free() == Scenario(seed=3).du_free() and Scenario().bler_curves == "ldpc-mc"
+    # a record without the field was made before it existed, on sionna-tables, not today's default
+    legacy = {k: v for k, v in Scenario(seed=3).to_dict().items() if k != "bler_curves"}
+    assert Scenario.from_dict(legacy).bler_curves == "sionna-tables"
 
 
 def test_the_du_draws_its_harq_outcomes_from_the_selected_curves() -> None:
@@ -103,27 +105,31 @@ def test_the_du_draws_its_harq_outcomes_from_the_selected_curves() -> None:
 
 
 def test_sionna_preset_thresholds_follow_the_curve_set(capsys: pytest.CaptureFixture[str]) -> None:
-    """`e2sim du-mapping --du sionna --bler-curves ldpc-mc` prints the thresholds of that set."""
-    assert e2sim_main(["du-mapping", "--du", "sionna", "--bler-curves", "ldpc-mc"]) == 0
+    """`e2sim du-mapping --du sionna --bler-curves sionna-tables` prints the thresholds of that
+    set, and without the option those of the default ldpc-mc."""
+    assert e2sim_main(["du-mapping", "--du", "sionna", "--bler-curves", "sionna-tables"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    preset = du_link_preset(Scenario(du_preset="sionna", bler_curves="ldpc-mc"))
+    preset = du_link_preset(Scenario(du_preset="sionna", bler_curves="sionna-tables"))
     np.testing.assert_allclose(printed["duSinrThresholds"]["mcsDb"], preset.mcs_sinr_db, atol=1e-3)
-    default = du_link_preset(Scenario(du_preset="sionna"))
+    default = du_link_preset(Scenario(du_preset="sionna", bler_curves="ldpc-mc"))
     assert not np.allclose(preset.mcs_sinr_db, default.mcs_sinr_db, atol=0.05)
+    assert e2sim_main(["du-mapping", "--du", "sionna"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(printed["duSinrThresholds"]["mcsDb"], default.mcs_sinr_db, atol=1e-3)
 
 
 def test_e2_node_cells_use_the_curve_set_of_the_command_line() -> None:
-    """`e2sim run --bler-curves ldpc-mc`: every cell's DU (also in --compare mode, where the
-    scenario comes from the shared source) links with that set."""
+    """`e2sim run --bler-curves sionna-tables`: every cell's DU (also in --compare mode, where
+    the scenario comes from the shared source) links with that set; ldpc-mc without it."""
     import argparse
 
     from e2sim.node import add_run_arguments, build_cells, scenario_from_args
 
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
-    scenario = scenario_from_args(parser.parse_args(["--bler-curves", "ldpc-mc", "--ues", "2"]))
-    assert scenario.bler_curves == "ldpc-mc"
-    assert scenario_from_args(parser.parse_args([])).bler_curves == "sionna-tables"
+    scenario = scenario_from_args(parser.parse_args(["--bler-curves", "sionna-tables", "--ues", "2"]))
+    assert scenario.bler_curves == "sionna-tables"
+    assert scenario_from_args(parser.parse_args([])).bler_curves == "ldpc-mc"
     for compare in ((), ("olla", "ri_cqi")):
         cells, _, _ = build_cells(scenario, 2 if not compare else 1, compare=compare)
-        assert {c.du.scenario.bler_curves for c in cells} == {"ldpc-mc"}
+        assert {c.du.scenario.bler_curves for c in cells} == {"sionna-tables"}

@@ -105,8 +105,9 @@ def test_harq_draws_do_not_depend_on_the_schedule() -> None:
 
 @pytest.mark.float_sensitive
 def test_interval_one_reproduces_the_full_band_du() -> None:
-    """The reference was recorded with the DU before the scheduler and the presets existed
-    (its loop is the ``sionna`` preset's), on another CPU.
+    """The reference was recorded with the DU before the scheduler, the presets and the curve
+    sets existed (its loop is the ``sionna`` preset's, its curves ``sionna-tables``), on
+    another CPU.
 
     Integer outcomes (HARQ counts, bits, MCS, rank, RI/CQI) must be equal. Floats are
     compared with tolerances: the per-TB BLER goes through float32 SINR maps and vectorised
@@ -115,7 +116,8 @@ def test_interval_one_reproduces_the_full_band_du() -> None:
     moves these figures by far more than the tolerance.
     """
     scenario = Scenario(profile="TDL-A30", doppler_hz=30.0, n_ue=6, snr_db=(0.0, 30.0), csi_period_ms=10,
-                        csi_snr_error_db=1.0, seed=9, sched_interval_slots=1, du_preset="sionna")
+                        csi_snr_error_db=1.0, seed=9, sched_interval_slots=1, du_preset="sionna",
+                        bler_curves="sionna-tables")
     channel = LinkChannel(scenario)
     du = DU(scenario, subband_n_rb=channel.subband_n_rb)
     keys = ("n_ack", "n_nack", "served_bits", "mcs", "olla_offset_db", "rank", "ri", "cqi")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from e2sim.channel.bler import DEFAULT_CURVES, check_curves
+from e2sim.channel.bler import DEFAULT_CURVES, LEGACY_CURVES, check_curves
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, get_preset
 
 AWGN_PROFILE: str = "AWGN"
@@ -107,9 +107,9 @@ class Scenario:
             slow CQI-offset OLLA), ``"oai"`` (OpenAirInterface's ±1 MCS per BLER window) or
             ``"sionna"`` (Sionna SYS's 1 dB-per-NACK loop). It shapes the DU, not the channel.
         bler_curves: the code-block BLER curve set the DU's HARQ outcomes and the UEs' CQI
-            follow (:data:`e2sim.channel.bler.CURVE_SETS`): ``"sionna-tables"`` (default,
-            fitted to Sionna's PDSCH tables) or ``"ldpc-mc"`` (LDPC Monte-Carlo at the DU's
-            code-block sizes). It shapes the link model, not the channel's SINR.
+            follow (:data:`e2sim.channel.bler.CURVE_SETS`): ``"ldpc-mc"`` (default, LDPC
+            Monte-Carlo at the DU's code-block sizes) or ``"sionna-tables"`` (fitted to
+            Sionna's PDSCH tables). It shapes the link model, not the channel's SINR.
     """
 
     profile: str = "TDL-A30"
@@ -235,7 +235,10 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:
-        """Build from :meth:`to_dict` output; unknown keys are rejected by name."""
+        """Build from :meth:`to_dict` output; unknown keys are rejected by name. A record
+        without ``bler_curves`` was made before the field existed and gets
+        :data:`~e2sim.channel.bler.LEGACY_CURVES` (``sionna-tables``), not today's default, so
+        old traces and datasets replay on the curves they were made with."""
         if not isinstance(data, dict):
             raise ValueError(f"scenario must be a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
@@ -243,6 +246,7 @@ class Scenario:
         if unknown:
             raise ValueError(f"unknown scenario field(s): {', '.join(unknown)}")
         kwargs = dict(data)
+        kwargs.setdefault("bler_curves", LEGACY_CURVES)
         if "snr_db" in kwargs:
             snr = kwargs["snr_db"]
             if not isinstance(snr, (list, tuple)):
