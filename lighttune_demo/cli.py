@@ -152,6 +152,7 @@ def results_table(e2sim: dict[str, Any], xapp: dict[str, Any], model_note: str) 
         f"scenario: {sc['profile']} {sc['doppler_hz']:g} Hz, {sc['correlation']} correlation, SNR "
         f"{sc['snr_db'][0]:g}-{sc['snr_db'][1]:g} dB, CSI-RS {sc['csi_period_ms']} ms, {sc['n_ue']} UEs/cell, "
         f"seed {sc['seed']}, {e2sim['simulated_s']:.1f} s simulated",
+        f"DU: {sc.get('du_preset', 'n/a')} link-adaptation preset, {sc.get('bler_curves', 'n/a')} BLER curves",
         f"model: {model_note}",
         f"E2: {applied} controls applied, {timeouts} timed out; OLLA cell runs without control, "
         "CQI-Tune and RI-CQI-Tune cells fine-tune their own model copy",

@@ -37,7 +37,7 @@ _log = logging.getLogger(__name__)
 BUILTIN_MODEL = "builtin"
 """``modelPath`` value that selects the offline model shipped inside the package."""
 
-BUILTIN_MODEL_FILE = "offline-v3.ltm"
+BUILTIN_MODEL_FILE = "offline-v4.ltm"
 _REPO_DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
 DESCRIPTOR_FILE = "config-file.json"
 

@@ -52,7 +52,7 @@ def test_demo_table_joins_e2sim_results_and_xapp_stats() -> None:
         "gains_over_olla": {"cqi": {"gain": 0.03, "ci95_low": -0.01, "ci95_high": 0.07},
                             "ri_cqi": {"gain": 0.10, "ci95_low": 0.05, "ci95_high": 0.15}},
         "scenario": {"profile": "TDL-B50", "doppler_hz": 30.0, "correlation": "low", "snr_db": [16.0, 24.0],
-                     "csi_period_ms": 80, "n_ue": 32, "seed": 1},
+                     "csi_period_ms": 80, "n_ue": 32, "seed": 1, "du_preset": "srsran", "bler_curves": "ldpc-mc"},
         "simulated_s": 6.0,
     }
     xapp = {"cells": {"1": {"n_updates": 5, "mean_abs_error": 0.2, "mean_abs_error_frozen": 0.4},
@@ -63,14 +63,18 @@ def test_demo_table_joins_e2sim_results_and_xapp_stats() -> None:
     assert "+10.0% [+5.0%, +15.0%]" in rows["RI-CQI-Tune"] and " 40 " in rows["RI-CQI-Tune"]
     assert "+3.0% [-1.0%, +7.0%]" in rows["CQI-Tune"] and "n/a" in rows["CQI-Tune"]  # no xApp stats for cell 2
     assert "30 controls applied, 0 timed out" in table
+    assert "DU: srsran link-adaptation preset, ldpc-mc BLER curves" in table  # what the gains were measured on
 
 
 def test_train_model_script_refuses_bad_options_before_any_work() -> None:
     import subprocess
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "train-model"
-    for args, message in ((["--epochs", "x"], "positive integers"), (["--bogus"], "unknown option")):
+    for args, message in ((["--epochs", "x"], "positive integers"), (["--bogus"], "unknown option"),
+                          (["--bler-curves", "ldpc"], "--bler-curves must be"),
+                          (["--conditions", "all"], "--conditions must be")):
         done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and message in done.stderr
     shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "83,200-sample dataset" in shown.stdout and "set -e" not in shown.stdout
+    assert "offline-v4.ltm" in shown.stdout and "training curve PNG" in shown.stdout

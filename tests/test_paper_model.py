@@ -1,4 +1,4 @@
-"""The shipped offline model (lighttune_xapp/models/offline-v3.ltm): loads, is small, predicts."""
+"""The shipped offline model (lighttune_xapp/models/offline-v4.ltm): loads, is small, predicts."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def shipped() -> LightTuneModel:
 @pytest.fixture(scope="module")
 def heldout() -> tuple[np.ndarray, np.ndarray]:
     """Held-out data of the training channel with a seed the shipped model never saw, on the
-    DU it was trained for (offline-v3: the default srsRAN preset, round-robin interval 8), in
+    DU and link it was trained for (offline-v4: the default srsRAN preset, round-robin interval
+    8, the default ldpc-mc BLER curves), in
     two of its nine training conditions: medium correlation at 16-24 dB and high correlation at
     28-40 dB, where the paper-condition model (offline-v2) predicted BLER 0 for everything."""
     scenario = Scenario.from_dict({**TRAINING_SCENARIO.to_dict(), "n_ue": 32, "seed": 97})
@@ -45,7 +46,7 @@ def test_builtin_model_has_the_paper_hyperparameters(shipped: LightTuneModel) ->
     assert shipped.n_updates == 0  # offline-trained only: no online update recorded yet
 
 
-@pytest.mark.parametrize("name", ["offline-v3.ltm", "offline-v2.ltm", "offline-v1.ltm"])
+@pytest.mark.parametrize("name", ["offline-v4.ltm", "offline-v3.ltm", "offline-v2.ltm", "offline-v1.ltm"])
 def test_shipped_file_is_small_packaged_and_documented(name: str) -> None:
     data = resources.files("lighttune_xapp.models").joinpath(name).read_bytes()
     assert len(data) < 64_000
@@ -64,7 +65,7 @@ def test_beats_a_random_model_on_heldout_data(shipped: LightTuneModel, heldout: 
         err_random = np.abs(random_model.predict_many(x) - y).mean()
         assert err_shipped < err_random, (seed, err_shipped, err_random)
     # and it beats the flat prediction of the OLLA target by a clear margin (measured on this
-    # set: 0.142 against 0.202 for the constant 0.1)
+    # set: 0.128 against 0.172 for the constant 0.1)
     assert err_shipped < 0.8 * np.abs(0.1 - y).mean()
 
 
