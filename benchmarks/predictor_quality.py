@@ -57,6 +57,7 @@ from results_file import save_results  # noqa: E402
 
 from e2sim.channel import Scenario  # noqa: E402
 from e2sim.channel.scenario import SNR_RANGES_DB, TRAINING_SCENARIO  # noqa: E402
+from e2sim.cli import add_bler_curves_argument  # noqa: E402
 from e2sim.experiment import CONDITION_GRID, generate_dataset, generate_dataset_conditions  # noqa: E402
 from lighttune_core.calibration import RankOffsetCalibration  # noqa: E402
 from lighttune_core.features import FEATURE_NAMES, OLLA_SCALE_DB  # noqa: E402
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                         "model's (e2sim dataset --conditions grid); paper = low correlation, 0-12 dB only "
                         "(default %(default)s)")
     p.add_argument("--du", choices=PRESET_NAMES, default=DEFAULT_PRESET, help="DU preset (default %(default)s)")
+    add_bler_curves_argument(p)
     p.add_argument("--out", type=Path, default=HERE / "results" / "predictor_quality.json",
                    help="results JSON (a .md beside it)")
     args = p.parse_args(argv)
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, model_name = LightTuneModel.from_bytes(args.model.read_bytes()), args.model.name
     started = time.perf_counter()
-    base = replace(TRAINING_SCENARIO, n_ue=args.ues, du_preset=args.du)
+    base = replace(TRAINING_SCENARIO, n_ue=args.ues, du_preset=args.du, bler_curves=args.bler_curves)
     if args.train_dataset is not None:
         from lighttune_core.dataset import load_dataset
 
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     names = [k for k, v in first.items() if isinstance(v, dict) and "mae" in v]
-    md = [f"# BLER-predictor quality ({model_name}, DU preset {args.du})", "",
+    md = [f"# BLER-predictor quality ({model_name}, DU preset {args.du}, BLER curves {args.bler_curves})", "",
           f"Mean |error| (accuracy) over each stream's {args.samples} held-out samples (time order; the "
           f"fine-tuned FF is scored prequentially); references trained on {train_name}.", "",
           "| stream | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -271,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
            f"Wall time {time.perf_counter() - started:.0f} s."]
     text = "\n".join(md) + "\n"
     print(text)
-    save_results({"model": model_name, "du_preset": args.du, "results": results, "checks": checks,
+    save_results({"model": model_name, "du_preset": args.du, "bler_curves": args.bler_curves, "results": results, "checks": checks,
                   "train_samples": args.train_samples, "wall_s": time.perf_counter() - started}, args.out)
     args.out.with_suffix(".md").write_text(text)
     return 0

@@ -26,7 +26,10 @@ Studies (``e2sim study <name> --model FILE --out-dir DIR``)
   OLLA's throughput, the gains of CQI-Tune, RI-CQI-Tune, the perfect-predictor RI-CQI-Tune
   and the best-candidate oracle, and the share ``g_real / g_perfect`` of the perfect gain
   that the real model recovers; ``--only`` selects Table 6 rows (0 .. 15), ``--snr`` the SNR
-  ranges, ``--du`` the DU preset.
+  ranges.
+
+Every simulated study runs on the DU preset of ``--du`` and the BLER curve set of
+``--bler-curves`` (defaults: ``srsran``, ``ldpc-mc``); both are recorded in its JSON.
 * ``table6-plot`` — the throughput gain per Table 6 scenario (ours with the 95 % interval
   beside the paper's), from the JSON that ``e2sim table6`` writes.
 
@@ -44,14 +47,16 @@ import math
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from e2sim.channel import Scenario
+from e2sim.channel.bler import DEFAULT_CURVES
 from e2sim.channel.scenario import SNR_RANGES_DB
+from e2sim.cli import add_bler_curves_argument
 from e2sim.experiment import (
     SCHEME_TITLES,
     SCHEMES,
@@ -110,13 +115,16 @@ NEW_SCENARIOS: tuple[ScenarioSpec, ...] = (
 """Not in the paper: a long-delay, fast channel (TDL-C300, 100 Hz) and a 20 ms CSI-RS period."""
 
 
-def make_scenario(spec: ScenarioSpec, n_ue: int, seed: int) -> Scenario:
-    """The :class:`Scenario` of a spec (SNR range by name, see ``SNR_RANGES_DB``)."""
+def make_scenario(spec: ScenarioSpec, n_ue: int, seed: int, du_preset: str = DEFAULT_PRESET,
+                  bler_curves: str = DEFAULT_CURVES) -> Scenario:
+    """The :class:`Scenario` of a spec (SNR range by name, see ``SNR_RANGES_DB``) on the DU
+    preset ``du_preset`` with the BLER curve set ``bler_curves``."""
     profile, doppler, correlation, csi_ms, snr = spec
     if snr not in SNR_RANGES_DB:
         raise ValueError(f"SNR range must be one of {tuple(SNR_RANGES_DB)}, got {snr!r}")
     return Scenario(profile=profile, doppler_hz=float(doppler), correlation=correlation,
-                    snr_db=SNR_RANGES_DB[snr], csi_period_ms=int(csi_ms), n_ue=n_ue, seed=seed)
+                    snr_db=SNR_RANGES_DB[snr], csi_period_ms=int(csi_ms), n_ue=n_ue, seed=seed,
+                    du_preset=du_preset, bler_curves=bler_curves)
 
 
 def scenario_label(spec: ScenarioSpec) -> str:
@@ -138,6 +146,7 @@ class StudyJob:
         learn: LightTune fine-tuning on (True) or off (frozen model decides).
         model_bytes: the starting model (``LightTuneModel.to_bytes``).
         model_description: where the model came from.
+        du_preset, bler_curves: the DU's link-adaptation preset and the link model's curve set.
     """
 
     tag: str
@@ -149,6 +158,8 @@ class StudyJob:
     learn: bool
     model_bytes: bytes
     model_description: str
+    du_preset: str = DEFAULT_PRESET
+    bler_curves: str = DEFAULT_CURVES
 
 
 def _series(parts: list[np.ndarray]) -> list[float | None]:
@@ -194,7 +205,7 @@ def summarise_scheme(res: SchemeResult, olla: SchemeResult) -> dict[str, Any]:
 def run_study_job(job: StudyJob) -> dict[str, Any]:
     """Run one job; returns ``{"tag", "spec", "learn", "delta", "loss", "schemes": {name: summary}}``."""
     model = LightTuneModel.from_bytes(job.model_bytes)
-    scenario = make_scenario(job.spec, job.n_ue, job.seed)
+    scenario = make_scenario(job.spec, job.n_ue, job.seed, job.du_preset, job.bler_curves)
     result = run_experiment(scenario, job.duration_s, ModelSource(model, job.model_description),
                             schemes=job.schemes, learn=job.learn)
     olla = result.schemes["olla"]
@@ -208,6 +219,8 @@ def run_study_job(job: StudyJob) -> dict[str, Any]:
         "learn": job.learn,
         "delta": model.delta,
         "loss": model.loss,
+        "du_preset": job.du_preset,
+        "bler_curves": job.bler_curves,
         "schemes": {name: summarise_scheme(res, olla) for name, res in result.schemes.items()},
     }
 
@@ -748,7 +761,8 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--snr", choices=("medium", "high"), nargs="+", default=["medium", "high"],
                    help="headroom: SNR ranges of each Table 6 row (default: both)")
     p.add_argument("--du", choices=PRESET_NAMES, default=DEFAULT_PRESET,
-                   help="headroom: the DU's link-adaptation preset (default %(default)s)")
+                   help="the DU's link-adaptation preset of every simulated study (default %(default)s)")
+    add_bler_curves_argument(p)
     p.add_argument("--ues", type=int, default=32, help="UEs per run (default %(default)s)")
     p.add_argument("--duration-s", type=float, default=10.0, help="simulated seconds per run (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="scenario seed of every run (default %(default)s)")
@@ -835,12 +849,14 @@ def _cmd_study(args: argparse.Namespace) -> int:
         jobs = finetune_jobs(model, *common, specs=specs)
     else:
         jobs = scenario_jobs(model, *common, specs=specs)
+    jobs = [replace(job, du_preset=args.du, bler_curves=args.bler_curves) for job in jobs]
     started = time.perf_counter()
     results = run_jobs(jobs, args.workers, on_result=lambda r: print(f"done: {r['tag']} {r['label']}", flush=True))
     wall = time.perf_counter() - started
     command = (f"e2sim study {args.name} --model {args.model.name}"
                + (f" --only {' '.join(map(str, args.only))}" if args.only else "")
                + (f" --softplus-model {args.softplus_model.name}" if args.softplus_model else "")
+               + f" --du {args.du} --bler-curves {args.bler_curves}"
                + f" --ues {args.ues} --duration-s {args.duration_s:g} --seed {args.seed} --workers {args.workers}")
     out = args.out_dir
     name = args.name
@@ -907,9 +923,9 @@ def _cmd_headroom(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     started = time.perf_counter()
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, rows, progress=True,
-                         du_preset=args.du, perfect=True, snrs=tuple(args.snr))
+                         du_preset=args.du, bler_curves=args.bler_curves, perfect=True, snrs=tuple(args.snr))
     wall = time.perf_counter() - started
-    command = (f"e2sim study headroom --model {args.model.name} --du {args.du}"
+    command = (f"e2sim study headroom --model {args.model.name} --du {args.du} --bler-curves {args.bler_curves}"
                + (f" --only {' '.join(map(str, args.only))}" if args.only else "")
                + f" --snr {' '.join(args.snr)} --ues {args.ues} --duration-s {args.duration_s:g}"
                + f" --seed {args.seed} --workers {args.workers}")

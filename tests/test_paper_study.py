@@ -18,6 +18,7 @@ from e2sim.study import (
     loss_jobs,
     make_scenario,
     plot_table6,
+    prediction_jobs,
     prediction_rows,
     run_jobs,
     scenario_label,
@@ -107,6 +108,21 @@ def test_loss_jobs_need_one_model_of_each_loss() -> None:
     assert [LightTuneModel.from_bytes(j.model_bytes).loss for j in jobs] == ["proposed", "softplus"]
     with pytest.raises(ValueError, match="softplus"):
         loss_jobs(proposed, proposed, 4, 1, 0.3, specs=[TINY_SPEC])
+
+
+def test_study_jobs_run_on_the_chosen_du_preset_and_curve_set(finetune_results: list[dict]) -> None:
+    """`e2sim study ... --du X --bler-curves Y`: the jobs' scenario takes both, the summary
+    records them, and the same channel on the other curve set gives OLLA another outcome."""
+    assert make_scenario(TINY_SPEC, 4, 1, "oai", "sionna-tables").du_preset == "oai"
+    assert make_scenario(TINY_SPEC, 4, 1, "oai", "sionna-tables").bler_curves == "sionna-tables"
+    assert (finetune_results[0]["du_preset"], finetune_results[0]["bler_curves"]) == ("srsran", "ldpc-mc")
+    from dataclasses import replace
+
+    model = ModelSource(LightTuneModel(seed=0), "random model (test)")
+    job = prediction_jobs(model, n_ue=4, seed=3, duration_s=0.3, specs=[TINY_SPEC])[0]
+    other = run_jobs([replace(job, bler_curves="sionna-tables")], workers=1)[0]
+    assert other["bler_curves"] == "sionna-tables"
+    assert other["schemes"]["olla"]["throughput_bps"] != finetune_results[0]["schemes"]["olla"]["throughput_bps"]
 
 
 def test_make_scenario_rejects_unknown_snr_range() -> None:
