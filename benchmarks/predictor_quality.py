@@ -273,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
            f"Wall time {time.perf_counter() - started:.0f} s."]
     text = "\n".join(md) + "\n"
     print(text)
-    save_results({"model": model_name, "du_preset": args.du, "bler_curves": args.bler_curves, "results": results, "checks": checks,
-                  "train_samples": args.train_samples, "wall_s": time.perf_counter() - started}, args.out)
+    save_results({"model": model_name, "du_preset": args.du, "bler_curves": args.bler_curves, "results": results,
+                  "checks": checks, "train_samples": args.train_samples, "wall_s": time.perf_counter() - started},
+                 args.out)
     args.out.with_suffix(".md").write_text(text)
     return 0
 

@@ -27,11 +27,11 @@ Studies (``e2sim study <name> --model FILE --out-dir DIR``)
   and the best-candidate oracle, and the share ``g_real / g_perfect`` of the perfect gain
   that the real model recovers; ``--only`` selects Table 6 rows (0 .. 15), ``--snr`` the SNR
   ranges.
+* ``table6-plot`` — the throughput gain per Table 6 scenario (ours with the 95 % interval
+  beside the paper's), from the JSON that ``e2sim table6`` writes.
 
 Every simulated study runs on the DU preset of ``--du`` and the BLER curve set of
 ``--bler-curves`` (defaults: ``srsran``, ``ldpc-mc``); both are recorded in its JSON.
-* ``table6-plot`` — the throughput gain per Table 6 scenario (ours with the 95 % interval
-  beside the paper's), from the JSON that ``e2sim table6`` writes.
 
 Because a job's seed fixes its channel, CSI errors and HARQ draws, two jobs with the same
 scenario and seed see the same radio conditions: the OLLA arm is identical, and per-UE
