@@ -21,7 +21,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
@@ -43,6 +42,7 @@ from e2sim.experiment import (
     generate_dataset_parallel,
     parse_condition,
     load_model,
+    packaged_model,
     markdown_report,
     plot_result,
     quick_model,
@@ -139,14 +139,20 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, metavar="FILE",
-                   help="offline model (LightTuneModel.to_bytes file); default: train a quick model in-process")
-    p.add_argument("--quick-samples", type=int, default=4000, metavar="N",
-                   help="samples of the in-process quick model when --model is absent (default %(default)s)")
+                   help="offline model (LightTuneModel.to_bytes file); default: the packaged model, the one the "
+                        "xApp loads for modelPath builtin")
+    p.add_argument("--quick-samples", type=int, metavar="N",
+                   help="instead of a model file, train a quick model in-process on N samples of the training "
+                        "scenario (4000 take about 30 s)")
 
 
 def _model(args: argparse.Namespace, progress: bool) -> ModelSource:
+    if args.model is not None and args.quick_samples is not None:
+        raise ValueError("give --model or --quick-samples, not both")
     if args.model is not None:
         return load_model(args.model)
+    if args.quick_samples is None:
+        return packaged_model()
     if args.quick_samples < 1:
         raise ValueError("--quick-samples must be >= 1")
     return quick_model(n_samples=args.quick_samples, seed=0, progress=progress)
@@ -227,8 +233,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     source = None
     if args.trace is not None:
         source = TraceReplay(args.trace)
-        scenario = replace(source.scenario, sched_interval_slots=args.sched_interval, du_preset=args.du,
-                           bler_curves=args.bler_curves)
+        scenario = source.scenario.with_du_of(_scenario(args))
     else:
         scenario = _scenario(args)
     if not args.duration_s > 0:
@@ -291,8 +296,8 @@ def _cmd_table6(args: argparse.Namespace) -> int:
     model = _model(args, progress=not args.quiet)
     started = time.perf_counter()
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, args.rows,
-                         progress=not args.quiet, du_preset=args.du, bler_curves=args.bler_curves, perfect=args.perfect,
-                         calibrate=not args.no_calibration, references=args.references)
+                         progress=not args.quiet, du_preset=args.du, bler_curves=args.bler_curves,
+                         perfect=args.perfect, calibrate=not args.no_calibration, references=args.references)
     md = table6_markdown(results, model.description, args.ues, args.duration_s)
     md += f"\nWall time {time.perf_counter() - started:.0f} s with {args.workers} worker(s).\n"
     (args.out_dir / "table6.md").write_text(md)

@@ -369,6 +369,13 @@ def load_model(path: str | Path) -> ModelSource:
     return ModelSource(model, f"offline model from file {p.name} ({model.n_updates} updates recorded)")
 
 
+def packaged_model() -> ModelSource:
+    """The offline model shipped in the package (the xApp's ``modelPath: "builtin"``)."""
+    from lighttune_xapp.models import BUILTIN_MODEL_FILE, builtin_model_bytes
+
+    return ModelSource(LightTuneModel.from_bytes(builtin_model_bytes()), f"packaged offline model {BUILTIN_MODEL_FILE}")
+
+
 def quick_model(
     n_samples: int = 4000,
     epochs: int = 20,
@@ -739,16 +746,17 @@ def plot_result(result: ExperimentResult, path: str | Path, window: int = 5) -> 
         return np.convolve(v, np.ones(k) / k, mode="valid") if v.size else v
 
     fig, (ax_t, ax_e) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    for name, res in result.schemes.items():
+    for i, (name, res) in enumerate(result.schemes.items()):
+        color = f"C{i}"  # one colour per scheme in both panels
         t = np.asarray(res.period_end_s)
         thr = smooth(np.asarray(res.period_throughput_bps) / 1e6)
-        ax_t.plot(t[t.size - thr.size :], thr, label=SCHEME_TITLES[name])
+        ax_t.plot(t[t.size - thr.size :], thr, color=color, label=SCHEME_TITLES[name])
         tuned = np.array([e.mean() if e.size else np.nan for e in res.abs_error_tuned])
         frozen = np.array([e.mean() if e.size else np.nan for e in res.abs_error_frozen])
         for series, style, tag in ((tuned, "-", "fine-tuned"), (frozen, ":", "frozen")):
             ok = np.isfinite(series)
             sm = smooth(series[ok])
-            ax_e.plot(t[ok][t[ok].size - sm.size :], sm, style, label=f"{SCHEME_TITLES[name]} {tag}")
+            ax_e.plot(t[ok][t[ok].size - sm.size :], sm, style, color=color, label=f"{SCHEME_TITLES[name]} {tag}")
     ax_t.set_ylabel("throughput per UE (Mbit/s)")
     ax_t.legend()
     ax_e.set_ylabel("|predicted - true| BLER")

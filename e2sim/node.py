@@ -229,8 +229,7 @@ def build_cells(
             raise ValueError("--compare shares one channel: give at most one --trace")
         source: ChannelSource = TraceReplay(traces[0]) if traces else LinkChannel(scenario)
         # a trace records the channel only: the DU's scheduler interval is the caller's
-        sc = replace(source.scenario, sched_interval_slots=scenario.sched_interval_slots, du_preset=scenario.du_preset,
-                     bler_curves=scenario.bler_curves)
+        sc = source.scenario.with_du_of(scenario)
         cells = [
             SimCell(first_cell_id + i, name, DU(sc, subband_n_rb=source.subband_n_rb), None,
                     np.zeros(sc.n_ue, dtype=np.int64))
@@ -244,8 +243,7 @@ def build_cells(
     cells = []
     for i in range(n_cells):
         src: ChannelSource = TraceReplay(traces[i]) if traces else LinkChannel(replace(scenario, seed=scenario.seed + i))
-        sc = replace(src.scenario, sched_interval_slots=scenario.sched_interval_slots, du_preset=scenario.du_preset,
-                     bler_curves=scenario.bler_curves)
+        sc = src.scenario.with_du_of(scenario)
         cells.append(SimCell(first_cell_id + i, "", DU(sc, subband_n_rb=src.subband_n_rb), src,
                              np.zeros(sc.n_ue, dtype=np.int64)))
     periods = {c.du.scenario.csi_period_slots for c in cells}

@@ -29,6 +29,7 @@ from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp.config import ConfigError, ConfigWatcher, XappConfig, load_config
 from lighttune_xapp.health import HealthServer, HealthState
 from lighttune_xapp.metrics import XappMetrics
+from lighttune_xapp.models import BUILTIN_MODEL_FILE, builtin_model_bytes
 from lighttune_xapp.policy import LinkAdaptationPolicy
 from lighttune_xapp.store import FileStore, MemoryStore, ModelStore
 
@@ -37,7 +38,6 @@ _log = logging.getLogger(__name__)
 BUILTIN_MODEL = "builtin"
 """``modelPath`` value that selects the offline model shipped inside the package."""
 
-BUILTIN_MODEL_FILE = "offline-v4.ltm"
 _REPO_DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
 DESCRIPTOR_FILE = "config-file.json"
 
@@ -91,7 +91,7 @@ def load_offline_model(model_path: str) -> LightTuneModel:
     """
     try:
         if model_path == BUILTIN_MODEL:
-            data = resources.files("lighttune_xapp.models").joinpath(BUILTIN_MODEL_FILE).read_bytes()
+            data = builtin_model_bytes()
         else:
             data = Path(model_path).read_bytes()
     except OSError as exc:

@@ -83,6 +83,11 @@ def test_scenario_carries_the_curve_set_through_dict_and_du_free() -> None:
     s = Scenario(bler_curves="sionna-tables", seed=3)
     assert Scenario.from_dict(s.to_dict()) == s and s.to_dict()["bler_curves"] == "sionna-tables"
     assert s.du_free() == Scenario(seed=3).du_free() and Scenario().bler_curves == "ldpc-mc"
+    # a trace's channel under the caller's DU: every DU field taken, the channel kept
+    caller = Scenario(profile="TDL-C300", sched_interval_slots=1, du_preset="oai", bler_curves="ldpc-mc")
+    met = s.with_du_of(caller)
+    assert (met.sched_interval_slots, met.du_preset, met.bler_curves) == (1, "oai", "ldpc-mc")
+    assert met.du_free() == s.du_free() and met.profile == s.profile
     # a record without the field was made before it existed, on sionna-tables, not today's default
     legacy = {k: v for k, v in Scenario(seed=3).to_dict().items() if k != "bler_curves"}
     assert Scenario.from_dict(legacy).bler_curves == "sionna-tables"

@@ -75,8 +75,8 @@ DEFAULT_CODE_BLOCK_BITS: int = 2000
 
 @lru_cache(maxsize=len(CURVE_SETS))
 def curve_data(curves: str = DEFAULT_CURVES) -> dict[str, Any]:
-    """The parsed document of a curve set (source, model, fits; ``data/bler_curves.json`` for
-    the default)."""
+    """The parsed document of a curve set (source, model, fits): the file :data:`CURVE_SETS`
+    names for ``curves``."""
     text = resources.files("e2sim.channel").joinpath("data", CURVE_SETS[check_curves(curves)]).read_text()
     return json.loads(text)
 

@@ -76,6 +76,11 @@ def parse_profile(profile: str) -> tuple[str, float]:
     return match.group(1), delay_spread_ns
 
 
+DU_FIELDS: tuple[str, ...] = ("sched_interval_slots", "du_preset", "bler_curves")
+"""The :class:`Scenario` fields that shape the DU (scheduler, link-adaptation preset, BLER
+curves) and not the channel: a trace records them but replays under the caller's."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Radio scenario of one cell (all UEs share it; each UE has its own mean SNR).
@@ -221,11 +226,15 @@ class Scenario:
         low, high = self.snr_db
         return rng.uniform(low, high, size=self.n_ue)
 
+    def with_du_of(self, other: "Scenario") -> "Scenario":
+        """This scenario's channel with ``other``'s DU-only fields (:data:`DU_FIELDS`): how a
+        recorded trace, which holds the channel only, meets the DU the caller asked for."""
+        return replace(self, **{name: getattr(other, name) for name in DU_FIELDS})
+
     def du_free(self) -> "Scenario":
-        """This scenario with the DU-only fields (scheduler interval, DU preset, BLER curve
-        set) at their defaults: two scenarios whose ``du_free()`` are equal have the same
-        channel."""
-        return replace(self, sched_interval_slots=8, du_preset=DEFAULT_PRESET, bler_curves=DEFAULT_CURVES)
+        """This scenario with the DU-only fields (:data:`DU_FIELDS`) at their defaults: two
+        scenarios whose ``du_free()`` are equal have the same channel."""
+        return self.with_du_of(Scenario())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (``snr_db`` as a list)."""
