@@ -369,13 +369,6 @@ def load_model(path: str | Path) -> ModelSource:
     return ModelSource(model, f"offline model from file {p.name} ({model.n_updates} updates recorded)")
 
 
-def packaged_model() -> ModelSource:
-    """The offline model shipped in the package (the xApp's ``modelPath: "builtin"``)."""
-    from lighttune_xapp.models import BUILTIN_MODEL_FILE, builtin_model_bytes
-
-    return ModelSource(LightTuneModel.from_bytes(builtin_model_bytes()), f"packaged offline model {BUILTIN_MODEL_FILE}")
-
-
 def quick_model(
     n_samples: int = 4000,
     epochs: int = 20,
