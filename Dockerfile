@@ -31,6 +31,7 @@ WORKDIR /build/app
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
+COPY lighttune_models ./lighttune_models
 COPY lighttune_core ./lighttune_core
 COPY lighttune_e2 ./lighttune_e2
 COPY lighttune_xapp ./lighttune_xapp

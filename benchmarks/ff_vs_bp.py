@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 from lighttune_core import ff
 from lighttune_core.tuner import LightTuneModel
 
-PACKAGED_MODEL = Path(__file__).resolve().parent.parent / "lighttune_xapp" / "models" / "offline-v2.ltm"
+PACKAGED_MODEL = Path(__file__).resolve().parent.parent / "lighttune_models" / "offline-v2.ltm"
 
 
 def packaged_or_fresh_model() -> tuple[LightTuneModel, str]:

@@ -65,7 +65,7 @@ def by_second(model_path: Path, duration_s: float, n_ue: int = 32, seed: int = 1
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, default=Path("lighttune_xapp/models/offline-v1.ltm"))
+    p.add_argument("--model", type=Path, default=Path("lighttune_models/offline-v1.ltm"))
     p.add_argument("--duration-s", type=float, default=10.0)
     args = p.parse_args()
     rows = by_second(args.model, args.duration_s)

@@ -4,7 +4,7 @@
    decision, next period) with full features vs with the features a node without our
    ``LT.`` measurements yields (imputed by the rule of :mod:`lighttune_e2.kpm.reports`),
    on the same simulated periods (DU + channel). Model: the packaged
-   ``lighttune_xapp/models/offline-v1.ltm`` if present, else a small in-process one
+   ``lighttune_models/offline-v1.ltm`` if present, else a small in-process one
    (:func:`e2sim.experiment.quick_model`).
 2. **Throughput.** Per cell-period on the xApp side: E2AP decode of the RIC Indication(s)
    + service-model decode into ``LinkReports``; UE-reports/s and p99 latency for 64 and
@@ -64,7 +64,7 @@ from lighttune_e2.kpm.schema import KpmVersion
 from lighttune_e2.kpm.subscription import plan_kpm_subscription
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kpm_path.json"
-MODEL_FILE = Path(__file__).resolve().parents[1] / "lighttune_xapp" / "models" / "offline-v1.ltm"
+MODEL_FILE = Path(__file__).resolve().parents[1] / "lighttune_models" / "offline-v1.ltm"
 CELL = CellGlobalId(b"\x00\xf1\x10", 1)
 REQUEST = E.RicRequestId(1, 1)
 

@@ -6,7 +6,7 @@ Two workloads, each for cells of 64 and 1,000 UEs:
   counts, new every period) and an untrained ``LightTuneModel(seed=0)``, as in its loop part;
   about a third of the UEs make the model update every period;
 * ``du``: reports of the simulated DU (TDL-A30, low SNR, 10 ms CSI period) and the shipped
-  offline model ``lighttune_xapp/models/offline-v1.ltm`` (skipped if it is absent).
+  offline model ``lighttune_models/offline-v1.ltm`` (skipped if it is absent).
 
 Per workload: the median and minimum over the periods of the CPU time of ``learn`` and of
 ``decide`` (one BLAS thread; pin the process with ``taskset -c 0``), the UE-reports per CPU
@@ -40,7 +40,7 @@ from results_file import save_results  # benchmarks/ is the script's directory
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "policy_speed.json"
-SHIPPED = HERE.parent / "lighttune_xapp" / "models" / "offline-v1.ltm"
+SHIPPED = HERE.parent / "lighttune_models" / "offline-v1.ltm"
 
 
 def du_reports(n_ue: int, periods: int, seed: int = 5) -> list[LinkReports]:

@@ -44,6 +44,7 @@ from e2sim.experiment import (
     load_model,
     markdown_report,
     plot_result,
+    packaged_model,
     quick_model,
     run_experiment,
     run_table6,
@@ -138,14 +139,20 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, metavar="FILE",
-                   help="offline model (LightTuneModel.to_bytes file); default: train a quick model in-process")
-    p.add_argument("--quick-samples", type=int, default=4000, metavar="N",
-                   help="samples of the in-process quick model when --model is absent (default %(default)s)")
+                   help="offline model (LightTuneModel.to_bytes file); default: the packaged model "
+                        "(lighttune_models.BUILTIN_MODEL_FILE), the one the xApp loads for modelPath builtin")
+    p.add_argument("--quick-samples", type=int, metavar="N",
+                   help="instead of a model file, train a quick model in-process on N samples of the training "
+                        "scenario (4000 take about 30 s)")
 
 
 def _model(args: argparse.Namespace, progress: bool) -> ModelSource:
+    if args.model is not None and args.quick_samples is not None:
+        raise ValueError("give --model or --quick-samples, not both")
     if args.model is not None:
         return load_model(args.model)
+    if args.quick_samples is None:
+        return packaged_model()
     if args.quick_samples < 1:
         raise ValueError("--quick-samples must be >= 1")
     return quick_model(n_samples=args.quick_samples, seed=0, progress=progress)

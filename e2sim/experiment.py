@@ -369,6 +369,23 @@ def load_model(path: str | Path) -> ModelSource:
     return ModelSource(model, f"offline model from file {p.name} ({model.n_updates} updates recorded)")
 
 
+def packaged_model() -> ModelSource:
+    """The offline model shipped in :mod:`lighttune_models`, the one the xApp loads for
+    ``modelPath: "builtin"`` (:data:`lighttune_models.BUILTIN_MODEL_FILE`).
+
+    Raises:
+        ValueError: the package data is missing (a broken install); the message says to pass
+            ``--model`` or ``--quick-samples``.
+    """
+    from lighttune_models import BUILTIN_MODEL_FILE, builtin_model_bytes
+
+    try:
+        data = builtin_model_bytes()
+    except OSError as exc:
+        raise ValueError(f"the packaged offline model is missing ({exc}); pass --model FILE or --quick-samples N") from exc
+    return ModelSource(LightTuneModel.from_bytes(data), f"packaged offline model {BUILTIN_MODEL_FILE}")
+
+
 def quick_model(
     n_samples: int = 4000,
     epochs: int = 20,

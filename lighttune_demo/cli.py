@@ -18,7 +18,7 @@ every 80 ms, 32 UEs, 6 s simulated — mismatched with the training scenario (TD
 0–12 dB; a row of the paper's Table 6) — which takes about 1–3 minutes on two cores. TDL-B200
 at 50 Hz costs about twice as much channel computation per slot.
 
-The offline model: ``--model FILE``, else the packaged model (:data:`lighttune_xapp.models.BUILTIN_MODEL_FILE`); when neither is
+The offline model: ``--model FILE``, else the packaged model (:data:`lighttune_models.BUILTIN_MODEL_FILE`); when neither is
 there, a small stand-in is trained in-process first (:func:`e2sim.experiment.quick_model`;
 the table says so).
 """
@@ -39,7 +39,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from lighttune_xapp.models import BUILTIN_MODEL_FILE
+from lighttune_models import BUILTIN_MODEL_FILE
 
 SCHEME_CELLS: tuple[tuple[str, int, str, str], ...] = (
     ("olla", 1, "off", "OLLA"),
@@ -69,7 +69,7 @@ def resolve_model(model: str | None, workdir: Path, seed: int) -> tuple[Path, st
         if not path.is_file():
             raise DemoError(f"--model {model}: no such file")
         return path, f"offline model {path.name}"
-    packaged = resources.files("lighttune_xapp.models").joinpath(BUILTIN_MODEL_FILE)
+    packaged = resources.files("lighttune_models").joinpath(BUILTIN_MODEL_FILE)
     if packaged.is_file():
         path = workdir / BUILTIN_MODEL_FILE
         path.write_bytes(packaged.read_bytes())

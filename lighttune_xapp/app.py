@@ -29,7 +29,7 @@ from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp.config import ConfigError, ConfigWatcher, XappConfig, load_config
 from lighttune_xapp.health import HealthServer, HealthState
 from lighttune_xapp.metrics import XappMetrics
-from lighttune_xapp.models import BUILTIN_MODEL_FILE, builtin_model_bytes
+from lighttune_models import builtin_model_bytes
 from lighttune_xapp.policy import LinkAdaptationPolicy
 from lighttune_xapp.store import FileStore, MemoryStore, ModelStore
 

@@ -171,7 +171,7 @@ def _with_standardisation(blob: bytes, mean: np.ndarray, scale: np.ndarray) -> b
 
 def test_the_packaged_version_1_model_still_loads() -> None:
     """offline-v1.ltm (format 1, scalar encoding) loads with no standardisation."""
-    data = resources.files("lighttune_xapp.models").joinpath("offline-v1.ltm").read_bytes()
+    data = resources.files("lighttune_models").joinpath("offline-v1.ltm").read_bytes()
     assert int.from_bytes(data[4:6], "little") == 1
     model = LightTuneModel.from_bytes(data)
     assert model.layer_sizes == ff.PAPER_LAYER_SIZES

@@ -1,6 +1,6 @@
 """The package layering of docs/interfaces.md: imports flow downward only.
 
-``lighttune_core`` (numpy) <- ``lighttune_e2`` (E2AP, service models, transport) <- both
+``lighttune_models`` (data only: the shipped model files) <- ``lighttune_core`` (numpy) <- ``lighttune_e2`` (E2AP, service models, transport) <- both
 ``lighttune_xapp`` and ``e2sim``, which never import each other; ``lighttune_demo`` sits on top.
 A user who installs the xApp image must not pull in the simulator, and the simulator must run
 without the xApp's RIC dependencies.
@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # package -> top-level project packages it must never import
 FORBIDDEN: dict[str, set[str]] = {
+    "lighttune_models": {"lighttune_core", "lighttune_e2", "lighttune_xapp", "e2sim", "lighttune_demo"},
     "lighttune_core": {"lighttune_e2", "lighttune_xapp", "e2sim", "lighttune_demo"},
     "lighttune_e2": {"lighttune_xapp", "e2sim", "lighttune_demo"},
     "lighttune_xapp": {"e2sim", "lighttune_demo"},

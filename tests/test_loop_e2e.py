@@ -143,7 +143,7 @@ def test_compare_loop_lockstep_controls_every_period(procs: Procs) -> None:
     with the 1 dB-per-NACK loop (now the ``sionna`` preset), so both ends run that preset:
     the DU (``--du``) and the xApp's delivered-bits scoring (``controls.duPreset``).
     """
-    packaged = Path(str(resources.files("lighttune_xapp.models").joinpath("offline-v1.ltm")))
+    packaged = Path(str(resources.files("lighttune_models").joinpath("offline-v1.ltm")))
     config = descriptor_with_du_preset(procs, "sionna")
     xapp = start_xapp(procs, packaged, ["--config", str(config), "--cell-mode", "1=off", "--cell-mode", "2=ri_cqi",
                                         "--frozen-baseline"])

@@ -3,6 +3,7 @@ descriptor, and the local xApp starts from an installed copy without CONFIG_FILE
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    for package in ("lighttune_core", "lighttune_xapp", "e2sim"):
+    for package in ("lighttune_models", "lighttune_core", "lighttune_e2", "lighttune_xapp", "e2sim", "lighttune_demo"):
         shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     wheels, site = tmp / "wheels", tmp / "site"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
@@ -74,6 +75,27 @@ def test_installed_local_xapp_starts_without_a_checkout(installed: Path, tmp_pat
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
+
+
+def test_installed_package_ships_the_model_both_the_xapp_and_e2sim_load(installed: Path, tmp_path: Path) -> None:
+    """The packaged offline model comes with the wheel, and the xApp's ``modelPath: "builtin"``
+    and ``e2sim experiment``'s default read the same file from it."""
+    code = ("import lighttune_models as m, hashlib;"
+            "from lighttune_xapp.app import load_offline_model;"
+            "from e2sim.experiment import packaged_model;"
+            "print(m.__file__);"
+            "print(hashlib.sha256(m.builtin_model_bytes()).hexdigest());"
+            "print(load_offline_model('builtin').to_bytes() == packaged_model().model.to_bytes())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(installed), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    module, digest, same = out.stdout.split()
+    assert Path(module).is_relative_to(installed)
+    from lighttune_models import BUILTIN_MODEL_FILE
+
+    checkout = ROOT / "lighttune_models" / BUILTIN_MODEL_FILE
+    assert digest == hashlib.sha256(checkout.read_bytes()).hexdigest()
+    assert same == "True"
 
 
 def test_installed_demo_takes_a_config_and_checks_it_first(installed: Path, tmp_path: Path) -> None:

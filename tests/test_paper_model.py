@@ -1,4 +1,4 @@
-"""The shipped offline model (lighttune_xapp/models/offline-v4.ltm): loads, is small, predicts."""
+"""The shipped offline model (lighttune_models/offline-v4.ltm): loads, is small, predicts."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from lighttune_xapp.app import BUILTIN_MODEL, load_offline_model
 # the shipped model on simulated data: run again under a second CPU-feature setting (.ci/run)
 pytestmark = pytest.mark.float_sensitive
 
-MODELS = Path(__file__).resolve().parents[1] / "lighttune_xapp" / "models"
+MODELS = Path(__file__).resolve().parents[1] / "lighttune_models"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_builtin_model_has_the_paper_hyperparameters(shipped: LightTuneModel) ->
 
 @pytest.mark.parametrize("name", ["offline-v4.ltm", "offline-v3.ltm", "offline-v2.ltm", "offline-v1.ltm"])
 def test_shipped_file_is_small_packaged_and_documented(name: str) -> None:
-    data = resources.files("lighttune_xapp.models").joinpath(name).read_bytes()
+    data = resources.files("lighttune_models").joinpath(name).read_bytes()
     assert len(data) < 64_000
     readme = (MODELS / "README.md").read_text()
     assert hashlib.sha256(data).hexdigest() in readme, "models/README.md must state the file's SHA-256"

@@ -69,6 +69,35 @@ def test_tiny_experiment_writes_csv_markdown_png(tmp_path: Path, capsys: pytest.
     assert "Model:" in capsys.readouterr().out
 
 
+def test_experiment_and_table6_load_the_packaged_model_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --model or --quick-samples the runs use the model the xApp ships (no 30 s of
+    quick training first); both options at once are refused."""
+    import e2sim.cli as e2cli
+    from lighttune_models import BUILTIN_MODEL_FILE, builtin_model_bytes
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a quick model was trained")
+
+    monkeypatch.setattr(e2cli, "quick_model", no_training)
+    args = ["experiment", "--ues", "2", "--duration-s", "0.05", "--csi-period", "10", "--quiet",
+            "--out-dir", str(tmp_path)]
+    assert main(args) == 0
+    assert f"packaged offline model {BUILTIN_MODEL_FILE}" in (tmp_path / "experiment.md").read_text()
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(e2cli, "run_table6", lambda model, *a, **k: seen.setdefault("model", model) and [])
+    monkeypatch.setattr(e2cli, "table6_markdown", lambda *a, **k: "")
+    main(["table6", "--rows", "0", "--quiet", "--out-dir", str(tmp_path)])
+    source = seen["model"]
+    assert f"packaged offline model {BUILTIN_MODEL_FILE}" in source.description  # type: ignore[attr-defined]
+    # the very model the xApp loads for modelPath "builtin", weights included
+    assert source.model.to_bytes() == builtin_model_bytes()  # type: ignore[attr-defined]
+    capsys.readouterr()
+    assert main([*args, "--model", str(tmp_path / "m.ltm"), "--quick-samples", "8"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
 def test_experiment_plot_gives_each_scheme_one_colour_in_both_panels(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib
