@@ -21,6 +21,8 @@ from lighttune_xapp.store import MemoryStore
 
 _RANK = FEATURE_NAMES.index("candidate_rank")
 _RI = FEATURE_NAMES.index("reported_ri")
+_REPORTED_CQI = FEATURE_NAMES.index("reported_cqi")
+_CANDIDATE_CQI = FEATURE_NAMES.index("candidate_cqi")
 DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
 
 
@@ -39,7 +41,7 @@ def test_without_outcomes_the_labels_pass_unchanged() -> None:
 
 
 def test_outcomes_move_only_their_rank_offset_and_label_bin() -> None:
-    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0)
+    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0, borrow=False)
     up = _features(1, 2, n=8)
     cal.update(up, np.zeros(8), np.full(8, 0.5))  # rank-up predicted 0.0, true 0.5
     # (2 * 0.0 + 8 * 0.5) / (2 + 8) = 0.4
@@ -122,6 +124,86 @@ def _rank_up_share(calibrate: bool, periods: int = 12) -> float:
     return share
 
 
+def test_an_unvisited_label_borrows_its_rank_offsets_evidence() -> None:
+    """Decisions labelled 0.1 keep succeeding (true BLER 0.01): the label 0.3 that the search
+    avoids is scaled by the same observed-to-label ratio; other rank offsets stay as labelled."""
+    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0)
+    plain = RankOffsetCalibration(prior_weight=2.0, discount=1.0, borrow=False)
+    x = _features(2, 2, n=40)
+    for c in (cal, plain):
+        c.update(x, np.full(40, 0.1), np.full(40, 0.01))
+    # rho = (40 * 0.01 + 0.2) / (40 * 0.1 + 0.2) = 0.6 / 4.2
+    rho = 0.6 / 4.2
+    assert cal.apply(x[:1], np.array([0.3]))[0] == pytest.approx(0.3 * rho)
+    assert plain.apply(x[:1], np.array([0.3]))[0] == pytest.approx(0.3)  # no evidence of its own
+    # the visited bin: (2 * 0.1 * rho + 40 * 0.01) / 42 with borrowing, (0.2 + 0.4) / 42 without
+    assert cal.apply(x[:1], np.array([0.1]))[0] == pytest.approx((0.2 * rho + 0.4) / 42)
+    assert plain.apply(x[:1], np.array([0.1]))[0] == pytest.approx(0.6 / 42)
+    up = _features(2, 3, n=BLER_LABELS.size)
+    np.testing.assert_allclose(cal.apply(up, BLER_LABELS), BLER_LABELS)
+
+
+def test_an_over_optimistic_offset_scales_its_unvisited_labels_up_to_at_most_one() -> None:
+    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0)
+    x = _features(1, 2, n=20)
+    cal.update(x, np.full(20, 0.1), np.full(20, 0.6))  # rank-ups labelled 0.1 fail 60 %
+    got = cal.apply(_features(1, 2, n=BLER_LABELS.size), BLER_LABELS)
+    assert got[3] > 0.6 and got[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(got[2:]) >= 0)
+
+
+class _CautiousAtTheDuChoice:
+    """Predicts BLER 0.6 for the DU's own CQI and 0.1 one CQI below it (1.0 for anything else)."""
+
+    delta = 0.3
+
+    def predict_many(self, x: np.ndarray) -> np.ndarray:
+        same_rank = np.abs(x[:, _RANK] - x[:, _RI]) < 1e-9
+        step = np.rint((x[:, _REPORTED_CQI] - x[:, _CANDIDATE_CQI]) * 15)
+        return np.where(same_rank & (step == 0), 0.6, np.where(same_rank & (step == 1), 0.1, 1.0))
+
+    def learn_one(self, x: np.ndarray, y: float) -> bool:
+        return False
+
+
+def _share_at_the_du_choice(borrow: bool, periods: int = 15) -> float:
+    """Share of UEs sent the DU's own CQI in the last period when every decision succeeds."""
+    base = random_reports(64, 17, first_tx=(20, 21))
+    base = replace(base, cqi=np.maximum(base.cqi, 8), olla_offset_db=np.zeros(len(base)))
+    tuner = CellTuner(_CautiousAtTheDuChoice(), TuneMode.CQI, learn=False)
+    tuner.calibration = RankOffsetCalibration(borrow=borrow)
+    reports: LinkReports = base
+    share = 0.0
+    for _ in range(periods):
+        decisions, _ = tuner.step(reports)
+        share = float(np.mean(decisions.cqi == base.cqi))
+        reports = replace(base, n_ack=np.full(len(base), 20, dtype=np.int64), n_nack=np.zeros(len(base), dtype=np.int64))
+    return share
+
+
+def test_borrowing_lets_an_over_cautious_model_return_to_the_du_choice() -> None:
+    """Backing off keeps succeeding, so the label of the DU's own choice (never applied) is
+    lowered by the evidence and the search goes back to it; the per-bin mean never learns."""
+    assert _share_at_the_du_choice(borrow=False) < 0.2
+    assert _share_at_the_du_choice(borrow=True) > 0.9
+
+
+def test_a_version_1_state_is_read_as_prior_plus_outcomes() -> None:
+    """State written before version 2 (prior and outcomes in one sum) restores the same
+    per-bin means with borrowing off, and is split at most w0 of prior per bin."""
+    old = {"prior_weight": 2.0, "discount": 0.99, "sum": [[0.2 * k for k in range(11)]] * 3,
+           "weight": [[2.0] * 11] * 3}
+    old["sum"] = [[2.0 * v for v in BLER_LABELS]] * 2 + [[2.0 * v + 0.5 for v in BLER_LABELS[:10]] + [2.0]]
+    old["weight"] = [[2.0] * 11] * 2 + [[3.0] * 11]
+    cal = RankOffsetCalibration.from_state_dict(old)
+    state = cal.state_dict()
+    assert state["version"] == 2
+    np.testing.assert_allclose(state["prior"], [[2.0] * 11] * 3)
+    np.testing.assert_allclose(np.array(state["weight"]), [[0.0] * 11] * 2 + [[1.0] * 11])
+    plain = RankOffsetCalibration.from_state_dict({**state, "borrow": False})
+    np.testing.assert_allclose(plain.table, np.array(old["sum"]) / np.array(old["weight"]))
+
+
 def test_calibration_stops_rank_ups_that_fail() -> None:
     assert _rank_up_share(calibrate=False) > 0.2  # the raw labels keep buying failing rank-ups
     assert _rank_up_share(calibrate=True) == 0.0
@@ -182,12 +264,12 @@ def test_a_non_boolean_setting_is_refused() -> None:
 
 
 def test_weighted_outcomes_give_the_weighted_mean_and_decay_by_their_weight() -> None:
-    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0)
+    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0, borrow=False)
     x = _features(2, 2, n=3)
     cal.update(x, np.full(3, 0.2), np.array([1.0, 0.0, 0.5]), np.array([0.2, 1.0, 0.4]))
     # (2 * 0.2 + 0.2 * 1.0 + 1.0 * 0.0 + 0.4 * 0.5) / (2 + 1.6) = 0.8 / 3.6
     assert cal.apply(x[:1], np.array([0.2]))[0] == pytest.approx(0.8 / 3.6)
-    decayed = RankOffsetCalibration(prior_weight=1.0, discount=0.5)
+    decayed = RankOffsetCalibration(prior_weight=1.0, discount=0.5, borrow=False)
     decayed.update(x[:1], np.array([0.2]), np.array([1.0]), np.array([0.5]))
     # the prior decays by 0.5 ** 0.5: (0.2 * 0.7071 + 0.5) / (0.7071 + 0.5)
     assert decayed.apply(x[:1], np.array([0.2]))[0] == pytest.approx((0.2 * 0.5**0.5 + 0.5) / (0.5**0.5 + 0.5))
