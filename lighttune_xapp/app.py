@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from lighttune_core.tuner import LightTuneModel
+from lighttune_models import builtin_model_bytes
 from lighttune_xapp.config import ConfigError, ConfigWatcher, XappConfig, load_config
 from lighttune_xapp.health import HealthServer, HealthState
 from lighttune_xapp.metrics import XappMetrics
-from lighttune_models import builtin_model_bytes
 from lighttune_xapp.policy import LinkAdaptationPolicy
 from lighttune_xapp.store import FileStore, MemoryStore, ModelStore
 
