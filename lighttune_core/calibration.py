@@ -198,7 +198,10 @@ class RankOffsetCalibration:
         shape = (N_OFFSETS, N_LABELS)
         try:
             version = int(state.get("version", 1))
-            cal = cls(float(state["prior_weight"]), float(state["discount"]), bool(state.get("borrow", True)))
+            borrow = state.get("borrow", True)
+            if not isinstance(borrow, bool):
+                raise TypeError(f"borrow must be true or false, got {borrow!r}")
+            cal = cls(float(state["prior_weight"]), float(state["discount"]), borrow)
             total = np.asarray(state["sum"], dtype=np.float64)
             weight = np.asarray(state["weight"], dtype=np.float64)
             prior = np.asarray(state["prior"], dtype=np.float64) if version >= 2 else None

@@ -35,11 +35,10 @@ import tempfile
 import threading
 import time
 from collections import deque
-from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from lighttune_models import BUILTIN_MODEL_FILE
+from lighttune_models import BUILTIN_MODEL_FILE, builtin_model_bytes
 
 SCHEME_CELLS: tuple[tuple[str, int, str, str], ...] = (
     ("olla", 1, "off", "OLLA"),
@@ -69,10 +68,13 @@ def resolve_model(model: str | None, workdir: Path, seed: int) -> tuple[Path, st
         if not path.is_file():
             raise DemoError(f"--model {model}: no such file")
         return path, f"offline model {path.name}"
-    packaged = resources.files("lighttune_models").joinpath(BUILTIN_MODEL_FILE)
-    if packaged.is_file():
+    try:
+        data = builtin_model_bytes()
+    except OSError:
+        data = None
+    if data is not None:
         path = workdir / BUILTIN_MODEL_FILE
-        path.write_bytes(packaged.read_bytes())
+        path.write_bytes(data)
         return path, f"packaged offline model {BUILTIN_MODEL_FILE}"
     from e2sim.experiment import quick_model
 

@@ -89,6 +89,8 @@ def test_state_round_trips_through_json() -> None:
          "weight": [[1.0] * 11] * 3, "prior": [[-1.0] * 11] * 3},
         {"version": 2, "prior_weight": 2.0, "discount": 0.99, "sum": [[0.0] * 11] * 3,
          "weight": [[0.0] * 11] * 3, "prior": [[0.0] * 11] * 3},
+        {"version": 2, "prior_weight": 2.0, "discount": 0.99, "borrow": "no", "sum": [[0.0] * 11] * 3,
+         "weight": [[1.0] * 11] * 3, "prior": [[1.0] * 11] * 3},
     ],
 )
 def test_a_malformed_state_is_refused(state: object) -> None:

@@ -9,7 +9,6 @@ import copy
 import pickle
 import struct
 import zlib
-from importlib import resources
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from lighttune_core import ff
 from lighttune_core.features import BLER_LABELS
 from lighttune_core.synthetic import synthetic_threshold_task
 from lighttune_core.tuner import FORMAT_VERSION, LightTuneModel
+from lighttune_models import builtin_model_bytes
 
 N_STD_BYTES: int = 8 * 2 * 12
 """Bytes of the standardisation (mean and scale, float64 [12] each) in a version-2 file."""
@@ -171,7 +171,7 @@ def _with_standardisation(blob: bytes, mean: np.ndarray, scale: np.ndarray) -> b
 
 def test_the_packaged_version_1_model_still_loads() -> None:
     """offline-v1.ltm (format 1, scalar encoding) loads with no standardisation."""
-    data = resources.files("lighttune_models").joinpath("offline-v1.ltm").read_bytes()
+    data = builtin_model_bytes("offline-v1.ltm")
     assert int.from_bytes(data[4:6], "little") == 1
     model = LightTuneModel.from_bytes(data)
     assert model.layer_sizes == ff.PAPER_LAYER_SIZES

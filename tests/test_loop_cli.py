@@ -9,6 +9,7 @@ import pytest
 from e2sim.node import main as e2sim_run_main
 from e2sim.node import parse_ric_address
 from lighttune_core.cell import TuneMode
+from lighttune_core.tuner import LightTuneModel
 from lighttune_demo.cli import results_table
 from lighttune_xapp.local import main as local_main
 from lighttune_xapp.local import parse_cell_mode, parse_host_port
@@ -78,3 +79,24 @@ def test_train_model_script_refuses_bad_options_before_any_work() -> None:
     shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "83,200-sample dataset" in shown.stdout and "set -e" not in shown.stdout
     assert "offline-v4.ltm" in shown.stdout and "training curve PNG" in shown.stdout
+
+
+def test_demo_runs_the_packaged_model_and_trains_a_stand_in_only_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import e2sim.experiment
+    import lighttune_demo.cli as demo
+    from lighttune_models import BUILTIN_MODEL_FILE, builtin_model_bytes
+
+    path, what = demo.resolve_model(None, tmp_path, seed=1)
+    assert path.read_bytes() == builtin_model_bytes() and what == f"packaged offline model {BUILTIN_MODEL_FILE}"
+
+    def missing() -> bytes:
+        raise FileNotFoundError("no packaged model")
+
+    trained = e2sim.experiment.ModelSource(LightTuneModel(seed=4), "stand-in")
+    monkeypatch.setattr(demo, "builtin_model_bytes", missing)
+    monkeypatch.setattr(e2sim.experiment, "quick_model", lambda **kwargs: trained)
+    path, what = demo.resolve_model(None, tmp_path, seed=1)
+    assert path.read_bytes() == trained.model.to_bytes() and what == "stand-in"
+    assert "training a small stand-in" in capsys.readouterr().err

@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import time
-from importlib import resources
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 from e2sim.channel import Scenario
 from e2sim.du import du_link_preset, xapp_du_controls
 from lighttune_core.tuner import LightTuneModel
+from lighttune_models import model_resource
 
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE_S = 110.0
@@ -143,7 +143,7 @@ def test_compare_loop_lockstep_controls_every_period(procs: Procs) -> None:
     with the 1 dB-per-NACK loop (now the ``sionna`` preset), so both ends run that preset:
     the DU (``--du``) and the xApp's delivered-bits scoring (``controls.duPreset``).
     """
-    packaged = Path(str(resources.files("lighttune_models").joinpath("offline-v1.ltm")))
+    packaged = Path(str(model_resource("offline-v1.ltm")))
     config = descriptor_with_du_preset(procs, "sionna")
     xapp = start_xapp(procs, packaged, ["--config", str(config), "--cell-mode", "1=off", "--cell-mode", "2=ri_cqi",
                                         "--frozen-baseline"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from e2sim.channel import Scenario
 from e2sim.channel.scenario import TRAINING_SCENARIO
 from e2sim.experiment import generate_dataset_conditions
 from lighttune_core.tuner import LightTuneModel
+from lighttune_models import builtin_model_bytes
 from lighttune_xapp.app import BUILTIN_MODEL, load_offline_model
 
 # the shipped model on simulated data: run again under a second CPU-feature setting (.ci/run)
@@ -48,7 +48,7 @@ def test_builtin_model_has_the_paper_hyperparameters(shipped: LightTuneModel) ->
 
 @pytest.mark.parametrize("name", ["offline-v4.ltm", "offline-v3.ltm", "offline-v2.ltm", "offline-v1.ltm"])
 def test_shipped_file_is_small_packaged_and_documented(name: str) -> None:
-    data = resources.files("lighttune_models").joinpath(name).read_bytes()
+    data = builtin_model_bytes(name)
     assert len(data) < 64_000
     readme = (MODELS / "README.md").read_text()
     assert hashlib.sha256(data).hexdigest() in readme, "models/README.md must state the file's SHA-256"
