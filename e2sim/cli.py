@@ -270,6 +270,10 @@ def _add_table6(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-calibration", action="store_true",
                    help="rank candidates by the model's raw BLER labels instead of their per-cell online "
                         "calibration (lighttune_core.calibration): the ablation")
+    p.add_argument("--no-rank-check", action="store_true",
+                   help="apply every rank change RI-CQI-Tune's search picks instead of A/B-checking it "
+                        "against the best same-rank candidate in delivered bits "
+                        "(lighttune_core.calibration.RankChangeCheck): the ablation")
     p.add_argument("--references", action="store_true",
                    help="also run two references: a fixed one-CQI back-off without a model, and "
                         "RI-CQI-Tune with a hindsight predictor (each period's candidates replayed on the "
@@ -297,7 +301,8 @@ def _cmd_table6(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, args.rows,
                          progress=not args.quiet, du_preset=args.du, bler_curves=args.bler_curves,
-                         perfect=args.perfect, calibrate=not args.no_calibration, references=args.references)
+                         perfect=args.perfect, calibrate=not args.no_calibration, references=args.references,
+                         check_rank_changes=not args.no_rank_check)
     md = table6_markdown(results, model.description, args.ues, args.duration_s)
     md += f"\nWall time {time.perf_counter() - started:.0f} s with {args.workers} worker(s).\n"
     (args.out_dir / "table6.md").write_text(md)

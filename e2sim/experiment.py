@@ -556,6 +556,7 @@ def run_experiment(
     progress: bool = False,
     learn: bool = True,
     calibrate: bool = True,
+    check_rank_changes: bool = True,
 ) -> ExperimentResult:
     """Run OLLA, CQI-Tune and RI-CQI-Tune on common random numbers (module docstring).
 
@@ -573,6 +574,9 @@ def run_experiment(
         calibrate: the model schemes rank candidates through their cell's online
             calibration (:mod:`lighttune_core.calibration`); False: the model's raw labels
             (the ablation). The perfect schemes are never calibrated.
+        check_rank_changes: RI-CQI-Tune's rank changes go through its cell's A/B check in
+            delivered bits (:class:`lighttune_core.calibration.RankChangeCheck`); False: every
+            rank change the search picks is applied (the ablation). Not for the perfect schemes.
     """
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise ValueError(f"duration_s must be > 0, got {duration_s!r}")
@@ -612,7 +616,8 @@ def run_experiment(
     tuners = {
         s: CellTuner(replayed[s] if s in replayed else copy.deepcopy(model.model), SCHEME_MODES[s],
                      learn=learn and s not in replayed, du_preset=dus[s].preset, mcs_table=scenario.mcs_table,
-                     search_dtype=np.float64, calibrate=calibrate and s not in replayed)
+                     search_dtype=np.float64, calibrate=calibrate and s not in replayed,
+                     check_rank_changes=check_rank_changes and s not in replayed)
         for s in names
         if s not in RULE_SCHEMES
     }
@@ -816,9 +821,9 @@ TABLE6_ROWS: tuple[Table6Row, ...] = (
 """The 16 rows of the paper's Table 6 (seed document 000, TABLE 6)."""
 
 
-def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, str, bool, bool, bool]) -> dict[str, Any]:
+def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, str, bool, bool, bool, bool]) -> dict[str, Any]:
     (row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, bler_curves, perfect,
-     calibrate, references) = args
+     calibrate, references, check_rank_changes) = args
     row = TABLE6_ROWS[row_index]
     scenario = Scenario(
         profile=row.profile,
@@ -833,8 +838,10 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, str, boo
     )
     model = ModelSource(LightTuneModel.from_bytes(model_bytes), description)
     schemes = SCHEMES + (("ri_cqi_perfect",) if perfect else ()) + (REFERENCE_SCHEMES if references else ())
-    res = run_experiment(scenario, duration_s, model, schemes=schemes, calibrate=calibrate)
-    out: dict[str, Any] = {"row": row_index, "snr": snr_name, "calibrate": calibrate}
+    res = run_experiment(scenario, duration_s, model, schemes=schemes, calibrate=calibrate,
+                         check_rank_changes=check_rank_changes)
+    out: dict[str, Any] = {"row": row_index, "snr": snr_name, "calibrate": calibrate,
+                           "rank_check": check_rank_changes}
     for s in ("cqi", "ri_cqi") + (REFERENCE_SCHEMES if references else ()):
         g = res.gain(s)
         out[s] = (g.gain, g.ci_low, g.ci_high)
@@ -900,13 +907,15 @@ def run_table6(
     calibrate: bool = True,
     references: bool = False,
     bler_curves: str = DEFAULT_CURVES,
+    check_rank_changes: bool = True,
 ) -> list[dict[str, Any]]:
     """Run Table 6's rows at medium and high SNR, ``workers`` processes in parallel.
 
     ``perfect`` adds the perfect-predictor RI-CQI-Tune (:mod:`e2sim.headroom`) to every run
     and its columns (:func:`headroom_summary`) to every result; ``snrs`` selects the SNR
     ranges (``"medium"``, ``"high"``); ``calibrate`` False runs the model schemes on the
-    model's raw labels (:func:`run_experiment`); ``references`` adds the fixed back-off
+    model's raw labels and ``check_rank_changes`` False applies every rank change RI-CQI-Tune
+    picks (:func:`run_experiment`); ``references`` adds the fixed back-off
     rule and the hindsight-predictor RI-CQI-Tune (:data:`REFERENCE_SCHEMES`) and their gains
     (keys ``cqi_backoff``, ``ri_cqi_hindsight``, and ``recovered_hindsight`` = RI-CQI-Tune's
     gain / the hindsight gain, None unless that is positive); ``bler_curves`` picks the link
@@ -935,7 +944,7 @@ def run_table6(
     blob = model.model.to_bytes()
     jobs = [
         (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, bler_curves, perfect, calibrate,
-         references)
+         references, check_rank_changes)
         for r in selected
         for snr in ("medium", "high")
         if snr in snrs
@@ -957,15 +966,29 @@ def run_table6(
     return sorted(results, key=lambda d: (d["row"], order[d["snr"]]))
 
 
-def _calibration_note(results: Sequence[dict[str, Any]]) -> str:
-    """Whether the model schemes of ``results`` ranked candidates through the per-cell online
-    calibration (results made before it existed count as off)."""
-    flags = {bool(d.get("calibrate", False)) for d in results}
+def _flag_note(results: Sequence[dict[str, Any]], key: str, on: str, off: str) -> str:
+    """``on`` or ``off`` as the flag ``key`` of every run of ``results`` is set (runs made
+    before the flag existed count as off), ``"mixed"`` otherwise."""
+    flags = {bool(d.get(key, False)) for d in results}
     if flags == {True}:
-        return "on (per-cell online calibration of the model's labels per rank offset, lighttune_core.calibration)"
+        return on
     if flags == {False}:
-        return "off (the model's raw labels)"
+        return off
     return "mixed"
+
+
+def _calibration_note(results: Sequence[dict[str, Any]]) -> str:
+    """The ``- Calibration: …`` and ``- Rank-change check: …`` lines of a table's runs: whether
+    the model schemes ranked candidates through the per-cell online calibration, and whether
+    RI-CQI-Tune's rank changes went through the A/B check."""
+    cal = _flag_note(results, "calibrate",
+                     "on (per-cell online calibration of the model's labels per rank offset, lighttune_core.calibration)",
+                     "off (the model's raw labels)")
+    check = _flag_note(results, "rank_check",
+                       "on (RI-CQI-Tune's rank changes A/B-checked against the best same-rank candidate in "
+                       "delivered bits, lighttune_core.calibration.RankChangeCheck)",
+                       "off (every rank change the search picks is applied)")
+    return f"- Calibration: {cal}\n- Rank-change check: {check}"
 
 
 def _link_note(results: Sequence[dict[str, Any]]) -> str:
@@ -990,7 +1013,7 @@ def table6_markdown(results: list[dict[str, Any]], model_description: str, n_ue:
         "",
         f"- Model: {model_description}",
         _link_note(results),
-        f"- Calibration: {_calibration_note(results)}",
+        _calibration_note(results),
         f"- Each cell: {n_ue} UEs, {duration_s:g} s, common random numbers; CI over UEs.",
         "",
         "| CSI-RS | channel | corr. | medium CQI-Tune | paper | medium RI-CQI-Tune | paper "
@@ -1039,7 +1062,7 @@ def headroom_markdown(
         "",
         f"- Model: {model_description}",
         _link_note(results),
-        f"- Calibration: {_calibration_note(results)}",
+        _calibration_note(results),
         f"- Each cell: {n_ue} UEs, {duration_s:g} s, common random numbers (every scheme sees the "
         "same channel and HARQ draws); CI over UEs.",
         "- Perfect predictor: each period's candidates replayed in the DU on the next period's "

@@ -41,6 +41,11 @@ transmission by transmission, instead of being dropped. The pending prediction k
 (for LightTune's screen and the error statistics) stays the model's own label;
 :class:`Decisions` report the calibrated one.
 
+Rank-change check (``check_rank_changes=True``, the default, ``ri_cqi`` mode): a rank change
+the search picks is applied, or replaced by the best same-rank candidate, as the cell's
+:class:`~lighttune_core.calibration.RankChangeCheck` decides from the delivered bits of both
+arms; the replaced decisions also feed the calibration the same-rank outcomes it lacked.
+
 Decision search: a model with ``predict_many_unchecked`` is called without the per-call
 input checks of ``predict_many``; the candidate features are checked for finiteness once
 per search here instead. ``search_dtype=np.float32`` runs the candidate ranking of CQI-Tune
@@ -66,16 +71,17 @@ so no Python loop touches every UE.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Protocol
 
 import numpy as np
 
-from lighttune_core.calibration import RankOffsetCalibration
+from lighttune_core.calibration import RankChangeCheck, RankOffsetCalibration
 from lighttune_core.features import N_FEATURES, bler_label, build_features
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_preset
+from lighttune_core.linkadapt.tune import candidate_rate
 from lighttune_core.report import MAX_RANK, LinkReports
 
 
@@ -147,6 +153,13 @@ class LearnSamples:
             these are fine-tuned on, all count in ``abs_error`` and in the calibration.
         n_tx: int64 [S], the period's first transmissions ``nACK + nNACK`` (>= 1).
         ratio: float64 [S], the unquantised ``nNACK / (nACK + nNACK)``.
+        check_offset: int64 [C], the rank offset (±1) RI-CQI-Tune wanted for the UEs whose
+            decision went through the cell's :class:`~lighttune_core.calibration.RankChangeCheck`
+            (``C`` such UEs with a transmission in the period; empty without a check).
+        check_changed: bool [C], the change was applied (False: the same-rank candidate was).
+        check_bits: float64 [C], the period's served bits of those UEs.
+        check_promised: float64 [C], ``n · J_stay``: first transmissions times the bits per RE
+            the same-rank candidate promised at decision time.
     """
 
     x: np.ndarray
@@ -157,6 +170,10 @@ class LearnSamples:
     learnable: np.ndarray
     n_tx: np.ndarray
     ratio: np.ndarray
+    check_offset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    check_changed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    check_bits: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    check_promised: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -222,6 +239,14 @@ class CellTuner:
             1 and 2, without ``--perfect``), RI-CQI-Tune's medium-SNR mean went from +2.81 /
             +2.89 % to +3.08 / +3.06 %, its high-SNR mean from +1.94 / +1.52 % to +1.81 /
             +1.42 % (docs/results.md, section 0.00000).
+        check_rank_changes: in ``ri_cqi`` mode, pass the rank changes the search picks
+            through the cell's :class:`~lighttune_core.calibration.RankChangeCheck`: each UE
+            whose search chose ``r != RI`` is searched again at ``RI`` only, and the check
+            applies either the change or that same-rank candidate (an A/B test in delivered
+            bits, with one in five wanted changes probing the rejected arm); default True.
+            The BLER calibration cannot see this loss: it corrects the labels of applied
+            decisions, and a rank change is picked where the same-rank labels are too
+            pessimistic, so those are never applied (see the class doc for the measurement).
     """
 
     def __init__(
@@ -235,9 +260,11 @@ class CellTuner:
         mcs_table: int = 1,
         min_label_tx: int | None = None,
         calibrate: bool = True,
+        check_rank_changes: bool = True,
     ) -> None:
         self.du_preset = get_preset(du_preset)
         self.calibration: RankOffsetCalibration | None = RankOffsetCalibration() if calibrate else None
+        self.rank_check: RankChangeCheck | None = RankChangeCheck() if check_rank_changes else None
         min_label_tx = MIN_LABEL_TX if min_label_tx is None else min_label_tx
         if isinstance(min_label_tx, bool) or not isinstance(min_label_tx, (int, np.integer)) or min_label_tx < 1:
             raise ValueError(f"min_label_tx must be an integer >= 1, got {min_label_tx!r}")
@@ -263,6 +290,10 @@ class CellTuner:
         self._pending_version = np.zeros(0, dtype=np.int64)
         self._win_tx = np.zeros((0, 2), dtype=np.int64)  # [U, (nACK, nNACK)] of the open window
         self._prev_bler = np.zeros(0, dtype=np.float64)  # BLER of the last closed window, NaN: none
+        self._wanted_changes = np.zeros(0, dtype=np.int64)  # rank changes the search wanted, per UE
+        self._check_offset = np.zeros(0, dtype=np.int64)  # pending decision's wanted offset (0: none)
+        self._check_changed = np.zeros(0, dtype=bool)  # ... the change was applied
+        self._check_stay_rate = np.zeros(0, dtype=np.float64)  # ... J_stay, bit per RE
 
     @property
     def n_ues(self) -> int:
@@ -299,6 +330,10 @@ class CellTuner:
             self._pending_version = np.concatenate([self._pending_version, np.full(n_new, -1, dtype=np.int64)])[order]
             self._win_tx = np.concatenate([self._win_tx, np.zeros((n_new, 2), dtype=np.int64)])[order]
             self._prev_bler = np.concatenate([self._prev_bler, np.full(n_new, np.nan)])[order]
+            self._wanted_changes = np.concatenate([self._wanted_changes, np.zeros(n_new, dtype=np.int64)])[order]
+            self._check_offset = np.concatenate([self._check_offset, np.zeros(n_new, dtype=np.int64)])[order]
+            self._check_changed = np.concatenate([self._check_changed, np.zeros(n_new, dtype=bool)])[order]
+            self._check_stay_rate = np.concatenate([self._check_stay_rate, np.zeros(n_new)])[order]
         return np.searchsorted(self._ue_ids, ue_id)
 
     def forget(self, ue_id: np.ndarray) -> None:
@@ -311,6 +346,10 @@ class CellTuner:
         self._pending_version = self._pending_version[keep]
         self._win_tx = self._win_tx[keep]
         self._prev_bler = self._prev_bler[keep]
+        self._wanted_changes = self._wanted_changes[keep]
+        self._check_offset = self._check_offset[keep]
+        self._check_changed = self._check_changed[keep]
+        self._check_stay_rate = self._check_stay_rate[keep]
 
     def _previous_bler(self, idx: np.ndarray, reports: LinkReports) -> np.ndarray:
         """The ``prev_bler`` feature: BLER of each UE's latest ≥ ``min_label_tx`` first
@@ -359,9 +398,19 @@ class CellTuner:
         idx = self._index(reports.ue_id, unique=True)
         label, valid = bler_label(reports.n_ack, reports.n_nack)
         use = valid & self._has_pending[idx]
-        n_tx = (reports.n_ack + reports.n_nack)[use].astype(np.int64)
+        all_tx = reports.n_ack + reports.n_nack
+        n_tx = all_tx[use].astype(np.int64)
         rows = idx[use]
         self._has_pending[idx] = False
+        checked = use & (self._check_offset[idx] != 0)
+        crow = idx[checked]
+        check = (
+            self._check_offset[crow],
+            self._check_changed[crow],
+            reports.served_bits[checked].astype(np.float64),
+            all_tx[checked] * self._check_stay_rate[crow],
+        )
+        self._check_offset[idx] = 0
         return LearnSamples(
             self._pending_x[rows],
             label[use],
@@ -371,6 +420,7 @@ class CellTuner:
             n_tx >= self.min_label_tx,
             n_tx,
             reports.n_nack[use] / n_tx,
+            *check,
         )
 
     def fit(self, samples: LearnSamples) -> LearnOutcome:
@@ -381,6 +431,10 @@ class CellTuner:
         abs_error = np.abs(samples.pred - samples.y)
         n_updates = n_calibrated = 0
         cal = self.calibration
+        if self.rank_check is not None and samples.check_offset.size:
+            ok = samples.check_promised > 0
+            self.rank_check.update(samples.check_offset[ok], samples.check_changed[ok], samples.check_bits[ok],
+                                   samples.check_promised[ok])
         learnable = samples.learnable
         if self.learn_enabled or cal is not None:
             # the model's current label of every sample learned from: the calibration (a mean)
@@ -443,6 +497,8 @@ class CellTuner:
             raw = predict(chosen_x)
         rank = np.asarray(rank, dtype=np.int64)
         cqi = np.asarray(cqi, dtype=np.int64)
+        if self.rank_check is not None and self.mode is TuneMode.RI_CQI:
+            raw = self._check_rank_changes(reports, idx, prev, predict, adjust, rank, cqi, raw, chosen_x)
         if chosen_x is None:
             chosen_x = build_features(reports, rank, cqi, prev)
         # the pending prediction is the model's own label (LightTune's screen and the error
@@ -454,6 +510,52 @@ class CellTuner:
         self._pending_version[idx] = self._model_version()
         self._has_pending[idx] = True
         return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF)
+
+    def _check_rank_changes(
+        self,
+        reports: LinkReports,
+        idx: np.ndarray,
+        prev: np.ndarray,
+        predict: BlerSearchPredictor,
+        adjust: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
+        rank: np.ndarray,
+        cqi: np.ndarray,
+        raw: np.ndarray,
+        chosen_x: np.ndarray,
+    ) -> np.ndarray:
+        """Pass RI-CQI-Tune's rank changes through the cell's
+        :class:`~lighttune_core.calibration.RankChangeCheck`: for the UEs whose search chose
+        ``rank != RI``, search again at ``RI`` only (the stay arm), let the check pick the arm,
+        and write the stay decisions into ``rank``, ``cqi``, ``chosen_x`` (in place). Returns
+        the model's raw labels of the applied decisions, float64 [N]."""
+        # (a reported RI above max_rank is capped by the search, not changed by the model)
+        wanted = np.flatnonzero((rank != reports.ri) & (reports.ri <= self.max_rank))
+        rows = idx[wanted]
+        self._check_offset[idx] = 0
+        if not wanted.size:
+            return raw
+        sub = reports.select(wanted)
+        stay_x = np.empty((wanted.size, N_FEATURES))
+        s_rank, s_cqi, s_raw = ri_cqi_tune(
+            predict, sub, prev[wanted], max_rank=self.max_rank, prune=True, features_out=stay_x,
+            du_preset=self.du_preset, mcs_table=self.mcs_table, adjust=adjust, change_rank=False,
+        )
+        s_bler = s_raw if adjust is None else adjust(np.zeros(wanted.size, dtype=np.int64), s_raw)
+        stay_rate = candidate_rate(sub, s_rank[:, None], s_cqi[:, None], self.du_preset, self.mcs_table)[:, 0]
+        offset = np.clip(rank[wanted] - reports.ri[wanted], -1, 1)
+        change = self.rank_check.choose(offset, self._wanted_changes[rows])
+        self._wanted_changes[rows] += 1
+        self._check_offset[rows] = offset
+        self._check_changed[rows] = change
+        self._check_stay_rate[rows] = stay_rate * (1.0 - np.minimum(s_bler, 1.0))
+        stay = wanted[~change]
+        if stay.size:
+            raw = np.array(raw, dtype=np.float64)
+            rank[stay] = s_rank[~change]
+            cqi[stay] = s_cqi[~change]
+            raw[stay] = s_raw[~change]
+            chosen_x[stay] = stay_x[~change]
+        return raw
 
     def _search_predictor(self) -> BlerSearchPredictor:
         """The model's predictor for the decision search (see the module docstring)."""

@@ -110,6 +110,9 @@ class XappConfig:
             (``controls.minLabelTx``, default 10; :class:`~lighttune_core.cell.CellTuner`).
         calibrate: rank candidates through each cell's online calibration of the model's
             labels (``controls.calibrate``, default true; :mod:`lighttune_core.calibration`).
+        check_rank_changes: pass RI-CQI-Tune's rank changes through each cell's A/B check
+            in delivered bits (``controls.checkRankChanges``, default true;
+            :class:`~lighttune_core.calibration.RankChangeCheck`).
     """
 
     tuner_mode: str
@@ -132,6 +135,7 @@ class XappConfig:
     du_preset: str = "srsran"
     min_label_tx: int = MIN_LABEL_TX
     calibrate: bool = True
+    check_rank_changes: bool = True
     du_sinr_thresholds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def link_preset(self) -> DuPreset:
@@ -347,6 +351,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         du_preset=str(controls.get("duPreset", "srsran")),
         min_label_tx=int(controls.get("minLabelTx", MIN_LABEL_TX)),
         calibrate=bool(controls.get("calibrate", True)),
+        check_rank_changes=bool(controls.get("checkRankChanges", True)),
         du_sinr_thresholds=du_sinr_thresholds,
     )
     try:

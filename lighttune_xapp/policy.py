@@ -28,11 +28,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from lighttune_core.calibration import RankOffsetCalibration
+from lighttune_core.calibration import RankChangeCheck, RankOffsetCalibration
 from lighttune_core.cell import CellTuner, Decisions, DuplicateUeError, LearnOutcome, LearnSamples, TuneMode
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
@@ -41,6 +41,10 @@ from lighttune_xapp.metrics import XappMetrics
 from lighttune_xapp.store import Checkpointer, ModelStore, restore
 
 _log = logging.getLogger(__name__)
+
+
+_StateT = TypeVar("_StateT", RankOffsetCalibration, RankChangeCheck)
+"""A per-cell state saved in the model's metadata (``state_dict`` / ``from_state_dict``)."""
 
 MODEL_META_KIND = "lighttune-ff"
 
@@ -119,11 +123,14 @@ class LinkAdaptationPolicy:
         self.checkpointer = Checkpointer(store, self._snapshot, config.checkpoint_interval_s)
 
     # ------------------------------------------------------------------ cells
-    def _new_model(self, cell_id: str) -> tuple[LightTuneModel, RankOffsetCalibration | None]:
-        """The cell's model (stored, else the offline one) and its stored calibration (None:
-        start a fresh one)."""
+    def _new_model(
+        self, cell_id: str
+    ) -> tuple[LightTuneModel, RankOffsetCalibration | None, RankChangeCheck | None]:
+        """The cell's model (stored, else the offline one), its stored calibration and its
+        stored rank-change check (None: start a fresh one)."""
         result = restore(self.store, cell_id)
         calibration: RankOffsetCalibration | None = None
+        check: RankChangeCheck | None = None
         status = result.status
         model: LightTuneModel | None = None
         if result.ok and result.blob is not None:
@@ -133,7 +140,8 @@ class LinkAdaptationPolicy:
                 status = "incompatible"
                 _log.warning("cell %s: stored model unusable (%s); starting from the offline model", cell_id, exc)
             else:
-                calibration = self._stored_calibration(cell_id, result.meta)
+                calibration = self._stored_state(cell_id, result.meta, "calibration", RankOffsetCalibration)
+                check = self._stored_state(cell_id, result.meta, "rank_check", RankChangeCheck)
         elif status not in ("ok", "absent"):
             _log.warning("cell %s: stored model %s (%s); starting from the offline model", cell_id, status, result.detail)
         if model is None:
@@ -143,30 +151,34 @@ class LinkAdaptationPolicy:
         self.restore_status[cell_id] = status
         if self.metrics is not None:
             self.metrics.model_restore.labels(status=status).inc()
-        return model, calibration
+        return model, calibration, check
 
     @staticmethod
-    def _stored_calibration(cell_id: str, meta: dict[str, Any]) -> RankOffsetCalibration | None:
-        """The calibration saved with a cell's model; None (a fresh one) when there is none or
-        it is unusable (logged: the model itself is still restored)."""
-        state = meta.get("calibration")
+    def _stored_state(cell_id: str, meta: dict[str, Any], key: str, kind: type[_StateT]) -> _StateT | None:
+        """The per-cell state saved under ``meta[key]`` with a cell's model (its calibration,
+        its rank-change check), read by ``kind.from_state_dict``; None (a fresh one) when there
+        is none or it is unusable (logged: the model itself is still restored)."""
+        state = meta.get(key)
         if state is None:
             return None
         try:
-            return RankOffsetCalibration.from_state_dict(state)
+            return kind.from_state_dict(state)
         except ValueError as exc:
-            _log.warning("cell %s: stored calibration unusable (%s); starting a fresh one", cell_id, exc)
+            _log.warning("cell %s: stored %s unusable (%s); starting a fresh one", cell_id, key, exc)
             return None
 
     def cell(self, cell_id: str) -> CellTuner:
         """The cell's tuner, created (and its model restored) on first use."""
         tuner = self.cells.get(cell_id)
         if tuner is None:
-            model, calibration = self._new_model(cell_id)
+            model, calibration, check = self._new_model(cell_id)
             tuner = CellTuner(model, self.mode_of(cell_id), du_preset=self.config.link_preset(),
-                              min_label_tx=self.config.min_label_tx, calibrate=self.config.calibrate)
+                              min_label_tx=self.config.min_label_tx, calibrate=self.config.calibrate,
+                              check_rank_changes=self.config.check_rank_changes)
             if calibration is not None and self.config.calibrate:
                 tuner.calibration = calibration
+            if check is not None and self.config.check_rank_changes:
+                tuner.rank_check = check
             self.cells[cell_id] = tuner
         return tuner
 
@@ -200,6 +212,10 @@ class LinkAdaptationPolicy:
                 tuner.calibration = None
             elif tuner.calibration is None:
                 tuner.calibration = RankOffsetCalibration()
+            if not config.check_rank_changes:
+                tuner.rank_check = None
+            elif tuner.rank_check is None:
+                tuner.rank_check = RankChangeCheck()
 
     # ------------------------------------------------------------------ reports
     def decide(self, cell_id: str, reports: LinkReports) -> PendingCell:
@@ -289,6 +305,8 @@ class LinkAdaptationPolicy:
         meta: dict[str, Any] = {"kind": MODEL_META_KIND, "n_updates": model.n_updates, "n_seen": model.n_seen}
         if tuner.calibration is not None:
             meta["calibration"] = tuner.calibration.state_dict()
+        if tuner.rank_check is not None:
+            meta["rank_check"] = tuner.rank_check.state_dict()
         return model.to_bytes(), meta
 
     def checkpoint(self) -> list[str]:

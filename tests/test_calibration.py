@@ -123,7 +123,7 @@ def _rank_up_share(calibrate: bool, periods: int = 12) -> float:
     base = replace(base, sinr_layers_db=np.where(np.arange(MAX_RANK)[None, :] < base.ri[:, None],
                                                  np.nan_to_num(base.sinr_layers_db, nan=10.0), np.nan),
                    cqi=np.maximum(base.cqi, 4))
-    tuner = CellTuner(_RankUpOptimist(), TuneMode.RI_CQI, learn=False, calibrate=calibrate)
+    tuner = CellTuner(_RankUpOptimist(), TuneMode.RI_CQI, learn=False, calibrate=calibrate, check_rank_changes=False)
     reports: LinkReports = base
     share = 0.0
     for _ in range(periods):

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from lighttune_core.features import build_features
+from lighttune_core.features import FEATURE_NAMES, build_features
 from lighttune_core.linkadapt import cqi_tune, rank_cqi_anchor, ri_cqi_tune, spectral_efficiency
 from lighttune_core.linkadapt.tune import _sorted_columns_descending
 from lighttune_core.report import LinkReports
@@ -215,6 +215,29 @@ def test_ri_cqi_tune_moves_the_rank_when_the_predictor_says_so() -> None:
     np.testing.assert_array_equal(rank, expected)
     # rate consistency: r0+1 never promises more than r0, so at 30 % BLER it never wins
     assert not np.any(rank == up.ri + 1)
+
+
+def test_ri_cqi_tune_without_rank_changes_searches_the_reported_rank_window() -> None:
+    """``change_rank=False`` (the rank-change check's stay arm): the reported rank's window
+    only, chosen as the full search chooses when every other rank is predicted to fail."""
+    reports = make_reports(60, 12)
+    down = reports.select((reports.cqi >= 1) & (reports.ri >= 2))
+    np.testing.assert_array_equal(ri_cqi_tune(_bler_by_rank(-1), down).rank, down.ri - 1)
+    np.testing.assert_array_equal(ri_cqi_tune(_bler_by_rank(-1), down, change_rank=False).rank, down.ri)
+    ri = FEATURE_NAMES.index("reported_ri")
+    r = FEATURE_NAMES.index("candidate_rank")
+
+    def others_fail(x: np.ndarray) -> np.ndarray:
+        return np.where(np.abs(x[:, r] - x[:, ri]) < 1e-9, synthetic_predictor(x), 1.0)
+
+    for prune in (False, True):
+        got = ri_cqi_tune(synthetic_predictor, reports, change_rank=False, prune=prune)
+        want = ri_cqi_tune(others_fail, reports, prune=prune)
+        fine = want.rank == reports.ri  # (UEs whose r0 candidates all fail fall back elsewhere)
+        assert fine.mean() > 0.8
+        np.testing.assert_array_equal(got.rank, reports.ri)
+        np.testing.assert_array_equal(got.cqi[fine], want.cqi[fine])
+        np.testing.assert_array_equal(got.predicted_bler[fine], want.predicted_bler[fine])
 
 
 def test_ri_cqi_tune_ranks_stay_in_bounds_even_for_a_high_reported_ri() -> None:

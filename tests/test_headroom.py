@@ -148,6 +148,11 @@ def test_table6_with_perfect_predictor_and_markdown() -> None:
     raw = run_table6(model, n_ue=4, duration_s=0.2, seed=1, workers=1, rows=[12], snrs=("high",),
                      du_preset="sionna", calibrate=False)
     assert raw[0]["calibrate"] is False and "- Calibration: off" in table6_markdown(raw, "test model", 4, 0.2)
+    assert plain[0]["rank_check"] is True and "- Rank-change check: on" in md
+    unchecked = run_table6(model, n_ue=4, duration_s=0.2, seed=1, workers=1, rows=[12], snrs=("high",),
+                           du_preset="sionna", check_rank_changes=False)
+    assert unchecked[0]["rank_check"] is False
+    assert "- Rank-change check: off" in table6_markdown(unchecked, "test model", 4, 0.2)
 
 
 def test_feature_index_and_perfect_predictor() -> None:

@@ -380,6 +380,7 @@ def ri_cqi_tune(
     du_preset: DuPreset | str | None = None,
     mcs_table: int = 1,
     adjust: BlerAdjust | None = None,
+    change_rank: bool = True,
 ) -> RiCqiTuneResult:
     """RI-CQI-Tune: the (rank, CQI) pair of best expected throughput (see module doc).
 
@@ -413,6 +414,9 @@ def ri_cqi_tune(
         adjust: maps each prediction and its candidate's rank offset ``r − r0`` to the BLER
             the objective uses (``J = U · (1 − adjust(r − r0, BLER_pred))``; the pruning bound
             ``J <= U`` holds for any value in [0, 1]); None: the predictions themselves.
+        change_rank: False searches the reported rank's slot only (``d = 0``: the best
+            same-rank candidate of the same window, what
+            :class:`~lighttune_core.calibration.RankChangeCheck` compares a rank change with).
 
     Returns:
         ``RiCqiTuneResult(rank int64 [N], cqi int64 [N], predicted_bler float64 [N])``;
@@ -424,7 +428,7 @@ def ri_cqi_tune(
     """
     return _ri_cqi_search(
         predict, reports, prev_bler, max_rank, cqi_window, table_cqi, prune, features_out,
-        du_preset, mcs_table, _RANK_OFFSETS, adjust,
+        du_preset, mcs_table, _RANK_OFFSETS if change_rank else _FIXED_RANK, adjust,
     )
 
 
