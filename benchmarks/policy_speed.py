@@ -2,11 +2,11 @@
 
 Two workloads, each for cells of 64 and 1,000 UEs:
 
-* ``synthetic``: the reports of ``benchmarks/e2_loop.py`` (uniformly random fields and HARQ
-  counts, new every period) and an untrained ``LightTuneModel(seed=0)``, as in its loop part;
+* ``synthetic``: the stress reports of ``benchmarks/loop_workload.py`` (uniformly random
+  fields and HARQ counts, new every period) and an untrained ``LightTuneModel(seed=0)``;
   about a third of the UEs make the model update every period;
-* ``du``: reports of the simulated DU (TDL-A30, low SNR, 10 ms CSI period) and the shipped
-  offline model ``lighttune_models/offline-v1.ltm`` (skipped if it is absent).
+* ``du``: reports of the simulated DU (TDL-A30, low SNR, 10 ms CSI period) and the packaged
+  offline model (``lighttune_models``).
 
 Per workload: the median and minimum over the periods of the CPU time of ``learn`` and of
 ``decide`` (one BLAS thread; pin the process with ``taskset -c 0``), the UE-reports per CPU
@@ -36,11 +36,11 @@ from threadpoolctl import threadpool_limits
 from lighttune_core.cell import CellTuner, TuneMode
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
+from lighttune_models import builtin_model_bytes
 from results_file import save_results  # benchmarks/ is the script's directory
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "policy_speed.json"
-SHIPPED = HERE.parent / "lighttune_models" / "offline-v1.ltm"
 
 
 def du_reports(n_ue: int, periods: int, seed: int = 5) -> list[LinkReports]:
@@ -60,9 +60,11 @@ def du_reports(n_ue: int, periods: int, seed: int = 5) -> list[LinkReports]:
     return out
 
 
-def time_cell(model: LightTuneModel, reports: list[LinkReports]) -> dict[str, Any]:
-    """CPU time of learn and decide per period (first period not timed)."""
-    tuner = CellTuner(model, TuneMode.RI_CQI)
+def time_cell(model: LightTuneModel, reports: list[LinkReports], check_rank_changes: bool = True) -> dict[str, Any]:
+    """CPU time of learn and decide per period (first period not timed); ``check_rank_changes``
+    as :class:`~lighttune_core.cell.CellTuner`'s (the same-rank search of the UEs whose
+    search wants a rank change is part of ``decide``)."""
+    tuner = CellTuner(model, TuneMode.RI_CQI, check_rank_changes=check_rank_changes)
     tuner.step(reports[0])
     learn_s: list[float] = []
     decide_s: list[float] = []
@@ -94,22 +96,24 @@ def time_cell(model: LightTuneModel, reports: list[LinkReports]) -> dict[str, An
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--periods", type=int, default=10, help="timed periods per cell")
+    ap.add_argument("--no-rank-check", action="store_true",
+                    help="time the cell without its rank-change check (CellTuner check_rank_changes=False)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     threadpool_limits(1)
     sys.path.insert(0, str(HERE))
-    from e2_loop import reports as synthetic_reports
+    from loop_workload import stress_reports
 
-    out: dict[str, Any] = {"load_average_1min": os.getloadavg()[0], "timer": "process_time"}
+    check = not args.no_rank_check
+    out: dict[str, Any] = {"load_average_1min": os.getloadavg()[0], "timer": "process_time", "rank_check": check}
     for n in (64, 1000):
-        reps = [synthetic_reports(n, seed=100 + k) for k in range(args.periods + 1)]
-        out[f"synthetic_{n}_ues"] = time_cell(LightTuneModel(seed=0), reps)
+        reps = [stress_reports(n, seed=100 + k) for k in range(args.periods + 1)]
+        out[f"synthetic_{n}_ues"] = time_cell(LightTuneModel(seed=0), reps, check)
         print(f"synthetic_{n}_ues", json.dumps(out[f"synthetic_{n}_ues"]))
-    if SHIPPED.is_file():
-        blob = SHIPPED.read_bytes()
-        for n in (64, 1000):
-            out[f"du_{n}_ues"] = time_cell(LightTuneModel.from_bytes(blob), du_reports(n, args.periods + 1))
-            print(f"du_{n}_ues", json.dumps(out[f"du_{n}_ues"]))
+    blob = builtin_model_bytes()
+    for n in (64, 1000):
+        out[f"du_{n}_ues"] = time_cell(LightTuneModel.from_bytes(blob), du_reports(n, args.periods + 1), check)
+        print(f"du_{n}_ues", json.dumps(out[f"du_{n}_ues"]))
     save_results(out, args.out)
     return out
 
