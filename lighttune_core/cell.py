@@ -78,11 +78,14 @@ from typing import Callable, Protocol
 import numpy as np
 
 from lighttune_core.calibration import RankChangeCheck, RankOffsetCalibration
-from lighttune_core.features import N_FEATURES, bler_label, build_features
+from lighttune_core.features import FEATURE_NAMES, N_FEATURES, bler_label, build_features
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_preset
-from lighttune_core.linkadapt.tune import candidate_rate
-from lighttune_core.report import MAX_RANK, LinkReports
+from lighttune_core.linkadapt.tune import SameRankBest
+from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
+
+_RANK_COLUMN: int = FEATURE_NAMES.index("candidate_rank")
+_CQI_COLUMN: int = FEATURE_NAMES.index("candidate_cqi")
 
 
 MIN_LABEL_TX: int = 10
@@ -194,6 +197,13 @@ class LearnOutcome:
     abs_error: np.ndarray
     ue_id: np.ndarray
     n_calibrated: int = 0
+
+
+def bits_reported(reports: LinkReports) -> bool:
+    """Whether ``reports`` carry the served bits: no UE has ACKed first transmissions with 0
+    served bits (impossible for a transport block; what a KPM node without ``DRB.UEThpDl``
+    gives, :mod:`lighttune_e2.kpm.reports`)."""
+    return not bool(np.any((reports.served_bits == 0) & (reports.n_ack > 0)))
 
 
 class CellTuner:
@@ -402,7 +412,8 @@ class CellTuner:
         n_tx = all_tx[use].astype(np.int64)
         rows = idx[use]
         self._has_pending[idx] = False
-        checked = use & (self._check_offset[idx] != 0)
+        # (ACKed transport blocks with 0 served bits: the bits were not reported)
+        checked = use & (self._check_offset[idx] != 0) & ~((reports.served_bits == 0) & (reports.n_ack > 0))
         crow = idx[checked]
         check = (
             self._check_offset[crow],
@@ -480,11 +491,13 @@ class CellTuner:
         cal = self.calibration
         adjust = None if cal is None else cal.adjust
         chosen_x = None
+        same: SameRankBest | None = None
         if self.mode is TuneMode.RI_CQI:
             chosen_x = np.empty((len(reports), N_FEATURES))
+            same = SameRankBest() if self.rank_check is not None else None
             rank, cqi, raw = ri_cqi_tune(
                 predict, reports, prev, max_rank=self.max_rank, prune=True, features_out=chosen_x,
-                du_preset=self.du_preset, mcs_table=self.mcs_table, adjust=adjust,
+                du_preset=self.du_preset, mcs_table=self.mcs_table, adjust=adjust, same_rank_out=same,
             )
         elif self.mode is TuneMode.CQI:
             cqi, raw = cqi_tune(predict, reports, prev, prune=True, du_preset=self.du_preset, mcs_table=self.mcs_table,
@@ -497,8 +510,8 @@ class CellTuner:
             raw = predict(chosen_x)
         rank = np.asarray(rank, dtype=np.int64)
         cqi = np.asarray(cqi, dtype=np.int64)
-        if self.rank_check is not None and self.mode is TuneMode.RI_CQI:
-            raw = self._check_rank_changes(reports, idx, prev, predict, adjust, rank, cqi, raw, chosen_x)
+        if same is not None:
+            raw = self._check_rank_changes(reports, idx, rank, cqi, raw, chosen_x, same)
         if chosen_x is None:
             chosen_x = build_features(reports, rank, cqi, prev)
         # the pending prediction is the model's own label (LightTune's screen and the error
@@ -515,46 +528,43 @@ class CellTuner:
         self,
         reports: LinkReports,
         idx: np.ndarray,
-        prev: np.ndarray,
-        predict: BlerSearchPredictor,
-        adjust: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
         rank: np.ndarray,
         cqi: np.ndarray,
         raw: np.ndarray,
         chosen_x: np.ndarray,
+        same: SameRankBest,
     ) -> np.ndarray:
         """Pass RI-CQI-Tune's rank changes through the cell's
         :class:`~lighttune_core.calibration.RankChangeCheck`: for the UEs whose search chose
-        ``rank != RI``, search again at ``RI`` only (the stay arm), let the check pick the arm,
-        and write the stay decisions into ``rank``, ``cqi``, ``chosen_x`` (in place). Returns
-        the model's raw labels of the applied decisions, float64 [N]."""
+        ``rank != RI``, take the best candidate at ``RI`` (the stay arm, ``same``, filled by
+        the search), let the check pick the arm, and write the stay decisions into ``rank``,
+        ``cqi``, ``chosen_x`` (in place). Returns the model's raw labels of the applied decisions,
+        float64 [N]. Reports whose served bits are not reported (:func:`bits_reported`) leave
+        the search's choices as they are and give the check no samples."""
+        self._check_offset[idx] = 0
+        if not bits_reported(reports):  # no evidence to check with: the search's choices stand
+            return raw
         # (a reported RI above max_rank is capped by the search, not changed by the model)
         wanted = np.flatnonzero((rank != reports.ri) & (reports.ri <= self.max_rank))
-        rows = idx[wanted]
-        self._check_offset[idx] = 0
         if not wanted.size:
             return raw
-        sub = reports.select(wanted)
-        stay_x = np.empty((wanted.size, N_FEATURES))
-        s_rank, s_cqi, s_raw = ri_cqi_tune(
-            predict, sub, prev[wanted], max_rank=self.max_rank, prune=True, features_out=stay_x,
-            du_preset=self.du_preset, mcs_table=self.mcs_table, adjust=adjust, change_rank=False,
-        )
-        s_bler = s_raw if adjust is None else adjust(np.zeros(wanted.size, dtype=np.int64), s_raw)
-        stay_rate = candidate_rate(sub, s_rank[:, None], s_cqi[:, None], self.du_preset, self.mcs_table)[:, 0]
+        s_rank, s_cqi, s_raw, s_score = same.rank[wanted], same.cqi[wanted], same.predicted_bler[wanted], same.score[wanted]
+        rows = idx[wanted]
         offset = np.clip(rank[wanted] - reports.ri[wanted], -1, 1)
         change = self.rank_check.choose(offset, self._wanted_changes[rows])
         self._wanted_changes[rows] += 1
         self._check_offset[rows] = offset
         self._check_changed[rows] = change
-        self._check_stay_rate[rows] = stay_rate * (1.0 - np.minimum(s_bler, 1.0))
+        self._check_stay_rate[rows] = s_score
         stay = wanted[~change]
         if stay.size:
             raw = np.array(raw, dtype=np.float64)
             rank[stay] = s_rank[~change]
             cqi[stay] = s_cqi[~change]
             raw[stay] = s_raw[~change]
-            chosen_x[stay] = stay_x[~change]
+            # a UE's candidates differ only in the candidate rank and CQI features
+            chosen_x[stay, _RANK_COLUMN] = rank[stay] / MAX_RANK
+            chosen_x[stay, _CQI_COLUMN] = cqi[stay] / MAX_CQI
         return raw
 
     def _search_predictor(self) -> BlerSearchPredictor:

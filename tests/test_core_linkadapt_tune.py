@@ -10,7 +10,7 @@ import pytest
 
 from lighttune_core.features import FEATURE_NAMES, build_features
 from lighttune_core.linkadapt import cqi_tune, rank_cqi_anchor, ri_cqi_tune, spectral_efficiency
-from lighttune_core.linkadapt.tune import _sorted_columns_descending
+from lighttune_core.linkadapt.tune import SameRankBest, _sorted_columns_descending
 from lighttune_core.report import LinkReports
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -238,6 +238,32 @@ def test_ri_cqi_tune_without_rank_changes_searches_the_reported_rank_window() ->
         np.testing.assert_array_equal(got.rank, reports.ri)
         np.testing.assert_array_equal(got.cqi[fine], want.cqi[fine])
         np.testing.assert_array_equal(got.predicted_bler[fine], want.predicted_bler[fine])
+
+
+@pytest.mark.parametrize("seed", [13, 14, 15])
+@pytest.mark.parametrize("prune", [False, True])
+def test_the_same_rank_best_of_a_search_equals_the_same_rank_search(seed: int, prune: bool) -> None:
+    """``same_rank_out``: the choice the ``change_rank=False`` search makes, with its
+    objective, from the full search's predictions plus (pruned) one call for the same-rank
+    candidates of rank-changing UEs that the pruning left out."""
+    reports = make_reports(80, seed, cqi_table=1 + seed % 3)
+
+    def adjust(d: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.clip(b * (1.0 + 0.5 * d), 0.0, 1.0)
+
+    for adj in (None, adjust):
+        same = SameRankBest()
+        predict = CountingPredictor(synthetic_predictor)
+        full = ri_cqi_tune(predict, reports, prune=prune, adjust=adj, same_rank_out=same)
+        assert len(predict.calls) <= (4 if prune else 1)
+        assert np.any(full.rank != reports.ri)  # rank-changing UEs are part of the case
+        alone = ri_cqi_tune(synthetic_predictor, reports, prune=prune, adjust=adj, change_rank=False)
+        np.testing.assert_array_equal(same.rank, alone.rank)
+        np.testing.assert_array_equal(same.cqi, alone.cqi)
+        np.testing.assert_array_equal(same.predicted_bler, alone.predicted_bler)
+        bler = alone.predicted_bler if adj is None else adj(np.zeros(len(reports), dtype=np.int64), alone.predicted_bler)
+        rate = spectral_efficiency(alone.cqi, reports.cqi_table) * alone.rank
+        np.testing.assert_allclose(same.score, np.maximum(rate * (1.0 - bler), 0.0), rtol=1e-12)
 
 
 def test_ri_cqi_tune_ranks_stay_in_bounds_even_for_a_high_reported_ri() -> None:

@@ -212,11 +212,11 @@ def test_subscription_by_measid_gives_lean_reports_decoding_like_names() -> None
     assert by_id.accepted and by_id.subscription.by_id
     assert by_name.accepted and not by_name.subscription.by_id
     assert by_name.subscription.measurements == UE_MEASUREMENT_NAMES
-    # the plan leaves out what neither the features nor the labels use (PRBs, throughput,
-    # all-transmission TB counts)
+    # the plan leaves out what neither the features, the labels nor the rank-change check use
+    # (PRBs, all-transmission TB counts)
     assert by_id.subscription.measurements == tuple(
         n for n in UE_MEASUREMENT_NAMES
-        if n not in ("RRU.PrbUsedDl", "DRB.UEThpDl", "TB.TotNbrDl", "TB.ErrTotNbrDl"))
+        if n not in ("RRU.PrbUsedDl", "TB.TotNbrDl", "TB.ErrTotNbrDl"))
     period = KpmPeriod.from_outcome(outs[-1], du, 1.7e9)
     ((h_id, m_id),) = fn.build_indications(by_id.subscription, period)
     ((h_name, m_name),) = fn.build_indications(by_name.subscription, period)
@@ -228,8 +228,8 @@ def test_subscription_by_measid_gives_lean_reports_decoding_like_names() -> None
     assert lean[2] == heavy[2] == 0 and lean[3] == heavy[3] == ()
     for field in ("ue_id", "ri", "cqi", "rank", "mcs", "n_ack", "n_nack"):
         np.testing.assert_array_equal(getattr(lean[1], field), getattr(heavy[1], field))
-    # the by-name subscription lists DRB.UEThpDl, the plan does not
-    assert not lean[1].served_bits.any()
+    # both carry the delivered bits (DRB.UEThpDl)
+    np.testing.assert_array_equal(lean[1].served_bits, outs[-1].reports.served_bits)
     np.testing.assert_array_equal(heavy[1].served_bits, outs[-1].reports.served_bits)
     assert heavy[1].served_bits.any()
     np.testing.assert_array_equal(lean[1].sinr_layers_db, heavy[1].sinr_layers_db)

@@ -29,9 +29,9 @@ from lighttune_e2.kpm.subscription import (
 )
 from tests.test_kpm_function import CELL, run_du
 
-INT_FIELDS = ("ue_id", "ri", "cqi", "rank", "mcs", "n_ack", "n_nack")
-"""Integer fields the xApp's subscription carries (``served_bits`` needs ``DRB.UEThpDl``, which
-it does not subscribe to: see ``test_kpm_function``'s by-name subscription for that one)."""
+INT_FIELDS = ("ue_id", "ri", "cqi", "rank", "mcs", "n_ack", "n_nack", "served_bits")
+"""Integer fields the xApp's subscription carries (``served_bits`` from ``DRB.UEThpDl``, which
+the rank-change check reads)."""
 REAL_FIELDS = ("sinr_layers_db", "csirs_snr_db", "olla_offset_db", "csi_age_ms")
 
 
@@ -63,7 +63,7 @@ def test_full_measurements_equal_du_reports() -> None:
         np.testing.assert_array_equal(getattr(got, name), getattr(truth, name), err_msg=name)
     for name in REAL_FIELDS:
         np.testing.assert_allclose(getattr(got, name), getattr(truth, name), rtol=0, atol=1e-9, err_msg=name)
-    assert not got.served_bits.any()  # DRB.UEThpDl is offered but not subscribed
+    assert got.served_bits.any()  # DRB.UEThpDl is subscribed: the delivered bits arrive
     # some UEs had no transmission or several ranks: the test covers real variety
     assert len(np.unique(truth.ri)) >= 2
 

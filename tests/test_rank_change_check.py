@@ -136,6 +136,27 @@ def test_the_check_stops_rank_downs_that_deliver_fewer_bits() -> None:
     assert _rank_down_share(check=True) == 0.0
 
 
+def test_without_served_bits_the_check_stands_aside() -> None:
+    """A KPM node without DRB.UEThpDl reports 0 served bits for ACKed blocks: the check then
+    neither changes a decision nor learns, the cell decides as without it."""
+    base = random_reports(48, 29, first_tx=(20, 21))
+    base = replace(base, ri=np.full(48, MAX_RANK), rank=np.full(48, MAX_RANK), cqi=np.maximum(base.cqi, 9),
+                   sinr_layers_db=np.tile([22.0, 21.0, 20.0, 19.0], (48, 1)), olla_offset_db=np.zeros(48))
+    checked = CellTuner(_PessimistAtTheReportedRank(), TuneMode.RI_CQI, learn=False, calibrate=False)
+    plain = CellTuner(_PessimistAtTheReportedRank(), TuneMode.RI_CQI, learn=False, calibrate=False,
+                      check_rank_changes=False)
+    reports: LinkReports = base
+    for _ in range(8):
+        a, _ = checked.step(reports)
+        b, _ = plain.step(reports)
+        np.testing.assert_array_equal(a.rank, b.rank)
+        np.testing.assert_array_equal(a.cqi, b.cqi)
+        reports = replace(base, n_ack=np.full(48, 20), n_nack=np.zeros(48, dtype=np.int64),
+                          served_bits=np.zeros(48, dtype=np.int64))
+    assert np.all(b.rank < base.ri)  # the pessimistic labels want rank-downs, and get them
+    assert checked.rank_check is not None and float(checked.rank_check.count.sum()) == 0.0
+
+
 def _config(**controls: object):
     descriptor = json.loads(DESCRIPTOR.read_text())
     descriptor["controls"].update(controls)

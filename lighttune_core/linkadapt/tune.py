@@ -102,6 +102,32 @@ class CqiTuneResult(NamedTuple):
     """float64 [N], predicted BLER of the chosen (RI, CQI)."""
 
 
+class SameRankBest:
+    """Per UE, the best candidate at the reported rank (rank slot 0: ``r0``, or ``max_rank``
+    for a reported RI above it), as the same :func:`ri_cqi_tune` search with
+    ``change_rank=False`` would choose it. Pass one as ``ri_cqi_tune(..., same_rank_out=...)``:
+    a UE whose choice keeps its rank has that choice; for one whose choice changes rank, a
+    pruned search predicts, in up to two more batched calls, the same-rank candidates its
+    pruning left out that could still be that rank's best (the same exact pruning rule on the
+    rank's own slots).
+
+    Attributes (arrays [N] once filled):
+        rank: int64, the slot's rank.
+        cqi: int64, the chosen CQI.
+        predicted_bler: float64, the predictor's answer for it (before ``adjust``).
+        score: float64, its objective ``max(J, 0)``, ``J = U · (1 − adjust(BLER))``, bit per RE.
+    """
+
+    rank: np.ndarray
+    cqi: np.ndarray
+    predicted_bler: np.ndarray
+    score: np.ndarray
+
+    def __init__(self) -> None:
+        empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+        self.rank, self.cqi, self.predicted_bler, self.score = empty_i, empty_i.copy(), empty_f, empty_f.copy()
+
+
 class RiCqiTuneResult(NamedTuple):
     """RI-CQI-Tune decision per UE."""
 
@@ -381,6 +407,7 @@ def ri_cqi_tune(
     mcs_table: int = 1,
     adjust: BlerAdjust | None = None,
     change_rank: bool = True,
+    same_rank_out: SameRankBest | None = None,
 ) -> RiCqiTuneResult:
     """RI-CQI-Tune: the (rank, CQI) pair of best expected throughput (see module doc).
 
@@ -417,6 +444,9 @@ def ri_cqi_tune(
         change_rank: False searches the reported rank's slot only (``d = 0``: the best
             same-rank candidate of the same window, what
             :class:`~lighttune_core.calibration.RankChangeCheck` compares a rank change with).
+        same_rank_out: when given, receives each UE's best same-rank candidate
+            (:class:`SameRankBest`; up to two more predictor calls when pruning left some of
+            a rank-changing UE's same-rank candidates out).
 
     Returns:
         ``RiCqiTuneResult(rank int64 [N], cqi int64 [N], predicted_bler float64 [N])``;
@@ -428,7 +458,7 @@ def ri_cqi_tune(
     """
     return _ri_cqi_search(
         predict, reports, prev_bler, max_rank, cqi_window, table_cqi, prune, features_out,
-        du_preset, mcs_table, _RANK_OFFSETS if change_rank else _FIXED_RANK, adjust,
+        du_preset, mcs_table, _RANK_OFFSETS if change_rank else _FIXED_RANK, adjust, same_rank_out,
     )
 
 
@@ -444,6 +474,22 @@ def _mcs_se(mcs_table: int) -> np.ndarray:
     out = np.append(mcs_spectral_efficiency(np.arange(top + 1), mcs_table), 0.0)
     out.setflags(write=False)
     return out
+
+
+def _fill_same_rank(
+    out: SameRankBest, objective: np.ndarray, score: np.ndarray, bler: np.ndarray, rank: np.ndarray, cqi: np.ndarray
+) -> None:
+    """The search's choice rule on rank slot 0 into ``out``: first maximiser of the objective
+    [N, W] over the scored slots, or the lowest scored BLER where none is > 0."""
+    best = objective.argmax(axis=1)
+    rows = np.arange(objective.shape[0])
+    j = objective[rows, best]
+    hopeless = j <= 0.0
+    choice = np.where(hopeless, score.argmin(axis=1), best) if hopeless.any() else best
+    out.rank = rank.astype(np.int64, copy=True)
+    out.cqi = cqi[rows, choice].astype(np.int64, copy=False)
+    out.predicted_bler = bler[rows, choice].astype(np.float64, copy=False)
+    out.score = np.maximum(objective[rows, choice], 0.0)
 
 
 def candidate_rate(
@@ -483,6 +529,7 @@ def _ri_cqi_search(
     mcs_table: int,
     rank_offsets: np.ndarray,
     adjust: BlerAdjust | None = None,
+    same_rank_out: SameRankBest | None = None,
 ) -> RiCqiTuneResult:
     """The search of :func:`ri_cqi_tune` over rank slots ``r0 + rank_offsets``."""
     if int(max_rank) != max_rank or not 1 <= max_rank <= MAX_RANK:
@@ -497,6 +544,8 @@ def _ri_cqi_search(
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return RiCqiTuneResult(empty, empty.copy(), np.zeros(0, dtype=np.float64))
+    if same_rank_out is not None and rank_offsets[0] != 0:
+        raise ValueError("same_rank_out needs the reported rank in slot 0")
     w = int(cqi_window)
     n_slots = rank_offsets.shape[0]
     k = n_slots * w
@@ -571,6 +620,35 @@ def _ri_cqi_search(
     choice = np.where(hopeless, score.argmin(axis=1), best) if hopeless.any() else best
     flat_choice = first_of_row + choice
     rank_c, cqi_c = rank_safe.take(flat_choice), cqi_safe.take(flat_choice)
+    if same_rank_out is not None:
+        z_obj, z_score, z_bler = objective[:, :w].copy(), score[:, :w].copy(), bler[:, :w].copy()
+        if prune:
+            # a UE whose choice is at the reported rank has it as its same-rank best too. For one
+            # whose choice changes rank, the same-rank slots the pruning left out are predicted
+            # as the same-rank search would: its top slot (slot 0, the largest bound of its
+            # rank), then the slots whose bound can still beat the best predicted one
+            z_rate, z_valid, z_scored = rate[:, :w], valid[:, :w], scored[:, :w].copy()
+            changed = choice >= w
+            for stage in (0, 1):
+                if stage == 0:
+                    need_z = np.zeros_like(z_valid)
+                    need_z[:, 0] = changed & z_valid[:, 0] & ~z_scored[:, 0]
+                else:
+                    best_z = z_obj.argmax(axis=1)
+                    j_best = z_obj[np.arange(n), best_z][:, None]
+                    need_z = (z_rate > j_best) | ((z_rate == j_best) & (np.arange(w) < best_z[:, None]))
+                    need_z |= (j_best <= 0.0)  # the lowest-BLER fallback needs every candidate
+                    need_z &= changed[:, None] & z_valid & ~z_scored
+                if not need_z.any():
+                    continue
+                ue, j = np.nonzero(need_z)
+                flat = ue * k + j
+                got = _predict_rows(predict, _candidate_rows(base, ue, rank_safe.take(flat), cqi_safe.take(flat)))
+                z_bler[ue, j] = got
+                z_score[ue, j] = got if adjust is None else _adjusted(adjust, 0, got)
+                z_obj[ue, j] = z_rate[ue, j] * (1.0 - np.minimum(z_score[ue, j], 1.0))
+                z_scored[ue, j] = True
+        _fill_same_rank(same_rank_out, z_obj, z_score, z_bler, rank_safe[:, 0], cqi_safe[:, :w])
     if features_out is not None:
         if prune:
             _candidate_rows(base, None, rank_c, cqi_c, out=features_out)

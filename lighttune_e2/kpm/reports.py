@@ -59,7 +59,9 @@ is imputed per UE, and :func:`decode_kpm_indication` reports which features were
   then count as first transmissions); without either, no TB is counted and the previous
   BLER feature takes its "unknown" value;
 * rank and MCS without ``CARR.PDSCHMCSDist``: rank = RI, MCS = ``cqi_to_mcs(cqi)`` (0 for
-  CQI 0); served bits without ``DRB.UEThpDl``: 0.
+  CQI 0); served bits without ``DRB.UEThpDl``: 0 (ACKed transport blocks with 0 bits: the
+  cell's rank-change check reads that as "bits not reported" and stands aside,
+  :class:`lighttune_core.cell.CellTuner`).
 
 A UE without ``CARR.WBCQIDist`` (no RI/CQI) cannot be described and is dropped (counted),
 as is a UE whose fields fail :meth:`LinkReports.validate` or whose report is malformed

@@ -12,10 +12,11 @@
 
 The measurements are those of :data:`~lighttune_e2.kpm.reports.UE_MEASUREMENT_NAMES`
 that the chosen style lists (only what the node offers) and that the features and the
-fine-tuning label use: ``RRU.PrbUsedDl`` (informative, no record field) and
-``DRB.UEThpDl`` (only ``LinkReports.served_bits``, which no decision or update reads; it is 0
-on this path) are not subscribed, nor are the all-transmission TB counters when the
-first-transmission ones are offered (the decoder reads those first). Each measurement costs every UE report a record, so leaving out what the
+fine-tuning label use, and ``DRB.UEThpDl`` (``LinkReports.served_bits``: the delivered bits
+the cell's rank-change check, :class:`lighttune_core.calibration.RankChangeCheck`, compares).
+``RRU.PrbUsedDl`` (informative, no record field) is not subscribed, nor are the
+all-transmission TB counters when the first-transmission ones are offered (the decoder reads
+those first). Each measurement costs every UE report a record, so leaving out what the
 record does not use is a direct saving on the wire and in decode time.
 
 What is missing is assessed in full (:func:`assess_kpm_function`, also attached to the plan
@@ -56,7 +57,6 @@ from lighttune_e2.kpm.reports import (
     TB_TOTAL,
     TB_TOTAL_INITIAL,
     UE_MEASUREMENT_NAMES,
-    UE_THROUGHPUT_DL,
     WB_CQI_DIST,
     MissingMeasurementCost,
     missing_measurement_costs,
@@ -221,7 +221,7 @@ def plan_kpm_subscription(
         raise KpmSubscriptionUnavailable(assessment.describe(), assessment)
     style = assessment.style
     offered = _offered_names(definition, style)
-    unused = {PRB_USED_DL, UE_THROUGHPUT_DL}
+    unused = {PRB_USED_DL}
     if TB_TOTAL_INITIAL in offered and TB_ERRORS_INITIAL in offered:
         unused |= {TB_TOTAL, TB_ERRORS}
     chosen = [offered[name] for name in UE_MEASUREMENT_NAMES if name in offered and name not in unused]
