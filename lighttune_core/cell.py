@@ -199,11 +199,16 @@ class LearnOutcome:
     n_calibrated: int = 0
 
 
+def bits_missing(reports: LinkReports) -> np.ndarray:
+    """bool [N]: the UE's served bits are not reported, i.e. it has ACKed first
+    transmissions and 0 served bits (impossible for a transport block; what a KPM node
+    without ``DRB.UEThpDl`` gives, :mod:`lighttune_e2.kpm.reports`)."""
+    return (reports.served_bits == 0) & (reports.n_ack > 0)
+
+
 def bits_reported(reports: LinkReports) -> bool:
-    """Whether ``reports`` carry the served bits: no UE has ACKed first transmissions with 0
-    served bits (impossible for a transport block; what a KPM node without ``DRB.UEThpDl``
-    gives, :mod:`lighttune_e2.kpm.reports`)."""
-    return not bool(np.any((reports.served_bits == 0) & (reports.n_ack > 0)))
+    """Whether ``reports`` carry the served bits (no UE of :func:`bits_missing`)."""
+    return not bool(bits_missing(reports).any())
 
 
 class CellTuner:
@@ -250,8 +255,9 @@ class CellTuner:
             +2.89 % to +3.08 / +3.06 %, its high-SNR mean from +1.94 / +1.52 % to +1.81 /
             +1.42 % (docs/results.md, section 0.00000).
         check_rank_changes: in ``ri_cqi`` mode, pass the rank changes the search picks
-            through the cell's :class:`~lighttune_core.calibration.RankChangeCheck`: each UE
-            whose search chose ``r != RI`` is searched again at ``RI`` only, and the check
+            through the cell's :class:`~lighttune_core.calibration.RankChangeCheck`: for each
+            UE whose search chose ``r != RI`` the search also gives its best candidate at
+            ``RI`` (:class:`~lighttune_core.linkadapt.tune.SameRankBest`), and the check
             applies either the change or that same-rank candidate (an A/B test in delivered
             bits, with one in five wanted changes probing the rejected arm); default True.
             The BLER calibration cannot see this loss: it corrects the labels of applied
@@ -412,8 +418,7 @@ class CellTuner:
         n_tx = all_tx[use].astype(np.int64)
         rows = idx[use]
         self._has_pending[idx] = False
-        # (ACKed transport blocks with 0 served bits: the bits were not reported)
-        checked = use & (self._check_offset[idx] != 0) & ~((reports.served_bits == 0) & (reports.n_ack > 0))
+        checked = use & (self._check_offset[idx] != 0) & ~bits_missing(reports)
         crow = idx[checked]
         check = (
             self._check_offset[crow],
