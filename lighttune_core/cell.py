@@ -133,6 +133,8 @@ class Decisions:
             model's label, calibrated per rank offset when the tuner calibrates
             (:mod:`lighttune_core.calibration`).
         control: True when the decisions are to be sent to the DU (mode is not ``off``).
+        rank_changes_withheld: rank changes the search wanted that the cell's rank-change
+            check replaced by the best same-rank candidate this period.
     """
 
     ue_id: np.ndarray
@@ -140,6 +142,7 @@ class Decisions:
     cqi: np.ndarray
     predicted_bler: np.ndarray
     control: bool
+    rank_changes_withheld: int = 0
 
 
 @dataclass(frozen=True)
@@ -515,8 +518,9 @@ class CellTuner:
             raw = predict(chosen_x)
         rank = np.asarray(rank, dtype=np.int64)
         cqi = np.asarray(cqi, dtype=np.int64)
+        withheld = 0
         if same is not None:
-            raw = self._check_rank_changes(reports, idx, rank, cqi, raw, chosen_x, same)
+            raw, withheld = self._check_rank_changes(reports, idx, rank, cqi, raw, chosen_x, same)
         if chosen_x is None:
             chosen_x = build_features(reports, rank, cqi, prev)
         # the pending prediction is the model's own label (LightTune's screen and the error
@@ -527,7 +531,7 @@ class CellTuner:
         self._pending_pred[idx] = raw
         self._pending_version[idx] = self._model_version()
         self._has_pending[idx] = True
-        return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF)
+        return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF, withheld)
 
     def _check_rank_changes(
         self,
@@ -538,21 +542,21 @@ class CellTuner:
         raw: np.ndarray,
         chosen_x: np.ndarray,
         same: SameRankBest,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, int]:
         """Pass RI-CQI-Tune's rank changes through the cell's
         :class:`~lighttune_core.calibration.RankChangeCheck`: for the UEs whose search chose
         ``rank != RI``, take the best candidate at ``RI`` (the stay arm, ``same``, filled by
         the search), let the check pick the arm, and write the stay decisions into ``rank``,
         ``cqi``, ``chosen_x`` (in place). Returns the model's raw labels of the applied decisions,
-        float64 [N]. Reports whose served bits are not reported (:func:`bits_reported`) leave
+        float64 [N], and how many wanted changes were withheld. Reports whose served bits are not reported (:func:`bits_reported`) leave
         the search's choices as they are and give the check no samples."""
         self._check_offset[idx] = 0
         if not bits_reported(reports):  # no evidence to check with: the search's choices stand
-            return raw
+            return raw, 0
         # (a reported RI above max_rank is capped by the search, not changed by the model)
         wanted = np.flatnonzero((rank != reports.ri) & (reports.ri <= self.max_rank))
         if not wanted.size:
-            return raw
+            return raw, 0
         s_rank, s_cqi, s_raw, s_score = same.rank[wanted], same.cqi[wanted], same.predicted_bler[wanted], same.score[wanted]
         rows = idx[wanted]
         offset = np.clip(rank[wanted] - reports.ri[wanted], -1, 1)
@@ -570,7 +574,7 @@ class CellTuner:
             # a UE's candidates differ only in the candidate rank and CQI features
             chosen_x[stay, _RANK_COLUMN] = rank[stay] / MAX_RANK
             chosen_x[stay, _CQI_COLUMN] = cqi[stay] / MAX_CQI
-        return raw
+        return raw, int(stay.size)
 
     def _search_predictor(self) -> BlerSearchPredictor:
         """The model's predictor for the decision search (see the module docstring)."""

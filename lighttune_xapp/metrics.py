@@ -115,6 +115,12 @@ class XappMetrics:
             "decode_errors", "Messages that failed to decode", ["kind"], namespace=namespace, registry=r
         )
         self.decisions = Counter("decisions", "Per-UE decisions by kind", ["kind"], namespace=namespace, registry=r)
+        self.rank_changes_withheld = Counter(
+            "rank_changes_withheld",
+            "Rank changes RI-CQI-Tune wanted that the cell's rank-change check replaced by the best same-rank "
+            "candidate (lighttune_core.calibration.RankChangeCheck)",
+            namespace=namespace, registry=r,
+        )
         self.finetune_updates = Counter(
             "finetune_updates", "LightTune online learning steps taken", namespace=namespace, registry=r
         )

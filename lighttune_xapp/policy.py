@@ -287,6 +287,7 @@ class LinkAdaptationPolicy:
         assert m is not None
         m.decision_latency.observe(latency)
         m.finetune_updates.inc(learned.n_updates)
+        m.rank_changes_withheld.inc(decisions.rank_changes_withheld)
         m.prediction_abs_error.observe_many(learned.abs_error)
         if mode is TuneMode.OFF:
             m.decisions.labels(kind="keep").inc(len(reports))

@@ -136,6 +136,34 @@ def test_the_check_stops_rank_downs_that_deliver_fewer_bits() -> None:
     assert _rank_down_share(check=True) == 0.0
 
 
+def test_the_decisions_and_the_metrics_count_the_withheld_rank_changes() -> None:
+    """Operators see what the check does: each period's decisions say how many wanted rank
+    changes were replaced, and the xApp adds them to lighttune_rank_changes_withheld_total."""
+    from lighttune_xapp.metrics import XappMetrics
+
+    base = random_reports(48, 31, first_tx=(20, 21))
+    base = replace(base, ri=np.full(48, MAX_RANK), rank=np.full(48, MAX_RANK), cqi=np.maximum(base.cqi, 9),
+                   sinr_layers_db=np.tile([22.0, 21.0, 20.0, 19.0], (48, 1)), olla_offset_db=np.zeros(48),
+                   served_bits=np.full(48, 50_000))
+    tuner = CellTuner(_PessimistAtTheReportedRank(), TuneMode.RI_CQI, learn=False, calibrate=False)
+    # undecided: each UE's wanted changes alternate between the arms, the first one applied
+    first, _ = tuner.step(base)
+    second, _ = tuner.step(replace(base, n_ack=np.full(48, 20), n_nack=np.zeros(48, dtype=np.int64)))
+    assert first.rank_changes_withheld == int(np.sum(first.rank == base.ri)) == 0
+    assert second.rank_changes_withheld == int(np.sum(second.rank == base.ri)) == 48
+    metrics = XappMetrics()
+    policy = LinkAdaptationPolicy(_config(), LightTuneModel(seed=2), MemoryStore(), metrics=metrics)
+    policy.cell("c1").model = _PessimistAtTheReportedRank()  # type: ignore[assignment]
+    policy.cell("c1").calibration = None
+    total = 0
+    for period in range(3):
+        pending = policy.decide("c1", replace(base, n_ack=np.full(48, 20), n_nack=np.zeros(48, dtype=np.int64)))
+        total += pending.decisions.rank_changes_withheld
+        policy.finish(pending)
+    assert total > 0
+    assert f"lighttune_rank_changes_withheld_total {float(total)}" in metrics.render().decode()
+
+
 def test_without_served_bits_the_check_stands_aside() -> None:
     """A KPM node without DRB.UEThpDl reports 0 served bits for ACKed blocks: the check then
     neither changes a decision nor learns, the cell decides as without it."""
