@@ -264,11 +264,12 @@ class RankChangeCheck:
         R_{d,a} = Σ_i γ_c^(age_i) B_i / Σ_i γ_c^(age_i) n_i J_stay,i          (a ∈ {change, stay})
 
     (a ratio of discounted sums; the normalisation takes out the UEs' different SNRs, so
-    the two arms compare on any mix of UEs). Rule for a UE's ``c``-th wanted change at ``d``:
+    the two arms compare on any mix of UEs). Rule for a UE's ``c``-th wanted change at ``d``,
+    with ``s = c + u`` (``u`` the UE's id, so that the UEs of one period fall on both arms):
 
-    * either arm with fewer than ``n_min`` (discounted) samples: change iff ``c`` is even;
-    * ``R_{d,change} > R_{d,stay}``: change, except ``c ≡ K − 1 (mod K)`` (stay, probed);
-    * otherwise: stay, except ``c ≡ K − 1 (mod K)`` (change, probed).
+    * either arm with fewer than ``n_min`` (discounted) samples: change iff ``s`` is even;
+    * ``R_{d,change} > R_{d,stay}``: change, except ``s ≡ K − 1 (mod K)`` (stay, probed);
+    * otherwise: stay, except ``s ≡ K − 1 (mod K)`` (change, probed).
 
     Both arms are drawn from the same UEs and periods (the wanted changes), by a rule that
     does not look at the channel, so the comparison is an A/B test; the probes keep the
@@ -316,18 +317,21 @@ class RankChangeCheck:
         """float64 [2, 2]: discounted samples per (rank offset −1/+1, arm change/stay)."""
         return self._count.copy()
 
-    def choose(self, offset: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    def choose(self, offset: np.ndarray, counter: np.ndarray, ue_id: np.ndarray | None = None) -> np.ndarray:
         """Whether to apply each wanted rank change (see the class doc).
 
         Args:
             offset: int [M], the wanted rank offsets ``r − RI`` (±1; larger ones count as ±1).
             counter: int [M], each UE's number of earlier wanted changes (``c``).
+            ue_id: int [M], the UEs' ids (``u``, staggers the UEs); None: 0 for all.
 
         Returns:
             bool [M]: True = change (apply the search's choice), False = stay.
         """
         row = (np.asarray(offset) > 0).astype(np.int64)
         c = np.asarray(counter, dtype=np.int64)
+        if ue_id is not None:
+            c = c + np.asarray(ue_id, dtype=np.int64)
         decided = (self._count >= self.min_samples).all(axis=1)  # [2]
         r = self.ratio
         favour_change = decided & (r[:, _CHANGE] > r[:, _STAY])  # [2]

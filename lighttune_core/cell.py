@@ -560,7 +560,7 @@ class CellTuner:
         s_rank, s_cqi, s_raw, s_score = same.rank[wanted], same.cqi[wanted], same.predicted_bler[wanted], same.score[wanted]
         rows = idx[wanted]
         offset = np.clip(rank[wanted] - reports.ri[wanted], -1, 1)
-        change = self.rank_check.choose(offset, self._wanted_changes[rows])
+        change = self.rank_check.choose(offset, self._wanted_changes[rows], reports.ue_id[wanted])
         self._wanted_changes[rows] += 1
         self._check_offset[rows] = offset
         self._check_changed[rows] = change

@@ -38,6 +38,9 @@ def test_an_undecided_check_alternates_the_arms() -> None:
     check = RankChangeCheck()
     got = check.choose(np.array([-1, -1, 1, 1]), np.array([0, 1, 2, 3]))
     np.testing.assert_array_equal(got, [True, False, True, False])
+    # the UE id staggers the UEs: the same counters, the other arm for odd ids
+    got = check.choose(np.array([-1, -1, 1, 1]), np.array([0, 1, 2, 3]), ue_id=np.array([1, 1, 4, 7]))
+    np.testing.assert_array_equal(got, [False, True, True, True])
 
 
 def test_the_arm_that_delivers_more_wins_and_the_other_is_probed_one_in_k() -> None:
@@ -146,11 +149,15 @@ def test_the_decisions_and_the_metrics_count_the_withheld_rank_changes() -> None
                    sinr_layers_db=np.tile([22.0, 21.0, 20.0, 19.0], (48, 1)), olla_offset_db=np.zeros(48),
                    served_bits=np.full(48, 50_000))
     tuner = CellTuner(_PessimistAtTheReportedRank(), TuneMode.RI_CQI, learn=False, calibrate=False)
-    # undecided: each UE's wanted changes alternate between the arms, the first one applied
+    # undecided: the arms alternate, staggered by UE id so that every period has both
     first, _ = tuner.step(base)
     second, _ = tuner.step(replace(base, n_ack=np.full(48, 20), n_nack=np.zeros(48, dtype=np.int64)))
-    assert first.rank_changes_withheld == int(np.sum(first.rank == base.ri)) == 0
-    assert second.rank_changes_withheld == int(np.sum(second.rank == base.ri)) == 48
+    odd = base.ue_id % 2 == 1
+    assert 0 < odd.sum() < 48
+    np.testing.assert_array_equal(first.rank == base.ri, odd)
+    assert first.rank_changes_withheld == int(odd.sum())
+    # (24 samples per arm: from the second period on the check has taken a side)
+    assert second.rank_changes_withheld == int(np.sum(second.rank == base.ri)) > 0
     metrics = XappMetrics()
     policy = LinkAdaptationPolicy(_config(), LightTuneModel(seed=2), MemoryStore(), metrics=metrics)
     policy.cell("c1").model = _PessimistAtTheReportedRank()  # type: ignore[assignment]
@@ -169,7 +176,8 @@ def test_without_served_bits_the_check_stands_aside() -> None:
     neither changes a decision nor learns, the cell decides as without it."""
     base = random_reports(48, 29, first_tx=(20, 21))
     base = replace(base, ri=np.full(48, MAX_RANK), rank=np.full(48, MAX_RANK), cqi=np.maximum(base.cqi, 9),
-                   sinr_layers_db=np.tile([22.0, 21.0, 20.0, 19.0], (48, 1)), olla_offset_db=np.zeros(48))
+                   sinr_layers_db=np.tile([22.0, 21.0, 20.0, 19.0], (48, 1)), olla_offset_db=np.zeros(48),
+                   n_ack=np.full(48, 20), n_nack=np.zeros(48, dtype=np.int64), served_bits=np.zeros(48, dtype=np.int64))
     checked = CellTuner(_PessimistAtTheReportedRank(), TuneMode.RI_CQI, learn=False, calibrate=False)
     plain = CellTuner(_PessimistAtTheReportedRank(), TuneMode.RI_CQI, learn=False, calibrate=False,
                       check_rank_changes=False)
