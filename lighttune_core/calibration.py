@@ -277,8 +277,8 @@ class RankChangeCheck:
     same-rank labels the outcomes the BLER calibration lacked.
 
     Measured on Table 6 (offline-v4, seed 1, 32 UEs × 5 s, docs/results.md): RI-CQI-Tune on
-    ``sionna`` −0.28 % / −2.39 % (medium / high SNR) without the check, +0.10 % / +0.20 % with
-    it (worst cell −11.85 % → −2.06 %); on srsRAN +0.59 % / +0.94 % → +0.63 % / +0.95 %.
+    ``sionna`` −0.28 % / −2.39 % (medium / high SNR) without the check, +0.22 % / +0.18 % with
+    it (worst cell −11.85 % → −1.57 %); on srsRAN +0.59 % / +0.94 % → +0.66 % / +0.95 %.
 
     Args:
         discount: ``γ_c`` in (0, 1].
