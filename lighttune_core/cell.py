@@ -544,12 +544,18 @@ class CellTuner:
         same: SameRankBest,
     ) -> tuple[np.ndarray, int]:
         """Pass RI-CQI-Tune's rank changes through the cell's
-        :class:`~lighttune_core.calibration.RankChangeCheck`: for the UEs whose search chose
-        ``rank != RI``, take the best candidate at ``RI`` (the stay arm, ``same``, filled by
-        the search), let the check pick the arm, and write the stay decisions into ``rank``,
-        ``cqi``, ``chosen_x`` (in place). Returns the model's raw labels of the applied decisions,
-        float64 [N], and how many wanted changes were withheld. Reports whose served bits are not reported (:func:`bits_reported`) leave
-        the search's choices as they are and give the check no samples."""
+        :class:`~lighttune_core.calibration.RankChangeCheck`.
+
+        For the UEs whose search chose ``rank != RI``, take the best candidate at ``RI`` (the
+        stay arm, ``same``, filled by the search), let the check pick the arm, and write the
+        stay decisions into ``rank``, ``cqi``, ``chosen_x`` (in place). Reports that do not
+        carry the served bits (:func:`bits_reported`) leave the search's choices as they are
+        and give the check no samples.
+
+        Returns:
+            The model's raw labels of the applied decisions, float64 [N], and how many wanted
+            changes were withheld.
+        """
         self._check_offset[idx] = 0
         if not bits_reported(reports):  # no evidence to check with: the search's choices stand
             return raw, 0
@@ -557,7 +563,8 @@ class CellTuner:
         wanted = np.flatnonzero((rank != reports.ri) & (reports.ri <= self.max_rank))
         if not wanted.size:
             return raw, 0
-        s_rank, s_cqi, s_raw, s_score = same.rank[wanted], same.cqi[wanted], same.predicted_bler[wanted], same.score[wanted]
+        s_rank, s_cqi = same.rank[wanted], same.cqi[wanted]
+        s_raw, s_score = same.predicted_bler[wanted], same.score[wanted]
         rows = idx[wanted]
         offset = np.clip(rank[wanted] - reports.ri[wanted], -1, 1)
         change = self.rank_check.choose(offset, self._wanted_changes[rows], reports.ue_id[wanted])
