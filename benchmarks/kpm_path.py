@@ -79,17 +79,19 @@ def _model() -> tuple[Any, str]:
     return source.model, source.description
 
 
-def _node(names: tuple[str, ...]) -> tuple[KpmRanFunction, Any, Any]:
-    """Our node function, a subscription as an xApp would make it for a node offering ``names``."""
+def kpm_node(names: tuple[str, ...], period_ms: int = 10) -> tuple[KpmRanFunction, Any, Any]:
+    """Our node function offering ``names`` (report style 4), the xApp's plan for it at
+    ``period_ms``, and the subscription the node admitted."""
     fn = KpmRanFunction(CELL)
     definition = RanFunctionDefinition(
         fn.definition.short_name, fn.definition.oid, fn.definition.description,
         report_styles=(ReportStyle(4, "UE-level", 4, tuple((n, MEASUREMENT_IDS[n]) for n in names), 1, 3),),
         ran_function_id=2,
     )
-    plan = plan_kpm_subscription(definition, 10)
+    plan = plan_kpm_subscription(definition, period_ms)
     decision = fn.handle_subscription(plan.event_trigger, plan.action_definition)
-    assert decision.subscription is not None
+    if decision.subscription is None:
+        raise RuntimeError(f"our KPM node refused the plan: {decision.detail}")
     return fn, plan, decision.subscription
 
 
@@ -109,8 +111,8 @@ def imputation_cost(n_periods: int, seed: int = 21) -> dict[str, Any]:
         out = du.step(channel.step())
         if out is not None:
             outs.append(out)
-    full_node = _node(UE_MEASUREMENT_NAMES)
-    std_node = _node(tuple(n for n in UE_MEASUREMENT_NAMES if not n.startswith("LT.")))
+    full_node = kpm_node(UE_MEASUREMENT_NAMES)
+    std_node = kpm_node(tuple(n for n in UE_MEASUREMENT_NAMES if not n.startswith("LT.")))
     errors: dict[str, list[np.ndarray]] = {"full": [], "kpm_full": [], "kpm_imputed": []}
     imputed: tuple[str, ...] = ()
     for k in range(1, n_periods):  # period 0 has no CSI yet
@@ -164,7 +166,7 @@ def _timings(fn: Callable[[], Any], repeat: int) -> np.ndarray:
 def throughput(n_ue: int, repeat: int) -> dict[str, Any]:
     """KPM vs LT-LINKADAPT per cell-period, xApp side (E2AP decode + SM decode)."""
     reports = synthetic_reports(n_ue)
-    fn, plan, sub = _node(UE_MEASUREMENT_NAMES)
+    fn, plan, sub = kpm_node(UE_MEASUREMENT_NAMES)
     period = KpmPeriod(reports, 10.0, 1.7e9, 106, 20)
     kpm_enc = _timings(lambda: fn.build_indications(sub, period), max(repeat // 4, 2))
     kpm_pdus = [E.encode(E.RicIndication(REQUEST, 2, 1, i, "report", h, m))
@@ -207,7 +209,7 @@ def throughput(n_ue: int, repeat: int) -> dict[str, Any]:
 
 def breakdown(n_ue: int, repeat: int) -> dict[str, Any]:
     """Where the time of one format-3 message goes; asn1tools vs pycrate."""
-    fn, plan, sub = _node(UE_MEASUREMENT_NAMES)
+    fn, plan, sub = kpm_node(UE_MEASUREMENT_NAMES)
     period = KpmPeriod(synthetic_reports(n_ue), 10.0, 1.7e9, 106, 20)
     header, message = fn.build_indications(sub, period)[0]
     n_in_message = len(decode_kpm_indication(header, message, plan.codec)[1])

@@ -3,7 +3,7 @@
 The xApp's KPM plan subscribes ``DRB.UEThpDl`` (served bits) for the rank-change check
 (:class:`lighttune_core.calibration.RankChangeCheck`); every subscribed measurement adds one
 record to every UE's report. This script builds two subscriptions as the xApp plans them
-(:func:`~lighttune_e2.kpm.subscription.plan_kpm_subscription`) for our node offering every
+(``kpm_path.kpm_node``) for our node offering every
 measurement of :data:`~lighttune_e2.kpm.reports.UE_MEASUREMENT_NAMES`, with and without
 ``DRB.UEThpDl``, encodes the same cell periods with each (the field trace of
 ``benchmarks/loop_workload.py``, one 64-UE format-3 indication per period) and times the
@@ -26,38 +26,20 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from e2sim.kpm_function import MEASUREMENT_IDS, KpmPeriod, KpmRanFunction
-from lighttune_e2.kpm.model import CellGlobalId, RanFunctionDefinition, ReportStyle
+from e2sim.kpm_function import KpmPeriod
 from lighttune_e2.kpm.reports import UE_MEASUREMENT_NAMES, UE_THROUGHPUT_DL, KpmNodeDecoder
-from lighttune_e2.kpm.subscription import plan_kpm_subscription
 
-from loop_workload import field_periods  # benchmarks/ is the script's directory
+from kpm_path import kpm_node  # benchmarks/ is the script's directory
+from loop_workload import field_periods
 from results_file import RESULTS_DIR, save_results
 
-CELL = CellGlobalId(b"\x00\xf1\x10", 1)
 PERIOD_MS = 80.0
 """Reporting period of the subscription and spacing of the encoded periods (ms)."""
 
 
-def _subscription(names: tuple[str, ...]) -> tuple[KpmRanFunction, Any, Any]:
-    """Our node offering ``names`` (report style 4), the xApp's plan for it, the admitted
-    subscription."""
-    fn = KpmRanFunction(CELL)
-    definition = RanFunctionDefinition(
-        fn.definition.short_name, fn.definition.oid, fn.definition.description,
-        report_styles=(ReportStyle(4, "UE-level", 4, tuple((n, MEASUREMENT_IDS[n]) for n in names), 1, 3),),
-        ran_function_id=2,
-    )
-    plan = plan_kpm_subscription(definition, int(PERIOD_MS))
-    decision = fn.handle_subscription(plan.event_trigger, plan.action_definition)
-    if decision.subscription is None:
-        raise RuntimeError(f"our KPM node refused the plan: {decision.detail}")
-    return fn, plan, decision.subscription
-
-
 def measure(names: tuple[str, ...], n_ue: int, n_periods: int, repeat: int) -> dict[str, Any]:
     """Octets and decode time per UE of ``n_periods`` field-trace periods of ``n_ue`` UEs."""
-    fn, plan, sub = _subscription(names)
+    fn, plan, sub = kpm_node(names, int(PERIOD_MS))
     periods, _meta = field_periods(n_ue, n_periods)
     messages = [
         list(fn.build_indications(sub, KpmPeriod(rep, PERIOD_MS, 1.7e9 + k * PERIOD_MS / 1e3, 106, 160)))
