@@ -11,6 +11,10 @@ Held-out mean |ŷ − y| and accuracy ``P(ŷ = y)`` of next-period BLER labels (
 * ``HGB`` — scikit-learn's ``HistGradientBoostingClassifier`` (arg-max class, seed 0) on the
   12 features; ``HGB median`` — the median of its predicted class distribution
   (scikit-learn is a benchmark-only extra: ``pip install '.[bench]'``);
+* ``BP MLP`` / ``BP MLP median`` — scikit-learn's ``MLPClassifier`` with the FF's hidden widths
+  (32, 32) and ReLU, trained by backpropagation on softmax cross-entropy (standardised
+  features, seed 0): the same network size without the forward-forward constraint, so the gap
+  between it and the FF is the training method's, not the network's or the features';
 * ``FF frozen`` — the LightTune model as trained offline;
 * ``FF fine-tuned`` — the same model with LightTune fine-tuning over the stream, prequential
   (each sample is predicted, then ``learn_one(x, y)``: updated when ``|ŷ − y| ≥ δ``, then
@@ -109,15 +113,31 @@ class BinLookup:
         return np.round(np.where(hit, self.medians[pos], self.fallback) * 10) / 10
 
 
-def _hgb(x: np.ndarray, y: np.ndarray) -> tuple[Predictor, Predictor] | None:
-    """(arg-max, median) predictors of a HistGradientBoostingClassifier, or None without sklearn."""
+def _classifier(kind: str, x: np.ndarray, y: np.ndarray) -> tuple[Predictor, Predictor] | None:
+    """(arg-max, median) predictors of a scikit-learn classifier of the 11 labels, or None without
+    scikit-learn.
+
+    ``kind``: ``"hgb"`` — HistGradientBoostingClassifier (seed 0) on the raw features; ``"mlp"`` —
+    MLPClassifier with the FF's hidden widths (32, 32), ReLU, Adam, softmax cross-entropy trained
+    by backpropagation (seed 0, 10 % early-stopping split) on standardised features. The median
+    is the smallest class whose predicted cumulative probability reaches 0.5.
+    """
     try:
         from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
     except ImportError:
         return None
     k = np.rint(y * 10).astype(np.int64)
-    clf = HistGradientBoostingClassifier(random_state=0).fit(x, k)
-    classes = clf.classes_
+    if kind == "hgb":
+        clf = HistGradientBoostingClassifier(random_state=0).fit(x, k)
+    elif kind == "mlp":
+        mlp = MLPClassifier(hidden_layer_sizes=(32, 32), max_iter=200, early_stopping=True, random_state=0)
+        clf = make_pipeline(StandardScaler(), mlp).fit(x, k)
+    else:
+        raise ValueError(f"kind must be 'hgb' or 'mlp', got {kind!r}")
+    classes = np.asarray(clf.classes_)
 
     def argmax(xs: np.ndarray) -> np.ndarray:
         return clf.predict(xs) / 10.0
@@ -205,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"references trained on {train_name}", flush=True)
     lookup = BinLookup(x_tr, y_tr)
     majority = float(np.bincount(np.rint(y_tr * 10).astype(np.int64)).argmax()) / 10
-    hgb = _hgb(x_tr, y_tr)
+    hgb = _classifier("hgb", x_tr, y_tr)
+    mlp = _classifier("mlp", x_tr, y_tr)
 
     if args.conditions == "grid":
         in_name = "TDL-A30 10 Hz, every correlation and SNR range (training channel and conditions)"
@@ -234,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         if hgb is not None:
             row["HGB"] = scores(hgb[0](x), y)
             row["HGB median"] = scores(hgb[1](x), y)
+        if mlp is not None:
+            row["BP MLP"] = scores(mlp[0](x), y)
+            row["BP MLP median"] = scores(mlp[1](x), y)
         frozen = model.predict_many(x)
         row["FF frozen"] = scores(frozen, y)
         tuned, updates = stream_finetuned(model, x, y)
