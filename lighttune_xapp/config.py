@@ -65,6 +65,12 @@ STORE_BACKENDS: tuple[str, ...] = ("sdl", "file", "memory")
 
 DEFAULT_MAX_CELLS_PER_NODE = 64
 """Default of ``controls.maxCellsPerNode``: cells one E2 node may bring."""
+DEFAULT_MAX_PREDICTIONS = 5000
+"""Default ``controls.maxPredictionsPerDecision``: candidate rows one cell's decision may
+predict per period. A UE has at most 15 candidates (3 ranks x 5 CQIs, the same-rank ones
+among them), so a cell of up to 333 UEs never reaches it; in the 1,000-UE field workload it
+bounds the first periods (up to 11,846 rows exact) and left every RI-CQI-Tune choice as the
+exact search's (benchmarks/search_budget.py, docs/results.md)."""
 
 SCHEMA_FILE_NAME = "schema.json"
 _REPO_SCHEMA = Path(__file__).resolve().parent.parent / "xapp-descriptor" / SCHEMA_FILE_NAME
@@ -113,6 +119,10 @@ class XappConfig:
         check_rank_changes: pass RI-CQI-Tune's rank changes through each cell's A/B check
             in delivered bits (``controls.checkRankChanges``, default true;
             :class:`~lighttune_core.calibration.RankChangeCheck`).
+        max_predictions: cap on the candidate rows one cell's decision predicts per period
+            (``controls.maxPredictionsPerDecision``, default :data:`DEFAULT_MAX_PREDICTIONS`;
+            0 in the descriptor, None here: the exact search;
+            :class:`~lighttune_core.linkadapt.tune.SearchBudget`).
     """
 
     tuner_mode: str
@@ -136,6 +146,7 @@ class XappConfig:
     min_label_tx: int = MIN_LABEL_TX
     calibrate: bool = True
     check_rank_changes: bool = True
+    max_predictions: int | None = DEFAULT_MAX_PREDICTIONS
     du_sinr_thresholds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def link_preset(self) -> DuPreset:
@@ -352,6 +363,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         min_label_tx=int(controls.get("minLabelTx", MIN_LABEL_TX)),
         calibrate=bool(controls.get("calibrate", True)),
         check_rank_changes=bool(controls.get("checkRankChanges", True)),
+        max_predictions=int(controls.get("maxPredictionsPerDecision", DEFAULT_MAX_PREDICTIONS)) or None,
         du_sinr_thresholds=du_sinr_thresholds,
     )
     try:

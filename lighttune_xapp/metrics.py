@@ -121,6 +121,12 @@ class XappMetrics:
             "candidate (lighttune_core.calibration.RankChangeCheck)",
             namespace=namespace, registry=r,
         )
+        self.search_cut_ues = Counter(
+            "search_cut_ues",
+            "UE decisions taken with candidates left unpredicted because the cell's search reached its "
+            "prediction cap (controls.maxPredictionsPerDecision; lighttune_core.linkadapt.tune.SearchBudget)",
+            namespace=namespace, registry=r,
+        )
         self.finetune_updates = Counter(
             "finetune_updates", "LightTune online learning steps taken", namespace=namespace, registry=r
         )

@@ -34,6 +34,7 @@ import numpy as np
 
 from lighttune_core.calibration import RankChangeCheck, RankOffsetCalibration
 from lighttune_core.cell import CellTuner, Decisions, DuplicateUeError, LearnOutcome, LearnSamples, TuneMode
+from lighttune_core.linkadapt.tune import SearchBudget
 from lighttune_core.report import LinkReports
 from lighttune_core.tuner import LightTuneModel
 from lighttune_xapp.config import XappConfig
@@ -174,7 +175,8 @@ class LinkAdaptationPolicy:
             model, calibration, check = self._new_model(cell_id)
             tuner = CellTuner(model, self.mode_of(cell_id), du_preset=self.config.link_preset(),
                               min_label_tx=self.config.min_label_tx, calibrate=self.config.calibrate,
-                              check_rank_changes=self.config.check_rank_changes)
+                              check_rank_changes=self.config.check_rank_changes,
+                              max_predictions=self.config.max_predictions)
             if calibration is not None and self.config.calibrate:
                 tuner.calibration = calibration
             if check is not None and self.config.check_rank_changes:
@@ -212,6 +214,7 @@ class LinkAdaptationPolicy:
                 tuner.calibration = None
             elif tuner.calibration is None:
                 tuner.calibration = RankOffsetCalibration()
+            tuner.budget = None if config.max_predictions is None else SearchBudget(config.max_predictions)
             if not config.check_rank_changes:
                 tuner.rank_check = None
             elif tuner.rank_check is None:
@@ -288,6 +291,7 @@ class LinkAdaptationPolicy:
         m.decision_latency.observe(latency)
         m.finetune_updates.inc(learned.n_updates)
         m.rank_changes_withheld.inc(decisions.rank_changes_withheld)
+        m.search_cut_ues.inc(decisions.search_cut_ues)
         m.prediction_abs_error.observe_many(learned.abs_error)
         if mode is TuneMode.OFF:
             m.decisions.labels(kind="keep").inc(len(reports))

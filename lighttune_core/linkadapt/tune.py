@@ -128,6 +128,73 @@ class SameRankBest:
         self.rank, self.cqi, self.predicted_bler, self.score = empty_i, empty_i.copy(), empty_f, empty_f.copy()
 
 
+class SearchBudget:
+    """A cap on the rows one pruned search predicts, and what the cap cut in its last call.
+
+    The exact pruning predicts each UE's candidate of largest bound first (``N`` rows, always:
+    a decision needs one prediction per UE), then every candidate that could still win. Early
+    in a cell's life, or with a model that labels most candidates' BLER high, that second round
+    can hold several times ``N`` rows; with :class:`SameRankBest`, each UE whose choice changes
+    rank then needs its same-rank candidates too (1,000-UE field trace: up to 11,270 rows a
+    period, ~1.2 µs each, most of them same-rank rows of the first periods' rank changes). With
+    a budget of ``max_rows`` the call predicts at most ``max(max_rows, N)`` rows: the first
+    round's ``N`` rows are never cut (every UE gets a predicted choice), then the second round
+    and the same-rank rounds take what is left, in that order, each breadth first: every UE's
+    next-best-bound candidate before any UE's one after it (depth ``d`` = the candidate's
+    place in its UE's order of decreasing bound ``U``; ties by larger ``U``, then earlier UE
+    and slot). A UE whose candidates were cut takes the best of those predicted (the search
+    then is anytime, not exact); a search within the budget is the exact one. A rank-changing
+    UE whose same-rank candidates were all cut has no same-rank best
+    (``SameRankBest.predicted_bler`` +inf, score 0).
+
+    Attributes:
+        max_rows: the cap (>= 1), rows per call including the first round's ``N``.
+        rows: rows the last call predicted.
+        cut: bool [N] of the last call, True for a UE with a candidate left out by the cap.
+    """
+
+    def __init__(self, max_rows: int) -> None:
+        if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+            raise ValueError(f"max_rows must be an integer >= 1, got {max_rows!r}")
+        self.max_rows = int(max_rows)
+        self.rows = 0
+        self.cut = np.zeros(0, dtype=bool)
+
+    @property
+    def cut_ues(self) -> int:
+        """UEs of the last call with at least one candidate left out by the cap."""
+        return int(np.count_nonzero(self.cut))
+
+    def start(self, n: int) -> None:
+        """Begin a call over ``n`` UEs whose first round predicts ``n`` rows."""
+        self.rows = n
+        self.cut = np.zeros(n, dtype=bool)
+
+    def remaining(self) -> int:
+        """Rows the current call may still predict (0 when spent)."""
+        return max(self.max_rows - self.rows, 0)
+
+    def take(self, ue: np.ndarray, bound: np.ndarray) -> np.ndarray:
+        """Which of the wanted rows to predict: bool [M] over rows of UEs ``ue`` int [M] (each
+        UE's rows in slot order) with bounds ``bound`` float [M], breadth first (class doc);
+        counts the kept rows and the UEs that lose one."""
+        m = ue.shape[0]
+        room = self.remaining()
+        if m <= room:
+            self.rows += m
+            return np.ones(m, dtype=bool)
+        order = np.lexsort((np.arange(m), -bound, ue))  # per UE, by decreasing bound
+        first = np.flatnonzero(np.r_[True, ue[order][1:] != ue[order][:-1]])
+        starts = np.repeat(first, np.diff(np.r_[first, m]))
+        depth = np.empty(m, dtype=np.int64)
+        depth[order] = np.arange(m) - starts
+        keep = np.zeros(m, dtype=bool)
+        keep[np.lexsort((np.arange(m), -bound, depth))[:room]] = True
+        self.rows += room
+        self.cut[ue[~keep]] = True
+        return keep
+
+
 class RiCqiTuneResult(NamedTuple):
     """RI-CQI-Tune decision per UE."""
 
@@ -301,6 +368,7 @@ def cqi_tune(
     du_preset: DuPreset | str | None = None,
     mcs_table: int = 1,
     adjust: BlerAdjust | None = None,
+    budget: SearchBudget | None = None,
 ) -> CqiTuneResult:
     """CQI-Tune: smallest CQI back-off whose predicted BLER meets the target (see module doc).
 
@@ -326,6 +394,8 @@ def cqi_tune(
         mcs_table: the DU's MCS table (with ``du_preset``).
         adjust: maps the predictions to the BLER the search scores by (rank offset 0 here);
             None: the predictions themselves.
+        budget: caps the rows the pruned delivered-bits search predicts (:class:`SearchBudget`;
+            needs ``prune`` and ``du_preset``); None: the exact search.
 
     Returns:
         ``CqiTuneResult(cqi int64 [N], predicted_bler float64 [N])``; ``predicted_bler`` is
@@ -339,10 +409,12 @@ def cqi_tune(
         raise ValueError(f"target_bler must be in [0, 1], got {target_bler!r}")
     if int(max_backoff) != max_backoff or max_backoff < 0:
         raise ValueError(f"max_backoff must be a non-negative integer, got {max_backoff!r}")
+    if budget is not None and du_preset is None:
+        raise ValueError("a search budget needs du_preset (the delivered-bits search)")
     if du_preset is not None:
         res = _ri_cqi_search(
             predict, reports, prev_bler, MAX_RANK, int(max_backoff) + 1, table_cqi, prune, None,
-            du_preset, mcs_table, _FIXED_RANK, adjust,
+            du_preset, mcs_table, _FIXED_RANK, adjust, budget=budget,
         )
         return CqiTuneResult(res.cqi, res.predicted_bler)
     n = len(reports)
@@ -408,6 +480,7 @@ def ri_cqi_tune(
     adjust: BlerAdjust | None = None,
     change_rank: bool = True,
     same_rank_out: SameRankBest | None = None,
+    budget: SearchBudget | None = None,
 ) -> RiCqiTuneResult:
     """RI-CQI-Tune: the (rank, CQI) pair of best expected throughput (see module doc).
 
@@ -447,6 +520,8 @@ def ri_cqi_tune(
         same_rank_out: when given, receives each UE's best same-rank candidate
             (:class:`SameRankBest`; up to two more predictor calls when pruning left some of
             a rank-changing UE's same-rank candidates out).
+        budget: caps the rows the pruned search predicts (:class:`SearchBudget`, needs
+            ``prune``; it records the rows and the UEs the cap cut); None: the exact search.
 
     Returns:
         ``RiCqiTuneResult(rank int64 [N], cqi int64 [N], predicted_bler float64 [N])``;
@@ -458,7 +533,7 @@ def ri_cqi_tune(
     """
     return _ri_cqi_search(
         predict, reports, prev_bler, max_rank, cqi_window, table_cqi, prune, features_out,
-        du_preset, mcs_table, _RANK_OFFSETS if change_rank else _FIXED_RANK, adjust, same_rank_out,
+        du_preset, mcs_table, _RANK_OFFSETS if change_rank else _FIXED_RANK, adjust, same_rank_out, budget,
     )
 
 
@@ -530,8 +605,11 @@ def _ri_cqi_search(
     rank_offsets: np.ndarray,
     adjust: BlerAdjust | None = None,
     same_rank_out: SameRankBest | None = None,
+    budget: SearchBudget | None = None,
 ) -> RiCqiTuneResult:
     """The search of :func:`ri_cqi_tune` over rank slots ``r0 + rank_offsets``."""
+    if budget is not None and not prune:
+        raise ValueError("a search budget needs prune=True (the full search predicts every candidate)")
     if int(max_rank) != max_rank or not 1 <= max_rank <= MAX_RANK:
         raise ValueError(f"max_rank must be in 1..{MAX_RANK}, got {max_rank!r}")
     if int(cqi_window) != cqi_window or cqi_window < 1:
@@ -578,6 +656,8 @@ def _ri_cqi_search(
     first_of_row = np.arange(0, n * k, k)  # flat index of each UE's slot 0
 
     if prune:
+        if budget is not None:
+            budget.start(n)
         base = build_features(reports, r0, c0, prev_bler)  # [N, 12]; candidates set per row
         upper = np.where(valid, rate, -np.inf)  # J <= U
         top = upper.argmax(axis=1)
@@ -598,6 +678,8 @@ def _ri_cqi_search(
         need &= valid
         need.reshape(-1)[flat_top] = False
         flat_need = np.flatnonzero(need)
+        if budget is not None and flat_need.size:
+            flat_need = flat_need[budget.take(flat_need // k, upper.reshape(-1).take(flat_need))]
         bler = np.full(n * k, np.inf)
         bler[flat_top] = bler_top
         if flat_need.size:
@@ -642,6 +724,11 @@ def _ri_cqi_search(
                 if not need_z.any():
                     continue
                 ue, j = np.nonzero(need_z)
+                if budget is not None:
+                    kept = budget.take(ue, z_rate[ue, j])
+                    ue, j = ue[kept], j[kept]
+                    if ue.size == 0:
+                        continue
                 flat = ue * k + j
                 got = _predict_rows(predict, _candidate_rows(base, ue, rank_safe.take(flat), cqi_safe.take(flat)))
                 z_bler[ue, j] = got
