@@ -123,6 +123,10 @@ def test_goodness_from_the_plan_is_the_sum_over_layers_of_the_plain_forward(size
     np.testing.assert_allclose(ff.goodness_all_labels(params, x), want, rtol=1e-12)
     plan = ff.plan_inference(params)
     np.testing.assert_allclose(ff.goodness_from_plan(plan, x), want, rtol=1e-12)
+    # the float32 search path: the same sums in single precision
+    plan32 = ff.plan_inference(params, dtype=np.float32)
+    np.testing.assert_allclose(ff.goodness_from_plan(plan32, x), want, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(ff.goodness_all_labels_t(plan32, x, block=7).T, want, rtol=2e-5, atol=1e-6)
     for i in (0, 61, 119):
         np.testing.assert_allclose(ff.goodness_one_from_plan(plan, x[i]), want[i], rtol=1e-12)
         trace = ff.forward_one_from_plan(plan, x[i])
