@@ -5,12 +5,10 @@ the best of what it predicted."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from test_core_linkadapt_tune import CountingPredictor, make_reports, synthetic_predictor
+from test_kpm_advisory import config as _config
 
 from lighttune_core.cell import CellTuner, TuneMode
 from lighttune_core.features import build_features
@@ -18,7 +16,7 @@ from lighttune_core.linkadapt import SearchBudget, cqi_tune, ri_cqi_tune, spectr
 from lighttune_core.linkadapt.tune import SameRankBest
 from lighttune_core.synthetic import random_reports
 from lighttune_core.tuner import LightTuneModel
-from lighttune_xapp.config import DEFAULT_MAX_PREDICTIONS, ConfigError, XappConfig, load_config
+from lighttune_xapp.config import DEFAULT_MAX_PREDICTIONS, ConfigError
 from lighttune_xapp.metrics import XappMetrics
 from lighttune_xapp.policy import LinkAdaptationPolicy
 from lighttune_xapp.store import MemoryStore
@@ -167,15 +165,6 @@ def test_rank_changes_whose_same_rank_candidates_were_cut_bypass_the_check() -> 
     assert np.any(spent.rank != reports.ri)
     assert spent.rank_changes_withheld == 0 and spent.search_cut_ues > 0
     assert free.rank_changes_withheld > 0
-
-
-DESCRIPTOR = Path(__file__).resolve().parents[1] / "xapp-descriptor" / "config-file.json"
-
-
-def _config(**controls: object) -> XappConfig:
-    descriptor = json.loads(DESCRIPTOR.read_text())
-    descriptor["controls"].update(controls)
-    return load_config(descriptor)
 
 
 def test_the_descriptor_sets_the_cap_and_zero_lifts_it() -> None:
