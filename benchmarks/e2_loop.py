@@ -63,6 +63,7 @@ import resource
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -323,7 +324,9 @@ def _report_decoder(path: str, plan: Any) -> ReportDecoder:
     return decode_kpm
 
 
-def bench_loop(n: int, periods: int, workload: str = "field", path: str = "sm", mode: str = "ri_cqi") -> dict[str, Any]:
+def bench_loop(
+    n: int, periods: int, workload: str = "field", path: str = "sm", mode: str = "ri_cqi", max_predictions: int | None = -1
+) -> dict[str, Any]:
     """One cell of ``n`` UEs through decode -> features -> predict -> decide -> encode -> learn.
 
     Per indication, as the local xApp handles it: E2AP decode, report decode (``sm``:
@@ -349,6 +352,8 @@ def bench_loop(n: int, periods: int, workload: str = "field", path: str = "sm", 
     from lighttune_xapp.store import MemoryStore
 
     config = local_config(read_descriptor(), mode=mode)
+    if max_predictions != -1:  # -1: the descriptor's controls.maxPredictionsPerDecision
+        config = replace(config, max_predictions=max_predictions)
     policy = LinkAdaptationPolicy(config, load_offline_model("builtin"), MemoryStore())
     cell = workload_periods(workload, n, periods + 1)
     if path == "sm":
@@ -422,6 +427,7 @@ def bench_loop(n: int, periods: int, workload: str = "field", path: str = "sm", 
         "ue_reports_per_s": n * periods / busy,
         "decision_latency_p50_ms": float(np.percentile(lat, 50) * 1e3),
         "decision_latency_p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "decision_latency_ms_by_indication": [round(float(x) * 1e3, 2) for x in lat],
         "cell_period_ms_mean": busy / periods * 1e3,
         "minor_page_faults_per_indication": faults / len(latency),
         "finetune_updates": updates,
@@ -509,14 +515,20 @@ def loop_part(args: argparse.Namespace) -> dict[str, Any]:
     # as the xApp does at start-up; process-wide and for good, so --default-malloc (a separate
     # run) gives the before/after
     heap_kept = False if args.default_malloc else keep_freed_heap_memory()
+    from lighttune_xapp.app import read_descriptor
+
+    # -1: the descriptor's cap; 0: none (the exact search)
+    cap = -1 if args.max_predictions is None else (args.max_predictions or None)
+    configured = read_descriptor()["controls"].get("maxPredictionsPerDecision", 0)
     out: dict[str, Any] = {"pinned_to_one_cpu": pinned, "heap_memory_kept": heap_kept, "targets": LOOP_TARGETS,
+                           "max_predictions_per_decision": configured if cap == -1 else (cap or 0),
                            "targets_judged_on": "field workload", "load_1min_before": os.getloadavg()[0]}
     paths = ("sm",) if args.skip_kpm else ("sm", "kpm")
     for workload in args.workloads:
         for path in paths:
             for n in (64, 1000):
                 key = f"{path}_{workload}_{n}_ues"
-                runs = [bench_loop(n, args.loop_periods, workload, path) for _ in range(args.loop_runs)]
+                runs = [bench_loop(n, args.loop_periods, workload, path, max_predictions=cap) for _ in range(args.loop_runs)]
                 out[key] = best_of_runs(runs)
                 r = out[key]
                 print(f"{key}: {r['ue_reports_per_s']:,.0f} UE-reports/s (median run "
@@ -553,9 +565,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="leave glibc's allocator at its defaults (the xApp keeps freed heap memory, "
                          "lighttune_xapp.app.keep_freed_heap_memory)")
     ap.add_argument("--skip-kpm", action="store_true", help="leave the E2SM-KPM report path out of the loop part")
+    ap.add_argument("--max-predictions", type=int, metavar="N",
+                    help="cap on the rows one decision predicts (0: none, the exact search; default: the "
+                         "descriptor's controls.maxPredictionsPerDecision)")
     ap.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS),
                     help="report workloads of the loop part (default: field stress)")
     args = ap.parse_args(argv)
+    if args.max_predictions is not None and args.max_predictions < 0:
+        ap.error(f"--max-predictions must be >= 0, got {args.max_predictions}")
 
     out: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
     if not args.skip_codec:
