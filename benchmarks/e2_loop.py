@@ -338,6 +338,8 @@ def bench_loop(
     everything including the learning. The policy starts from the packaged offline model, as
     the xApp does (``modelPath: builtin``). The first period is a warm-up and not timed; a
     KPM cell-period may take several indications (each below 16 KB), latency is per indication.
+    ``max_predictions``: the cells' row cap (``XappConfig.max_predictions``; None: the exact
+    search; -1: the descriptor's ``controls.maxPredictionsPerDecision``).
     """
     import cProfile
     import pstats

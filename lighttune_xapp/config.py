@@ -69,7 +69,7 @@ DEFAULT_MAX_PREDICTIONS = 5000
 """Default ``controls.maxPredictionsPerDecision``: candidate rows one cell's decision may
 predict per period. A UE has at most 15 candidates (3 ranks x 5 CQIs, the same-rank ones
 among them), so a cell of up to 333 UEs never reaches it; in the 1,000-UE field workload it
-bounds the first periods (up to 11,846 rows exact) and left every RI-CQI-Tune choice as the
+bounds the first periods (up to ~11,800 rows exact) and left every RI-CQI-Tune choice as the
 exact search's (benchmarks/search_budget.py, docs/results.md)."""
 
 SCHEMA_FILE_NAME = "schema.json"

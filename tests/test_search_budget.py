@@ -100,6 +100,13 @@ def test_the_budget_goes_breadth_first_over_the_ues() -> None:
     assert not budget.take(np.array([2]), np.array([1.0])).any()  # spent: nothing more
     budget.start(3)
     assert budget.cut_ues == 0 and budget.remaining() == 7
+    # a search of an empty cell leaves no count of an earlier call behind
+    budget.start(7)
+    budget.take(ue, bound)
+    assert budget.cut_ues > 0
+    empty = make_reports(5, 9).select(np.zeros(0, dtype=np.int64))
+    ri_cqi_tune(synthetic_predictor, empty, prune=True, budget=budget)
+    assert budget.cut_ues == 0 and budget.rows == 0
 
 
 def test_cqi_tune_takes_the_budget_on_its_delivered_bits_search() -> None:

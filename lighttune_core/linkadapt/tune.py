@@ -134,9 +134,10 @@ class SearchBudget:
     The exact pruning predicts each UE's candidate of largest bound first (``N`` rows, always:
     a decision needs one prediction per UE), then every candidate that could still win. Early
     in a cell's life, or with a model that labels most candidates' BLER high, that second round
-    can hold several times ``N`` rows; with :class:`SameRankBest`, each UE whose choice changes
-    rank then needs its same-rank candidates too (1,000-UE field trace: up to 11,270 rows a
-    period, ~1.2 µs each, most of them same-rank rows of the first periods' rank changes). With
+    can hold several times ``N`` rows, and with :class:`SameRankBest` each UE whose choice
+    changes rank needs its same-rank candidates too (1,000-UE field trace,
+    ``benchmarks/search_budget.py``: a median of 4,748 rows a period, but 11,769 and 10,541 in
+    the first two, nearly all of them second-round rows; about 1 µs each in float32). With
     a budget of ``max_rows`` the call predicts at most ``max(max_rows, N)`` rows: the first
     round's ``N`` rows are never cut (every UE gets a predicted choice), then the second round
     and the same-rank rounds take what is left, in that order, each breadth first: every UE's
@@ -619,6 +620,8 @@ def _ri_cqi_search(
         raise ValueError(f"features_out must have shape ({n}, {N_FEATURES}), got {features_out.shape}")
     c0 = _table_cqi(reports, table_cqi)
     r0 = _reported_rank(reports)
+    if budget is not None:
+        budget.start(n)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return RiCqiTuneResult(empty, empty.copy(), np.zeros(0, dtype=np.float64))
@@ -656,8 +659,6 @@ def _ri_cqi_search(
     first_of_row = np.arange(0, n * k, k)  # flat index of each UE's slot 0
 
     if prune:
-        if budget is not None:
-            budget.start(n)
         base = build_features(reports, r0, c0, prev_bler)  # [N, 12]; candidates set per row
         upper = np.where(valid, rate, -np.inf)  # J <= U
         top = upper.argmax(axis=1)
