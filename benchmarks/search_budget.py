@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from lighttune_core.cell import CellTuner, TuneMode
-from lighttune_core.linkadapt import SearchBudget, ri_cqi_tune
+from lighttune_core.linkadapt import SearchBudget
 from lighttune_core.linkadapt.tune import SameRankBest, candidate_rate
 from lighttune_core.report import LinkReports
 from lighttune_xapp.app import keep_freed_heap_memory, load_offline_model
@@ -47,15 +47,9 @@ from lighttune_xapp.app import keep_freed_heap_memory, load_offline_model
 
 def _search(tuner: CellTuner, reports: LinkReports, cap: int | None) -> tuple[Any, SameRankBest, SearchBudget]:
     """The tuner's RI-CQI-Tune search on its current state, with ``cap`` rows (None: exact)."""
-    idx = tuner._index(reports.ue_id)
-    prev = tuner._previous_bler(idx, reports)
-    adjust = None if tuner.calibration is None else tuner.calibration.adjust
     same = SameRankBest()
     budget = SearchBudget(cap if cap is not None else 10**12)
-    got = ri_cqi_tune(tuner._search_predictor(), reports, prev, max_rank=tuner.max_rank, prune=True,
-                      du_preset=tuner.du_preset, mcs_table=tuner.mcs_table, adjust=adjust,
-                      same_rank_out=same, budget=budget)
-    return got, same, budget
+    return tuner.search(reports, budget, same), same, budget
 
 
 def _objective(tuner: CellTuner, reports: LinkReports, res: Any) -> np.ndarray:

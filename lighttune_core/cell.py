@@ -81,7 +81,7 @@ from lighttune_core.calibration import RankChangeCheck, RankOffsetCalibration
 from lighttune_core.features import FEATURE_NAMES, N_FEATURES, bler_label, build_features
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_preset
-from lighttune_core.linkadapt.tune import SameRankBest, SearchBudget
+from lighttune_core.linkadapt.tune import RiCqiTuneResult, SameRankBest, SearchBudget
 from lighttune_core.report import MAX_CQI, MAX_RANK, LinkReports
 
 _RANK_COLUMN: int = FEATURE_NAMES.index("candidate_rank")
@@ -515,11 +515,7 @@ class CellTuner:
         if self.mode is TuneMode.RI_CQI:
             chosen_x = np.empty((len(reports), N_FEATURES))
             same = SameRankBest() if self.rank_check is not None else None
-            rank, cqi, raw = ri_cqi_tune(
-                predict, reports, prev, max_rank=self.max_rank, prune=True, features_out=chosen_x,
-                du_preset=self.du_preset, mcs_table=self.mcs_table, adjust=adjust, same_rank_out=same,
-                budget=self.budget,
-            )
+            rank, cqi, raw = self._ri_cqi_search(reports, prev, self.budget, same, chosen_x)
         elif self.mode is TuneMode.CQI:
             cqi, raw = cqi_tune(predict, reports, prev, prune=True, du_preset=self.du_preset, mcs_table=self.mcs_table,
                                 adjust=adjust, budget=self.budget)
@@ -546,6 +542,36 @@ class CellTuner:
         self._has_pending[idx] = True
         cut = self.budget.cut_ues if self.budget is not None and self.mode is not TuneMode.OFF else 0
         return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF, withheld, cut)
+
+    def search(
+        self, reports: LinkReports, budget: SearchBudget | None = None, same_rank_out: SameRankBest | None = None
+    ) -> RiCqiTuneResult:
+        """The RI-CQI-Tune search :meth:`decide` runs in ``ri_cqi`` mode, on the cell's current
+        state (model, calibration, previous BLER), with ``budget`` instead of the cell's own
+        (None: the exact search), before any rank-change check. Nothing is remembered,
+        except that unseen UEs are registered as :meth:`decide` would.
+
+        Returns:
+            ``RiCqiTuneResult`` of the ``N`` reports; ``same_rank_out`` as in
+            :func:`~lighttune_core.linkadapt.ri_cqi_tune`.
+        """
+        prev = self._previous_bler(self._index(reports.ue_id), reports)
+        return self._ri_cqi_search(reports, prev, budget, same_rank_out, None)
+
+    def _ri_cqi_search(
+        self,
+        reports: LinkReports,
+        prev: np.ndarray,
+        budget: SearchBudget | None,
+        same: SameRankBest | None,
+        features_out: np.ndarray | None,
+    ) -> RiCqiTuneResult:
+        """``ri_cqi_tune`` with the cell's predictor, preset, MCS table and calibration."""
+        adjust = None if self.calibration is None else self.calibration.adjust
+        return ri_cqi_tune(
+            self._search_predictor(), reports, prev, max_rank=self.max_rank, prune=True, features_out=features_out,
+            du_preset=self.du_preset, mcs_table=self.mcs_table, adjust=adjust, same_rank_out=same, budget=budget,
+        )
 
     def _check_rank_changes(
         self,

@@ -611,7 +611,8 @@ def _fused_weights(plan: InferencePlan) -> tuple[np.ndarray, ...]:
 
 def _goodness_block_fused_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace, out_t: np.ndarray) -> None:
     """``G(x_n, y_k) = Σ_l ||h_l||²`` of one block of a block-input (label-conditioned) plan
-    into ``out_t`` float [K, n]: the equations of :func:`_goodness_block_relu_t` with every
+    into ``out_t`` float [K, n]: the layer equations of :func:`_goodness_block_relu_t` (with the
+    block input ``e_k ⊗ [x; 1]``, whose norm is the same for every label) with every
     normaliser moved out of the ReLU, so each layer is one product, one ReLU and one sum of
     squares (4 passes over the ``[M_l, K · n]`` activations where the direct form takes 10).
 
@@ -669,7 +670,8 @@ def _goodness_block_fused_t(plan: InferencePlan, x: np.ndarray, work: _BlockWork
 
 
 def _goodness_block_relu_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace, out_t: np.ndarray) -> None:
-    """``G(x_n, y_k)`` of one block into ``out_t`` float [K, n], neuron-major layout.
+    """``G(x_n, y_k)`` of one block of a scalar-input (``[x; y]``) plan into ``out_t`` float
+    [K, n], neuron-major layout (block-input plans take :func:`_goodness_block_fused_t`).
 
     Activations are kept as ``[M_l, K, n]`` (neuron, label, sample), so every elementwise step
     runs over long contiguous rows of ``K · n`` values (a ``[n, K, M_l]`` layout has inner loops
@@ -697,24 +699,18 @@ def _goodness_block_relu_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorks
     k = plan.labels_sq.shape[0]
     m1 = plan.b1.shape[0]
     rows = k * n
-    wx_t = plan.w1x @ xb.T  # [M_1, n]; block input: [M_1 · K, n]
+    wx_t = plan.w1x @ xb.T  # [M_1, n]
     inv = np.einsum("ni,ni->n", xb, xb)
     inv = inv + plan.labels_sq[:, None]  # [K, n]
     np.sqrt(inv, out=inv)
     inv += plan.eps
     np.reciprocal(inv, out=inv)
     h = work.view(0, m1, rows).reshape(m1, k, n)
-    if plan.block:
-        np.add(wx_t.reshape(m1, k, n), plan.label_rows.T[:, :, None], out=h)
-    else:
-        np.add(wx_t[:, None, :], plan.label_rows.T[:, :, None], out=h)
+    np.add(wx_t[:, None, :], plan.label_rows.T[:, :, None], out=h)
     h *= inv
     h += plan.b1[:, None, None]
     work.relu(h)
     h2 = h.reshape(m1, rows)
-    total = out_t.reshape(rows)
-    if plan.block:
-        np.einsum("mr,mr->r", h2, h2, out=total)
     for layer, (w, (_, b)) in enumerate(zip(plan.rest_w, plan.rest), start=1):
         inv_l = np.einsum("mr,mr->r", h2, h2)
         np.sqrt(inv_l, out=inv_l)
@@ -725,10 +721,7 @@ def _goodness_block_relu_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorks
         z *= inv_l
         z += b[:, None]
         h2 = work.relu(z)
-        if plan.block:
-            total += np.einsum("mr,mr->r", h2, h2)
-    if not plan.block:
-        np.einsum("mr,mr->r", h2, h2, out=total)
+    np.einsum("mr,mr->r", h2, h2, out=out_t.reshape(rows))
 
 
 AFFINE_MARGIN: float = 1e-6
@@ -939,9 +932,10 @@ interleaved calls): 16 samples 103 vs 89 µs, 32: 121 vs 122, 48: 114 vs 149, 12
 
 
 def _goodness_block_t(plan: InferencePlan, x: np.ndarray, work: _BlockWorkspace, out_t: np.ndarray) -> None:
-    """``G(x_n, y_k)`` of one block into ``out_t`` float [K, n]: the closed form of
+    """``G(x_n, y_k)`` of one block into ``out_t`` float [K, n]: block-input plans take the
+    fused pass of :func:`_goodness_block_fused_t`; scalar-input plans the closed form of
     :func:`_goodness_affine_t` for the samples it covers (float64 two-layer plans, blocks of
-    at least :data:`AFFINE_MIN_SAMPLES`), the neuron-by-neuron forward pass of
+    at least :data:`AFFINE_MIN_SAMPLES`) and the neuron-by-neuron forward pass of
     :func:`_goodness_block_relu_t` for the others."""
     if plan.block:
         _goodness_block_fused_t(plan, x, work, out_t)

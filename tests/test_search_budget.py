@@ -201,3 +201,20 @@ def test_the_xapp_caps_its_cells_counts_the_cut_ues_and_follows_a_new_config() -
     policy.apply_config(_config(maxPredictionsPerDecision=300))
     budget = policy.cells["c1"].budget
     assert budget is not None and budget.max_rows == 300
+
+
+def test_the_cell_search_is_the_decision_search_with_a_budget_of_the_callers_choice() -> None:
+    reports = make_reports(120, 10)
+    reports = reports.select(np.flatnonzero(reports.cqi > 0))
+    tuner = CellTuner(_SyntheticModel(), TuneMode.RI_CQI, learn=False, calibrate=False, check_rank_changes=False,
+                      max_predictions=len(reports))
+    exact = tuner.search(reports)  # no budget: the exact search, whatever the cell's cap
+    budget = SearchBudget(len(reports))
+    capped = tuner.search(reports, budget)
+    assert budget.cut_ues > 0 and budget.rows == len(reports)
+    decided = tuner.decide(reports)  # the cell's own cap: the capped search's choices
+    np.testing.assert_array_equal(decided.rank, capped.rank)
+    np.testing.assert_array_equal(decided.cqi, capped.cqi)
+    assert np.any((exact.rank != capped.rank) | (exact.cqi != capped.cqi))
+    free = CellTuner(_SyntheticModel(), TuneMode.RI_CQI, learn=False, calibrate=False, check_rank_changes=False)
+    np.testing.assert_array_equal(free.decide(reports).cqi, exact.cqi)
