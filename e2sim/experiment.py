@@ -407,7 +407,7 @@ def quick_model(
     x, y = generate_dataset(scenario, n_samples, progress=progress)
     trained = train_offline(x, y, epochs=epochs, seed=seed)
     model = LightTuneModel.from_params(
-        trained.params, seed=seed, feature_mean=trained.feature_mean, feature_scale=trained.feature_scale
+        trained.params, seed=seed, **trained.model_arguments()
     )
     last = trained.history[-1]
     return ModelSource(

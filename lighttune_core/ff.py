@@ -91,7 +91,9 @@ SCALAR_INPUT_WIDTH: int = N_FEATURES + 1
 BLOCK_INPUT_WIDTH: int = N_LABELS * (N_FEATURES + 1)
 """``M_0 = 143`` of the label-conditioned (block one-hot) encoding: ``e_k ⊗ [x; 1]``."""
 LABEL_ENCODINGS: dict[int, str] = {SCALAR_INPUT_WIDTH: "scalar", BLOCK_INPUT_WIDTH: "block"}
-"""Input encoding of the label, told apart by the input width ``M_0``."""
+"""Input encoding of the label for the 12 plain features, told apart by the input width ``M_0``.
+A block input may also carry an encoded feature vector wider than 12
+(:class:`lighttune_core.encoding.InputEncoding`): ``M_0 = 11 (F + 1)`` for ``F >= 12``."""
 DEFAULT_LAYER_SIZES: tuple[int, ...] = (BLOCK_INPUT_WIDTH, 32, 32)
 """``[143, 32, 32]``: the label-conditioned input (a documented deviation from the paper's
 ``M_0 = 13``, see the module docstring), two hidden layers of 32 ReLUs."""
@@ -100,14 +102,24 @@ PAPER_LAYER_SIZES: tuple[int, ...] = (SCALAR_INPUT_WIDTH, 32, 32)
 
 
 def label_encoding(m0: int) -> str:
-    """``"scalar"`` for ``M_0 = 13``, ``"block"`` for ``M_0 = 143``; ValueError otherwise."""
-    try:
-        return LABEL_ENCODINGS[int(m0)]
-    except KeyError:
-        raise ValueError(
-            f"the input width M_0 must be {SCALAR_INPUT_WIDTH} (scalar label) or {BLOCK_INPUT_WIDTH} "
-            f"(label-conditioned block input), got {m0}"
-        ) from None
+    """``"scalar"`` for ``M_0 = 13``, ``"block"`` for ``M_0 = 11 (F + 1)`` with ``F >= 12``
+    input values per label block (143 for the 12 plain features); ValueError otherwise."""
+    m = int(m0)
+    if m == SCALAR_INPUT_WIDTH:
+        return "scalar"
+    if m >= BLOCK_INPUT_WIDTH and m % N_LABELS == 0:
+        return "block"
+    raise ValueError(
+        f"the input width M_0 must be {SCALAR_INPUT_WIDTH} (scalar label) or 11 (F + 1) with F >= {N_FEATURES} "
+        f"(label-conditioned block input; {BLOCK_INPUT_WIDTH} for the plain features), got {m0}"
+    )
+
+
+def block_feature_width(m0: int) -> int:
+    """``F = M_0 / 11 − 1``: the input values per label block of a block-input width ``M_0``."""
+    if label_encoding(m0) != "block":
+        raise ValueError(f"M_0 = {m0} is not a block-input width")
+    return int(m0) // N_LABELS - 1
 DEFAULT_THRESHOLD: float = 9.0
 """Goodness threshold ``T`` of the losses."""
 DEFAULT_NORM_EPS: float = 1e-8
@@ -157,16 +169,19 @@ def check_loss_kind(loss: str) -> str:
 
 
 def check_layer_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
-    """Validate ``[M_0, ..., M_L]``: ``M_0`` 13 (scalar label) or 143 (block input), ``L >= 1``,
+    """Validate ``[M_0, ..., M_L]``: ``M_0`` 13 (scalar label) or ``11 (F + 1)``, ``F >= 12``
+    (block input; 143 for the plain features), ``L >= 1``,
     widths >= 1."""
     out = tuple(int(m) for m in sizes)
     if len(out) < 2:
         raise ValueError(f"layer_sizes needs an input size and at least one layer, got {out}")
-    if out[0] not in LABEL_ENCODINGS:
+    try:
+        label_encoding(out[0])
+    except ValueError:
         raise ValueError(
-            f"layer_sizes[0] must be {SCALAR_INPUT_WIDTH} (features + scalar label) or "
-            f"{BLOCK_INPUT_WIDTH} (label-conditioned block input), got {out[0]}"
-        )
+            f"layer_sizes[0] must be {SCALAR_INPUT_WIDTH} (features + scalar label) or 11 (F + 1) with "
+            f"F >= {N_FEATURES} ({BLOCK_INPUT_WIDTH}: label-conditioned block input of the 12 features), got {out[0]}"
+        ) from None
     if any(m < 1 for m in out):
         raise ValueError(f"layer_sizes must be positive, got {out}")
     return out
@@ -188,8 +203,13 @@ def check_params(params: FFParams) -> FFParams:
     weights: list[np.ndarray] = []
     biases: list[np.ndarray] = []
     fan_in = np.shape(params.weights[0])[1] if np.ndim(params.weights[0]) == 2 else -1
-    if fan_in not in LABEL_ENCODINGS:
-        raise ValueError(f"weights[1] must have {SCALAR_INPUT_WIDTH} or {BLOCK_INPUT_WIDTH} columns, got shape {np.shape(params.weights[0])}")
+    try:
+        label_encoding(fan_in)
+    except ValueError:
+        raise ValueError(
+            f"weights[1] must have {SCALAR_INPUT_WIDTH} or 11 (F + 1) >= {BLOCK_INPUT_WIDTH} columns, "
+            f"got shape {np.shape(params.weights[0])}"
+        ) from None
     for i, (w, b) in enumerate(zip(params.weights, params.biases), start=1):
         w_a = np.array(w, dtype=np.float64)
         b_a = np.array(b, dtype=np.float64)
@@ -438,12 +458,19 @@ class InferencePlan(NamedTuple):
 
 
 def _block_w1x(w1: np.ndarray) -> np.ndarray:
-    """``[M_1 · K, 12]`` feature weights of every label's block of a block-input ``W_1``,
-    neuron-major (row ``m K + k``: neuron ``m``, label ``k``), so ``w1x @ X^T`` is already the
-    ``[M_1, K, n]`` layout of the batched forward pass."""
+    """``[M_1 · K, F]`` feature weights of every label's block of a block-input ``W_1``
+    (``F = M_0 / K − 1``), neuron-major (row ``m K + k``: neuron ``m``, label ``k``), so
+    ``w1x @ X^T`` is already the ``[M_1, K, n]`` layout of the batched forward pass."""
     m1 = w1.shape[0]
-    blocks = w1.reshape(m1, N_LABELS, N_FEATURES + 1)[:, :, :N_FEATURES]
-    return blocks.reshape(m1 * N_LABELS, N_FEATURES)
+    f = block_feature_width(w1.shape[1])
+    blocks = w1.reshape(m1, N_LABELS, f + 1)[:, :, :f]
+    return blocks.reshape(m1 * N_LABELS, f)
+
+
+def _block_constants(w1: np.ndarray) -> np.ndarray:
+    """``c_k`` [K, M_1]: the weight of every label block's constant input, a view of ``W_1``."""
+    f = block_feature_width(w1.shape[1])
+    return w1.reshape(w1.shape[0], N_LABELS, f + 1)[:, :, f].T
 
 
 def plan_inference(
@@ -468,8 +495,7 @@ def plan_inference(
     if block:
         if lab.shape != BLER_LABELS.shape or np.any(np.abs(lab - BLER_LABELS) > 1e-12):
             raise ValueError("a block-input network predicts the 11 BLER labels only")
-        const = w1.reshape(w1.shape[0], N_LABELS, N_FEATURES + 1)[:, :, N_FEATURES].T  # [K, M_1]
-        label_rows = np.ascontiguousarray(const, dtype=dtype)
+        label_rows = np.ascontiguousarray(_block_constants(w1), dtype=dtype)  # [K, M_1]
         w1y = np.zeros(w1.shape[0], dtype=dtype)
         labels_sq = np.ones(N_LABELS, dtype=dtype)
         w1x = _block_w1x(w1).astype(dtype)
@@ -514,7 +540,7 @@ def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
         raise ValueError("refresh_plan needs a float64 plan built from these params")
     if plan.block:
         plan.w1x[...] = _block_w1x(w1)
-        plan.label_rows[...] = w1.reshape(w1.shape[0], N_LABELS, N_FEATURES + 1)[:, :, N_FEATURES].T
+        plan.label_rows[...] = _block_constants(w1)
     else:
         np.multiply.outer(plan.labels, w1[:, -1], out=plan.label_rows)
     plan.derived.clear()
@@ -539,7 +565,7 @@ class _BlockWorkspace:
         # one spare row per layer: :func:`_goodness_block_fused_t` keeps the next layer's
         # normaliser there, below the activations, so the bias enters the product
         self.layers = tuple(np.empty((m + 1) * k * n_max, dtype=dt) for m in widths)
-        self.inputs = np.empty((N_FEATURES + 2) * n_max, dtype=dt)
+        self.inputs = np.empty((plan.w1x.shape[1] + 2) * n_max, dtype=dt)
         # ReLU as maximum(h, zeros): numpy 2.4's maximum against a scalar 0 runs ~5x slower
         # than against an array (measured 0.18 vs 0.035 ms for 352,000 float32 values)
         self.zeros = np.zeros(max(widths) * k * n_max, dtype=dt)
@@ -564,7 +590,7 @@ class _BlockWorkspace:
 
 
 _WORKSPACES = threading.local()
-"""Per-thread cache of :class:`_BlockWorkspace` by (dtype, layer widths, K). Fresh buffers of a
+"""Per-thread cache of :class:`_BlockWorkspace` by (dtype, input and layer widths, K). Fresh buffers of a
 block (~1–3 MB) are page-faulted in on every first touch: measured ~0.3 ms of a 0.6 ms
 100-sample prediction. Per thread, so concurrent predictions never share buffers."""
 
@@ -584,7 +610,8 @@ def _workspace(plan: InferencePlan, n: int) -> _BlockWorkspace:
     )
     if cache is None:
         cache = _WORKSPACES.by_shape = {}
-    key = (plan.w1x.dtype.str, (plan.b1.shape[0],) + tuple(w.shape[0] for w in plan.rest_w), plan.labels.shape[0])
+    key = (plan.w1x.dtype.str, (plan.w1x.shape[1], plan.b1.shape[0]) + tuple(w.shape[0] for w in plan.rest_w),
+           plan.labels.shape[0])
     hit = cache.get(key)
     if hit is None or hit[0] < n:
         hit = (max(n, _PREDICT_CHUNK), _BlockWorkspace(plan, max(n, _PREDICT_CHUNK)))
@@ -600,10 +627,11 @@ def _fused_weights(plan: InferencePlan) -> tuple[np.ndarray, ...]:
     got = plan.derived.get("fused")
     if got is None:
         m1, k = plan.b1.shape[0], plan.labels.shape[0]
-        first = np.empty((m1 * k, N_FEATURES + 2), dtype=plan.w1x.dtype)
-        first[:, :N_FEATURES] = plan.w1x
-        first[:, N_FEATURES] = plan.label_rows.T.reshape(m1 * k)
-        first[:, N_FEATURES + 1] = np.repeat(plan.b1, k)
+        f = plan.w1x.shape[1]
+        first = np.empty((m1 * k, f + 2), dtype=plan.w1x.dtype)
+        first[:, :f] = plan.w1x
+        first[:, f] = plan.label_rows.T.reshape(m1 * k)
+        first[:, f + 1] = np.repeat(plan.b1, k)
         later = tuple(np.concatenate([w, b[:, None]], axis=1) for w, (_, b) in zip(plan.rest_w, plan.rest))
         got = plan.derived["fused"] = (first,) + later
     return got
@@ -637,11 +665,12 @@ def _goodness_block_fused_t(plan: InferencePlan, x: np.ndarray, work: _BlockWork
     k = plan.labels.shape[0]
     rows = k * n
     weights = _fused_weights(plan)
-    xin = work.inputs[: (N_FEATURES + 2) * n].reshape(N_FEATURES + 2, n)
-    xin[:N_FEATURES] = x.T
-    xin[N_FEATURES] = 1.0
-    d = xin[N_FEATURES + 1]
-    np.einsum("ij,ij->j", xin[:N_FEATURES], xin[:N_FEATURES], out=d)
+    f = plan.w1x.shape[1]
+    xin = work.inputs[: (f + 2) * n].reshape(f + 2, n)
+    xin[:f] = x.T
+    xin[f] = 1.0
+    d = xin[f + 1]
+    np.einsum("ij,ij->j", xin[:f], xin[:f], out=d)
     d += 1.0
     np.sqrt(d, out=d)
     d += plan.eps
@@ -1020,8 +1049,8 @@ def new_trace(plan: InferencePlan) -> Trace:
     the input's label column ``acts[0, :, M_0 − 1]``: the buffer the LightTune step needs."""
     trace = Trace(plan)
     if plan.block:  # label k's constant 1 in its block; x goes in at the update
-        f = N_FEATURES + 1
-        trace.acts[0, np.arange(N_LABELS), np.arange(N_LABELS) * f + N_FEATURES] = 1.0
+        f = plan.w1x.shape[1]
+        trace.acts[0, np.arange(N_LABELS), np.arange(N_LABELS) * (f + 1) + f] = 1.0
     else:
         trace.acts[0, :, plan.w1x.shape[1]] = plan.labels
     return trace
@@ -1367,10 +1396,11 @@ def pair_update_from_trace(
     rows = (k_pos, k_neg)
     acts = trace.acts.take(rows, axis=1)  # [L + 1, 2, D]
     step = _pair_step(acts[1:], constants.offset, constants.scale, constants.threshold, constants.proposed)
-    if packed.params.weights[0].shape[1] == BLOCK_INPUT_WIDTH:
-        f = N_FEATURES + 1
-        acts[0, 0, k_pos * f : k_pos * f + N_FEATURES] = x
-        acts[0, 1, k_neg * f : k_neg * f + N_FEATURES] = x
+    m0 = packed.params.weights[0].shape[1]
+    if label_encoding(m0) == "block":
+        f = block_feature_width(m0)
+        acts[0, 0, k_pos * (f + 1) : k_pos * (f + 1) + f] = x
+        acts[0, 1, k_neg * (f + 1) : k_neg * (f + 1) + f] = x
     else:
         acts[0, :, : x.shape[0]] = x
     n_layers = len(packed.widths)

@@ -102,12 +102,14 @@ both layers: see ``tests/test_core_tuner.py`` (convergence and adaptation).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from lighttune_core.encoding import InputEncoding, fit_bin_edges
 from lighttune_core.features import BLER_LABELS, BLER_STEP, N_FEATURES
 from lighttune_core.ff import (
+    BLOCK_INPUT_WIDTH,
     DEFAULT_LAYER_SIZES,
     DEFAULT_NORM_EPS,
     DEFAULT_THRESHOLD,
@@ -116,6 +118,7 @@ from lighttune_core.ff import (
     check_loss_kind,
     goodness_all_labels,
     init_params,
+    N_LABELS,
     label_encoding,
     layer_forward,
     layer_gradients,
@@ -130,6 +133,11 @@ SCHEDULES: tuple[str, ...] = ("greedy", "simultaneous")
 DEFAULT_SCHEDULE: str = "simultaneous"
 DEFAULT_CLASS_BALANCE: float = 0.5
 """Default class-balance exponent of :func:`train_offline` (square-root inverse frequency)."""
+DEFAULT_INPUT_BINS: int = 8
+"""One-hot quantile bins per feature of ``lighttune-train`` and ``scripts/train-model`` (the
+packaged offline-v5); :func:`train_offline` itself defaults to none (the plain features)."""
+DEFAULT_INPUT_GAIN: float = 0.1
+"""Input gain ``g`` of ``lighttune-train`` (offline-v5); :func:`train_offline` defaults to 1."""
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 DEFAULT_LR_SCHEDULE: str = "cosine"
 ProgressCallback = Callable[[int, int, "EpochRecord"], None]
@@ -176,6 +184,19 @@ class TrainResult:
     history: tuple[EpochRecord, ...]
     feature_mean: np.ndarray
     feature_scale: np.ndarray
+    input_bins: tuple[np.ndarray, ...] | None = None
+    """One-hot bin edges of every feature (:mod:`lighttune_core.encoding`), None without bins."""
+    input_gain: float = 1.0
+    """The input encoding's gain ``g``."""
+
+    def encoding(self) -> InputEncoding:
+        """The input encoding the network was trained on."""
+        return InputEncoding(self.feature_mean, self.feature_scale, self.input_bins, self.input_gain)
+
+    def model_arguments(self) -> dict[str, Any]:
+        """The :class:`~lighttune_core.tuner.LightTuneModel` arguments of the input encoding."""
+        return {"feature_mean": self.feature_mean, "feature_scale": self.feature_scale,
+                "input_bins": self.input_bins, "input_gain": self.input_gain}
 
 
 def standardisation(features: np.ndarray, floor: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +281,8 @@ def train_offline(
     standardise: bool = True,
     class_balance: float = DEFAULT_CLASS_BALANCE,
     negatives_per_sample: int = 1,
+    input_bins: int = 0,
+    input_gain: float = 1.0,
 ) -> TrainResult:
     """Train an FF network with Adam, every layer on its own local loss.
 
@@ -288,6 +311,10 @@ def train_offline(
             sample with label ``k`` (``n_k`` its training count): the positive and negative
             means of the local losses become means weighted by the sample's class weight
             (0: plain means; 1: every class weighs the same).
+        input_bins: one-hot quantile bins per feature added to the input (0: none; else
+            2 .. 256, :func:`lighttune_core.encoding.fit_bin_edges` on the training features);
+            the block input width becomes ``11 (F + 1)`` (``layer_sizes[0]`` may stay 143).
+        input_gain: the encoding's gain ``g`` (:mod:`lighttune_core.encoding`).
         schedule: ``"greedy"`` (layer by layer, ``L · epochs`` epochs) or ``"simultaneous"``
             (all layers every batch, ``epochs`` epochs).
         progress: called after every epoch.
@@ -327,7 +354,15 @@ def train_offline(
         mean, scale = standardisation(x)
     else:
         mean, scale = np.zeros(N_FEATURES), np.ones(N_FEATURES)
-    x = (x - mean) / scale
+    if input_bins != 0 and encoding != "block":
+        raise ValueError("input_bins need the label-conditioned block input (layer_sizes[0] 143)")
+    edges = fit_bin_edges(x, input_bins) if input_bins != 0 else None
+    inputs = InputEncoding(mean, scale, edges, input_gain)
+    if encoding == "block" and sizes[0] != N_LABELS * (inputs.width + 1):
+        if sizes[0] != BLOCK_INPUT_WIDTH:
+            raise ValueError(f"layer_sizes[0] must be 143 or {N_LABELS * (inputs.width + 1)} for this input encoding")
+        sizes = (N_LABELS * (inputs.width + 1),) + sizes[1:]
+    x = inputs.encode(x)
     if eval_features is None or eval_labels is None:
         x_eval, y_eval = x, BLER_LABELS[k_true]
     else:
@@ -335,7 +370,7 @@ def train_offline(
         y_eval = BLER_LABELS[label_indices(eval_labels)]
         if x_eval.ndim != 2 or x_eval.shape != (y_eval.shape[0], N_FEATURES):
             raise ValueError("eval_features must have shape (N_eval, 12) matching eval_labels")
-        x_eval = (x_eval - mean) / scale
+        x_eval = inputs.encode(x_eval)
 
     gap_steps = int(round(negative_gap / BLER_STEP))
     if not 1 <= gap_steps <= 5:
@@ -421,4 +456,4 @@ def train_offline(
             history.append(record)
             if progress is not None:
                 progress(len(history), total, record)
-    return TrainResult(FFParams(tuple(weights), tuple(biases)), tuple(history), mean, scale)
+    return TrainResult(FFParams(tuple(weights), tuple(biases)), tuple(history), mean, scale, edges, inputs.gain)

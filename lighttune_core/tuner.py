@@ -30,7 +30,13 @@ Binary format (all little-endian), version 1::
     56      8     n_updates (uint64)
     64      4(L+1) layer sizes M_0..M_L (uint32)
     ...           W_1, b_1, ..., W_L, b_L as float64, row-major
+    ...           (version >= 2) feature mean [12], feature scale [12] (float64)
+    ...           (version 3) input gain g (float64), bin-edge counts n_1..n_12 (uint32),
+                  then the edges of feature 1, ..., 12 (float64)
     end−4   4     CRC-32 of everything before it (uint32)
+
+:meth:`to_bytes` writes version 2 for a model without input bins and gain 1 (the bytes of
+models made before version 3 are unchanged) and version 3 otherwise.
 
 Any mismatch (magic, version, sizes, length, CRC, non-finite values) raises ``ValueError``.
 
@@ -61,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from lighttune_core.encoding import InputEncoding
 from lighttune_core.features import BLER_LABELS, N_FEATURES
 from lighttune_core.ff import (
     DEFAULT_LAYER_SIZES,
@@ -82,16 +89,20 @@ from lighttune_core.ff import (
     plan_inference,
     refresh_plan,
     layer_sizes,
+    block_feature_width,
+    label_encoding,
     pair_update_from_trace,
     pair_update_inplace,
     predict_label_index,
 )
 
 MAGIC: bytes = b"LTFF"
-FORMAT_VERSION: int = 2
-"""Version 2 appends the feature standardisation (mean [12], scale [12], float64) after the
-parameters; version 1 files (no standardisation) are still read."""
-_READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+FORMAT_VERSION: int = 3
+"""Version 3 appends the input encoding's gain and one-hot bin edges
+(:mod:`lighttune_core.encoding`) after the standardisation; version 2 (the standardisation,
+mean [12] and scale [12] float64, after the parameters) is still written for models without
+bins, and versions 1 (no standardisation) and 2 are read."""
+_READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
 _HEADER = struct.Struct("<4sHBBddddqQQ")
 _CRC = struct.Struct("<I")
 
@@ -136,6 +147,10 @@ class LightTuneModel:
             vector before the network, ``x' = (x − mean) / scale`` (the training set's mean
             and standard deviation, from :func:`lighttune_core.training.train_offline`);
             default 0 and 1 (none).
+        input_bins, input_gain: the rest of the input encoding
+            (:class:`~lighttune_core.encoding.InputEncoding`): 12 arrays of one-hot bin
+            edges (None: no bins) and the gain ``g``; a block network then has
+            ``M_0 = 11 (F + 1)`` for the encoding's ``F`` values.
 
     Attributes:
         params: current :class:`~lighttune_core.ff.FFParams` (float64).
@@ -158,18 +173,21 @@ class LightTuneModel:
         norm_eps: float = DEFAULT_NORM_EPS,
         feature_mean: Any = None,
         feature_scale: Any = None,
+        input_bins: Any = None,
+        input_gain: float = 1.0,
     ) -> None:
         self.layer_sizes = check_layer_sizes(layer_sizes)
-        mean = np.zeros(N_FEATURES) if feature_mean is None else np.array(feature_mean, dtype=np.float64)
-        scale = np.ones(N_FEATURES) if feature_scale is None else np.array(feature_scale, dtype=np.float64)
-        if mean.shape != (N_FEATURES,) or scale.shape != (N_FEATURES,):
-            raise ValueError(f"feature_mean and feature_scale must have shape ({N_FEATURES},)")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
-            raise ValueError("feature_mean must be finite and feature_scale finite and > 0")
-        self.feature_mean = mean
-        self.feature_scale = scale
-        self._inv_scale = 1.0 / scale
-        self._identity_std = bool(np.all(mean == 0.0) and np.all(scale == 1.0))
+        encoding = InputEncoding(feature_mean, feature_scale, input_bins, input_gain)
+        m0 = self.layer_sizes[0]
+        width = block_feature_width(m0) if label_encoding(m0) == "block" else m0 - 1
+        if width != encoding.width:
+            raise ValueError(
+                f"the input encoding gives {encoding.width} values per sample, layer_sizes[0] = {m0} needs {width}"
+                + (" (input bins need the label-conditioned block input)" if label_encoding(m0) == "scalar" else "")
+            )
+        self.encoding = encoding
+        self.feature_mean = encoding.mean
+        self.feature_scale = encoding.scale
         if len(self.layer_sizes) - 1 > 255:
             raise ValueError("at most 255 layers")
         for name, value in (("threshold", threshold), ("lr", lr), ("delta", delta), ("norm_eps", norm_eps)):
@@ -267,13 +285,12 @@ class LightTuneModel:
 
     # ---------------------------------------------------------------- input checks
     def _standardise(self, x: np.ndarray) -> np.ndarray:
-        """``(x − mean) / scale`` (a new array; ``x`` itself when there is no standardisation)."""
-        if self._identity_std:
-            return x
-        return (x - self.feature_mean) * self._inv_scale
+        """The encoded inputs ``x'`` float64 [N, F] of features [N, 12] (a new array; ``x``
+        itself when the encoding is the identity), :meth:`InputEncoding.encode`."""
+        return self.encoding.encode(x)
 
     def _check_x(self, x: Any) -> tuple[np.ndarray, float]:
-        """``(x' float64 [12], ||x'||²)`` of the standardised features; the dot product checks
+        """``(x' float64 [F], ||x'||²)`` of the encoded features; the dot product checks
         finiteness too."""
         try:
             a = np.asarray(x, dtype=np.float64)
@@ -281,7 +298,7 @@ class LightTuneModel:
             raise ValueError(f"x must be numeric, shape ({N_FEATURES},)") from exc
         if a.shape != (N_FEATURES,):
             raise ValueError(f"x must have shape ({N_FEATURES},), got {a.shape}")
-        a = self._standardise(a)  # NaN/inf stay non-finite, caught by ||x'||² below
+        a = self.encoding.encode_one(a)  # NaN/inf stay non-finite, caught by ||x'||² below
         # Python float arithmetic overflows to inf silently, and NaN propagates
         xx = sum([v * v for v in a.tolist()])
         if not math.isfinite(xx):
@@ -446,6 +463,8 @@ class LightTuneModel:
             "norm_eps": self.norm_eps,
             "feature_mean": self.feature_mean.copy(),
             "feature_scale": self.feature_scale.copy(),
+            "input_bins": [e.copy() for e in self.encoding.bin_edges] if self.encoding.has_bins else None,
+            "input_gain": self.encoding.gain,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -508,6 +527,16 @@ class LightTuneModel:
             for a in (w, b)
         )
         standardisation = np.concatenate([self.feature_mean, self.feature_scale]).astype("<f8").tobytes()
+        enc = self.encoding
+        if enc.has_bins or enc.gain != 1.0:
+            edges = enc.bin_edges or tuple(np.zeros(0) for _ in range(N_FEATURES))
+            standardisation += (
+                np.array([enc.gain], dtype="<f8").tobytes()
+                + np.array([e.shape[0] for e in edges], dtype="<u4").tobytes()
+                + b"".join(np.ascontiguousarray(e, dtype="<f8").tobytes() for e in edges)
+            )
+        else:  # version 2: the bytes of a model without an encoding beyond the standardisation
+            head = head[:4] + struct.pack("<H", 2) + head[6:]
         body = head + sizes + arrays + standardisation
         return body + _CRC.pack(zlib.crc32(body))
 
@@ -546,10 +575,23 @@ class LightTuneModel:
         sizes = check_layer_sizes(sizes)
         n_values = sum(m_out * m_in + m_out for m_in, m_out in zip(sizes[:-1], sizes[1:]))
         n_std = 2 * N_FEATURES if version >= 2 else 0
-        if len(buf) != end_sizes + 8 * (n_values + n_std) + _CRC.size:
+        end_std = end_sizes + 8 * (n_values + n_std)
+        gain, bins, n_enc = 1.0, None, 0
+        if version >= 3:
+            if len(buf) < end_std + 8 + 4 * N_FEATURES + _CRC.size:
+                raise ValueError("model bytes truncated in the input encoding")
+            gain = float(np.frombuffer(buf, dtype="<f8", count=1, offset=end_std)[0])
+            counts = np.frombuffer(buf, dtype="<u4", count=N_FEATURES, offset=end_std + 8).astype(np.int64)
+            n_edges = int(counts.sum())
+            if n_edges > N_FEATURES * 255:
+                raise ValueError(f"model bytes give {n_edges} bin edges, at most {N_FEATURES * 255}")
+            n_enc = 8 + 4 * N_FEATURES + 8 * n_edges
+            if len(buf) == end_std + n_enc + _CRC.size:
+                flat = np.frombuffer(buf, dtype="<f8", count=n_edges, offset=end_std + 8 + 4 * N_FEATURES)
+                bins = np.split(flat.astype(np.float64), np.cumsum(counts)[:-1]) if n_edges else None
+        if len(buf) != end_std + n_enc + _CRC.size:
             raise ValueError(
-                f"model bytes have length {len(buf)}, layer sizes {sizes} need "
-                f"{end_sizes + 8 * (n_values + n_std) + _CRC.size}"
+                f"model bytes have length {len(buf)}, layer sizes {sizes} need {end_std + n_enc + _CRC.size}"
             )
         std = np.frombuffer(buf, dtype="<f8", count=n_std, offset=end_sizes + 8 * n_values).astype(np.float64)
         values = np.frombuffer(buf, dtype="<f8", count=n_values, offset=end_sizes).astype(np.float64)
@@ -573,6 +615,8 @@ class LightTuneModel:
                     "norm_eps": eps,
                     "feature_mean": std[:N_FEATURES] if n_std else None,
                     "feature_scale": std[N_FEATURES:] if n_std else None,
+                    "input_bins": bins,
+                    "input_gain": gain,
                 },
                 "n_seen": n_seen,
                 "n_updates": n_updates,

@@ -29,6 +29,8 @@ from lighttune_core.dataset import DatasetError, load_dataset
 from lighttune_core.ff import LOSS_KINDS
 from lighttune_core.training import (
     DEFAULT_CLASS_BALANCE,
+    DEFAULT_INPUT_BINS,
+    DEFAULT_INPUT_GAIN,
     DEFAULT_LR_SCHEDULE,
     DEFAULT_NEGATIVES,
     LR_SCHEDULES,
@@ -77,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="wrong labels paired with each sample per batch: the M best-scoring (hardest) or M "
                    "distinct random ones, 1 .. 10 (default %(default)s; 2-10 measured worse on the grid data, "
                    "see lighttune_core/training.py)")
+    p.add_argument("--input-bins", type=int, default=DEFAULT_INPUT_BINS, metavar="N",
+                   help="one-hot quantile bins per feature added to the network input (0: the 12 standardised "
+                        "features only, the input of offline-v4 and earlier; default %(default)s)")
+    p.add_argument("--input-gain", type=float, default=DEFAULT_INPUT_GAIN, metavar="G",
+                   help="gain g of the encoded input g [standardised x; one-hot bins] (default %(default)s)")
     p.add_argument("--loss", choices=LOSS_KINDS, default="proposed",
                    help="FF layer loss: proposed = the paper's eq. 7, softplus = Hinton's (default %(default)s)")
     p.add_argument("--holdout", type=float, default=0.2, help="held-out fraction for the curve (default 0.2)")
@@ -126,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=progress,
                 class_balance=args.class_balance,
                 lr_schedule=args.lr_schedule,
+                input_bins=args.input_bins,
+                input_gain=args.input_gain,
             )
         finally:
             for bar in bars:
@@ -135,8 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     model = LightTuneModel.from_params(
-        result.params, loss=args.loss, seed=args.seed, lr=args.online_lr, feature_mean=result.feature_mean,
-        feature_scale=result.feature_scale,
+        result.params, loss=args.loss, seed=args.seed, lr=args.online_lr, **result.model_arguments()
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(model.to_bytes())

@@ -189,12 +189,22 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
     code = train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--out", str(out)])
     assert code == 0
     model = LightTuneModel.from_bytes(out.read_bytes())
-    assert model.layer_sizes == ff.DEFAULT_LAYER_SIZES == (143, 32, 32) and model.n_updates == 0
-    # the saved model carries the standardisation of the training split (80 % of the rows)
+    # the saved model carries the input encoding of the training split (80 % of the rows): its
+    # standardisation, 8 quantile bins per feature (7 edges of a continuous feature) and gain 0.1,
+    # and the block input 11 (F + 1) wide for the F = 12 + 12 * 8 encoded values
     x, _ = synthetic_threshold_task(300, seed=4)
     train_rows, _ = train_cli.split_holdout(300, 0.2, 1)
     np.testing.assert_allclose(model.feature_mean, x[train_rows].mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(model.feature_scale, x[train_rows].std(axis=0), rtol=1e-12)
+    assert model.encoding.gain == 0.1 and len(model.encoding.bin_edges) == 12
+    for j, edges in enumerate(model.encoding.bin_edges):
+        np.testing.assert_allclose(edges, np.quantile(x[train_rows, j], np.arange(1, 8) / 8), rtol=1e-12)
+    assert model.layer_sizes == (11 * (12 + 12 * 8 + 1), 32, 32) and model.n_updates == 0
+    # --input-bins 0 --input-gain 1: the plain standardised features of offline-v4 and earlier
+    plain = tmp_path / "plain.ltm"
+    assert train_cli.main([str(data), "--epochs", "1", "--seed", "1", "--input-bins", "0", "--input-gain", "1",
+                           "--out", str(plain)]) == 0
+    assert LightTuneModel.from_bytes(plain.read_bytes()).layer_sizes == ff.DEFAULT_LAYER_SIZES == (143, 32, 32)
     rows = list(csv.reader((tmp_path / "models" / "cell.curve.csv").open()))
     # the default simultaneous schedule: one curve row per epoch, all layers trained together
     assert rows[0][:2] == ["layer", "epoch"] and len(rows) == 1 + 2

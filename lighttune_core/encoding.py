@@ -1,0 +1,154 @@
+"""The FF network's input encoding: standardised features, optionally with one-hot bins.
+
+The 12 features of :mod:`lighttune_core.features` reach the network as
+
+    x' = g · [ (x − μ) / σ ;  onehot(bin_1(x_1)) ; … ; onehot(bin_12(x_12)) ]
+
+* ``(x − μ) / σ``: the training set's standardisation, float [12];
+* ``bin_j(x_j)``: the index of ``x_j`` among feature ``j``'s bin edges ``e_j`` (ascending;
+  ``bin_j = #{e ∈ e_j : e <= x_j}``, so ``len(e_j) + 1`` bins), one-hot; the edges are the
+  training set's quantiles (:func:`fit_bin_edges`), so every bin holds a similar share of the
+  training samples;
+* ``g``: the input gain. The first FF layer normalises its input ``e_k ⊗ [x'; 1]`` by its
+  length; a small ``g`` keeps that length near 1, so the normalisation does not remove the
+  features' magnitude (measured: ``docs/results.md``).
+
+Without bins the encoding is the plain standardisation (``F = 12`` values); with bins it
+has ``F = 12 + Σ_j (len(e_j) + 1)`` values, and the label-conditioned network's input width
+is ``M_0 = 11 (F + 1)`` (:func:`lighttune_core.ff.label_encoding`). The bins let the first
+layer's per-label weights form a piecewise-constant function of every feature: the forward-
+forward training, which has no backpropagation through the layers, cannot build such
+non-monotone responses from the 12 linear inputs (``benchmarks/ff_training_variants.py``,
+``tests/test_core_encoding.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from lighttune_core.features import N_FEATURES
+
+MAX_EDGES_PER_FEATURE: int = 255
+"""Upper bound on the bin edges of one feature (8 bins need at most 7)."""
+
+
+def fit_bin_edges(features: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...]:
+    """Quantile bin edges of every feature of a training set.
+
+    ``e_j`` = the distinct values among the ``q / n_bins`` quantiles, ``q = 1 .. n_bins − 1``,
+    of feature ``j``: a feature with few distinct values (the rank, RI) gets fewer edges, a
+    constant one none.
+
+    Args:
+        features: float [N, 12], finite, N >= 1.
+        n_bins: bins per feature, 2 .. 256.
+
+    Returns:
+        12 ascending float64 arrays of at most ``n_bins − 1`` edges each.
+
+    Raises:
+        ValueError: bad shape, non-finite values or ``n_bins`` out of range.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != N_FEATURES or x.shape[0] == 0:
+        raise ValueError(f"features must have shape (N >= 1, {N_FEATURES}), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("features must be finite")
+    if not 2 <= int(n_bins) <= MAX_EDGES_PER_FEATURE + 1:
+        raise ValueError(f"n_bins must be in 2 .. {MAX_EDGES_PER_FEATURE + 1}, got {n_bins!r}")
+    q = np.arange(1, int(n_bins)) / int(n_bins)
+    edges = np.quantile(x, q, axis=0)  # [n_bins - 1, 12]
+    return tuple(np.unique(edges[:, j]) for j in range(N_FEATURES))
+
+
+class InputEncoding:
+    """``x [.., 12] -> x' [.., F]`` (module docstring); immutable after construction.
+
+    Args:
+        mean, scale: float [12], the standardisation (``scale > 0``); None: 0 and 1.
+        bin_edges: 12 ascending float arrays (each may be empty), or None for no bins.
+        gain: ``g > 0``.
+
+    Attributes:
+        width: ``F``, the encoded length.
+        identity: True when ``x' = x`` (no standardisation, no bins, ``g = 1``).
+    """
+
+    def __init__(
+        self,
+        mean: np.ndarray | None = None,
+        scale: np.ndarray | None = None,
+        bin_edges: Sequence[np.ndarray] | None = None,
+        gain: float = 1.0,
+    ) -> None:
+        m = np.zeros(N_FEATURES) if mean is None else np.array(mean, dtype=np.float64)
+        s = np.ones(N_FEATURES) if scale is None else np.array(scale, dtype=np.float64)
+        if m.shape != (N_FEATURES,) or s.shape != (N_FEATURES,):
+            raise ValueError(f"feature_mean and feature_scale must have shape ({N_FEATURES},)")
+        if not (np.all(np.isfinite(m)) and np.all(np.isfinite(s)) and np.all(s > 0)):
+            raise ValueError("feature_mean must be finite and feature_scale finite and > 0")
+        g = float(gain)
+        if not (np.isfinite(g) and g > 0):
+            raise ValueError(f"input gain must be finite and > 0, got {gain!r}")
+        edges: tuple[np.ndarray, ...] = ()
+        if bin_edges is not None:
+            if len(bin_edges) != N_FEATURES:
+                raise ValueError(f"bin edges must be given for all {N_FEATURES} features, got {len(bin_edges)}")
+            edges = tuple(np.array(e, dtype=np.float64).reshape(-1) for e in bin_edges)
+            for j, e in enumerate(edges):
+                if e.shape[0] > MAX_EDGES_PER_FEATURE:
+                    raise ValueError(f"feature {j} has {e.shape[0]} bin edges, at most {MAX_EDGES_PER_FEATURE}")
+                if not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0):
+                    raise ValueError(f"bin edges of feature {j} must be finite and strictly ascending")
+        self.mean = m
+        self.scale = s
+        self.bin_edges = edges
+        self.gain = g
+        self._mult = g / s  # x' = (x − μ) · g / σ
+        counts = np.array([e.shape[0] + 1 for e in edges], dtype=np.int64)
+        self._offsets = N_FEATURES + np.concatenate([[0], np.cumsum(counts)[:-1]]) if edges else np.zeros(0, np.int64)
+        self.width = N_FEATURES + int(counts.sum())
+        self.identity = bool(not edges and g == 1.0 and np.all(m == 0.0) and np.all(s == 1.0))
+        self.standardise_only = not edges
+
+    @property
+    def has_bins(self) -> bool:
+        """True when the encoding adds one-hot bins (``F > 12``)."""
+        return bool(self.bin_edges)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Encoded rows ``x'`` float64 [N, F] of features float64 [N, 12] (a new array; ``x``
+        itself when :attr:`identity`). Non-finite features stay non-finite in the standardised
+        part and fall in the last bin."""
+        if self.identity:
+            return x
+        if not self.bin_edges:
+            return (x - self.mean) * self._mult
+        n = x.shape[0]
+        out = np.zeros((n, self.width), dtype=np.float64)
+        np.multiply(x - self.mean, self._mult, out=out[:, :N_FEATURES])
+        if n:
+            cols = np.empty((n, N_FEATURES), dtype=np.int64)
+            for j, e in enumerate(self.bin_edges):
+                cols[:, j] = np.searchsorted(e, x[:, j], side="right")
+            cols += self._offsets
+            out[np.arange(n)[:, None], cols] = self.gain
+        return out
+
+    def encode_one(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`encode` of one feature vector float64 [12] -> [F]."""
+        if self.identity:
+            return x
+        return self.encode(x[None, :])[0]
+
+    def equals(self, other: "InputEncoding") -> bool:
+        """Same standardisation, bins and gain (bit for bit)."""
+        return (
+            np.array_equal(self.mean, other.mean)
+            and np.array_equal(self.scale, other.scale)
+            and self.gain == other.gain
+            and len(self.bin_edges) == len(other.bin_edges)
+            and all(np.array_equal(a, b) for a, b in zip(self.bin_edges, other.bin_edges))
+        )
