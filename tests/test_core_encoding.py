@@ -72,6 +72,10 @@ def test_encode_is_gain_times_standardised_features_and_one_hot_bins() -> None:
         col += e.shape[0] + 1
     assert np.argmax(out[0, 12 : 12 + enc.bin_edges[0].shape[0] + 1]) == 3
     np.testing.assert_array_equal(enc.encode_one(x[7]), out[7])
+    # large batches find the bins by binary search, single samples by one comparison: the same
+    many = _train_features(300, 4)
+    many[:12, :] = [e[0] if e.size else 0.0 for e in enc.bin_edges]  # rows on the first edges
+    np.testing.assert_array_equal(enc.encode(many), np.stack([enc.encode_one(r) for r in many]))
     plain = InputEncoding()
     assert plain.identity and plain.width == 12 and plain.encode(x) is x
 
