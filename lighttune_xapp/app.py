@@ -84,7 +84,9 @@ def read_descriptor(path: str | os.PathLike[str] | None = None) -> dict[str, Any
 
 
 def load_offline_model(model_path: str) -> LightTuneModel:
-    """The offline-trained model: the packaged one for ``"builtin"``, else a ``.ltm`` file.
+    """The offline-trained model: the packaged default for ``"builtin"``, another packaged
+    model for ``"builtin:NAME"`` (e.g. ``"builtin:offline-v4.ltm"``, the smaller and faster
+    network of before offline-v5, ``lighttune_models/README.md``), else a ``.ltm`` file.
 
     Raises:
         ConfigError: (field ``controls.modelPath``) when the file is missing or not a model.
@@ -92,6 +94,8 @@ def load_offline_model(model_path: str) -> LightTuneModel:
     try:
         if model_path == BUILTIN_MODEL:
             data = builtin_model_bytes()
+        elif model_path.startswith(BUILTIN_MODEL + ":"):
+            data = builtin_model_bytes(model_path[len(BUILTIN_MODEL) + 1:])
         else:
             data = Path(model_path).read_bytes()
     except OSError as exc:
