@@ -325,7 +325,8 @@ def _report_decoder(path: str, plan: Any) -> ReportDecoder:
 
 
 def bench_loop(
-    n: int, periods: int, workload: str = "field", path: str = "sm", mode: str = "ri_cqi", max_predictions: int | None = -1
+    n: int, periods: int, workload: str = "field", path: str = "sm", mode: str = "ri_cqi", max_predictions: int | None = -1,
+    model: str = "builtin",
 ) -> dict[str, Any]:
     """One cell of ``n`` UEs through decode -> features -> predict -> decide -> encode -> learn.
 
@@ -339,7 +340,8 @@ def bench_loop(
     the xApp does (``modelPath: builtin``). The first period is a warm-up and not timed; a
     KPM cell-period may take several indications (each below 16 KB), latency is per indication.
     ``max_predictions``: the cells' row cap (``XappConfig.max_predictions``; None: the exact
-    search; -1: the descriptor's ``controls.maxPredictionsPerDecision``).
+    search; -1: the descriptor's ``controls.maxPredictionsPerDecision``). ``model``: the
+    xApp's ``modelPath`` (``"builtin"`` or a model file).
     """
     import cProfile
     import pstats
@@ -356,7 +358,7 @@ def bench_loop(
     config = local_config(read_descriptor(), mode=mode)
     if max_predictions != -1:  # -1: the descriptor's controls.maxPredictionsPerDecision
         config = replace(config, max_predictions=max_predictions)
-    policy = LinkAdaptationPolicy(config, load_offline_model("builtin"), MemoryStore())
+    policy = LinkAdaptationPolicy(config, load_offline_model(model), MemoryStore())
     cell = workload_periods(workload, n, periods + 1)
     if path == "sm":
         cell_periods, plan = _sm_loop_periods(cell), None
@@ -523,6 +525,7 @@ def loop_part(args: argparse.Namespace) -> dict[str, Any]:
     cap = -1 if args.max_predictions is None else (args.max_predictions or None)
     configured = read_descriptor()["controls"].get("maxPredictionsPerDecision", 0)
     out: dict[str, Any] = {"pinned_to_one_cpu": pinned, "heap_memory_kept": heap_kept, "targets": LOOP_TARGETS,
+                           "model": args.model,
                            "max_predictions_per_decision": configured if cap == -1 else (cap or 0),
                            "targets_judged_on": "field workload", "load_1min_before": os.getloadavg()[0]}
     paths = ("sm",) if args.skip_kpm else ("sm", "kpm")
@@ -530,7 +533,7 @@ def loop_part(args: argparse.Namespace) -> dict[str, Any]:
         for path in paths:
             for n in (64, 1000):
                 key = f"{path}_{workload}_{n}_ues"
-                runs = [bench_loop(n, args.loop_periods, workload, path, max_predictions=cap) for _ in range(args.loop_runs)]
+                runs = [bench_loop(n, args.loop_periods, workload, path, max_predictions=cap, model=args.model) for _ in range(args.loop_runs)]
                 out[key] = best_of_runs(runs)
                 r = out[key]
                 print(f"{key}: {r['ue_reports_per_s']:,.0f} UE-reports/s (median run "
@@ -570,6 +573,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-predictions", type=int, metavar="N",
                     help="cap on the rows one decision predicts (0: none, the exact search; default: the "
                          "descriptor's controls.maxPredictionsPerDecision)")
+    ap.add_argument("--model", default="builtin",
+                    help="the xApp's modelPath: 'builtin' (the packaged model, default) or a model file")
     ap.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS),
                     help="report workloads of the loop part (default: field stress)")
     args = ap.parse_args(argv)

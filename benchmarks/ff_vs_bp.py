@@ -2,12 +2,13 @@
 
 Run from the repository root (single-threaded BLAS is what a shared-core xApp should use)::
 
-    python benchmarks/ff_vs_bp.py
+    python benchmarks/ff_vs_bp.py [--model FILE.ltm] [--out-name STEM]
 
 Measured, for the same sample:
 
 * ``predict_one`` and ``learn_one`` (with and without an update) of the packaged offline
-  model (:class:`LightTuneModel` ``[13, 32, 32]``), and the bare FF update
+  model (``lighttune_models.BUILTIN_MODEL_FILE``, the xApp's ``modelPath: builtin``; offline-v5
+  ``[880, 32, 32]``) or of ``--model``, and the bare FF update
   (:func:`lighttune_core.ff.pair_update_inplace`);
 * one backpropagation SGD update of the standard alternative: an MLP
   ``[12, M_1, ..., M_L, 11]`` (ReLU) with a softmax cross-entropy head over the 11 BLER
@@ -29,7 +30,8 @@ p10/p90 of all calls beside it. And ``timeit``-style, best of 7 passes over 1,00
 samples: ``predict_one``, and ``learn_one`` on a copy of the model with lr 1e-12, so that its
 predictions stay put and every call makes an update with the same arithmetic. Run on a quiet
 machine.
-Results are printed and saved as ``benchmarks/results/ff_vs_bp.{md,json}``.
+Results are printed and saved as ``benchmarks/results/ff_vs_bp.{md,json}`` (``--out-name``
+changes the stem). Up to the tenth session the model was ``offline-v2.ltm`` ``[143, 32, 32]``.
 """
 
 from __future__ import annotations
@@ -51,15 +53,17 @@ from threadpoolctl import threadpool_limits
 from lighttune_core import ff
 from lighttune_core.tuner import LightTuneModel
 
-PACKAGED_MODEL = Path(__file__).resolve().parent.parent / "lighttune_models" / "offline-v2.ltm"
+def packaged_or_fresh_model(path: Path | None = None) -> tuple[LightTuneModel, str]:
+    """The model file ``path``, else the xApp's packaged offline model (what ``learn_one`` runs
+    on in the field), else a fresh seeded model; with the name the figures are reported under."""
+    from lighttune_models import BUILTIN_MODEL_FILE, builtin_model_bytes
 
-
-def packaged_or_fresh_model() -> tuple[LightTuneModel, str]:
-    """The xApp's packaged offline model (what ``learn_one`` runs on in the field), else a
-    fresh seeded model; with the name the figures are reported under."""
-    if PACKAGED_MODEL.exists():
-        return LightTuneModel.from_bytes(PACKAGED_MODEL.read_bytes()), f"packaged {PACKAGED_MODEL.name}"
-    return LightTuneModel(seed=0), "fresh LightTuneModel(seed=0)"
+    if path is not None:
+        return LightTuneModel.from_bytes(path.read_bytes()), f"model file {path.name}"
+    try:
+        return LightTuneModel.from_bytes(builtin_model_bytes()), f"packaged {BUILTIN_MODEL_FILE}"
+    except OSError:
+        return LightTuneModel(seed=0), "fresh LightTuneModel(seed=0)"
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -180,12 +184,18 @@ def torch_update_us(hidden: tuple[int, ...], x: np.ndarray, k: int) -> float | N
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, help="model file (default: the packaged builtin model)")
+    ap.add_argument("--out-name", default="ff_vs_bp", help="stem of the saved results (default %(default)s)")
+    args = ap.parse_args()
     threadpool_limits(1)
     rng = np.random.default_rng(0)
     x = rng.random(12)
     rows: dict[str, Any] = {}
 
-    model, rows["model"] = packaged_or_fresh_model()
+    model, rows["model"] = packaged_or_fresh_model(args.model)
     y_hat = model.predict_one(x)
     far = 1.0 if y_hat < 0.5 else 0.0
     rows["predict_one_us"] = best_time_us(lambda: model.predict_one(x), 7, 2000)  # one sample, best of loops
@@ -265,7 +275,7 @@ def main() -> None:
         "bp_baseline": "numpy MLP [12, hidden..., 11], softmax cross-entropy head, plain SGD",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ff_vs_bp.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    (RESULTS / f"{args.out_name}.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
 
     lines = [
         "# LightTune FF update vs backpropagation",
@@ -307,7 +317,7 @@ def main() -> None:
             f"{r['float32_argmax_disagreement']:.4f} |"
         )
     lines.append(f"\nTarget: predict_many(10,000) ≤ {TARGETS_US['predict_many(10000)'] / 1000:.0f} ms.")
-    (RESULTS / "ff_vs_bp.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out_name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
