@@ -123,7 +123,6 @@ class InputEncoding:
             self._edge_matrix[j, : e.shape[0]] = e
         self.width = N_FEATURES + int(counts.sum())
         self.identity = bool(not edges and g == 1.0 and np.all(m == 0.0) and np.all(s == 1.0))
-        self.standardise_only = not edges
 
     @property
     def has_bins(self) -> bool:
@@ -131,9 +130,9 @@ class InputEncoding:
         return bool(self.bin_edges)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Encoded rows ``x'`` float64 [N, F] of features float64 [N, 12] (a new array; ``x``
-        itself when :attr:`identity`). Non-finite features stay non-finite in the standardised
-        part and fall in the last bin."""
+        """Encoded rows ``x'`` float64 [N, F] of finite features float64 [N, 12] (a new array;
+        ``x`` itself when :attr:`identity`). The model checks finiteness first; a non-finite
+        feature would stay non-finite in the standardised part (its bin is arbitrary)."""
         if self.identity:
             return x
         if not self.bin_edges:

@@ -106,7 +106,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lighttune_core.encoding import InputEncoding, fit_bin_edges
+from lighttune_core.encoding import MAX_EDGES_PER_FEATURE, InputEncoding, fit_bin_edges
 from lighttune_core.features import BLER_LABELS, BLER_STEP, N_FEATURES
 from lighttune_core.ff import (
     BLOCK_INPUT_WIDTH,
@@ -354,6 +354,8 @@ def train_offline(
         mean, scale = standardisation(x)
     else:
         mean, scale = np.zeros(N_FEATURES), np.ones(N_FEATURES)
+    if input_bins != 0 and not 2 <= input_bins <= MAX_EDGES_PER_FEATURE + 1:
+        raise ValueError(f"input_bins must be 0 (none) or 2 .. {MAX_EDGES_PER_FEATURE + 1}, got {input_bins!r}")
     if input_bins != 0 and encoding != "block":
         raise ValueError("input_bins need the label-conditioned block input (layer_sizes[0] 143)")
     edges = fit_bin_edges(x, input_bins) if input_bins != 0 else None

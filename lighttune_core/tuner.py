@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from lighttune_core.encoding import InputEncoding
+from lighttune_core.encoding import MAX_EDGES_PER_FEATURE, InputEncoding
 from lighttune_core.features import BLER_LABELS, N_FEATURES
 from lighttune_core.ff import (
     DEFAULT_LAYER_SIZES,
@@ -583,8 +583,8 @@ class LightTuneModel:
             gain = float(np.frombuffer(buf, dtype="<f8", count=1, offset=end_std)[0])
             counts = np.frombuffer(buf, dtype="<u4", count=N_FEATURES, offset=end_std + 8).astype(np.int64)
             n_edges = int(counts.sum())
-            if n_edges > N_FEATURES * 255:
-                raise ValueError(f"model bytes give {n_edges} bin edges, at most {N_FEATURES * 255}")
+            if n_edges > N_FEATURES * MAX_EDGES_PER_FEATURE:
+                raise ValueError(f"model bytes give {n_edges} bin edges, at most {N_FEATURES * MAX_EDGES_PER_FEATURE}")
             n_enc = 8 + 4 * N_FEATURES + 8 * n_edges
             if len(buf) == end_std + n_enc + _CRC.size:
                 flat = np.frombuffer(buf, dtype="<f8", count=n_edges, offset=end_std + 8 + 4 * N_FEATURES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import json
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,22 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
     again = tmp_path / "again.ltm"
     assert train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--out", str(again)]) == 0
     assert again.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--input-bins", "1"], "input_bins must be 0 \\(none\\) or 2 .. 256"),
+     (["--input-bins", "300"], "input_bins must be"),
+     (["--input-gain", "0"], "input gain must be finite and > 0"),
+     (["--input-gain", "nan"], "input gain")],
+)
+def test_cli_refuses_a_bad_input_encoding(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                                         message: str) -> None:
+    data = tmp_path / "set.npz"
+    _write_dataset(data)
+    out = tmp_path / "m.ltm"
+    assert train_cli.main([str(data), "--epochs", "1", "--out", str(out), *args]) == 2
+    assert re.search(message, capsys.readouterr().err) and not out.exists()
 
 
 @pytest.mark.parametrize(
