@@ -434,7 +434,8 @@ class InferencePlan(NamedTuple):
             block layout of :func:`goodness_all_labels`.
         rest_w: ``W_l`` [M_l, M_{l-1}] for ``l = 2..L`` (views for float64).
         trace_shape: ``(L + 1, K, D)`` of the activations of the single-sample forward
-            trace (:func:`forward_one_from_plan`), ``D = max(M_0, ..., M_L)``.
+            trace (:func:`forward_one_from_plan`), ``D = max(M_0, ..., M_L)``, or
+            ``max(M_1, ..., M_L)`` for a block plan (its trace holds no input row).
         derived: arrays computed from the parameters on first use (the closed form's
             constants, :func:`_affine_constants`); :func:`refresh_plan` empties it.
     """
@@ -517,18 +518,21 @@ def plan_inference(
         eps=float(eps),
         w1x=w1x,
         rest_w=tuple(w.astype(dtype, copy=False) for w in params.weights[1:n_use]),
-        trace_shape=(n_use + 1, lab.shape[0], max(sizes)),
+        # a block plan's trace keeps no input row (the LightTune step reads x itself)
+        trace_shape=(n_use + 1, lab.shape[0], max(sizes[1:]) if block else max(sizes)),
         derived={},
         block=block,
     )
 
 
-def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
+def refresh_plan(plan: InferencePlan, params: FFParams, labels: Sequence[int] | None = None) -> None:
     """Bring a float64 plan up to date after an in-place update of ``params``.
 
     A float64 :func:`plan_inference` holds *views* of ``W_1x``, the biases and ``W_2..W_L``,
     so an in-place update (:func:`pair_update_inplace`) is already visible through them;
-    this recomputes ``label_rows = y_k w_1y`` in place.
+    this recomputes ``label_rows = y_k w_1y`` in place. A block plan holds a neuron-major
+    copy of ``W_1``'s label blocks instead: ``labels`` (indices) names the only blocks an
+    update changed (:func:`pair_update_from_trace` changes two), None refreshes all.
 
     Raises:
         ValueError: the plan does not view ``params`` (build a new plan instead).
@@ -538,7 +542,14 @@ def refresh_plan(plan: InferencePlan, params: FFParams) -> None:
         plan.label_rows.dtype == w1.dtype and np.shares_memory(plan.b1, params.biases[0])
     ):
         raise ValueError("refresh_plan needs a float64 plan built from these params")
-    if plan.block:
+    if plan.block and labels is not None:
+        m1, f = w1.shape[0], plan.w1x.shape[1]
+        blocks = w1.reshape(m1, N_LABELS, f + 1)
+        w1x = plan.w1x.reshape(m1, N_LABELS, f)
+        for k in labels:
+            w1x[:, k] = blocks[:, k, :f]
+            plan.label_rows[k] = blocks[:, k, f]
+    elif plan.block:
         plan.w1x[...] = _block_w1x(w1)
         plan.label_rows[...] = _block_constants(w1)
     else:
@@ -1019,8 +1030,8 @@ class Trace:
 
     Attributes:
         acts: float [L + 1, K, D] (``D = max(M_0, ..., M_L)``): ``acts[l, :, :M_l]`` = ``h_l``
-            for ``l = 1..L``; ``acts[0, :, :M_0]`` = the inputs ``[x; y_k]`` once
-            :func:`pair_update_from_trace` has filled in ``x``.
+            for ``l = 1..L``; ``acts[0, :, :M_0]`` = the inputs ``[x; y_k]`` of a scalar-input
+            plan once :func:`pair_update_from_trace` has filled in ``x`` (unused for a block plan).
         norms: float [L + 1, K]: ``norms[l]`` = ``n_l``, layer ``l + 1``'s input normaliser,
             for ``l = 0..L − 1``.
         hs: ``h_l`` views float [K, M_l], ``l = 1..L``; ns: ``n_l`` views [K], ``l = 0..L − 1``;
@@ -1045,13 +1056,11 @@ class Trace:
 
 
 def new_trace(plan: InferencePlan) -> Trace:
-    """A zeroed :class:`Trace` for :func:`forward_one_from_plan` with the candidate labels in
-    the input's label column ``acts[0, :, M_0 − 1]``: the buffer the LightTune step needs."""
+    """A zeroed :class:`Trace` for :func:`forward_one_from_plan`, for a scalar-input plan with
+    the candidate labels in the input's label column ``acts[0, :, M_0 − 1]``: the buffer the
+    LightTune step needs (a block plan's step builds its two input blocks itself)."""
     trace = Trace(plan)
-    if plan.block:  # label k's constant 1 in its block; x goes in at the update
-        f = plan.w1x.shape[1]
-        trace.acts[0, np.arange(N_LABELS), np.arange(N_LABELS) * (f + 1) + f] = 1.0
-    else:
+    if not plan.block:
         trace.acts[0, :, plan.w1x.shape[1]] = plan.labels
     return trace
 
@@ -1123,7 +1132,7 @@ def goodness_all_labels_t(plan: InferencePlan, x: np.ndarray, block: int | None 
 
     Args:
         plan: from :func:`plan_inference`.
-        x: float [N, 12] features (finite; not checked here).
+        x: float [N, F] input values (finite; not checked here).
     """
     size = _PREDICT_CHUNK if block is None else int(block)
     if size < 1:
@@ -1175,7 +1184,7 @@ def predict_label_index(plan: InferencePlan, x: np.ndarray) -> np.ndarray:
     """``argmax_k G(x_n, y_k)``: int64 [N] label indices (ties to the smaller label).
 
     The unchecked inner path of ``LightTuneModel.predict_many`` and of the decision search:
-    ``x`` float [N, 12] must already be finite and of the right shape.
+    ``x`` float [N, F] must already be finite and of the right shape.
     """
     return np.argmax(goodness_all_labels_t(plan, x), axis=0)
 
@@ -1311,34 +1320,45 @@ class PackedParams(NamedTuple):
     ``weights[l - 1, :M_l, :M_{l-1}]`` = ``W_l`` and ``biases[l - 1, :M_l]`` = ``b_l`` with
     ``D = max(M_0, ..., M_L)``, zeros elsewhere; ``params`` are views of them, so every
     other function sees ordinary :class:`FFParams` (for the paper's ``[13, 32, 32]`` only
-    ``W_1`` is a strided view).
+    ``W_1`` is a strided view). A block-input network (``M_0 = 11 (F + 1)``, hundreds wide
+    with an input encoding) keeps ``W_1`` apart in :attr:`w1` and ``D = max(M_1, ..., M_L)``:
+    the stacks stay ``[L, 32, 32]`` instead of ``[L, M_0, M_0]`` (12.4 MB for ``M_0 = 880``);
+    ``weights[0]`` is then unused.
 
     Attributes:
         weights: float64 [L, D, D]; biases: float64 [L, D].
-        params: :class:`FFParams` of views into the stacks.
+        params: :class:`FFParams` of views into the stacks (and of :attr:`w1`).
         widths: ``M_1..M_L``.
+        w1: ``W_1`` float64 [M_1, M_0] of a block-input network, else None.
     """
 
     weights: np.ndarray
     biases: np.ndarray
     params: FFParams
     widths: tuple[int, ...]
+    w1: np.ndarray | None = None
 
 
 def pack_params(params: FFParams) -> PackedParams:
     """Copy ``params`` (float64) into one :class:`PackedParams`."""
     sizes = layer_sizes(params)
-    d = max(sizes)
+    block = label_encoding(sizes[0]) == "block"
+    d = max(sizes[1:]) if block else max(sizes)
     w_stack = np.zeros((len(sizes) - 1, d, d))
     b_stack = np.zeros((len(sizes) - 1, d))
+    w1 = np.array(params.weights[0], dtype=np.float64) if block else None
     for layer, (w, b) in enumerate(zip(params.weights, params.biases)):
-        w_stack[layer, : w.shape[0], : w.shape[1]] = w
+        if layer or not block:
+            w_stack[layer, : w.shape[0], : w.shape[1]] = w
         b_stack[layer, : b.shape[0]] = b
     views = FFParams(
-        tuple(w_stack[layer, :m, :m_in] for layer, (m_in, m) in enumerate(zip(sizes[:-1], sizes[1:]))),
+        tuple(
+            w1 if layer == 0 and w1 is not None else w_stack[layer, :m, :m_in]
+            for layer, (m_in, m) in enumerate(zip(sizes[:-1], sizes[1:]))
+        ),
         tuple(b_stack[layer, :m] for layer, m in enumerate(sizes[1:])),
     )
-    return PackedParams(w_stack, b_stack, views, sizes[1:])
+    return PackedParams(w_stack, b_stack, views, sizes[1:], w1)
 
 
 class PairStepConstants(NamedTuple):
@@ -1373,7 +1393,8 @@ def pair_update_from_trace(
     (negative), reusing the forward pass that predicted them, all layers' steps at once.
 
     ``trace`` is :func:`forward_one_from_plan` of ``x`` on the current parameters into a
-    :func:`new_trace` buffer (zero padding, the labels in its input rows), so its rows
+    :func:`new_trace` buffer (zero padding; a scalar-input plan's labels in its input rows,
+    a block plan's two input blocks ``[x; 1] / n_0k`` are formed here), so its rows
     ``k_pos`` and ``k_neg`` hold every layer's pair activations and input normalisers: no
     layer is recomputed. The step of :func:`pair_update_inplace` (every layer fed the
     outputs of the forward pass before any update) is, up to float rounding,
@@ -1396,21 +1417,28 @@ def pair_update_from_trace(
     rows = (k_pos, k_neg)
     acts = trace.acts.take(rows, axis=1)  # [L + 1, 2, D]
     step = _pair_step(acts[1:], constants.offset, constants.scale, constants.threshold, constants.proposed)
-    m0 = packed.params.weights[0].shape[1]
-    if label_encoding(m0) == "block":
-        f = block_feature_width(m0)
-        acts[0, 0, k_pos * (f + 1) : k_pos * (f + 1) + f] = x
-        acts[0, 1, k_neg * (f + 1) : k_neg * (f + 1) + f] = x
-    else:
-        acts[0, :, : x.shape[0]] = x
     n_layers = len(packed.widths)
     inputs = acts[:n_layers]
-    inputs /= trace.norms.take(rows, axis=1)[:n_layers, :, None]
     biases, weights = packed.biases, packed.weights
+    first = 0
+    if packed.w1 is not None:
+        # block input e_k ⊗ [x; 1] / n_0k: only label k's F + 1 columns of W_1 see a non-zero
+        # input, so each pair updates one block (both pairs the same one if k_pos = k_neg)
+        m1, f = packed.widths[0], x.shape[0]
+        u = np.empty(f + 1)
+        for row, k in enumerate(rows):
+            np.divide(x, trace.norms[0, k], out=u[:f])
+            u[f] = 1.0 / trace.norms[0, k]
+            packed.w1[:, k * (f + 1) : (k + 1) * (f + 1)] += np.multiply.outer(step[0, row, :m1], u)
+        first = 1
+    else:
+        acts[0, :, : x.shape[0]] = x
+    inputs /= trace.norms.take(rows, axis=1)[:n_layers, :, None]
     biases += step.sum(axis=1)
     # each layer's outer product on its own [M_l, M_{l-1}] corner (the padding stays zero)
     fan_in = (packed.params.weights[0].shape[1],) + packed.widths[:-1]
-    for layer, (m_out, m_in) in enumerate(zip(packed.widths, fan_in)):
+    for layer in range(first, n_layers):
+        m_out, m_in = packed.widths[layer], fan_in[layer]
         weights[layer, :m_out, :m_in] += step[layer, :, :m_out].T @ inputs[layer, :, :m_in]
 
 

@@ -300,7 +300,7 @@ class LightTuneModel:
             raise ValueError(f"x must have shape ({N_FEATURES},), got {a.shape}")
         a = self.encoding.encode_one(a)  # NaN/inf stay non-finite, caught by ||x'||² below
         # Python float arithmetic overflows to inf silently, and NaN propagates
-        xx = sum([v * v for v in a.tolist()])
+        xx = self.encoding.sum_sq_one(a)
         if not math.isfinite(xx):
             if np.all(np.isfinite(a)):
                 raise ValueError("x is too large: ||x||² overflows float64")
@@ -428,10 +428,12 @@ class LightTuneModel:
                 self._step_constants = pair_step_constants(self._packed, *key)
                 self._step_key = key
             pair_update_from_trace(self._packed, a, trace, k_true, k_hat, self._step_constants)
+            # the plan's weight arrays are views of the parameters just updated in place; a
+            # block plan's copy of W_1 changed in the two label blocks of the pair only
+            refresh_plan(plan, self._params, (k_true, k_hat))
         else:
             pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
-        # the plan's weight arrays are views of the parameters just updated in place
-        refresh_plan(plan, self._params)
+            refresh_plan(plan, self._params)
         self._plan32 = None
         self.n_updates += 1
         self.version = next(_VERSIONS)

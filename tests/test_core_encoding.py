@@ -76,6 +76,9 @@ def test_encode_is_gain_times_standardised_features_and_one_hot_bins() -> None:
     many = _train_features(300, 4)
     many[:12, :] = [e[0] if e.size else 0.0 for e in enc.bin_edges]  # rows on the first edges
     np.testing.assert_array_equal(enc.encode(many), np.stack([enc.encode_one(r) for r in many]))
+    # ||x'||² of one sample: bit for bit the left-to-right sum over all F values
+    for row in enc.encode(many[:20]):
+        assert enc.sum_sq_one(row) == sum([v * v for v in row.tolist()])
     plain = InputEncoding()
     assert plain.identity and plain.width == 12 and plain.encode(x) is x
 
@@ -159,10 +162,39 @@ def test_the_lighttune_step_on_encoded_inputs_is_the_pair_update() -> None:
             for u, v in zip(model.params.weights + model.params.biases, expected.weights + expected.biases):
                 np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-15)
     assert n_updates > 5
+    # each step refreshed only its two label blocks of the plan's copy of W_1: a plan built
+    # afresh from the parameters holds the same arrays
+    fresh = ff.plan_inference(model.params)
+    np.testing.assert_array_equal(model._plan.w1x, fresh.w1x)
+    np.testing.assert_array_equal(model._plan.label_rows, fresh.label_rows)
     probe = _train_features(200, 12)
     many = model.predict_many(probe)
     np.testing.assert_array_equal(many, [model.predict_one(r) for r in probe])
     assert np.mean(model.predict_many_unchecked(probe, np.float32) == many) > 0.95
+
+
+def test_learn_many_makes_the_updates_of_learn_one_bit_for_bit() -> None:
+    a, b = _model(13), _model(13)
+    x = _train_features(60, 14)
+    y = np.random.default_rng(15).choice(BLER_LABELS, 60)
+    n = a.learn_many(x, y)
+    assert n == sum(b.learn_one(xi, yi) for xi, yi in zip(x, y)) and n > 5
+    for u, v in zip(a.params.weights + a.params.biases, b.params.weights + b.params.biases):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_packing_keeps_a_wide_first_layer_out_of_the_padded_stacks() -> None:
+    """The packed stacks of the LightTune step are ``[L, 32, 32]``, not ``[L, M_0, M_0]``
+    (12.4 MB per model for offline-v5's 880 inputs); ``W_1`` is kept whole beside them."""
+    model = _model(16)
+    params = model.params
+    packed = ff.pack_params(params)
+    assert packed.weights.shape == (2, 32, 32) and packed.biases.shape == (2, 32)
+    assert packed.w1 is not None and packed.params.weights[0] is packed.w1
+    for u, v in zip(packed.params.weights + packed.params.biases, params.weights + params.biases):
+        np.testing.assert_array_equal(u, v)
+    scalar = ff.pack_params(ff.init_params((13, 32, 32), 0))
+    assert scalar.w1 is None and scalar.weights.shape == (2, 32, 32)
 
 
 def test_model_files_carry_the_encoding_bit_exactly() -> None:
