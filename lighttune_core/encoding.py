@@ -46,8 +46,10 @@ def fit_bin_edges(features: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...]:
     """Quantile bin edges of every feature of a training set.
 
     ``e_j`` = the distinct values among the ``q / n_bins`` quantiles, ``q = 1 .. n_bins − 1``,
-    of feature ``j``: a feature with few distinct values (the rank, RI) gets fewer edges, a
-    constant one none.
+    of feature ``j`` that lie above its smallest training value: a feature with few distinct
+    values (the rank, RI) gets fewer edges, a constant one none. An edge at the minimum would
+    open a bin below every training value, whose weights training never moves (its one-hot
+    column is always 0): a sample there would get the network's initial random weights.
 
     Args:
         features: float [N, 12], finite, N >= 1.
@@ -68,7 +70,8 @@ def fit_bin_edges(features: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...]:
         raise ValueError(f"n_bins must be in 2 .. {MAX_EDGES_PER_FEATURE + 1}, got {n_bins!r}")
     q = np.arange(1, int(n_bins)) / int(n_bins)
     edges = np.quantile(x, q, axis=0)  # [n_bins - 1, 12]
-    return tuple(np.unique(edges[:, j]) for j in range(N_FEATURES))
+    lowest = x.min(axis=0)
+    return tuple(np.unique(edges[edges[:, j] > lowest[j], j]) for j in range(N_FEATURES))
 
 
 class InputEncoding:

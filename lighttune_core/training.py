@@ -135,9 +135,19 @@ DEFAULT_CLASS_BALANCE: float = 0.5
 """Default class-balance exponent of :func:`train_offline` (square-root inverse frequency)."""
 DEFAULT_INPUT_BINS: int = 8
 """One-hot quantile bins per feature of ``lighttune-train`` and ``scripts/train-model`` (the
-packaged offline-v5); :func:`train_offline` itself defaults to none (the plain features)."""
-DEFAULT_INPUT_GAIN: float = 0.1
-"""Input gain ``g`` of ``lighttune-train`` (offline-v5); :func:`train_offline` defaults to 1."""
+packaged offline-v6, and offline-v5 before it); :func:`train_offline` itself defaults to none
+(the plain features)."""
+DEFAULT_INPUT_GAIN: float = 1.0
+"""Input gain ``g`` of ``lighttune-train`` (offline-v6; offline-v5 had 0.1). With ``g = 0.1``
+the first layer's input ``[x'; 1] / ||[x'; 1]||`` is mostly the label block's constant 1, so
+LightTune's pair step moves mostly that column, a shift of the label's prior for every input,
+and fine-tuning made the three mismatched channels of ``benchmarks/predictor_quality.py``
+worse; with ``g = 1`` the one-hot columns carry the step, which then stays local to the
+sample's bins. Measured on those channels' streams (8,000 samples each; both models trained on
+the offline-v5 data with the constant-feature fixes; lr 0.0003, δ 0.3): ``g = 0.1`` frozen
+0.0900 / 0.0623 / 0.0854, fine-tuned 0.0938 / 0.0628 / 0.0882; ``g = 1`` frozen 0.0911 /
+0.0601 / 0.0859, fine-tuned 0.0891 / 0.0589 / 0.0820; in distribution 0.671 and 0.670 × the
+constant 0.1's mean |error|."""
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 DEFAULT_LR_SCHEDULE: str = "cosine"
 ProgressCallback = Callable[[int, int, "EpochRecord"], None]
@@ -199,8 +209,23 @@ class TrainResult:
                 "input_bins": self.input_bins, "input_gain": self.input_gain}
 
 
-def standardisation(features: np.ndarray, floor: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation (at least ``floor``) of every feature, float64 [12] each."""
+STD_FLOOR: float = 0.02
+"""Smallest feature scale of :func:`standardisation`, in the features' own units (each is
+scaled to about 0..1 by :func:`lighttune_core.features.build_features`; 0.02 is 1.6 ms of CSI
+age, 0.8 dB of SINR)."""
+
+
+def standardisation(features: np.ndarray, floor: float = STD_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation, at least ``floor``, of every feature, float64 [12] each.
+
+    The floor matters for a feature that is (nearly) constant in the training data, such as the
+    CSI age of a simulator whose CSI always arrives 0.5 ms before the period: with its standard
+    deviation (~0) as the scale, any other value in service (a real DU's CSI age of 0.6 ms)
+    becomes an input of ~10⁴ standard units that swamps the others after the first layer's
+    length normalisation, and the network answers one label for every input (measured:
+    offline-v5, trained with a floor of 1e-6, predicts 0.6 for all 8,000 samples of its
+    in-distribution test set once their CSI age is 0.6 ms instead of 0.5 ms).
+    """
     x = np.asarray(features, dtype=np.float64)
     return x.mean(axis=0), np.maximum(x.std(axis=0), floor)
 
@@ -350,8 +375,12 @@ def train_offline(
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     sizes = check_layer_sizes(layer_sizes)
     encoding = label_encoding(sizes[0])
+    quiet = np.zeros(0, dtype=np.int64)
     if standardise:
         mean, scale = standardisation(x)
+        # features (nearly) constant in training: their standardised input is ~0 on every
+        # training sample, so their first-layer weights would keep their random initial values
+        quiet = np.flatnonzero(np.asarray(x, dtype=np.float64).std(axis=0) < STD_FLOOR)
     else:
         mean, scale = np.zeros(N_FEATURES), np.ones(N_FEATURES)
     if input_bins != 0 and not 2 <= input_bins <= MAX_EDGES_PER_FEATURE + 1:
@@ -390,6 +419,13 @@ def train_offline(
         raise ValueError("initial parameters do not match layer_sizes")
     weights = [np.array(w, dtype=np.float64) for w in params.weights]
     biases = [np.array(b, dtype=np.float64) for b in params.biases]
+    if initial is None and quiet.size:
+        # ... start them at 0, so that a value such a feature takes only in service (a real DU's
+        # CSI age) has no effect until LightTune's fine-tuning has seen it
+        if encoding == "block":
+            weights[0].reshape(sizes[1], N_LABELS, sizes[0] // N_LABELS)[:, :, quiet] = 0.0
+        else:
+            weights[0][:, quiet] = 0.0
     n = x.shape[0]
     counts = np.bincount(k_true, minlength=n_labels).astype(np.float64)
     class_weight = np.where(counts > 0, (n / n_labels) / np.maximum(counts, 1.0), 0.0) ** class_balance

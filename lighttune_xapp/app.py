@@ -25,6 +25,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from lighttune_core.features import FEATURE_NAMES
+from lighttune_core.training import STD_FLOOR
 from lighttune_core.tuner import LightTuneModel
 from lighttune_models import builtin_model_bytes
 from lighttune_xapp.config import ConfigError, ConfigWatcher, XappConfig, load_config
@@ -86,7 +90,9 @@ def read_descriptor(path: str | os.PathLike[str] | None = None) -> dict[str, Any
 def load_offline_model(model_path: str) -> LightTuneModel:
     """The offline-trained model: the packaged default for ``"builtin"``, another packaged
     model for ``"builtin:NAME"`` (e.g. ``"builtin:offline-v4.ltm"``, the smaller and faster
-    network of before offline-v5, ``lighttune_models/README.md``), else a ``.ltm`` file.
+    network of before offline-v5, ``lighttune_models/README.md``), else a ``.ltm`` file. Logs a
+    warning for a model that scales a feature by less than ``training.STD_FLOOR`` (one that
+    was constant in its training data).
 
     Raises:
         ConfigError: (field ``controls.modelPath``) when the file is missing or not a model.
@@ -101,9 +107,19 @@ def load_offline_model(model_path: str) -> LightTuneModel:
     except OSError as exc:
         raise ConfigError("controls.modelPath", f"cannot read offline model {model_path!r}: {exc}") from exc
     try:
-        return LightTuneModel.from_bytes(data)
+        model = LightTuneModel.from_bytes(data)
     except ValueError as exc:
         raise ConfigError("controls.modelPath", f"{model_path!r} is not a usable model: {exc}") from exc
+    narrow = [FEATURE_NAMES[j] for j in np.flatnonzero(model.feature_scale < STD_FLOOR)]
+    if narrow:
+        _log.warning(
+            "offline model %r standardises %s by a scale below %g: it was constant in the model's "
+            "training data, and a value it takes here that differs from the training one swamps "
+            "the other inputs (offline-v5 and earlier with the simulator's CSI age; "
+            "lighttune_models/README.md). Retrain with this version's lighttune-train.",
+            model_path, ", ".join(narrow), STD_FLOOR,
+        )
+    return model
 
 
 def build_store(config: XappConfig) -> ModelStore:

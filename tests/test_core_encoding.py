@@ -16,7 +16,7 @@ import pytest
 from lighttune_core import ff
 from lighttune_core.encoding import InputEncoding, fit_bin_edges
 from lighttune_core.features import BLER_LABELS
-from lighttune_core.training import train_offline
+from lighttune_core.training import STD_FLOOR, train_offline
 from lighttune_core.tuner import LightTuneModel
 
 from test_core_ff import _check_gradients
@@ -47,9 +47,12 @@ def test_bin_edges_are_the_training_quantiles_and_collapse_on_few_values() -> No
     x = _train_features(2000, 1)
     edges = fit_bin_edges(x, 8)
     np.testing.assert_allclose(edges[0], np.quantile(x[:, 0], np.arange(1, 8) / 8), rtol=1e-12)
-    # 4 distinct values: the 7 quantiles collapse onto them (the bin below 0.25 stays empty)
-    assert edges[5].tolist() == [0.25, 0.5, 0.75, 1.0]
-    assert edges[10].tolist() == [0.25]  # constant: everything lands in its upper bin
+    # 4 distinct values: the 7 quantiles collapse onto them; no edge at the smallest value,
+    # which would open a bin below every training sample (weights training never moves)
+    assert edges[5].tolist() == [0.5, 0.75, 1.0]
+    assert edges[10].tolist() == []  # constant: one bin
+    for j, e in enumerate(edges):
+        assert np.all(e > x[:, j].min())
     for bad, match in ((x[:, :5], "shape"), (np.full((3, 12), np.nan), "finite")):
         with pytest.raises(ValueError, match=match):
             fit_bin_edges(bad, 8)
@@ -225,6 +228,26 @@ def _band_task(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     x = rng.normal(0.0, 1.0, (n, 12))
     y = np.where(np.abs(x[:, 0]) < 0.5, 0.8, 0.0)
     return x, y
+
+
+def test_a_feature_constant_in_training_does_not_swamp_the_inputs_when_it_moves() -> None:
+    """A feature constant in the training data (the simulator's CSI age) must not take the
+    network over when service data differ a little: its scale is floored (training
+    ``STD_FLOOR``) and it gets no bins, so the band task keeps its answers. With the old
+    floor of 1e-6 the moved feature was ~10⁴ standard units and every prediction one label."""
+    x, y = _band_task(3000, 0)
+    x[:, 10] = 0.00625  # 0.5 ms of CSI age, / 80 ms
+    result = train_offline(x, y, epochs=8, seed=0, input_bins=8, input_gain=0.1)
+    assert result.feature_scale[10] == STD_FLOOR and result.input_bins[10].size == 0
+    model = LightTuneModel.from_params(result.params, **result.model_arguments())
+    x_test, y_test = _band_task(1000, 1)
+    x_test[:, 10] = 0.00625
+    here = model.predict_many(x_test)
+    assert float(np.mean(np.abs(here - y_test))) < 0.12
+    for age_ms in (0.6, 1.0, 2.0):
+        moved = x_test.copy()
+        moved[:, 10] = age_ms / 80.0
+        assert np.mean(model.predict_many(moved) == here) > 0.95, age_ms
 
 
 def test_bins_let_the_ff_learn_a_response_the_plain_features_cannot() -> None:

@@ -191,13 +191,13 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
     assert code == 0
     model = LightTuneModel.from_bytes(out.read_bytes())
     # the saved model carries the input encoding of the training split (80 % of the rows): its
-    # standardisation, 8 quantile bins per feature (7 edges of a continuous feature) and gain 0.1,
+    # standardisation, 8 quantile bins per feature (7 edges of a continuous feature) and gain 1,
     # and the block input 11 (F + 1) wide for the F = 12 + 12 * 8 encoded values
     x, _ = synthetic_threshold_task(300, seed=4)
     train_rows, _ = train_cli.split_holdout(300, 0.2, 1)
     np.testing.assert_allclose(model.feature_mean, x[train_rows].mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(model.feature_scale, x[train_rows].std(axis=0), rtol=1e-12)
-    assert model.encoding.gain == 0.1 and len(model.encoding.bin_edges) == 12
+    assert model.encoding.gain == 1.0 and len(model.encoding.bin_edges) == 12
     for j, edges in enumerate(model.encoding.bin_edges):
         np.testing.assert_allclose(edges, np.quantile(x[train_rows, j], np.arange(1, 8) / 8), rtol=1e-12)
     assert model.layer_sizes == (11 * (12 + 12 * 8 + 1), 32, 32) and model.n_updates == 0
