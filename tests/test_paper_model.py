@@ -1,4 +1,4 @@
-"""The shipped offline model (lighttune_models/offline-v5.ltm): loads, is small, predicts."""
+"""The shipped offline model (lighttune_models/offline-v6.ltm): loads, is small, predicts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from e2sim.channel import Scenario
 from e2sim.channel.scenario import TRAINING_SCENARIO
 from e2sim.experiment import generate_dataset_conditions
 from lighttune_core.tuner import LightTuneModel
+from lighttune_core.training import STD_FLOOR
 from lighttune_models import builtin_model_bytes
 from lighttune_xapp.app import BUILTIN_MODEL, load_offline_model
 
@@ -29,7 +30,7 @@ def shipped() -> LightTuneModel:
 @pytest.fixture(scope="module")
 def heldout() -> tuple[np.ndarray, np.ndarray]:
     """Held-out data of the training channel with a seed the shipped model never saw, on the
-    DU and link it was trained for (offline-v5: the default srsRAN preset, round-robin interval
+    DU and link it was trained for (offline-v6: the default srsRAN preset, round-robin interval
     8, the default ldpc-mc BLER curves), in
     two of its nine training conditions: medium correlation at 16-24 dB and high correlation at
     28-40 dB, where the paper-condition model (offline-v2) predicted BLER 0 for everything."""
@@ -38,23 +39,24 @@ def heldout() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_builtin_model_has_the_paper_hyperparameters(shipped: LightTuneModel) -> None:
-    # the label-conditioned input 11 labels x (F + 1) for the F = 79 encoded values (the 12
+    # the label-conditioned input 11 labels x (F + 1) for the F = 75 encoded values (the 12
     # standardised features and 8 quantile bins of each, fewer where a feature has fewer
-    # values, gain 0.1), the paper's hidden widths, loss, threshold and delta; the online lr
-    # measured for this network (tuner.ONLINE_LR)
+    # values, none for the CSI age, constant in the training data; gain 1), the paper's hidden
+    # widths, loss, threshold and delta; the online lr measured for this network (tuner.ONLINE_LR)
     enc = shipped.encoding
-    assert enc.width == 12 + sum(e.shape[0] + 1 for e in enc.bin_edges) == 79 and enc.gain == 0.1
-    assert all(e.shape[0] <= 7 for e in enc.bin_edges)
-    assert shipped.layer_sizes == (11 * 80, 32, 32)
+    assert enc.width == 12 + sum(e.shape[0] + 1 for e in enc.bin_edges) == 75 and enc.gain == 1.0
+    assert all(e.shape[0] <= 7 for e in enc.bin_edges) and enc.bin_edges[10].size == 0
+    assert enc.scale[10] == STD_FLOOR  # the constant CSI age: floored, not 1e-6
+    assert shipped.layer_sizes == (11 * 76, 32, 32)
     assert (shipped.threshold, shipped.lr, shipped.delta, shipped.loss) == (9.0, 0.0003, 0.3, "proposed")
     assert np.all(shipped.feature_scale > 0) and not np.all(shipped.feature_scale == 1.0)
     assert shipped.n_updates == 0  # offline-trained only: no online update recorded yet
 
 
-@pytest.mark.parametrize("name", ["offline-v5.ltm", "offline-v4.ltm", "offline-v3.ltm", "offline-v2.ltm", "offline-v1.ltm"])
+@pytest.mark.parametrize("name", ["offline-v6.ltm", "offline-v5.ltm", "offline-v4.ltm", "offline-v3.ltm", "offline-v2.ltm", "offline-v1.ltm"])
 def test_shipped_file_is_small_packaged_and_documented(name: str) -> None:
     data = builtin_model_bytes(name)
-    assert len(data) < 256_000  # offline-v5's 880-wide input: 234,752 bytes
+    assert len(data) < 256_000  # offline-v5's 880-wide input: 234,752 bytes (offline-v6: 223,456)
     readme = (MODELS / "README.md").read_text()
     assert hashlib.sha256(data).hexdigest() in readme, "models/README.md must state the file's SHA-256"
     assert "lighttune-train" in readme and "e2sim dataset" in readme
@@ -88,14 +90,23 @@ def test_fine_tuning_starts_from_the_shipped_parameters(shipped: LightTuneModel,
     assert again.n_updates == 1 and shipped.n_updates == 0
 
 
-def test_model_path_picks_any_packaged_model_by_name() -> None:
+def test_model_path_picks_any_packaged_model_by_name(caplog: pytest.LogCaptureFixture) -> None:
     """``modelPath: "builtin:NAME"`` loads another packaged model (offline-v4: the smaller,
     faster network of before the input bins); an unknown name is a config error that lists
-    the packaged ones."""
+    the packaged ones. A model trained with a constant feature scaled by ~0 (offline-v5's CSI
+    age) loads with a warning that says so."""
+    import logging
+
     from lighttune_xapp.config import ConfigError
 
+    with caplog.at_level(logging.WARNING, logger="lighttune_xapp.app"):
+        load_offline_model("builtin")
+        assert not caplog.records  # offline-v6: no feature scaled below the floor
+        v5 = load_offline_model("builtin:offline-v5.ltm")
+    assert v5.layer_sizes == (880, 32, 32)
+    assert "csi_age" in caplog.text and "constant in the model's training data" in caplog.text
     older = load_offline_model("builtin:offline-v4.ltm")
     assert older.layer_sizes == (143, 32, 32) and not older.encoding.has_bins
     assert older.to_bytes() == builtin_model_bytes("offline-v4.ltm")
-    with pytest.raises(ConfigError, match="controls.modelPath.*offline-v5.ltm"):
+    with pytest.raises(ConfigError, match="controls.modelPath.*offline-v6.ltm"):
         load_offline_model("builtin:offline-v9.ltm")
