@@ -1029,7 +1029,7 @@ class Trace:
     two arrays and the per-layer views the forward pass writes through (made once, reused).
 
     Attributes:
-        acts: float [L + 1, K, D] (``D = max(M_0, ..., M_L)``): ``acts[l, :, :M_l]`` = ``h_l``
+        acts: float [L + 1, K, D] (``D`` of ``plan.trace_shape``): ``acts[l, :, :M_l]`` = ``h_l``
             for ``l = 1..L``; ``acts[0, :, :M_0]`` = the inputs ``[x; y_k]`` of a scalar-input
             plan once :func:`pair_update_from_trace` has filled in ``x`` (unused for a block plan).
         norms: float [L + 1, K]: ``norms[l]`` = ``n_l``, layer ``l + 1``'s input normaliser,
