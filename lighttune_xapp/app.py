@@ -113,7 +113,7 @@ def load_offline_model(model_path: str) -> LightTuneModel:
     narrow = [FEATURE_NAMES[j] for j in np.flatnonzero(model.feature_scale < STD_FLOOR)]
     if narrow:
         _log.warning(
-            "offline model %r standardises %s by a scale below %g: it was constant in the model's "
+            "offline model %r standardises %s by a scale below %g: it was (nearly) constant in the model's "
             "training data, and a value it takes here that differs from the training one swamps "
             "the other inputs (offline-v5 and earlier with the simulator's CSI age; "
             "lighttune_models/README.md). Retrain with this version's lighttune-train.",
