@@ -115,7 +115,7 @@ def load_offline_model(model_path: str) -> LightTuneModel:
         _log.warning(
             "offline model %r standardises %s by a scale below %g: it was (nearly) constant in the model's "
             "training data, and a value it takes here that differs from the training one swamps "
-            "the other inputs (offline-v5 and earlier with the simulator's CSI age; "
+            "the other inputs (offline-v2 to -v5 with the simulator's CSI age; "
             "lighttune_models/README.md). Retrain with this version's lighttune-train.",
             model_path, ", ".join(narrow), STD_FLOOR,
         )
