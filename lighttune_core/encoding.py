@@ -183,7 +183,7 @@ class InputEncoding:
         right over its values as Python floats (bit-identical to that sum over all ``F`` values:
         the one-hot part adds one ``g²`` per binned feature, in column order, and zeros, which
         add exactly). Overflow gives inf and a NaN feature NaN, never an exception."""
-        total = sum([v * v for v in a[:N_FEATURES].tolist()]) if self.bin_edges else sum([v * v for v in a.tolist()])
+        total = sum([v * v for v in a[:N_FEATURES].tolist()])  # without bins that is all of a
         for _ in range(len(self.bin_edges)):
             total += self._gain_sq
         return total

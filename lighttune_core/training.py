@@ -378,9 +378,10 @@ def train_offline(
     quiet = np.zeros(0, dtype=np.int64)
     if standardise:
         mean, scale = standardisation(x)
-        # features (nearly) constant in training: their standardised input is ~0 on every
-        # training sample, so their first-layer weights would keep their random initial values
-        quiet = np.flatnonzero(np.asarray(x, dtype=np.float64).std(axis=0) < STD_FLOOR)
+        # features (nearly) constant in training, the ones scaled by the floor: their standardised
+        # input is ~0 on every training sample, so their first-layer weights would keep their
+        # random initial values
+        quiet = np.flatnonzero(scale <= STD_FLOOR)
     else:
         mean, scale = np.zeros(N_FEATURES), np.ones(N_FEATURES)
     if input_bins != 0 and not 2 <= input_bins <= MAX_EDGES_PER_FEATURE + 1:
