@@ -93,18 +93,31 @@ def best_time_us(fn: Callable[[], Any], repeats: int, inner: int) -> float:
     return float(np.min(time_samples_us(fn, repeats, inner)))
 
 
+def layers_label(model: LightTuneModel, x: np.ndarray) -> float:
+    """The label LightTune's step screens with: the layers' arg-max goodness (with a softmax
+    readout the model predicts the readout's median, which the step does not screen with)."""
+    head = model.readout
+    if head is None:
+        return model.predict_one(x)
+    model.readout = None
+    try:
+        return model.predict_one(x)
+    finally:
+        model.readout = head
+
+
 def learn_call_times_us(model: LightTuneModel, xs: np.ndarray, far: bool) -> tuple[np.ndarray, int]:
     """Time single ``learn_one`` calls over the stream ``xs`` [N, 12], µs [N].
 
-    With ``far`` each sample's label is chosen (untimed, from ``predict_one``) at least δ away
-    from the model's prediction, so every call makes an update on a model that keeps
+    With ``far`` each sample's label is chosen (untimed, from :func:`layers_label`) at least δ
+    away from the layers' label, so every call makes an update on a model that keeps
     changing; otherwise the label is the prediction itself (no update). Only the
     ``learn_one`` call is inside the timer. Returns the times and the number of updates.
     """
     times = np.empty(xs.shape[0])
     before = model.n_updates
     for i, x in enumerate(xs):
-        y_hat = model.predict_one(x)
+        y_hat = layers_label(model, x)
         y = (1.0 if y_hat < 0.5 else 0.0) if far else y_hat
         t0 = TIMER()
         model.learn_one(x, y)
@@ -208,7 +221,7 @@ def main() -> None:
     # distance δ from them) while running exactly the arithmetic of an update
     still = LightTuneModel.from_bytes(model.to_bytes())
     still.lr = 1e-12
-    pairs = [(xi, 1.0 if still.predict_one(xi) < 0.5 else 0.0) for xi in stream[:1000]]
+    pairs = [(xi, 1.0 if layers_label(still, xi) < 0.5 else 0.0) for xi in stream[:1000]]
 
     def learn_pairs() -> None:
         for xi, yi in pairs:

@@ -108,6 +108,8 @@ import numpy as np
 
 from lighttune_core.encoding import MAX_EDGES_PER_FEATURE, InputEncoding, fit_bin_edges
 from lighttune_core.features import BLER_LABELS, BLER_STEP, N_FEATURES
+from lighttune_core.readout import DEFAULT_L2 as DEFAULT_READOUT_L2
+from lighttune_core.readout import SoftmaxReadout, fit_readout, label_activities, median_labels, readout_proba
 from lighttune_core.ff import (
     BLOCK_INPUT_WIDTH,
     DEFAULT_LAYER_SIZES,
@@ -198,6 +200,11 @@ class TrainResult:
     """One-hot bin edges of every feature (:mod:`lighttune_core.encoding`), None without bins."""
     input_gain: float = 1.0
     """The input encoding's gain ``g``."""
+    readout: SoftmaxReadout | None = None
+    """The softmax readout fitted on the trained layers' activities
+    (:mod:`lighttune_core.readout`), None when not asked for."""
+    readout_eval: tuple[float, float] | None = None
+    """``(accuracy, mean |error|)`` of the readout's median label on the evaluation split."""
 
     def encoding(self) -> InputEncoding:
         """The input encoding the network was trained on."""
@@ -206,7 +213,7 @@ class TrainResult:
     def model_arguments(self) -> dict[str, Any]:
         """The :class:`~lighttune_core.tuner.LightTuneModel` arguments of the input encoding."""
         return {"feature_mean": self.feature_mean, "feature_scale": self.feature_scale,
-                "input_bins": self.input_bins, "input_gain": self.input_gain}
+                "input_bins": self.input_bins, "input_gain": self.input_gain, "readout": self.readout}
 
 
 STD_FLOOR: float = 0.02
@@ -308,6 +315,8 @@ def train_offline(
     negatives_per_sample: int = 1,
     input_bins: int = 0,
     input_gain: float = 1.0,
+    readout: bool = False,
+    readout_l2: float = DEFAULT_READOUT_L2,
 ) -> TrainResult:
     """Train an FF network with Adam, every layer on its own local loss.
 
@@ -340,6 +349,9 @@ def train_offline(
             2 .. 256, :func:`lighttune_core.encoding.fit_bin_edges` on the training features);
             the block input width becomes ``11 (F + 1)`` (``layer_sizes[0]`` may stay 143).
         input_gain: the encoding's gain ``g`` (:mod:`lighttune_core.encoding`).
+        readout: after the FF layers, fit a softmax readout on their activities
+            (:func:`lighttune_core.readout.fit_readout`, L2 ``readout_l2``) on the training
+            samples; it needs the block input. The FF layers are not changed by it.
         schedule: ``"greedy"`` (layer by layer, ``L · epochs`` epochs) or ``"simultaneous"``
             (all layers every batch, ``epochs`` epochs).
         progress: called after every epoch.
@@ -375,6 +387,10 @@ def train_offline(
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     sizes = check_layer_sizes(layer_sizes)
     encoding = label_encoding(sizes[0])
+    if readout and encoding != "block":
+        raise ValueError("a softmax readout needs the label-conditioned block input (layer_sizes[0] 143)")
+    if not (np.isfinite(readout_l2) and readout_l2 >= 0.0):
+        raise ValueError(f"readout_l2 must be >= 0, got {readout_l2!r}")
     quiet = np.zeros(0, dtype=np.int64)
     if standardise:
         mean, scale = standardisation(x)
@@ -495,4 +511,11 @@ def train_offline(
             history.append(record)
             if progress is not None:
                 progress(len(history), total, record)
-    return TrainResult(FFParams(tuple(weights), tuple(biases)), tuple(history), mean, scale, edges, inputs.gain)
+    fitted = FFParams(tuple(weights), tuple(biases))
+    head, head_eval = None, None
+    if readout:
+        head = fit_readout(label_activities(fitted.weights, fitted.biases, x, norm_eps), k_true, readout_l2)
+        p_eval = readout_proba(head, label_activities(fitted.weights, fitted.biases, x_eval, norm_eps))
+        err = np.abs(BLER_LABELS[median_labels(p_eval)] - y_eval)
+        head_eval = (float(np.mean(err < BLER_STEP / 2)), float(np.mean(err)))
+    return TrainResult(fitted, tuple(history), mean, scale, edges, inputs.gain, head, head_eval)

@@ -4,11 +4,15 @@
 
 * ``predict_one(x)`` / ``predict_many(X)``: ``ŷ = argmax_{y ∈ {0.0, ..., 1.0}} G(x, y)``
   (:func:`lighttune_core.ff.predict_labels`, one batched forward over all candidates);
+  with a softmax readout (:mod:`lighttune_core.readout`; ``offline-v7.ltm``, packaged beside
+  the builtin) the median of ``P(y | x) = softmax(R (a(x) − μ) / σ + c)`` over the hidden
+  activities ``a(x)`` of every candidate label instead;
 * ``learn_one(x, y)``: if ``|ŷ − y| ≥ δ`` (δ = 0.3, with a 1e-9 tolerance for the float
   rounding of labels) one plain-SGD step (lr 0.03) of every layer on its own local loss,
   on the positive pair ``(x, y)`` and the negative pair ``(x, ŷ)``
-  (:func:`lighttune_core.ff.pair_update_inplace`); otherwise nothing. The sample is then dropped:
-  there is no buffer of any kind.
+  (:func:`lighttune_core.ff.pair_update_inplace`); otherwise nothing (``ŷ`` here is always
+  the layers' arg-max). A readout also takes an averaged SGD step of its own cross-entropy on
+  every sample. The sample is then dropped: there is no buffer of any kind.
 
 All hyperparameters are stored by ``__init__``; the parameters are float64. State
 (hyperparameters, counters, parameters) round-trips exactly through :meth:`state_dict` /
@@ -33,10 +37,14 @@ Binary format (all little-endian), version 1::
     ...           (version >= 2) feature mean [12], feature scale [12] (float64)
     ...           (version 3) input gain g (float64), bin-edge counts n_1..n_12 (uint32),
                   then the edges of feature 1, ..., 12 (float64)
+    ...           (version 4) readout step size and averaging β (float64), then the
+                  readout's weight [11, 11 H], bias [11], mean [11 H], scale [11 H], iterate
+                  weight [11, 11 H] and bias [11] (float64, row-major; H = M_1 + ... + M_L)
     end−4   4     CRC-32 of everything before it (uint32)
 
 :meth:`to_bytes` writes version 2 for a model without input bins and gain 1 (the bytes of
-models made before version 3 are unchanged) and version 3 otherwise.
+models made before version 3 are unchanged), version 3 for a model without a softmax
+readout (:mod:`lighttune_core.readout`) and version 4 with one.
 
 Any mismatch (magic, version, sizes, length, CRC, non-finite values) raises ``ValueError``.
 
@@ -69,6 +77,15 @@ import numpy as np
 
 from lighttune_core.encoding import MAX_EDGES_PER_FEATURE, InputEncoding
 from lighttune_core.features import BLER_LABELS, N_FEATURES
+from lighttune_core.readout import (
+    FoldedReadout,
+    SoftmaxReadout,
+    check_readout,
+    fold_readout,
+    median_labels,
+    readout_proba_from_inputs,
+    readout_step,
+)
 from lighttune_core.ff import (
     DEFAULT_LAYER_SIZES,
     DEFAULT_NORM_EPS,
@@ -97,12 +114,13 @@ from lighttune_core.ff import (
 )
 
 MAGIC: bytes = b"LTFF"
-FORMAT_VERSION: int = 3
-"""Version 3 appends the input encoding's gain and one-hot bin edges
-(:mod:`lighttune_core.encoding`) after the standardisation; version 2 (the standardisation,
-mean [12] and scale [12] float64, after the parameters) is still written for models without
-bins, and versions 1 (no standardisation) and 2 are read."""
-_READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
+FORMAT_VERSION: int = 4
+"""Version 4 appends the softmax readout (:mod:`lighttune_core.readout`) after the input
+encoding; version 3 (the input encoding's gain and one-hot bin edges,
+:mod:`lighttune_core.encoding`, after the standardisation) is still written for models
+without a readout, version 2 (the standardisation, mean [12] and scale [12] float64, after
+the parameters) for models without bins, and versions 1 (no standardisation) to 3 are read."""
+_READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 _HEADER = struct.Struct("<4sHBBddddqQQ")
 _CRC = struct.Struct("<I")
 
@@ -116,12 +134,18 @@ on single noisy HARQ labels pulls the per-label blocks around); 0.003 / 0.001 / 
 0.0001 give +0.4 / +2.1 / +4.1 / +4.3 % on TDL-B50 30 Hz 16–24 dB (frozen: −0.2 %) and
 0.0003 gives +8.6 % on TDL-A30."""
 DEFAULT_DELTA: float = 0.3
+DEFAULT_READOUT_LR: float = 0.003
+"""SGD step of the softmax readout's cross-entropy per learned sample
+(:func:`lighttune_core.readout.readout_step`)."""
+DEFAULT_READOUT_AVERAGE: float = 0.02
+"""``β``: weight of each new readout iterate in the average that predicts (a window of ~50
+samples, :func:`lighttune_core.readout.readout_step`)."""
 _INV_LABEL_STEP: float = 1.0 / float(BLER_LABELS[1] - BLER_LABELS[0])
 """``1/λ``: a label ``y`` on the grid is ``BLER_LABELS[round(y/λ)]``."""
 _VERSIONS = itertools.count()
 """Source of :attr:`LightTuneModel.version` numbers (process-wide, never reused)."""
 _DERIVED: frozenset[str] = frozenset(
-    {"_packed", "_params", "_plan", "_plan32", "_trace", "_step_key", "_step_constants"}
+    {"_packed", "_params", "_plan", "_plan32", "_trace", "_step_key", "_step_constants", "_readout_cache"}
 )
 """Attributes of :class:`LightTuneModel` rebuilt from the parameters (not pickled)."""
 _LABEL_VALUES: list[float] = BLER_LABELS.tolist()
@@ -151,6 +175,13 @@ class LightTuneModel:
             (:class:`~lighttune_core.encoding.InputEncoding`): 12 arrays of one-hot bin
             edges (None: no bins) and the gain ``g``; a block network then has
             ``M_0 = 11 (F + 1)`` for the encoding's ``F`` values.
+        readout: a :class:`~lighttune_core.readout.SoftmaxReadout` of a block-input network
+            (weight [11, 11 · (M_1 + ... + M_L)] and the rest of its arrays), or None. With a readout the
+            model's label is the median of the readout's distribution instead of the
+            arg-max goodness, and :meth:`learn_one` also takes an averaged SGD step of the
+            readout's cross-entropy (``readout_lr``, ``readout_average``) on every sample.
+        readout_lr: that step size (>= 0).
+        readout_average: ``β`` in (0, 1], the averaging of the readout's online iterate.
 
     Attributes:
         params: current :class:`~lighttune_core.ff.FFParams` (float64).
@@ -175,6 +206,9 @@ class LightTuneModel:
         feature_scale: Any = None,
         input_bins: Any = None,
         input_gain: float = 1.0,
+        readout: SoftmaxReadout | None = None,
+        readout_lr: float = DEFAULT_READOUT_LR,
+        readout_average: float = DEFAULT_READOUT_AVERAGE,
     ) -> None:
         self.layer_sizes = check_layer_sizes(layer_sizes)
         encoding = InputEncoding(feature_mean, feature_scale, input_bins, input_gain)
@@ -190,7 +224,9 @@ class LightTuneModel:
         self.feature_scale = encoding.scale
         if len(self.layer_sizes) - 1 > 255:
             raise ValueError("at most 255 layers")
-        for name, value in (("threshold", threshold), ("lr", lr), ("delta", delta), ("norm_eps", norm_eps)):
+        for name, value in (
+            ("threshold", threshold), ("lr", lr), ("delta", delta), ("norm_eps", norm_eps), ("readout_lr", readout_lr)
+        ):
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
         self.threshold = float(threshold)
@@ -201,9 +237,24 @@ class LightTuneModel:
             raise ValueError(f"seed must be None or in [0, 2**63), got {seed!r}")
         self.seed = None if seed is None else int(seed)
         self.norm_eps = float(norm_eps)
+        self.readout_lr = float(readout_lr)
+        if not (np.isfinite(readout_average) and 0.0 < readout_average <= 1.0):
+            raise ValueError(f"readout_average must be in (0, 1], got {readout_average!r}")
+        self.readout_average = float(readout_average)
+        self.readout: SoftmaxReadout | None = None
+        if readout is not None:
+            if label_encoding(m0) != "block":
+                raise ValueError("a softmax readout needs the label-conditioned block input")
+            self.readout = check_readout(SoftmaxReadout(*readout), self.readout_width)
         self._install(init_params(self.layer_sizes, self.seed, self.threshold))
         self.n_seen = 0
         self.n_updates = 0
+
+    @property
+    def readout_width(self) -> int:
+        """``K · H``: the activity values a readout of this network reads (11 labels ×
+        ``M_1 + ... + M_L``)."""
+        return len(BLER_LABELS) * sum(self.layer_sizes[1:])
 
     @property
     def params(self) -> FFParams:
@@ -230,6 +281,7 @@ class LightTuneModel:
         self._params = self._packed.params
         self._plan = plan_inference(self._params, BLER_LABELS, self.norm_eps)
         self._plan32: InferencePlan | None = None
+        self._readout_cache: dict[Any, Any] = {}
         self._trace = new_trace(self._plan)
         self._step_key: tuple[float, float, str] | None = None
         self._step_constants: PairStepConstants | None = None
@@ -341,7 +393,19 @@ class LightTuneModel:
     # ---------------------------------------------------------------- predict / learn
     def _predict_checked_one(self, x: np.ndarray, xx: float) -> float:
         trace = forward_one_from_plan(self._plan, x, xx, self._trace)
+        if self.readout is not None:
+            return _LABEL_VALUES[self._readout_median_one(trace)]
         return _LABEL_VALUES[int(trace_goodness(self._plan, trace).argmax())]
+
+    def _readout_median_one(self, trace: Any) -> int:
+        """The readout's median label index of a forward trace."""
+        folded = self._folded(np.float64)
+        z = folded.bias.copy()
+        for h, w in zip(trace.hs, folded.layer_weights):
+            z += h.reshape(-1) @ w
+        p = np.exp(z - z.max())
+        cdf = np.cumsum(p)
+        return int(np.argmax(cdf >= 0.5 * cdf[-1]))
 
     def predict_one(self, x: Any) -> float:
         """Predicted BLER label of features ``x`` float [12]."""
@@ -368,11 +432,38 @@ class LightTuneModel:
         """
         return self._predict_standardised(self._standardise(x), compute_dtype)
 
+    def _folded(self, dtype: type) -> FoldedReadout:
+        """The readout folded for the forward pass (:func:`~lighttune_core.readout.fold_readout`)
+        in ``dtype``, cached until the parameters or the readout change."""
+        key = ("folded", dtype)
+        if key not in self._readout_cache:
+            self._readout_cache[key] = fold_readout(self.readout, self.layer_sizes[1:], dtype)
+        return self._readout_cache[key]
+
+    def _readout_proba(self, x: np.ndarray, compute_dtype: type) -> np.ndarray:
+        """``P(y_k | x_n)`` [N, K] of standardised features [N, F] (float64 or float32 compute:
+        the activities and the readout in that dtype)."""
+        if compute_dtype not in (np.float64, np.float32):
+            raise ValueError(f"compute_dtype must be float64 or float32, got {compute_dtype!r}")
+        key = ("params", compute_dtype)
+        if key not in self._readout_cache:
+            self._readout_cache[key] = tuple(
+                tuple(a.astype(compute_dtype, copy=False) for a in arrays) for arrays in self._params
+            )
+        weights, biases = self._readout_cache[key]
+        return readout_proba_from_inputs(
+            weights, biases, self._folded(compute_dtype), x.astype(compute_dtype, copy=False), self.norm_eps
+        )
+
     def _predict_standardised(self, x: np.ndarray, compute_dtype: type = np.float64) -> np.ndarray:
         """:meth:`predict_many_unchecked` on already standardised features."""
         n = x.shape[0]
         if n == 0:
             return np.zeros(0, dtype=np.float64)
+        if self.readout is not None:
+            if n == 1 and compute_dtype == np.float64:
+                return np.array([self._predict_checked_one(x[0], float(x[0] @ x[0]))])
+            return BLER_LABELS[median_labels(self._readout_proba(x, compute_dtype))]
         if compute_dtype == np.float32:
             return BLER_LABELS[predict_label_index(self._inference_plan32(), x)]
         if compute_dtype != np.float64:
@@ -381,11 +472,11 @@ class LightTuneModel:
             return np.array([self._predict_checked_one(x[0], float(x[0] @ x[0]))])
         return BLER_LABELS[predict_label_index(self._plan, x)]
 
-    def learn_many(self, x: Any, y: Any) -> int:
+    def learn_many(self, x: Any, y: Any, readout: bool = True) -> int:
         """:meth:`learn_one` on every row of ``x`` [N, 12] with label ``y`` [N], in order.
 
-        The same updates, bit for bit, as ``sum(learn_one(x[i], y[i]) for i in range(N))``,
-        with the inputs checked once as a batch instead of once per sample.
+        The same updates, bit for bit, as ``sum(learn_one(x[i], y[i], readout) for i in
+        range(N))``, with the inputs checked once as a batch instead of once per sample.
 
         Returns:
             The number of updates made.
@@ -408,19 +499,26 @@ class LightTuneModel:
             raise ValueError("x is too large: ||x||² overflows float64")
         n_updates = 0
         for row, sq, label in zip(a, xx.tolist(), labels.tolist()):
-            n_updates += self._learn_checked(row, sq, label)
+            n_updates += self._learn_checked(row, sq, label, readout)
         return n_updates
 
-    def _learn_checked(self, a: np.ndarray, xx: float, y_true: float) -> bool:
+    def _learn_checked(self, a: np.ndarray, xx: float, y_true: float, readout: bool = True) -> bool:
         """The LightTune step of :meth:`learn_one` on checked inputs."""
         plan = self._plan
         trace = forward_one_from_plan(plan, a, xx, self._trace)
+        k_true = int(round(y_true * _INV_LABEL_STEP))
+        if readout and self.readout is not None and self.readout_lr > 0.0:
+            # the readout's own local loss, on every sample and before the layers' step (a
+            # step on the surprising samples only would bias its distribution towards them)
+            readout_step(self.readout, np.concatenate(trace.hs, axis=1), k_true, self.readout_lr, self.readout_average)
+            self._readout_cache = {}
+            self.version = next(_VERSIONS)
+        # the layers' own LightTune rule: screen and negative are the arg-max goodness
         k_hat = int(trace_goodness(plan, trace).argmax())
         y_hat = _LABEL_VALUES[k_hat]
         self.n_seen += 1
         if abs(y_hat - y_true) < self.delta - LABEL_TOLERANCE:
             return False
-        k_true = int(round(y_true * _INV_LABEL_STEP))
         if abs(_LABEL_VALUES[k_true] - y_true) <= LABEL_TOLERANCE:
             # the positive pair is one of the K rows the prediction already computed
             key = (self.lr, self.threshold, self.loss)
@@ -435,22 +533,28 @@ class LightTuneModel:
             pair_update_inplace(self._params, a, y_true, y_hat, self.lr, self.threshold, self.loss, self.norm_eps)
             refresh_plan(plan, self._params)
         self._plan32 = None
+        self._readout_cache = {}
         self.n_updates += 1
         self.version = next(_VERSIONS)
         return True
 
-    def learn_one(self, x: Any, y: Any) -> bool:
-        """One LightTune step on sample ``(x, y)``; True if the model was updated.
+    def learn_one(self, x: Any, y: Any, readout: bool = True) -> bool:
+        """One LightTune step on sample ``(x, y)``; True if the FF layers were updated.
 
-        Updates only when ``|ŷ − y| ≥ δ − 1e-9``, on the positive pair ``(x, y)`` and the
-        negative pair ``(x, ŷ)``, every layer by plain SGD on its local loss.
+        The layers update only when ``|ŷ − y| ≥ δ − 1e-9`` for their own label ``ŷ`` (the
+        arg-max goodness, with or without a readout), on the positive pair ``(x, y)`` and
+        the negative pair ``(x, ŷ)``, every layer by plain SGD on its local loss. A softmax
+        readout (``readout`` True, ``readout_lr > 0``) takes its averaged SGD step on every
+        sample (:func:`lighttune_core.readout.readout_step`). The decision cell passes
+        ``readout=False``: its labels are those of the candidates its search applied, and
+        steps on them cost throughput (``CellTuner``).
 
         Raises:
             ValueError: bad ``x`` (shape, NaN/inf) or ``y`` outside [0, 1]; the model is
                 then unchanged (counters included).
         """
         a, xx = self._check_x(x)
-        return self._learn_checked(a, xx, self._check_y(y))
+        return self._learn_checked(a, xx, self._check_y(y), readout)
 
     # ---------------------------------------------------------------- state
     def hyperparameters(self) -> dict[str, Any]:
@@ -467,6 +571,8 @@ class LightTuneModel:
             "feature_scale": self.feature_scale.copy(),
             "input_bins": [e.copy() for e in self.encoding.bin_edges] if self.encoding.has_bins else None,
             "input_gain": self.encoding.gain,
+            "readout_lr": self.readout_lr,
+            "readout_average": self.readout_average,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -477,6 +583,7 @@ class LightTuneModel:
             "n_updates": self.n_updates,
             "weights": [w.copy() for w in self.params.weights],
             "biases": [b.copy() for b in self.params.biases],
+            "readout": None if self.readout is None else SoftmaxReadout(*(a.copy() for a in self.readout)),
         }
 
     @classmethod
@@ -493,7 +600,13 @@ class LightTuneModel:
             n_updates = int(state["n_updates"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"state dict is missing or has a malformed field: {exc}") from exc
-        model = cls(**hyper)
+        readout = state.get("readout")
+        if readout is not None:
+            try:
+                readout = SoftmaxReadout(*readout)
+            except TypeError as exc:
+                raise ValueError(f"state dict has a malformed readout: {exc}") from exc
+        model = cls(**hyper, readout=readout)
         checked = check_params(params)
         if layer_sizes(checked) != model.layer_sizes:
             raise ValueError(
@@ -530,13 +643,20 @@ class LightTuneModel:
         )
         standardisation = np.concatenate([self.feature_mean, self.feature_scale]).astype("<f8").tobytes()
         enc = self.encoding
-        if enc.has_bins or enc.gain != 1.0:
+        if enc.has_bins or enc.gain != 1.0 or self.readout is not None:
             edges = enc.bin_edges or tuple(np.zeros(0) for _ in range(N_FEATURES))
             standardisation += (
                 np.array([enc.gain], dtype="<f8").tobytes()
                 + np.array([e.shape[0] for e in edges], dtype="<u4").tobytes()
                 + b"".join(np.ascontiguousarray(e, dtype="<f8").tobytes() for e in edges)
             )
+            if self.readout is not None:  # version 4
+                standardisation += (
+                    np.array([self.readout_lr, self.readout_average], dtype="<f8").tobytes()
+                    + b"".join(np.ascontiguousarray(a, dtype="<f8").tobytes() for a in self.readout)
+                )
+            else:  # version 3
+                head = head[:4] + struct.pack("<H", 3) + head[6:]
         else:  # version 2: the bytes of a model without an encoding beyond the standardisation
             head = head[:4] + struct.pack("<H", 2) + head[6:]
         body = head + sizes + arrays + standardisation
@@ -579,6 +699,11 @@ class LightTuneModel:
         n_std = 2 * N_FEATURES if version >= 2 else 0
         end_std = end_sizes + 8 * (n_values + n_std)
         gain, bins, n_enc = 1.0, None, 0
+        readout, readout_lr, readout_average, n_readout = None, DEFAULT_READOUT_LR, DEFAULT_READOUT_AVERAGE, 0
+        if version >= 4:
+            n_labels = len(BLER_LABELS)
+            width = n_labels * sum(sizes[1:])
+            n_readout = 8 * (2 + 2 * (n_labels * width + n_labels) + 2 * width)
         if version >= 3:
             if len(buf) < end_std + 8 + 4 * N_FEATURES + _CRC.size:
                 raise ValueError("model bytes truncated in the input encoding")
@@ -588,13 +713,22 @@ class LightTuneModel:
             if n_edges > N_FEATURES * MAX_EDGES_PER_FEATURE:
                 raise ValueError(f"model bytes give {n_edges} bin edges, at most {N_FEATURES * MAX_EDGES_PER_FEATURE}")
             n_enc = 8 + 4 * N_FEATURES + 8 * n_edges
-            if len(buf) == end_std + n_enc + _CRC.size:
+            if len(buf) == end_std + n_enc + n_readout + _CRC.size:
                 flat = np.frombuffer(buf, dtype="<f8", count=n_edges, offset=end_std + 8 + 4 * N_FEATURES)
                 bins = np.split(flat.astype(np.float64), np.cumsum(counts)[:-1]) if n_edges else None
-        if len(buf) != end_std + n_enc + _CRC.size:
+        if len(buf) != end_std + n_enc + n_readout + _CRC.size:
             raise ValueError(
-                f"model bytes have length {len(buf)}, layer sizes {sizes} need {end_std + n_enc + _CRC.size}"
+                f"model bytes have length {len(buf)}, layer sizes {sizes} need {end_std + n_enc + n_readout + _CRC.size}"
             )
+        if n_readout:
+            flat = np.frombuffer(buf, dtype="<f8", count=n_readout // 8, offset=end_std + n_enc).astype(np.float64)
+            n_labels = len(BLER_LABELS)
+            readout_lr, readout_average = float(flat[0]), float(flat[1])
+            sizes_r = [n_labels * width, n_labels, width, width, n_labels * width]
+            parts = [p.copy() for p in np.split(flat[2:], np.cumsum(sizes_r))]
+            parts[0] = parts[0].reshape(n_labels, width)
+            parts[4] = parts[4].reshape(n_labels, width)
+            readout = SoftmaxReadout(*parts)
         std = np.frombuffer(buf, dtype="<f8", count=n_std, offset=end_sizes + 8 * n_values).astype(np.float64)
         values = np.frombuffer(buf, dtype="<f8", count=n_values, offset=end_sizes).astype(np.float64)
         weights: list[np.ndarray] = []
@@ -619,10 +753,13 @@ class LightTuneModel:
                     "feature_scale": std[N_FEATURES:] if n_std else None,
                     "input_bins": bins,
                     "input_gain": gain,
+                    "readout_lr": readout_lr,
+                    "readout_average": readout_average,
                 },
                 "n_seen": n_seen,
                 "n_updates": n_updates,
                 "weights": weights,
                 "biases": biases,
+                "readout": readout,
             }
         )

@@ -33,13 +33,14 @@ from lighttune_core.training import (
     DEFAULT_INPUT_GAIN,
     DEFAULT_LR_SCHEDULE,
     DEFAULT_NEGATIVES,
+    DEFAULT_READOUT_L2,
     LR_SCHEDULES,
     NEGATIVE_KINDS,
     EpochRecord,
     TrainResult,
     train_offline,
 )
-from lighttune_core.tuner import ONLINE_LR, LightTuneModel
+from lighttune_core.tuner import DEFAULT_READOUT_AVERAGE, DEFAULT_READOUT_LR, ONLINE_LR, LightTuneModel
 
 
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
                         "features only, the input of offline-v4 and earlier; default %(default)s)")
     p.add_argument("--input-gain", type=float, default=DEFAULT_INPUT_GAIN, metavar="G",
                    help="gain g of the encoded input g [standardised x; one-hot bins] (default %(default)s)")
+    p.add_argument("--readout", action=argparse.BooleanOptionalAction, default=False,
+                   help="fit a softmax readout on the trained layers' activities; the model's label is then the "
+                        "median of its distribution (lighttune_core/readout.py; offline-v7). Default off: the arg-max "
+                        "goodness of the builtin offline-v6")
+    p.add_argument("--readout-l2", type=float, default=DEFAULT_READOUT_L2, metavar="L",
+                   help="L2 penalty of the readout fit on standardised activities (default %(default)s)")
+    p.add_argument("--readout-lr", type=float, default=DEFAULT_READOUT_LR, metavar="LR",
+                   help="online SGD step of the readout per learned sample, stored in the model (default %(default)s)")
+    p.add_argument("--readout-average", type=float, default=DEFAULT_READOUT_AVERAGE, metavar="BETA",
+                   help="weight of each online readout iterate in the average that predicts, in (0, 1] "
+                        "(default %(default)s)")
     p.add_argument("--loss", choices=LOSS_KINDS, default="proposed",
                    help="FF layer loss: proposed = the paper's eq. 7, softplus = Hinton's (default %(default)s)")
     p.add_argument("--holdout", type=float, default=0.2, help="held-out fraction for the curve (default 0.2)")
@@ -99,6 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 <= args.holdout < 1.0:
         print(f"lighttune-train: error: --holdout must be in [0, 1), got {args.holdout}", file=sys.stderr)
         return 2
+    if not (np.isfinite(args.readout_average) and 0.0 < args.readout_average <= 1.0):
+        print(f"lighttune-train: error: --readout-average must be in (0, 1], got {args.readout_average}", file=sys.stderr)
+        return 2
+    for name in ("readout_lr", "readout_l2"):
+        value = getattr(args, name)
+        if not (np.isfinite(value) and value >= 0.0):
+            print(f"lighttune-train: error: --{name.replace('_', '-')} must be >= 0, got {value}", file=sys.stderr)
+            return 2
     try:
         features, labels, meta = load_dataset(args.dataset)
         if features.shape[0] < 2 and args.holdout > 0:
@@ -135,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lr_schedule=args.lr_schedule,
                 input_bins=args.input_bins,
                 input_gain=args.input_gain,
+                readout=args.readout,
+                readout_l2=args.readout_l2,
             )
         finally:
             for bar in bars:
@@ -143,9 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lighttune-train: error: {exc}", file=sys.stderr)
         return 2
 
-    model = LightTuneModel.from_params(
-        result.params, loss=args.loss, seed=args.seed, lr=args.online_lr, **result.model_arguments()
-    )
+    try:
+        model = LightTuneModel.from_params(
+            result.params, loss=args.loss, seed=args.seed, lr=args.online_lr, readout_lr=args.readout_lr,
+            readout_average=args.readout_average,
+            **result.model_arguments()
+        )
+    except ValueError as exc:
+        print(f"lighttune-train: error: {exc}", file=sys.stderr)
+        return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(model.to_bytes())
     curve_path = out.with_suffix(".curve.csv")
@@ -158,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{r.layer:5d} {r.epoch:5d} {r.loss:9.4f} {r.accuracy:9.3f} {r.mean_abs_error:10.3f}")
     last = result.history[-1]
     print(f"final: held-out accuracy {last.accuracy:.3f}, mean |error| {last.mean_abs_error:.3f}")
+    if result.readout_eval is not None:
+        acc, mae = result.readout_eval
+        print(f"readout (median label): held-out accuracy {acc:.3f}, mean |error| {mae:.3f}")
     print(f"model: {out} ({len(model.to_bytes())} bytes); curve: {curve_path}")
     return 0
 

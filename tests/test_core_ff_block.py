@@ -145,7 +145,7 @@ def test_bytes_round_trip_bit_exactly_with_the_standardisation() -> None:
     model = _trained_model(3)
     blob = model.to_bytes()
     # a model without input bins is still written as version 2 (its bytes did not change)
-    assert FORMAT_VERSION == 3 and int.from_bytes(blob[4:6], "little") == 2
+    assert FORMAT_VERSION == 4 and int.from_bytes(blob[4:6], "little") == 2
     stored = np.frombuffer(blob[-4 - N_STD_BYTES : -4], dtype="<f8")
     np.testing.assert_array_equal(stored[:12], model.feature_mean)
     np.testing.assert_array_equal(stored[12:], model.feature_scale)

@@ -187,7 +187,8 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
     data = tmp_path / "set.npz"
     _write_dataset(data)
     out = tmp_path / "models" / "cell.ltm"
-    code = train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--out", str(out)])
+    code = train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--readout",
+                           "--out", str(out)])
     assert code == 0
     model = LightTuneModel.from_bytes(out.read_bytes())
     # the saved model carries the input encoding of the training split (80 % of the rows): its
@@ -201,20 +202,27 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
     for j, edges in enumerate(model.encoding.bin_edges):
         np.testing.assert_allclose(edges, np.quantile(x[train_rows, j], np.arange(1, 8) / 8), rtol=1e-12)
     assert model.layer_sizes == (11 * (12 + 12 * 8 + 1), 32, 32) and model.n_updates == 0
-    # --input-bins 0 --input-gain 1: the plain standardised features of offline-v4 and earlier
+    # --readout: a softmax readout on the 11 x 64 activities, with the online step and averaging
+    assert model.readout is not None and model.readout.weight.shape == (11, 11 * 64)
+    assert (model.readout_lr, model.readout_average) == (0.003, 0.02)
+    # --input-bins 0 --input-gain 1, no --readout: the plain standardised features and arg-max
+    # goodness of offline-v4 and earlier
     plain = tmp_path / "plain.ltm"
     assert train_cli.main([str(data), "--epochs", "1", "--seed", "1", "--input-bins", "0", "--input-gain", "1",
                            "--out", str(plain)]) == 0
-    assert LightTuneModel.from_bytes(plain.read_bytes()).layer_sizes == ff.DEFAULT_LAYER_SIZES == (143, 32, 32)
+    plain_model = LightTuneModel.from_bytes(plain.read_bytes())
+    assert plain_model.layer_sizes == ff.DEFAULT_LAYER_SIZES == (143, 32, 32) and plain_model.readout is None
     rows = list(csv.reader((tmp_path / "models" / "cell.curve.csv").open()))
     # the default simultaneous schedule: one curve row per epoch, all layers trained together
     assert rows[0][:2] == ["layer", "epoch"] and len(rows) == 1 + 2
     assert [r[:2] for r in rows[1:]] == [["2", "1"], ["2", "2"]]
     text = capsys.readouterr().out
     assert "final: held-out accuracy" in text and "synthetic" in text
+    assert "readout (median label): held-out accuracy" in text
     # same seed, same model
     again = tmp_path / "again.ltm"
-    assert train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--out", str(again)]) == 0
+    assert train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--readout",
+                           "--out", str(again)]) == 0
     assert again.read_bytes() == out.read_bytes()
 
 
@@ -223,7 +231,10 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
     [(["--input-bins", "1"], "input_bins must be 0 \\(none\\) or 2 .. 256"),
      (["--input-bins", "300"], "input_bins must be"),
      (["--input-gain", "0"], "input gain must be finite and > 0"),
-     (["--input-gain", "nan"], "input gain")],
+     (["--input-gain", "nan"], "input gain"),
+     (["--readout-average", "0"], "--readout-average must be in \\(0, 1\\]"),
+     (["--readout-lr", "-1"], "--readout-lr must be >= 0"),
+     (["--readout-l2", "nan"], "--readout-l2 must be >= 0")],
 )
 def test_cli_refuses_a_bad_input_encoding(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                          message: str) -> None:

@@ -206,7 +206,7 @@ def test_state_round_trips_bit_exactly() -> None:
     state["weights"][0][:] = 0.0
     assert not np.all(model.params.weights[0] == 0.0)
     blob = model.to_bytes()
-    # no input bins, gain 1: still written as version 2 (FORMAT_VERSION 3 adds the bins)
+    # no input bins, gain 1: still written as version 2 (version 3 adds the bins, 4 the readout)
     assert blob[:4] == MAGIC and int.from_bytes(blob[4:6], "little") == 2 < FORMAT_VERSION
     # header, layer sizes, parameters, the standardisation (mean and scale [12] each), CRC
     assert len(blob) == 64 + 4 * 4 + 8 * (13 * 16 + 16 + 16 * 8 + 8 + 8 * 8 + 8) + 8 * 2 * 12 + 4
