@@ -8,9 +8,10 @@ out with a linear softmax layer on its hidden activities instead; this module do
 the label-conditioned network:
 
     a_n = [h_1(x_n, y_0), ..., h_L(x_n, y_0), ..., h_1(x_n, y_10), ..., h_L(x_n, y_10)]  (K · H values)
-    P(y_k | x_n) = softmax_k(R a_n + c)                                                     (K = 11 labels)
+    P(y_k | x_n) = softmax_k(R (a_n − μ) / σ + c)                                           (K = 11 labels)
 
-with ``H = M_1 + ... + M_L`` the hidden widths (64 for ``[·, 32, 32]``, so 704 inputs). The
+with ``H = M_1 + ... + M_L`` the hidden widths (64 for ``[·, 32, 32]``, so 704 inputs) and
+``μ``, ``σ`` the activities' training mean and standard deviation. The
 readout ``R`` [K, K·H], ``c`` [K] is one linear layer trained on its own local loss, the
 cross-entropy ``−log P(y | x)`` with an L2 penalty: no gradient crosses into the FF layers,
 which keep their own local losses (no backpropagation). Offline it is fitted by L-BFGS after

@@ -18,9 +18,11 @@ from lighttune_core.features import BLER_LABELS
 from lighttune_core.readout import (
     SoftmaxReadout,
     fit_readout,
+    fold_readout,
     label_activities,
     median_labels,
     readout_proba,
+    readout_proba_from_inputs,
     readout_step,
 )
 from lighttune_core.synthetic import random_reports, synthetic_bler_task
@@ -74,6 +76,12 @@ def test_label_activities_are_the_forward_pass_of_every_label(trained: tuple[Lig
         hs = ff.forward(model.params, ff.pair_inputs(e, BLER_LABELS[k], "block"), model.norm_eps)
         np.testing.assert_allclose(acts[:, k, :32], hs[0], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(acts[:, k, 32:], hs[1], rtol=1e-12, atol=1e-12)
+    # the fused forward pass of inference gives the readout of these activities
+    folded = fold_readout(model.readout, (32, 32))
+    np.testing.assert_allclose(
+        readout_proba_from_inputs(model.params.weights, model.params.biases, folded, e, model.norm_eps, block=16),
+        readout_proba(model.readout, acts), rtol=1e-9, atol=1e-12,
+    )
     acts32 = label_activities(model.params.weights, model.params.biases, e.astype(np.float32), model.norm_eps)
     assert acts32.dtype == np.float32
     np.testing.assert_allclose(acts32, acts, rtol=1e-4, atol=1e-4)
