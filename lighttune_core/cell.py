@@ -486,13 +486,7 @@ class CellTuner:
                 n_calibrated = n
             x, y, pred = samples.x[learnable], samples.y[learnable], pred_all[learnable]
         if self.learn_enabled:
-            fail_mask = np.abs(pred - y) >= self.model.delta - 1e-9
-            fail = np.flatnonzero(fail_mask)
-            learn_readout = getattr(self.model, "learn_readout_many", None)
-            if learn_readout is not None and not fail_mask.all():
-                # a softmax readout learns from every sample: the screened-out ones here,
-                # the others in learn_one
-                learn_readout(x[~fail_mask], y[~fail_mask])
+            fail = np.flatnonzero(np.abs(pred - y) >= self.model.delta - 1e-9)
             learn_many = getattr(self.model, "learn_many", None)
             if learn_many is not None and getattr(self.model, "readout", None) is not None:
                 # a softmax readout stays as trained here: the cell's labels are those of the
