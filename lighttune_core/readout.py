@@ -24,14 +24,14 @@ buffer is kept; what predicts is the running average of those steps' iterate.
 The model's label is :func:`median_labels` of ``P`` [N, K]: the smallest label whose
 cumulative probability reaches 1/2, the MAE-optimal point. The decision search ranks by that
 label through the cell's calibration, as it did the arg-max: measured on Table 6 rows 0, 4,
-7, 12 and 14 (srsRAN DU, 32 UEs × 3 s, seed 2), searching with the mean ``Σ_k P_k y_k``
-instead gave RI-CQI-Tune +1.10 % / +0.96 % (medium / high SNR) against the median's
-+2.31 % / +0.96 %.
+7, 12 and 14 (srsRAN DU, 32 UEs × 3 s, seed 2, offline-v7), searching with the mean
+``Σ_k P_k y_k`` instead gave RI-CQI-Tune +1.10 % / +0.96 % (medium / high SNR) against the
+median's +2.31 % / +0.93 %.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
@@ -85,24 +85,16 @@ def check_readout(readout: SoftmaxReadout, width: int) -> SoftmaxReadout:
     return SoftmaxReadout(*arrays)
 
 
-def label_activities(
+def _layer_activities(
     weights: tuple[np.ndarray, ...], biases: tuple[np.ndarray, ...], e: np.ndarray, eps: float
-) -> np.ndarray:
-    """Hidden activities of every candidate label: float [N, K, H].
+) -> Iterator[np.ndarray]:
+    """``h_1, ..., h_L`` of every candidate label, each float [N, K, M_l] in ``e``'s dtype.
 
     The block input of label ``k`` is ``[e; 1]`` in block ``k`` and zeros elsewhere, so its
     length is that of ``[e; 1]`` for every ``k`` and layer 1 is one product with ``W_1``
     viewed as [M_1, K, F + 1]:
 
         h_1(x, y_k) = ReLU(W_1^(k) [e; 1] / (||[e; 1]|| + ε) + b_1),  h_l = ReLU(W_l h~_{l−1} + b_l)
-
-    Args:
-        weights, biases: the FF parameters of a block-input network (``W_1`` [M_1, K (F + 1)]).
-        e: float [N, F] encoded features (:meth:`~lighttune_core.encoding.InputEncoding.encode`).
-        eps: the length normalisation's ``ε``.
-
-    Returns:
-        ``[h_1, ..., h_L]`` per label, concatenated on the last axis, in ``e``'s dtype.
     """
     n, f = e.shape
     m1 = weights[0].shape[0]
@@ -111,18 +103,29 @@ def label_activities(
     a[:, f] = 1.0
     a /= (np.sqrt(np.einsum("nf,nf->n", a, a)) + eps)[:, None]
     w1 = np.asarray(weights[0], dtype=e.dtype).reshape(m1, N_LABELS, f + 1)
-    h = a @ w1.transpose(2, 1, 0).reshape(f + 1, N_LABELS * m1)  # [N, K * M_1], label-major
-    h = h.reshape(n, N_LABELS, m1)
+    h = (a @ w1.transpose(2, 1, 0).reshape(f + 1, N_LABELS * m1)).reshape(n, N_LABELS, m1)  # label-major
     h += np.asarray(biases[0], dtype=e.dtype)
     np.maximum(h, 0.0, out=h)
-    outs = [h]
+    yield h
     for w, b in zip(weights[1:], biases[1:]):
-        t = h / (np.sqrt(np.einsum("nkm,nkm->nk", h, h)) + eps)[..., None]
-        h = t @ np.asarray(w, dtype=e.dtype).T
+        h = (h / (np.sqrt(np.einsum("nkm,nkm->nk", h, h)) + eps)[..., None]) @ np.asarray(w, dtype=e.dtype).T
         h += np.asarray(b, dtype=e.dtype)
         np.maximum(h, 0.0, out=h)
-        outs.append(h)
-    return np.concatenate(outs, axis=-1)
+        yield h
+
+
+def label_activities(
+    weights: tuple[np.ndarray, ...], biases: tuple[np.ndarray, ...], e: np.ndarray, eps: float
+) -> np.ndarray:
+    """Hidden activities of every candidate label: float [N, K, H] (:func:`_layer_activities`
+    concatenated on the last axis), what the offline fit reads.
+
+    Args:
+        weights, biases: the FF parameters of a block-input network (``W_1`` [M_1, K (F + 1)]).
+        e: float [N, F] encoded features (:meth:`~lighttune_core.encoding.InputEncoding.encode`).
+        eps: the length normalisation's ``ε``.
+    """
+    return np.concatenate(list(_layer_activities(weights, biases, e, eps)), axis=-1)
 
 
 def readout_proba(readout: SoftmaxReadout, acts: np.ndarray) -> np.ndarray:
@@ -178,29 +181,13 @@ def readout_proba_from_inputs(
     activities of :func:`label_activities` and :func:`readout_proba` fused per block of
     ``block`` samples, without the [N, K, H] activity array or the standardisation of
     ``N · K · H`` values. ``weights`` and ``biases`` must be in ``e``'s dtype."""
-    n, f = e.shape
-    m1 = weights[0].shape[0]
-    w1 = weights[0].reshape(m1, N_LABELS, f + 1).transpose(2, 1, 0).reshape(f + 1, N_LABELS * m1)
+    n = e.shape[0]
     out = np.empty((n, N_LABELS), dtype=e.dtype)
     for start in range(0, n, block):
         stop = min(start + block, n)
-        rows = stop - start
-        a = np.empty((rows, f + 1), dtype=e.dtype)
-        a[:, :f] = e[start:stop]
-        a[:, f] = 1.0
-        a /= (np.sqrt(np.einsum("nf,nf->n", a, a)) + eps)[:, None]
-        h = a @ w1
-        h = h.reshape(rows, N_LABELS, m1)
-        h += biases[0]
-        np.maximum(h, 0.0, out=h)
-        z = h.reshape(rows, -1) @ folded.layer_weights[0]
-        z += folded.bias
-        for w, b, wf in zip(weights[1:], biases[1:], folded.layer_weights[1:]):
-            h /= (np.sqrt(np.einsum("nkm,nkm->nk", h, h)) + eps)[..., None]
-            h = h @ w.T
-            h += b
-            np.maximum(h, 0.0, out=h)
-            z += h.reshape(rows, -1) @ wf
+        z = np.broadcast_to(folded.bias, (stop - start, N_LABELS)).copy()
+        for h, wf in zip(_layer_activities(weights, biases, e[start:stop], eps), folded.layer_weights):
+            z += h.reshape(stop - start, -1) @ wf
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
@@ -219,10 +206,10 @@ def fit_readout(
     """Fit the readout offline: ``argmin mean_n −log P(y_n | x_n) + λ/2 ||R~||²`` by L-BFGS.
 
     The activities are standardised per value (mean ``μ``, standard deviation ``σ`` floored
-    at 1e-6) for the fit, which keeps one ``λ`` meaningful for every value; the result is
-    folded back, ``R = R~ / σ``, ``c = c~ − R μ``, so it acts on raw activities. The bias is
-    not penalised; ``μ`` and ``σ`` are kept in the readout. Deterministic: the start is 0 and
-    L-BFGS has no randomness.
+    at 1e-6), which keeps one ``λ`` meaningful for every value; ``μ`` and ``σ`` are kept in
+    the readout, whose weights act on standardised activities (its online iterate starts at
+    the fit). The bias is not penalised. Deterministic: the start is 0 and L-BFGS has no
+    randomness.
 
     Args:
         acts: float [N, K, H] activities (:func:`label_activities`) of the training samples.
@@ -266,27 +253,6 @@ def fit_readout(
     return SoftmaxReadout(w.copy(), b.copy(), mu, sd, w.copy(), b.copy())
 
 
-def _sgd_and_average(readout: SoftmaxReadout, a: np.ndarray, labels: np.ndarray, lr: float, average: float) -> None:
-    """The SGD step of the cross-entropy summed over standardised activities ``a`` [N, D] with
-    true labels [N], taken on the iterate ``(R', c')`` at its current value, then ``m = N``
-    steps of the average: ``R ← R + (1 − (1 − β)^m) (R' − R)`` (the same for ``c``).
-    :func:`readout_step` is the one-sample case."""
-    n = a.shape[0]
-    fw, fb = readout.fast_weight, readout.fast_bias
-    z = a @ fw.T + fb
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(n), labels] -= 1.0
-    p *= lr
-    fw -= p.T @ a  # the arrays are updated in place (a NamedTuple's fields cannot be rebound)
-    fb -= p.sum(axis=0)
-    rate = 1.0 - (1.0 - average) ** n
-    w, b = readout.weight, readout.bias
-    w += rate * (fw - w)
-    b += rate * (fb - b)
-
-
 def readout_step(readout: SoftmaxReadout, acts: np.ndarray, label: int, lr: float, average: float) -> None:
     """One online step of the readout on one sample, in place: SGD of its cross-entropy on
     the iterate, ``R' ← R' − lr (P' − e_y) ã^T``, ``c' ← c' − lr (P' − e_y)`` (``P'`` the
@@ -298,7 +264,7 @@ def readout_step(readout: SoftmaxReadout, acts: np.ndarray, label: int, lr: floa
     ``benchmarks/predictor_quality.py`` (offline-v6's layers with a fitted readout, FF lr
     0.0003, δ 0.3, prequential mean |error|; frozen 0.0788 / 0.0545 / 0.0734): the plain
     SGD iterate at lr 0.001 gave 0.0788 / 0.0359 / 0.0744 (its noise undoes the gain on the
-    two channels near the training one), the average (β 0.02) at lr 0.003 0.0774 / 0.0336 /
+    two channels near the training one), the average (β 0.02) at lr 0.003 0.0781 / 0.0333 /
     0.0713, below frozen on all three.
 
     Args:
@@ -307,5 +273,15 @@ def readout_step(readout: SoftmaxReadout, acts: np.ndarray, label: int, lr: floa
         lr: step size of the iterate (>= 0).
         average: ``β`` in (0, 1].
     """
-    a = (np.asarray(acts, dtype=np.float64).reshape(1, -1) - readout.mean) / readout.scale
-    _sgd_and_average(readout, a, np.array([label]), lr, average)
+    a = (np.asarray(acts, dtype=np.float64).reshape(-1) - readout.mean) / readout.scale
+    fw, fb = readout.fast_weight, readout.fast_bias
+    z = fw @ a + fb
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    p[label] -= 1.0
+    p *= lr
+    fw -= np.outer(p, a)  # in place: a NamedTuple's fields cannot be rebound
+    fb -= p
+    w, b = readout.weight, readout.bias
+    w += average * (fw - w)
+    b += average * (fb - b)

@@ -404,8 +404,7 @@ class LightTuneModel:
         for h, w in zip(trace.hs, folded.layer_weights):
             z += h.reshape(-1) @ w
         p = np.exp(z - z.max())
-        cdf = np.cumsum(p)
-        return int(np.argmax(cdf >= 0.5 * cdf[-1]))
+        return int(median_labels((p / p.sum())[None])[0])
 
     def predict_one(self, x: Any) -> float:
         """Predicted BLER label of features ``x`` float [12]."""
