@@ -274,6 +274,10 @@ def _add_table6(sub: argparse._SubParsersAction) -> None:
                    help="apply every rank change RI-CQI-Tune's search picks instead of A/B-checking it "
                         "against the best same-rank candidate in delivered bits "
                         "(lighttune_core.calibration.RankChangeCheck): the ablation")
+    p.add_argument("--no-probe", action="store_true",
+                   help="never apply the DU's own choice in place of a CQI back-off to give the calibration "
+                        "outcomes of a label it has no evidence for (lighttune_core.cell.CellTuner, "
+                        "probe_du_choice): the ablation")
     p.add_argument("--references", action="store_true",
                    help="also run two references: a fixed one-CQI back-off without a model, and "
                         "RI-CQI-Tune with a hindsight predictor (each period's candidates replayed on the "
@@ -302,7 +306,7 @@ def _cmd_table6(args: argparse.Namespace) -> int:
     results = run_table6(model, args.ues, args.duration_s, args.seed, args.workers, args.rows,
                          progress=not args.quiet, du_preset=args.du, bler_curves=args.bler_curves,
                          perfect=args.perfect, calibrate=not args.no_calibration, references=args.references,
-                         check_rank_changes=not args.no_rank_check)
+                         check_rank_changes=not args.no_rank_check, probe_du_choice=not args.no_probe)
     md = table6_markdown(results, model.description, args.ues, args.duration_s)
     md += f"\nWall time {time.perf_counter() - started:.0f} s with {args.workers} worker(s).\n"
     (args.out_dir / "table6.md").write_text(md)

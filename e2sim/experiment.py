@@ -557,6 +557,7 @@ def run_experiment(
     learn: bool = True,
     calibrate: bool = True,
     check_rank_changes: bool = True,
+    probe_du_choice: bool = True,
 ) -> ExperimentResult:
     """Run OLLA, CQI-Tune and RI-CQI-Tune on common random numbers (module docstring).
 
@@ -577,6 +578,9 @@ def run_experiment(
         check_rank_changes: RI-CQI-Tune's rank changes go through its cell's A/B check in
             delivered bits (:class:`lighttune_core.calibration.RankChangeCheck`); False: every
             rank change the search picks is applied (the ablation). Not for the perfect schemes.
+        probe_du_choice: the model schemes apply the DU's own choice to some back-offs whose
+            label their calibration has no evidence for (:class:`lighttune_core.cell.CellTuner`);
+            False: the ablation. Only with ``calibrate``.
     """
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise ValueError(f"duration_s must be > 0, got {duration_s!r}")
@@ -617,7 +621,8 @@ def run_experiment(
         s: CellTuner(replayed[s] if s in replayed else copy.deepcopy(model.model), SCHEME_MODES[s],
                      learn=learn and s not in replayed, du_preset=dus[s].preset, mcs_table=scenario.mcs_table,
                      search_dtype=np.float64, calibrate=calibrate and s not in replayed,
-                     check_rank_changes=check_rank_changes and s not in replayed)
+                     check_rank_changes=check_rank_changes and s not in replayed,
+                     probe_du_choice=probe_du_choice and s not in replayed)
         for s in names
         if s not in RULE_SCHEMES
     }
@@ -821,9 +826,11 @@ TABLE6_ROWS: tuple[Table6Row, ...] = (
 """The 16 rows of the paper's Table 6 (seed document 000, TABLE 6)."""
 
 
-def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, str, bool, bool, bool, bool]) -> dict[str, Any]:
+def _table6_job(
+    args: tuple[int, str, int, int, float, bytes, str, str, str, bool, bool, bool, bool, bool],
+) -> dict[str, Any]:
     (row_index, snr_name, n_ue, seed, duration_s, model_bytes, description, du_preset, bler_curves, perfect,
-     calibrate, references, check_rank_changes) = args
+     calibrate, references, check_rank_changes, probe_du_choice) = args
     row = TABLE6_ROWS[row_index]
     scenario = Scenario(
         profile=row.profile,
@@ -839,9 +846,9 @@ def _table6_job(args: tuple[int, str, int, int, float, bytes, str, str, str, boo
     model = ModelSource(LightTuneModel.from_bytes(model_bytes), description)
     schemes = SCHEMES + (("ri_cqi_perfect",) if perfect else ()) + (REFERENCE_SCHEMES if references else ())
     res = run_experiment(scenario, duration_s, model, schemes=schemes, calibrate=calibrate,
-                         check_rank_changes=check_rank_changes)
+                         check_rank_changes=check_rank_changes, probe_du_choice=probe_du_choice)
     out: dict[str, Any] = {"row": row_index, "snr": snr_name, "calibrate": calibrate,
-                           "rank_check": check_rank_changes}
+                           "rank_check": check_rank_changes, "probe_du_choice": calibrate and probe_du_choice}
     for s in ("cqi", "ri_cqi") + (REFERENCE_SCHEMES if references else ()):
         g = res.gain(s)
         out[s] = (g.gain, g.ci_low, g.ci_high)
@@ -908,14 +915,16 @@ def run_table6(
     references: bool = False,
     bler_curves: str = DEFAULT_CURVES,
     check_rank_changes: bool = True,
+    probe_du_choice: bool = True,
 ) -> list[dict[str, Any]]:
     """Run Table 6's rows at medium and high SNR, ``workers`` processes in parallel.
 
     ``perfect`` adds the perfect-predictor RI-CQI-Tune (:mod:`e2sim.headroom`) to every run
     and its columns (:func:`headroom_summary`) to every result; ``snrs`` selects the SNR
     ranges (``"medium"``, ``"high"``); ``calibrate`` False runs the model schemes on the
-    model's raw labels and ``check_rank_changes`` False applies every rank change RI-CQI-Tune
-    picks (:func:`run_experiment`); ``references`` adds the fixed back-off
+    model's raw labels, ``check_rank_changes`` False applies every rank change RI-CQI-Tune
+    picks and ``probe_du_choice`` False never applies the DU's choice in place of a back-off
+    (:func:`run_experiment`); ``references`` adds the fixed back-off
     rule and the hindsight-predictor RI-CQI-Tune (:data:`REFERENCE_SCHEMES`) and their gains
     (keys ``cqi_backoff``, ``ri_cqi_hindsight``, and ``recovered_hindsight`` = RI-CQI-Tune's
     gain / the hindsight gain, None unless that is positive); ``bler_curves`` picks the link
@@ -944,7 +953,7 @@ def run_table6(
     blob = model.model.to_bytes()
     jobs = [
         (r, snr, n_ue, seed, duration_s, blob, model.description, du_preset, bler_curves, perfect, calibrate,
-         references, check_rank_changes)
+         references, check_rank_changes, probe_du_choice)
         for r in selected
         for snr in ("medium", "high")
         if snr in snrs
@@ -978,9 +987,10 @@ def _flag_note(results: Sequence[dict[str, Any]], key: str, on: str, off: str) -
 
 
 def _calibration_note(results: Sequence[dict[str, Any]]) -> str:
-    """The ``- Calibration: …`` and ``- Rank-change check: …`` lines of a table's runs: whether
-    the model schemes ranked candidates through the per-cell online calibration, and whether
-    RI-CQI-Tune's rank changes went through the A/B check."""
+    """The ``- Calibration: …``, ``- Rank-change check: …`` and ``- DU-choice probes: …`` lines
+    of a table's runs: whether the model schemes ranked candidates through the per-cell online
+    calibration, whether RI-CQI-Tune's rank changes went through the A/B check, and whether
+    back-offs were probed with the DU's own choice (runs made before the probes: off)."""
     cal = _flag_note(results, "calibrate",
                      "on (per-cell online calibration of the model's labels per rank offset, lighttune_core.calibration)",
                      "off (the model's raw labels)")
@@ -988,7 +998,11 @@ def _calibration_note(results: Sequence[dict[str, Any]]) -> str:
                        "on (RI-CQI-Tune's rank changes A/B-checked against the best same-rank candidate in "
                        "delivered bits, lighttune_core.calibration.RankChangeCheck)",
                        "off (every rank change the search picks is applied)")
-    return f"- Calibration: {cal}\n- Rank-change check: {check}"
+    probe = _flag_note(results, "probe_du_choice",
+                       "on (one in four back-offs whose DU choice the calibration has no evidence for "
+                       "applies that choice, lighttune_core.cell.CellTuner)",
+                       "off")
+    return f"- Calibration: {cal}\n- Rank-change check: {check}\n- DU-choice probes: {probe}"
 
 
 def _link_note(results: Sequence[dict[str, Any]]) -> str:

@@ -140,6 +140,13 @@ class RankOffsetCalibration:
         (:func:`lighttune_core.linkadapt.ri_cqi_tune`)."""
         return self._table[np.clip(rank_offset, -1, 1) + 1, label_index(bler)]
 
+    def evidence(self, rank_offset: np.ndarray, bler: np.ndarray) -> np.ndarray:
+        """Outcome weight ``W_dk`` of the bins of model labels ``bler`` for candidates
+        ``rank_offset = r − RI`` (clipped to ±1), float64 of their shape: the discounted
+        number of (transmission-weighted) applied decisions behind each bin's mean, 0 for a
+        bin that only has its prior."""
+        return self._weight[np.clip(rank_offset, -1, 1) + 1, label_index(bler)]
+
     def update(
         self, features: np.ndarray, bler: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
     ) -> None:

@@ -119,6 +119,9 @@ class XappConfig:
         check_rank_changes: pass RI-CQI-Tune's rank changes through each cell's A/B check
             in delivered bits (``controls.checkRankChanges``, default true;
             :class:`~lighttune_core.calibration.RankChangeCheck`).
+        probe_du_choice: with ``calibrate``, apply the DU's own choice to some of the
+            back-offs whose label the calibration has no evidence for
+            (``controls.probeDuChoice``, default true; :class:`~lighttune_core.cell.CellTuner`).
         max_predictions: cap on the candidate rows one cell's decision predicts per period
             (``controls.maxPredictionsPerDecision``, default :data:`DEFAULT_MAX_PREDICTIONS`;
             0 in the descriptor, None here: the exact search;
@@ -146,6 +149,7 @@ class XappConfig:
     min_label_tx: int = MIN_LABEL_TX
     calibrate: bool = True
     check_rank_changes: bool = True
+    probe_du_choice: bool = True
     max_predictions: int | None = DEFAULT_MAX_PREDICTIONS
     du_sinr_thresholds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
@@ -363,6 +367,7 @@ def load_config(descriptor: Mapping[str, Any], schema: Mapping[str, Any] | None 
         min_label_tx=int(controls.get("minLabelTx", MIN_LABEL_TX)),
         calibrate=bool(controls.get("calibrate", True)),
         check_rank_changes=bool(controls.get("checkRankChanges", True)),
+        probe_du_choice=bool(controls.get("probeDuChoice", True)),
         max_predictions=int(controls.get("maxPredictionsPerDecision", DEFAULT_MAX_PREDICTIONS)) or None,
         du_sinr_thresholds=du_sinr_thresholds,
     )

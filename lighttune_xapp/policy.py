@@ -176,7 +176,8 @@ class LinkAdaptationPolicy:
             tuner = CellTuner(model, self.mode_of(cell_id), du_preset=self.config.link_preset(),
                               min_label_tx=self.config.min_label_tx, calibrate=self.config.calibrate,
                               check_rank_changes=self.config.check_rank_changes,
-                              max_predictions=self.config.max_predictions)
+                              max_predictions=self.config.max_predictions,
+                              probe_du_choice=self.config.probe_du_choice)
             if calibration is not None and self.config.calibrate:
                 tuner.calibration = calibration
             if check is not None and self.config.check_rank_changes:
@@ -215,6 +216,7 @@ class LinkAdaptationPolicy:
             elif tuner.calibration is None:
                 tuner.calibration = RankOffsetCalibration()
             tuner.budget = None if config.max_predictions is None else SearchBudget(config.max_predictions)
+            tuner.probe_du_choice = config.probe_du_choice
             if not config.check_rank_changes:
                 tuner.rank_check = None
             elif tuner.rank_check is None:

@@ -180,7 +180,7 @@ def _share_at_the_du_choice(borrow: bool, periods: int = 15) -> float:
     """Share of UEs sent the DU's own CQI in the last period when every decision succeeds."""
     base = random_reports(64, 17, first_tx=(20, 21))
     base = replace(base, cqi=np.maximum(base.cqi, 8), olla_offset_db=np.zeros(len(base)))
-    tuner = CellTuner(_CautiousAtTheDuChoice(), TuneMode.CQI, learn=False)
+    tuner = CellTuner(_CautiousAtTheDuChoice(), TuneMode.CQI, learn=False, probe_du_choice=False)
     tuner.calibration = RankOffsetCalibration(borrow=borrow)
     reports: LinkReports = base
     share = 0.0
@@ -196,6 +196,92 @@ def test_borrowing_lets_an_over_cautious_model_return_to_the_du_choice() -> None
     lowered by the evidence and the search goes back to it; the per-bin mean never learns."""
     assert _share_at_the_du_choice(borrow=False) < 0.2
     assert _share_at_the_du_choice(borrow=True) > 0.9
+
+
+class _SureTheDuChoiceFails:
+    """Predicts BLER 0.9 for the DU's own CQI and 0.0 for any back-off at the reported rank
+    (1.0 for other ranks): the row-14 mistake of offline-v6, where the DU's choice was
+    labelled up to 0.9 and OLLA ran it at 0.12."""
+
+    delta = 0.3
+
+    def predict_many(self, x: np.ndarray) -> np.ndarray:
+        same_rank = np.abs(x[:, _RANK] - x[:, _RI]) < 1e-9
+        step = np.rint((x[:, _REPORTED_CQI] - x[:, _CANDIDATE_CQI]) * 15)
+        return np.where(same_rank & (step == 0), 0.9, np.where(same_rank & (step >= 1), 0.0, 1.0))
+
+    def learn_one(self, x: np.ndarray, y: float) -> bool:
+        return False
+
+
+def _du_choice_shares(probe: bool, du_bler: float, periods: int = 30) -> np.ndarray:
+    """Per period, the share of UEs sent their reported CQI when the DU's choice fails
+    ``du_bler`` of its 20 transmissions and a back-off 2 %."""
+    base = random_reports(64, 17, first_tx=(20, 21))
+    base = replace(base, cqi=np.clip(base.cqi, 8, 12), olla_offset_db=np.zeros(len(base)))
+    tuner = CellTuner(_SureTheDuChoiceFails(), TuneMode.CQI, learn=False, probe_du_choice=probe)
+    rng = np.random.default_rng(1)
+    reports: LinkReports = base
+    shares = []
+    for _ in range(periods):
+        decisions, _ = tuner.step(reports)
+        at = decisions.cqi == base.cqi
+        shares.append(at.mean())
+        nack = rng.binomial(20, np.where(at, du_bler, 0.02))
+        reports = replace(base, n_ack=(20 - nack).astype(np.int64), n_nack=nack.astype(np.int64))
+    return np.array(shares)
+
+
+def test_probes_of_the_du_choice_correct_a_label_the_search_avoids() -> None:
+    """Back-offs labelled 0.0 succeed (borrowing scales the DU choice's 0.9 only to ~0.4,
+    still a back-off); one in four back-offs applies the DU's choice, whose true BLER 0.1
+    then replaces the label, and the search goes back to it."""
+    without = _du_choice_shares(probe=False, du_bler=0.1)
+    assert without.max() == 0.0  # never applied, never corrected
+    probed = _du_choice_shares(probe=True, du_bler=0.1)
+    assert 0.15 <= probed[0] <= 0.35  # the first period probes about one UE in four
+    assert probed[5:].min() > 0.9
+
+
+def test_probes_stop_once_the_du_choice_has_evidence() -> None:
+    """Where the label is right (the DU's choice fails 90 %), the first probes give its bin
+    the evidence and no UE is probed again: the back-offs stand."""
+    shares = _du_choice_shares(probe=True, du_bler=0.9)
+    assert shares[0] > 0.0
+    assert shares[2:].max() == 0.0
+
+
+def test_no_probes_without_calibration_or_in_off_mode() -> None:
+    base = random_reports(64, 17, first_tx=(20, 21))
+    base = replace(base, cqi=np.clip(base.cqi, 8, 12), olla_offset_db=np.zeros(len(base)))
+    uncalibrated = CellTuner(_SureTheDuChoiceFails(), TuneMode.CQI, learn=False, calibrate=False)
+    for _ in range(4):
+        decisions, _ = uncalibrated.step(base)
+        assert not (decisions.cqi == base.cqi).any()
+    off = CellTuner(_SureTheDuChoiceFails(), TuneMode.OFF, learn=False)
+    decisions, _ = off.step(base)
+    np.testing.assert_array_equal(decisions.cqi, base.cqi)
+    assert not decisions.control
+
+
+def test_the_calibration_reports_each_bins_evidence() -> None:
+    cal = RankOffsetCalibration(prior_weight=2.0, discount=1.0)
+    cal.update(_features(2, 2, n=3), np.full(3, 0.3), np.full(3, 0.1), np.array([1.0, 0.5, 0.25]))
+    np.testing.assert_allclose(cal.evidence(np.array([0, 0, 1, 5]), np.array([0.3, 0.31, 0.3, 0.3])),
+                               [1.75, 1.75, 0.0, 0.0])
+
+
+def test_the_probes_are_a_setting_and_can_be_switched_at_run_time() -> None:
+    from lighttune_xapp.config import ConfigError
+
+    policy = LinkAdaptationPolicy(_config(probeDuChoice=False), LightTuneModel(seed=1), MemoryStore())
+    policy.on_reports("c1", _policy_reports(0))
+    assert policy.cells["c1"].probe_du_choice is False
+    policy.apply_config(_config(probeDuChoice=True))
+    assert policy.cells["c1"].probe_du_choice is True
+    assert _config().probe_du_choice is True  # the shipped descriptor's default
+    with pytest.raises(ConfigError, match="probeDuChoice"):
+        _config(probeDuChoice="yes")
 
 
 def test_a_version_1_state_is_read_as_prior_plus_outcomes() -> None:

@@ -153,6 +153,12 @@ def test_table6_with_perfect_predictor_and_markdown() -> None:
                            du_preset="sionna", check_rank_changes=False)
     assert unchecked[0]["rank_check"] is False
     assert "- Rank-change check: off" in table6_markdown(unchecked, "test model", 4, 0.2)
+    assert plain[0]["probe_du_choice"] is True and "- DU-choice probes: on" in md
+    assert raw[0]["probe_du_choice"] is False  # no calibration, nothing to probe for
+    unprobed = run_table6(model, n_ue=4, duration_s=0.2, seed=1, workers=1, rows=[12], snrs=("high",),
+                          du_preset="sionna", probe_du_choice=False)
+    assert unprobed[0]["probe_du_choice"] is False
+    assert "- DU-choice probes: off" in table6_markdown(unprobed, "test model", 4, 0.2)
 
 
 def test_feature_index_and_perfect_predictor() -> None:
