@@ -61,15 +61,17 @@ calibration learns only from applied decisions, and the search backs off exactly
 label of the DU's own choice ``(RI, CQI)`` is high, so a label that is too high there is never
 corrected. Its borrowing (:class:`~lighttune_core.calibration.RankOffsetCalibration`) can
 even raise it: measured on Table 6 row 14 (TDL-A10 20 Hz, medium correlation, 10 ms CSI-RS,
-16–24 dB; srsRAN DU, offline-v6, 32 UEs × 3 s, seed 2, CQI-Tune), the back-offs labelled
-0.1–0.2 failed 24 % of their transmissions, the offset's scale ``ρ₀`` rose above 2, and the
+16–24 dB; srsRAN DU, offline-v6, 32 UEs × 3 s, seed 2, CQI-Tune), the applied decisions
+labelled 0.1–0.2 failed 24 % of their transmissions, the offset's scale ``ρ₀`` rose to 1.44, and the
 DU's choice, labelled 0.33 on average and up to 0.9 where OLLA ran it at a BLER of 0.116, was
 served at 0.42: the search backed off in 57 % of the decisions and lost 4.3 % against OLLA.
 So while the bin ``(0, k)`` of the DU choice's label ``k`` has less than
 :data:`PROBE_MIN_WEIGHT` outcome weight, one in :data:`PROBE_EVERY` of a UE's back-offs at
 the reported rank applies the DU's choice instead (:meth:`CellTuner._probe_du_choice`).
-On that cell the DU's choice is then served at 0.14, the search backs off in 22 % of the
-decisions and CQI-Tune loses 1.2 %.
+On that cell the DU's choice is then served at 0.16, the search backs off in 26 % of the
+decisions and CQI-Tune loses 1.7 %. On the full Table 6 (srsRAN, offline-v6, 32 UEs × 5 s,
+seed 1) the lowest cell rose from −4.28 % to −1.26 % and RI-CQI-Tune's means moved from
++1.55 % / +1.75 % to +1.53 % / +1.62 % (docs/results.md, fourteenth session).
 
 Decision search: a model with ``predict_many_unchecked`` is called without the per-call
 input checks of ``predict_many``; the candidate features are checked for finiteness once
