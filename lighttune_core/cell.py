@@ -171,6 +171,8 @@ class Decisions:
             check replaced by the best same-rank candidate this period.
         search_cut_ues: UEs whose search this period left a candidate unpredicted because of
             the cell's prediction budget (``CellTuner(max_predictions=...)``; 0 without one).
+        du_choice_probes: UEs whose back-off was replaced by the DU's own choice this period
+            (:meth:`CellTuner._probe_du_choice`).
     """
 
     ue_id: np.ndarray
@@ -180,6 +182,7 @@ class Decisions:
     control: bool
     rank_changes_withheld: int = 0
     search_cut_ues: int = 0
+    du_choice_probes: int = 0
 
 
 @dataclass(frozen=True)
@@ -579,8 +582,9 @@ class CellTuner:
             raw, withheld = self._check_rank_changes(reports, idx, rank, cqi, raw, chosen_x, same)
         if chosen_x is None:
             chosen_x = build_features(reports, rank, cqi, prev)
+        probes = 0
         if self.probe_du_choice and cal is not None and self.mode is not TuneMode.OFF:
-            raw = self._probe_du_choice(reports, idx, rank, cqi, raw, chosen_x, predict, cal)
+            raw, probes = self._probe_du_choice(reports, idx, rank, cqi, raw, chosen_x, predict, cal)
         # the pending prediction is the model's own label (LightTune's screen and the error
         # statistics are about the model); the decisions carry what the search scored by
         raw = np.asarray(raw, dtype=np.float64)
@@ -590,7 +594,7 @@ class CellTuner:
         self._pending_version[idx] = self._model_version()
         self._has_pending[idx] = True
         cut = self.budget.cut_ues if self.budget is not None and self.mode is not TuneMode.OFF else 0
-        return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF, withheld, cut)
+        return Decisions(reports.ue_id, rank, cqi, pred, self.mode is not TuneMode.OFF, withheld, cut, probes)
 
     def search(
         self, reports: LinkReports, budget: SearchBudget | None = None, same_rank_out: SameRankBest | None = None
@@ -683,7 +687,7 @@ class CellTuner:
         chosen_x: np.ndarray,
         predict: BlerSearchPredictor,
         cal: RankOffsetCalibration,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, int]:
         """Apply the DU's own choice to some of the UEs whose search backed off, so that the
         calibration learns its BLER (the module doc, "DU-choice probes").
 
@@ -697,11 +701,12 @@ class CellTuner:
         stops for that label; the bins keep their weight while nothing is applied to them.
 
         Returns:
-            The model's raw labels of the applied decisions, float64 [N].
+            The model's raw labels of the applied decisions, float64 [N], and how many UEs
+            were probed.
         """
         rows = np.flatnonzero((rank == reports.ri) & (cqi < reports.cqi))
         if not rows.size:
-            return raw
+            return raw, 0
         x_du = chosen_x[rows].copy()
         x_du[:, _CQI_COLUMN] = reports.cqi[rows] / MAX_CQI
         raw_du = np.asarray(predict(x_du), dtype=np.float64)
@@ -711,13 +716,13 @@ class CellTuner:
         self._backoffs[idx[rows]] += 1
         sel = turn % PROBE_EVERY == PROBE_EVERY - 1
         if not sel.any():
-            return raw
+            return raw, 0
         probe = rows[sel]
         raw = np.array(raw, dtype=np.float64)
         cqi[probe] = reports.cqi[probe]
         chosen_x[probe] = x_du[sel]
         raw[probe] = raw_du[sel]
-        return raw
+        return raw, int(probe.size)
 
     def _search_predictor(self) -> BlerSearchPredictor:
         """The model's predictor for the decision search (see the module docstring)."""

@@ -121,6 +121,12 @@ class XappMetrics:
             "candidate (lighttune_core.calibration.RankChangeCheck)",
             namespace=namespace, registry=r,
         )
+        self.du_choice_probes = Counter(
+            "du_choice_probes",
+            "CQI back-offs replaced by the DU's own choice so that the cell's calibration learns the BLER of a "
+            "label it had no evidence for (controls.probeDuChoice; lighttune_core.cell.CellTuner)",
+            namespace=namespace, registry=r,
+        )
         self.search_cut_ues = Counter(
             "search_cut_ues",
             "UE decisions taken with candidates left unpredicted because the cell's search reached its "

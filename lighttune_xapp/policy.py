@@ -294,6 +294,7 @@ class LinkAdaptationPolicy:
         m.finetune_updates.inc(learned.n_updates)
         m.rank_changes_withheld.inc(decisions.rank_changes_withheld)
         m.search_cut_ues.inc(decisions.search_cut_ues)
+        m.du_choice_probes.inc(decisions.du_choice_probes)
         m.prediction_abs_error.observe_many(learned.abs_error)
         if mode is TuneMode.OFF:
             m.decisions.labels(kind="keep").inc(len(reports))

@@ -251,13 +251,50 @@ def test_probes_stop_once_the_du_choice_has_evidence() -> None:
     assert shares[2:].max() == 0.0
 
 
+def test_the_decisions_and_the_metrics_count_the_probes() -> None:
+    """Operators see what the probes cost: each period's decisions count the UEs sent the
+    DU's choice in place of a back-off, and the xApp adds them to
+    lighttune_du_choice_probes_total."""
+    from lighttune_xapp.metrics import XappMetrics
+
+    base = random_reports(64, 17, first_tx=(20, 21))
+    base = replace(base, cqi=np.clip(base.cqi, 8, 12), olla_offset_db=np.zeros(len(base)))
+    tuner = CellTuner(_SureTheDuChoiceFails(), TuneMode.CQI, learn=False)
+    first, _ = tuner.step(base)
+    assert first.du_choice_probes == int(np.sum(first.cqi == base.cqi)) > 0  # the model never picks it
+    metrics = XappMetrics()
+
+    class _SureModel(LightTuneModel):
+        """A real, saveable model that labels like :class:`_SureTheDuChoiceFails`."""
+
+        def predict_many(self, x: np.ndarray) -> np.ndarray:
+            return _SureTheDuChoiceFails().predict_many(x)
+
+        def predict_many_unchecked(self, x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+            return _SureTheDuChoiceFails().predict_many(x)
+
+    policy = LinkAdaptationPolicy(_config(tunerMode="cqi"), LightTuneModel(seed=2), MemoryStore(), metrics=metrics)
+    policy.cell("c1").model = _SureModel(seed=2)  # (the policy gives each cell a copy of the offline model)
+    total = 0
+    for _ in range(3):
+        # every transmission fails: the probes give the DU choice's bin its evidence at once
+        pending = policy.decide("c1", replace(base, n_ack=np.zeros(len(base), dtype=np.int64),
+                                              n_nack=np.full(len(base), 20)))
+        total += pending.decisions.du_choice_probes
+        policy.finish(pending)
+    # the xApp fits a period's outcomes after deciding the next one (lighttune_core.cell), so
+    # two rounds of probes go out before the bin has its evidence; none after
+    assert total == 2 * first.du_choice_probes
+    assert f"lighttune_du_choice_probes_total {float(total)}" in metrics.render().decode()
+
+
 def test_no_probes_without_calibration_or_in_off_mode() -> None:
     base = random_reports(64, 17, first_tx=(20, 21))
     base = replace(base, cqi=np.clip(base.cqi, 8, 12), olla_offset_db=np.zeros(len(base)))
     uncalibrated = CellTuner(_SureTheDuChoiceFails(), TuneMode.CQI, learn=False, calibrate=False)
     for _ in range(4):
         decisions, _ = uncalibrated.step(base)
-        assert not (decisions.cqi == base.cqi).any()
+        assert not (decisions.cqi == base.cqi).any() and decisions.du_choice_probes == 0
     off = CellTuner(_SureTheDuChoiceFails(), TuneMode.OFF, learn=False)
     decisions, _ = off.step(base)
     np.testing.assert_array_equal(decisions.cqi, base.cqi)
