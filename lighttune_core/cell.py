@@ -104,8 +104,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from lighttune_core.calibration import RankChangeCheck, RankOffsetCalibration
-from lighttune_core.features import FEATURE_NAMES, N_FEATURES, bler_label, build_features
+from lighttune_core.calibration import N_LABELS, RankChangeCheck, RankOffsetCalibration
+from lighttune_core.features import BLER_LABELS, FEATURE_NAMES, N_FEATURES, bler_label, build_features
 from lighttune_core.linkadapt import cqi_tune, ri_cqi_tune
 from lighttune_core.linkadapt.presets import DEFAULT_PRESET, DuPreset, get_preset
 from lighttune_core.linkadapt.tune import RiCqiTuneResult, SameRankBest, SearchBudget
@@ -705,8 +705,8 @@ class CellTuner:
             were probed.
         """
         rows = np.flatnonzero((rank == reports.ri) & (cqi < reports.cqi))
-        if not rows.size:
-            return raw, 0
+        if not rows.size or (cal.evidence(np.zeros(N_LABELS, dtype=np.int64), BLER_LABELS) >= PROBE_MIN_WEIGHT).all():
+            return raw, 0  # (every label of the reported rank has its evidence: nothing to predict)
         x_du = chosen_x[rows].copy()
         x_du[:, _CQI_COLUMN] = reports.cqi[rows] / MAX_CQI
         raw_du = np.asarray(predict(x_du), dtype=np.float64)

@@ -288,6 +288,35 @@ def test_the_decisions_and_the_metrics_count_the_probes() -> None:
     assert f"lighttune_du_choice_probes_total {float(total)}" in metrics.render().decode()
 
 
+def test_a_cell_with_evidence_for_every_label_predicts_nothing_more() -> None:
+    """The probes' extra prediction (the DU's choice of each backed-off UE) is skipped once
+    every label at the reported rank has its evidence: no UE could be probed."""
+    base = random_reports(64, 17, first_tx=(20, 21))
+    base = replace(base, cqi=np.clip(base.cqi, 8, 12), olla_offset_db=np.zeros(len(base)))
+    rows_predicted: list[int] = []
+
+    class _Counting(_SureTheDuChoiceFails):
+        def predict_many(self, x: np.ndarray) -> np.ndarray:
+            rows_predicted.append(x.shape[0])
+            return super().predict_many(x)
+
+    def rows_of_a_decision(probe: bool, evidence: bool) -> tuple[int, int]:
+        tuner = CellTuner(_Counting(), TuneMode.CQI, learn=False, probe_du_choice=probe)
+        if evidence:  # 6 outcomes (BLER 0.5) in every bin of rank offset 0: weight 5.85 after discounting
+            x = np.zeros((BLER_LABELS.size, N_FEATURES))
+            for _ in range(6):
+                tuner.calibration.update(x, BLER_LABELS, np.full(BLER_LABELS.size, 0.5))  # type: ignore[union-attr]
+        rows_predicted.clear()
+        decisions = tuner.decide(base)
+        return sum(rows_predicted), decisions.du_choice_probes
+
+    searched, _ = rows_of_a_decision(probe=False, evidence=False)
+    rows, probes = rows_of_a_decision(probe=True, evidence=False)
+    assert rows > searched and probes > 0  # the DU choices of the backed-off UEs
+    searched, _ = rows_of_a_decision(probe=False, evidence=True)
+    assert rows_of_a_decision(probe=True, evidence=True) == (searched, 0)
+
+
 def test_no_probes_without_calibration_or_in_off_mode() -> None:
     base = random_reports(64, 17, first_tx=(20, 21))
     base = replace(base, cqi=np.clip(base.cqi, 8, 12), olla_offset_db=np.zeros(len(base)))
