@@ -99,6 +99,23 @@ def test_training_is_seeded_and_reports_progress(
     assert [rec for _, _, rec in calls] == list(a.history)
 
 
+def test_average_tail_returns_the_mean_of_the_last_iterates(task: Task) -> None:
+    """``average_tail`` f: the returned parameters are the mean of the iterates after each of
+    the last ``f`` of the Adam steps. One batch per epoch and a constant learning rate make the
+    iterate after step k that of a k-epoch run (same seed, same batches), so the average of
+    the last half of 4 steps must be the mean of the 3- and 4-epoch runs' parameters."""
+    x, y, _, _ = task
+    kwargs: dict[str, Any] = dict(batch_size=600, seed=5, layer_sizes=(13, 16, 16), lr_schedule="constant")
+    runs = {k: train_offline(x[:600], y[:600], epochs=k, **kwargs) for k in (3, 4)}
+    half = train_offline(x[:600], y[:600], epochs=4, average_tail=0.5, **kwargs)
+    three, four = runs[3].params, runs[4].params
+    for u, v, w in zip(half.params.weights + half.params.biases, three.weights + three.biases, four.weights + four.biases):
+        np.testing.assert_allclose(u, (v + w) / 2, rtol=1e-10, atol=1e-13)
+    assert not np.allclose(half.params.weights[0], four.weights[0])
+    # the curve records the iterates, so averaging leaves it as it was
+    assert half.history == runs[4].history
+
+
 def test_greedy_training_freezes_earlier_layers(task: Task) -> None:
     x, y, _, _ = task
     one = train_offline(x[:500], y[:500], layer_sizes=(13, 8), epochs=2, batch_size=100, seed=3, schedule="greedy")
@@ -167,6 +184,8 @@ def test_several_hard_negatives_still_learn_the_task(task: Task) -> None:
         (dict(negatives_per_sample=0), "negatives_per_sample"),
         (dict(negatives_per_sample=11), r"negatives_per_sample must be in \[1, 10\]"),
         (dict(negatives_per_sample=3, negative_gap=0.5), r"\[1, 2\] for negative_gap 0.5"),
+        (dict(average_tail=1.0), r"average_tail must be in \[0, 1\)"),
+        (dict(average_tail=-0.1), "average_tail"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict[str, object], message: str) -> None:
@@ -209,7 +228,7 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
     # goodness of offline-v4 and earlier
     plain = tmp_path / "plain.ltm"
     assert train_cli.main([str(data), "--epochs", "1", "--seed", "1", "--input-bins", "0", "--input-gain", "1",
-                           "--out", str(plain)]) == 0
+                           "--average-tail", "0.5", "--out", str(plain)]) == 0
     plain_model = LightTuneModel.from_bytes(plain.read_bytes())
     assert plain_model.layer_sizes == ff.DEFAULT_LAYER_SIZES == (143, 32, 32) and plain_model.readout is None
     rows = list(csv.reader((tmp_path / "models" / "cell.curve.csv").open()))
@@ -219,6 +238,8 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
     text = capsys.readouterr().out
     assert "final: held-out accuracy" in text and "synthetic" in text
     assert "readout (median label): held-out accuracy" in text
+    # --average-tail: the saved model's own held-out figures, beside the last iterate's curve
+    assert re.search(r"averaged parameters \(last 0.5 of the steps\): held-out accuracy [01]\.\d+", text)
     # same seed, same model
     again = tmp_path / "again.ltm"
     assert train_cli.main([str(data), "--epochs", "2", "--batch-size", "64", "--seed", "1", "--readout",
@@ -234,7 +255,8 @@ def test_cli_trains_saves_model_and_curve(tmp_path: Path, capsys: pytest.Capture
      (["--input-gain", "nan"], "input gain"),
      (["--readout-average", "0"], "--readout-average must be in \\(0, 1\\]"),
      (["--readout-lr", "-1"], "--readout-lr must be >= 0"),
-     (["--readout-l2", "nan"], "--readout-l2 must be >= 0")],
+     (["--readout-l2", "nan"], "--readout-l2 must be >= 0"),
+     (["--average-tail", "1"], r"average_tail must be in \[0, 1\)")],
 )
 def test_cli_refuses_a_bad_input_encoding(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                          message: str) -> None:
