@@ -2,13 +2,15 @@
 
 Usage::
 
-    lighttune-train DATASET.npz [--epochs 20] [--batch-size 256] [--negatives hardest]
+    lighttune-train DATASET.npz [MORE.npz ...] [--epochs 20] [--batch-size 256] [--negatives hardest]
                     [--loss proposed] [--holdout 0.2] [--seed 0] [--out MODEL.ltm]
 
 The dataset is the ``.npz`` of ``docs/interfaces.md``: ``features`` float64 [N, 12],
 ``labels`` float64 [N] (quantised BLER), ``meta`` (a JSON string). A seeded random
 ``--holdout`` fraction is kept out of training and gives the per-epoch curve (accuracy and
-mean |error| of the held-out predictions). Writes ``MODEL.ltm``
+mean |error| of the held-out predictions). Several datasets are trained on as one, their
+samples concatenated in the order given (e.g. the training channel at two CSI-RS periods,
+each made by its own ``e2sim dataset`` run). Writes ``MODEL.ltm``
 (``LightTuneModel.to_bytes``) and the curve as ``MODEL.curve.csv`` next to it.
 
 Exit status: 0 on success, 2 for a missing or malformed dataset or bad arguments.
@@ -61,7 +63,8 @@ def write_curve(path: Path, history: Sequence[EpochRecord]) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lighttune-train", description="Train the offline LightTune FF BLER model.")
-    p.add_argument("dataset", type=Path, help="dataset .npz (features [N,12], labels [N], meta JSON)")
+    p.add_argument("dataset", type=Path, nargs="+",
+                   help="dataset .npz (features [N,12], labels [N], meta JSON); several are concatenated in order")
     p.add_argument("--epochs", type=int, default=20,
                    help="epochs; every layer is stepped on its own local loss in every batch (default 20)")
     p.add_argument("--class-balance", type=float, default=DEFAULT_CLASS_BALANCE, metavar="P",
@@ -123,13 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"lighttune-train: error: --{name.replace('_', '-')} must be >= 0, got {value}", file=sys.stderr)
             return 2
     try:
-        features, labels, meta = load_dataset(args.dataset)
+        parts = [load_dataset(path) for path in args.dataset]
+        features = np.concatenate([part[0] for part in parts]) if len(parts) > 1 else parts[0][0]
+        labels = np.concatenate([part[1] for part in parts]) if len(parts) > 1 else parts[0][1]
         if features.shape[0] < 2 and args.holdout > 0:
-            raise DatasetError(f"{args.dataset}: need at least 2 samples for a held-out split")
+            raise DatasetError(f"{args.dataset[0]}: need at least 2 samples for a held-out split")
         train_rows, hold_rows = split_holdout(features.shape[0], args.holdout, args.seed)
         if hold_rows.size == 0:
             hold_rows = train_rows
-        out = args.out if args.out is not None else args.dataset.with_suffix(".ltm")
+        out = args.out if args.out is not None else args.dataset[0].with_suffix(".ltm")
         bars: list[tqdm] = []  # made at the first epoch, when the total number of epochs is known
 
         def progress(done: int, total: int, record: EpochRecord) -> None:
@@ -183,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     curve_path = out.with_suffix(".curve.csv")
     write_curve(curve_path, result.history)
 
-    print(f"dataset: {args.dataset} ({features.shape[0]} samples; scenario {meta.get('scenario', '?')})")
+    for path, (part_x, _, meta) in zip(args.dataset, parts):
+        print(f"dataset: {path} ({part_x.shape[0]} samples; scenario {meta.get('scenario', '?')})")
     print(f"train {train_rows.size} / held-out {hold_rows.size if args.holdout > 0 else 0} samples")
     print("layer epoch      loss  accuracy  mean|err|")
     for r in result.history:

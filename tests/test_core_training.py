@@ -295,6 +295,29 @@ def test_cli_reports_missing_and_unreadable_files(tmp_path: Path, capsys: pytest
     assert "not a readable" in capsys.readouterr().err
 
 
+def test_cli_trains_on_several_datasets_as_their_concatenation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lighttune-train A.npz B.npz`` is the same model as training on one file holding A's
+    samples then B's; a bad second file is refused with its name and nothing is written."""
+    x, y = synthetic_threshold_task(400, seed=4)
+    first, second, joined = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "ab.npz"
+    for path, rows, note in ((first, slice(0, 250), "a"), (second, slice(250, 400), "b"), (joined, slice(0, 400), "ab")):
+        np.savez(path, features=x[rows], labels=y[rows], meta=json.dumps({"scenario": note}))
+    args = ["--epochs", "2", "--batch-size", "64", "--seed", "3"]
+    assert train_cli.main([str(first), str(second), *args, "--out", str(tmp_path / "two.ltm")]) == 0
+    text = capsys.readouterr().out
+    assert "a.npz (250 samples; scenario a)" in text and "b.npz (150 samples; scenario b)" in text
+    assert train_cli.main([str(joined), *args, "--out", str(tmp_path / "one.ltm")]) == 0
+    assert (tmp_path / "two.ltm").read_bytes() == (tmp_path / "one.ltm").read_bytes()
+    # the default output is named after the first dataset
+    assert train_cli.main([str(first), str(second), "--epochs", "1"]) == 0 and (tmp_path / "a.ltm").exists()
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, features=np.zeros((10, 5)), labels=np.zeros(10), meta=json.dumps({}))
+    assert train_cli.main([str(first), str(bad), "--epochs", "1", "--out", str(tmp_path / "no.ltm")]) == 2
+    assert "bad.npz" in capsys.readouterr().err and not (tmp_path / "no.ltm").exists()
+
+
 def _ordinal_task(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded 11-level ordinal task: 12 features ``N(0, 1)``, BLER label
     ``clip(round(2.5 x_0 + 3 + N(0, 0.5²)), 0, 10) / 10`` (the other 11 features are noise)."""
