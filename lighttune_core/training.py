@@ -91,7 +91,7 @@ HistGradientBoosting's 0.62× is not the network's size); batch 64 0.776×, 100 
 
 Parameter averaging (measured, fifteenth session)
 -------------------------------------------------
-The held-out curve of the packaged offline-v6 (``scripts/train-model``: 83,200 samples, 40
+The held-out curve of offline-v6 (``scripts/train-model --extra-csi-period none``: 83,200 samples, 40
 epochs, cosine lr) still swings between 0.110 and 0.122 mean |error| over its last five
 epochs, where the learning rate is below 4 % of its start: the arg-max over the 11 goodnesses
 flips for many samples under small weight changes. ``average_tail`` returns the mean of the
@@ -115,7 +115,7 @@ but LightTune's fine-tuning no longer lowers it there (0.0853 / 0.0530 / 0.0782 
 δ 0.3; none of 8 settings tried, lr 0.0001 … 0.003 and δ 0.2 … 0.5, lowered all three), and Table 6 on srsRAN is
 unchanged (RI-CQI-Tune +1.53 % / +1.64 % against +1.53 % / +1.62 %). So it is an option
 (``lighttune-train --average-tail``, ``scripts/train-model --average-tail``), off by default,
-and offline-v6 stays the packaged model (docs/results.md).
+and the packaged models do not use it (docs/results.md).
 
 Known limitation (measured, same runs): the *second* layer of a greedy ``[13, 32, 32]``
 network learns little offline — its held-out accuracy stays far below layer 1's. The
@@ -165,7 +165,7 @@ DEFAULT_CLASS_BALANCE: float = 0.5
 """Default class-balance exponent of :func:`train_offline` (square-root inverse frequency)."""
 DEFAULT_INPUT_BINS: int = 8
 """One-hot quantile bins per feature of ``lighttune-train`` and ``scripts/train-model`` (the
-packaged offline-v6, and offline-v5 before it); :func:`train_offline` itself defaults to none
+packaged offline-v8 and offline-v6, and offline-v5 before them); :func:`train_offline` itself defaults to none
 (the plain features)."""
 DEFAULT_INPUT_GAIN: float = 1.0
 """Input gain ``g`` of ``lighttune-train`` (offline-v6; offline-v5 had 0.1). With ``g = 0.1``
@@ -494,7 +494,9 @@ def train_offline(
         t = 0
         steps_total = epochs * ((n + batch_size - 1) // batch_size)
         average_from = steps_total - int(round(average_tail * steps_total))  # steps t > this are averaged
-        sums: dict[int, list[np.ndarray]] = {layer: [np.zeros_like(weights[layer]), np.zeros_like(biases[layer])] for layer in stage}
+        sums: dict[int, list[np.ndarray]] = {
+            layer: [np.zeros_like(weights[layer]), np.zeros_like(biases[layer])] for layer in stage
+        }
         base_lr = adam.lr
         for epoch in range(epochs):
             order = rng.permutation(n)
