@@ -127,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         parts = [load_dataset(path) for path in args.dataset]
-        features = np.concatenate([part[0] for part in parts]) if len(parts) > 1 else parts[0][0]
-        labels = np.concatenate([part[1] for part in parts]) if len(parts) > 1 else parts[0][1]
+        features = np.concatenate([part[0] for part in parts])
+        labels = np.concatenate([part[1] for part in parts])
         if features.shape[0] < 2 and args.holdout > 0:
             raise DatasetError(f"{args.dataset[0]}: need at least 2 samples for a held-out split")
         train_rows, hold_rows = split_holdout(features.shape[0], args.holdout, args.seed)
