@@ -279,10 +279,12 @@ def _add_table6(sub: argparse._SubParsersAction) -> None:
                         "outcomes of a label it has no evidence for (lighttune_core.cell.CellTuner, "
                         "probe_du_choice): the ablation")
     p.add_argument("--references", action="store_true",
-                   help="also run two references: a fixed one-CQI back-off without a model, and "
+                   help="also run three references: a fixed one-CQI back-off without a model, "
                         "RI-CQI-Tune with a hindsight predictor (each period's candidates replayed on the "
-                        "period that just ended); its replays cost about what --perfect's do (the full table "
-                        "with --references took 31 min on 2 workers)")
+                        "period that just ended) and RI-CQI-Tune with a channel-knowing predictor (each "
+                        "candidate's expected BLER on the next period's channel, HARQ draws of its own: "
+                        "what no predictor can beat in the same search); each replay costs about what "
+                        "--perfect's does")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out-dir", type=Path, default=Path("."), help="where results go (default: .)")
     _model_args(p)

@@ -32,7 +32,13 @@ Schemes
   (:func:`~e2sim.headroom.replay_candidates`, from the DU's current state) on the slots and
   HARQ draws of the period that just ended, and the policy decides on those true BLERs. It
   knows the past period perfectly but not the next one, so the gap between it and the
-  perfect scheme is the part of the headroom that needs the future channel.
+  perfect scheme is the part of the headroom that needs the future channel;
+  ``ri_cqi_channel``, RI-CQI-Tune with a *channel-knowing* predictor: the next period's
+  candidates replayed like the perfect scheme's, but with HARQ uniforms drawn independently
+  of the DU's (their own seeded stream), answering each candidate's expected BLER, the mean
+  block error probability of its transmissions (:mod:`e2sim.headroom`, "Channel-knowing
+  predictor"). It knows the next period's channel but not its HARQ draws: the most any
+  predictor can know.
 
 Statistics
 ----------
@@ -102,19 +108,26 @@ HINDSIGHT_SCHEMES: tuple[str, ...] = ("ri_cqi_hindsight",)
 RULE_SCHEMES: tuple[str, ...] = ("cqi_backoff",)
 """Decisions by a fixed rule, no model: ``cqi_backoff`` sends the reported rank and one CQI
 below the reported CQI (:func:`fixed_backoff`)."""
-REFERENCE_SCHEMES: tuple[str, ...] = RULE_SCHEMES + HINDSIGHT_SCHEMES
-"""What Table 6's ``--references`` adds: a rule without a model and a predictor that knows
-the past period perfectly."""
+CHANNEL_SCHEMES: tuple[str, ...] = ("ri_cqi_channel",)
+"""RI-CQI-Tune with the channel-knowing predictor: the next period's candidates replayed on
+independent HARQ draws, answered with their expected BLER (module docstring, "References")."""
+REFERENCE_SCHEMES: tuple[str, ...] = RULE_SCHEMES + HINDSIGHT_SCHEMES + CHANNEL_SCHEMES
+"""What Table 6's ``--references`` adds: a rule without a model, a predictor that knows the
+past period perfectly and one that knows the next period's channel but not its draws."""
+CHANNEL_REPLAY_STREAM: int = 0x43484E
+"""Sub-stream id, within the scenario seed, of the channel-knowing predictor's HARQ uniforms
+(independent of the DU's)."""
 ALL_SCHEMES: tuple[str, ...] = SCHEMES + PERFECT_SCHEMES + REFERENCE_SCHEMES
 SCHEME_MODES: dict[str, TuneMode] = {
     "olla": TuneMode.OFF, "cqi": TuneMode.CQI, "ri_cqi": TuneMode.RI_CQI,
     "cqi_perfect": TuneMode.CQI, "ri_cqi_perfect": TuneMode.RI_CQI,
-    "cqi_backoff": TuneMode.CQI, "ri_cqi_hindsight": TuneMode.RI_CQI,
+    "cqi_backoff": TuneMode.CQI, "ri_cqi_hindsight": TuneMode.RI_CQI, "ri_cqi_channel": TuneMode.RI_CQI,
 }
 SCHEME_TITLES: dict[str, str] = {
     "olla": "OLLA", "cqi": "CQI-Tune", "ri_cqi": "RI-CQI-Tune",
     "cqi_perfect": "CQI-Tune, perfect predictor", "ri_cqi_perfect": "RI-CQI-Tune, perfect predictor",
     "cqi_backoff": "fixed back-off (1 CQI)", "ri_cqi_hindsight": "RI-CQI-Tune, hindsight predictor",
+    "ri_cqi_channel": "RI-CQI-Tune, channel-knowing predictor",
 }
 FIXED_BACKOFF_CQI: int = 1
 """CQI steps the ``cqi_backoff`` rule backs off below the reported CQI."""
@@ -568,7 +581,8 @@ def run_experiment(
         source: channel source (default a live ``LinkChannel(scenario)``); a trace must
             have been recorded for ``scenario`` and hold enough slots.
         schemes: subset of :data:`ALL_SCHEMES` (``olla``, ``cqi``, ``ri_cqi``,
-            ``cqi_perfect``, ``ri_cqi_perfect``); ``olla`` is always run.
+            ``cqi_perfect``, ``ri_cqi_perfect`` and the references ``cqi_backoff``,
+            ``ri_cqi_hindsight``, ``ri_cqi_channel``); ``olla`` is always run.
         progress: tqdm progress bar.
         learn: fine-tune each scheme's model copy online (False: every scheme decides with
             the frozen offline model, the "fine-tuning off" ablation).
@@ -613,8 +627,10 @@ def run_experiment(
     n = scenario.n_ue
     dus = {s: DU(scenario, subband_n_rb=channel.subband_n_rb) for s in names}
     # replay-driven predictors: the perfect ones replay the next period, the hindsight ones
-    # the period that just ended
-    replayed = {s: PerfectPredictor() for s in names if s in PERFECT_SCHEMES + HINDSIGHT_SCHEMES}
+    # the period that just ended, the channel-knowing ones the next period on their own draws
+    replayed = {s: PerfectPredictor(expected=s in CHANNEL_SCHEMES) for s in names
+                if s in PERFECT_SCHEMES + HINDSIGHT_SCHEMES + CHANNEL_SCHEMES}
+    blind_draws = np.random.default_rng([scenario.seed, CHANNEL_REPLAY_STREAM])
     # float64 search: the committed experiment tables were made with it (the xApp's float32
     # search of a block model changed no decision in benchmarks/decision_search.py)
     tuners = {
@@ -689,6 +705,10 @@ def run_experiment(
                 draw_ahead(scenario.csi_period_slots)
                 replay = replay_for(s, rep, list(ahead)[: scenario.csi_period_slots])
                 log.n_candidates.append(int(replay.ue.shape[0]))
+            elif s in CHANNEL_SCHEMES:  # the next period's channel, HARQ draws of its own
+                draw_ahead(scenario.csi_period_slots)
+                window = list(ahead)[: scenario.csi_period_slots]
+                replay_for(s, rep, [(w[0], blind_draws.random(n)) for w in window])
             elif s in replayed:  # hindsight: the candidates on the period that just ended
                 replay_for(s, rep, list(history)[max(0, len(history) - (out.end_slot - out.start_slot)):])
             if s in RULE_SCHEMES:
@@ -854,6 +874,7 @@ def _table6_job(
         out[s] = (g.gain, g.ci_low, g.ci_high)
     if references:
         out["recovered_hindsight"] = _recovered(res.gain("ri_cqi").gain, res.gain("ri_cqi_hindsight").gain)
+        out["recovered_channel"] = _recovered(res.gain("ri_cqi").gain, res.gain("ri_cqi_channel").gain)
     out["olla_bler"] = res.schemes["olla"].bler
     out["du_preset"] = du_preset
     out["bler_curves"] = bler_curves
@@ -927,7 +948,8 @@ def run_table6(
     (:func:`run_experiment`); ``references`` adds the fixed back-off
     rule and the hindsight-predictor RI-CQI-Tune (:data:`REFERENCE_SCHEMES`) and their gains
     (keys ``cqi_backoff``, ``ri_cqi_hindsight``, and ``recovered_hindsight`` = RI-CQI-Tune's
-    gain / the hindsight gain, None unless that is positive); ``bler_curves`` picks the link
+    gain / the hindsight gain, None unless that is positive) and the channel-knowing
+    RI-CQI-Tune (``ri_cqi_channel``, ``recovered_channel``); ``bler_curves`` picks the link
     model's curve set (:data:`e2sim.channel.bler.CURVE_SETS`). The progress bar counts runs. Measured with
     ``perfect``: 8 runs (rows 0, 1, 5, 7) of 32 UEs x 4 s took 480 s on 2 workers.
 
@@ -1067,8 +1089,8 @@ def headroom_markdown(
     oracle, and the share of the perfect gain that the real model recovers
     (``g_RI-CQI-Tune / g_perfect``; n/a unless the perfect gain is positive). Results with
     the reference schemes (``run_table6(..., references=True)``) add the fixed back-off
-    rule, the hindsight-predictor RI-CQI-Tune and the share of the hindsight gain that the
-    real model recovers. A column no result has is shown as —.
+    rule, the hindsight-predictor and the channel-knowing-predictor RI-CQI-Tune and the
+    shares of their gains that the real model recovers. A column no result has is shown as —.
     """
     refs = any("ri_cqi_hindsight" in d for d in results)
     lines = [
@@ -1090,14 +1112,18 @@ def headroom_markdown(
             f"({FIXED_BACKOFF_CQI} step) every period. Hindsight predictor: each period's candidates "
             "replayed in the DU on the period that just ended (its slots and HARQ draws, from the "
             "DU's current state): what a predictor that knew the last period perfectly would choose. "
-            "Recovered of hindsight: RI-CQI-Tune's gain / the hindsight gain.",
+            "Channel-knowing predictor: each period's candidates replayed on the next period's slots "
+            "with HARQ draws of their own, answered with their expected BLER (mean block error "
+            "probability): it knows the coming channel but not the draws. "
+            "Recovered of hindsight / of channel: RI-CQI-Tune's gain / that reference's gain.",
         ]
-    extra_head = " | fixed back-off | hindsight RI-CQI-Tune | recovered of hindsight" if refs else ""
+    extra_head = (" | fixed back-off | hindsight RI-CQI-Tune | recovered of hindsight"
+                  " | channel-knowing RI-CQI-Tune | recovered of channel") if refs else ""
     lines += [
         "",
         "| CSI-RS | channel | corr. | SNR | OLLA Mbit/s | OLLA BLER | CQI-Tune | RI-CQI-Tune "
         f"| perfect RI-CQI-Tune | recovered | oracle{extra_head} | paper RI-CQI-Tune | replay mismatches |",
-        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if refs else "") + "---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|---|" if refs else "") + "---|---|",
     ]
 
     def gain(d: dict[str, Any], key: str) -> str:
@@ -1118,7 +1144,9 @@ def headroom_markdown(
             f"{gain(d, 'oracle') if has_perfect else '—'} | "
             + (f"{gain(d, 'cqi_backoff') if 'cqi_backoff' in d else '—'} | "
                f"{gain(d, 'ri_cqi_hindsight') if 'ri_cqi_hindsight' in d else '—'} | "
-               f"{_share(d.get('recovered_hindsight')) if 'ri_cqi_hindsight' in d else '—'} | " if refs else "")
+               f"{_share(d.get('recovered_hindsight')) if 'ri_cqi_hindsight' in d else '—'} | "
+               f"{gain(d, 'ri_cqi_channel') if 'ri_cqi_channel' in d else '—'} | "
+               f"{_share(d.get('recovered_channel')) if 'ri_cqi_channel' in d else '—'} | " if refs else "")
             + f"{paper:.1f}% | "
             f"{d.get('replay_mismatches', '—')} |"
         )
@@ -1127,6 +1155,7 @@ def headroom_markdown(
 
 __all__ = [
     "ALL_SCHEMES",
+    "CHANNEL_SCHEMES",
     "DATASET_VERSION",
     "FIXED_BACKOFF_CQI",
     "HINDSIGHT_SCHEMES",

@@ -44,6 +44,21 @@ those of the real model. The perfect scheme is the best the *policy* can do with
 perfect BLER forecast; its objective still uses the reported back-off ``b`` for the whole
 period while the real OLLA moves, so it is not the best *candidate*.
 
+Channel-knowing predictor
+-------------------------
+``PerfectPredictor(expected=True)`` answers with each candidate's *expected* BLER over the
+period instead: the mean of the per-transmission block error probabilities of its replay,
+
+    p̄[m] = (1 / n_tx[m]) · Σ_t BLER_TB(SINR_t[ue[m]], MCS_t[m], rank[m])     (unquantised)
+
+over its ``n_tx[m] = n_ack[m] + n_nack[m]`` transmissions
+(:attr:`CandidateReplay.expected_bler`). Replayed with HARQ uniforms drawn independently of
+the DU's, it knows the next period's channel but not its HARQ draws, which no predictor can
+know. The policies score ``r · SE · (1 − p)``, linear in ``p``, so ``p̄`` is what the same
+search would rank by with the best predictor that does not know the draws: the gap between
+it and the perfect predictor is the part of the headroom that lies in the draws, and no
+model can be expected to gain more than it does in the same search.
+
 Oracle
 ------
 The best-candidate oracle takes, per UE and period, the largest replayed delivered bits
@@ -184,6 +199,8 @@ class CandidateReplay:
         n_ack, n_nack: int64 [M], first-transmission ACKs / NACKs of the period.
         served_bits: int64 [M], ACKed bits of the period.
         n_slots: slots replayed.
+        bler_sum: float64 [M], sum of the block error probabilities of the row's
+            transmissions (the DU's ``bler_sum``); zeros where not given.
     """
 
     n_ue: int
@@ -194,11 +211,26 @@ class CandidateReplay:
     n_nack: np.ndarray
     served_bits: np.ndarray
     n_slots: int
+    bler_sum: np.ndarray | None = None
 
     @property
     def label(self) -> np.ndarray:
         """float64 [M], ``bler_label(n_ack, n_nack)`` (NaN without a transmission)."""
         return bler_label(self.n_ack, self.n_nack)[0]
+
+    @property
+    def expected_bler(self) -> np.ndarray:
+        """float64 [M], ``bler_sum / (n_ack + n_nack)``: the mean block error probability of
+        the row's transmissions, unquantised (NaN without a transmission).
+
+        Raises:
+            ValueError: a replay made without ``bler_sum``.
+        """
+        if self.bler_sum is None:
+            raise ValueError("this replay has no block error probabilities (bler_sum)")
+        n_tx = self.n_ack + self.n_nack
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n_tx > 0, self.bler_sum / np.maximum(n_tx, 1), np.nan)
 
     def rows_of(self, ue: np.ndarray, rank: np.ndarray, cqi: np.ndarray) -> np.ndarray:
         """int64 [B], the row of each candidate, −1 where it was not replayed."""
@@ -317,6 +349,7 @@ def replay_candidates(
         n_nack=shadow.n_nack.copy(),
         served_bits=shadow.served_bits.copy(),
         n_slots=len(slots),
+        bler_sum=shadow.bler_sum.copy(),
     )
 
 
@@ -326,12 +359,18 @@ class PerfectPredictor:
     Plugs into :class:`~lighttune_core.cell.CellTuner` in place of the LightTune model
     (with ``learn=False``). Call :meth:`set_period` with the period's reports and replay
     before the tuner decides.
+
+    Args:
+        expected: answer with each candidate's expected BLER
+            (:attr:`CandidateReplay.expected_bler`, the channel-knowing predictor of the
+            module docstring) instead of its quantised true label.
     """
 
     delta: float = 0.0
     """Unused (the perfect predictor is never fine-tuned)."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: bool = False) -> None:
+        self.expected = bool(expected)
         self._index: FeatureIndex | None = None
         self._replay: CandidateReplay | None = None
         self._label = np.zeros(0)
@@ -342,11 +381,11 @@ class PerfectPredictor:
             raise ValueError(f"the replay covers {replay.n_ue} UEs, the reports {len(reports)}")
         self._index = FeatureIndex(reports)
         self._replay = replay
-        label = replay.label
+        label = replay.expected_bler if self.expected else replay.label
         self._label = np.where(np.isnan(label), NO_TX_BLER, label)
 
     def predict_many(self, x: np.ndarray) -> np.ndarray:
-        """float64 [M]: the replayed label of each candidate row of ``x`` [M, 12].
+        """float64 [M]: the replayed label (or expected BLER) of each candidate row of ``x`` [M, 12].
 
         Raises:
             ValueError: before :meth:`set_period`, or a row that was not replayed.

@@ -81,6 +81,9 @@ def test_replay_reproduces_the_du_for_any_chosen_candidates(preset: str, mode: s
         np.testing.assert_array_equal(out.reports.n_nack, expected[1])
         np.testing.assert_array_equal(out.reports.served_bits, expected[2])
         assert (expected[0] + expected[1]).sum() > 0
+        # the expected BLER of the applied candidate is the DU's mean block error probability
+        rows = replay.rows_of(np.arange(scenario.n_ue), rank[pick], cqi[pick])
+        np.testing.assert_allclose(replay.expected_bler[rows], out.mean_tb_bler, rtol=1e-12, equal_nan=True)
     # the loop's state (OLLA back-off; the OAI loop's filtered window BLER) evolved meanwhile
     changed = [not np.array_equal(a, b) for a, b in zip(loop_start, (du.olla_offset_db, du._filtered_bler))]
     assert any(changed), "the link-adaptation state must evolve during the test, or it tests little"
@@ -276,3 +279,39 @@ def test_headroom_study_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     header, row = (tmp_path / "headroom.csv").read_text().strip().splitlines()
     assert "ri_cqi_perfect_gain_pct" in header and "recovered_pct" in header and row.startswith("0,80,TDL-A10")
     assert str(tmp_path) not in md
+
+
+def test_channel_knowing_predictor_answers_the_expected_bler() -> None:
+    """``PerfectPredictor(expected=True)`` answers each candidate's mean block error
+    probability (0 without a transmission): over HARQ draws, the replayed NACK fractions
+    average to it, while one draw's labels scatter around it."""
+    scenario = _scenario("srsran", n_ue=6, csi_period_ms=80)
+    channel, du, harq, out = _first_period(scenario)
+    rep = out.reports
+    cand = policy_candidates(rep, CellTuner(LightTuneModel(seed=1), "ri_cqi", du_preset="srsran"))
+    period = scenario.csi_period_slots
+    slots = [channel.step() for _ in range(period)]
+    draws = np.random.default_rng(7)
+    replays = [replay_candidates(du, *cand, slots, [draws.random(scenario.n_ue) for _ in range(period)])
+               for _ in range(40)]
+    expected = replays[0].expected_bler
+    tx = np.isfinite(expected)
+    assert tx.sum() > 2 * scenario.n_ue and 0.0 < expected[tx].mean() < 1.0
+    # the NACK fractions average to the expected BLER (40 draws of ~20 transmissions each;
+    # the draws also move the loop, and with it a candidate's MCS near a boundary)
+    nack_share = np.mean([r.n_nack[tx] / (r.n_ack[tx] + r.n_nack[tx]) for r in replays], axis=0)
+    mean_expected = np.mean([r.expected_bler[tx] for r in replays], axis=0)
+    averaged_error = np.abs(nack_share - mean_expected).mean()
+    assert averaged_error < 0.005
+    assert np.abs(replays[1].expected_bler[tx] - expected[tx]).mean() < 0.01
+    # one draw's (quantised) labels scatter far more around it than the 40-draw average
+    assert np.abs(replays[0].label[tx] - expected[tx]).mean() > 5 * averaged_error
+    predictor = PerfectPredictor(expected=True)
+    predictor.set_period(rep, replays[0])
+    rows = build_features(rep, rep.ri, rep.cqi)[cand[0]]
+    rows[:, 6] = cand[1] / 4
+    rows[:, 7] = cand[2] / 15
+    np.testing.assert_array_equal(predictor.predict_many(rows), np.where(tx, expected, 0.0))
+    no_sum = dataclasses.replace(replays[0], bler_sum=None)
+    with pytest.raises(ValueError, match="bler_sum"):
+        PerfectPredictor(expected=True).set_period(rep, no_sum)

@@ -1,4 +1,5 @@
-"""The reference schemes of Table 6: the fixed back-off rule and the hindsight predictor."""
+"""The reference schemes of Table 6: the fixed back-off rule, the hindsight predictor and
+the channel-knowing predictor."""
 
 from __future__ import annotations
 
@@ -80,6 +81,38 @@ def test_hindsight_replays_the_period_that_just_ended(monkeypatch: pytest.Monkey
     np.testing.assert_array_equal(alone.schemes["olla"].throughput_bps, res.schemes["olla"].throughput_bps)
 
 
+def test_channel_knowing_replay_runs_on_the_next_period_with_draws_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The channel-knowing scheme replays the next period's slots (like the perfect one) but
+    never with the DU's HARQ uniforms, and it changes OLLA's run in nothing."""
+    calls: list[tuple[int, list[int], np.ndarray]] = []
+    real = experiment.replay_candidates
+
+    def spy(du, ue, rank, cqi, slots, uniforms):  # type: ignore[no-untyped-def]
+        calls.append((du.slot_index, [s.slot for s in slots], np.stack(uniforms)))
+        return real(du, ue, rank, cqi, slots, uniforms)
+
+    monkeypatch.setattr(experiment, "replay_candidates", spy)
+    scenario = _scenario(n_ue=4, csi_period_ms=20)
+    model = ModelSource(LightTuneModel(seed=1), "untrained test model")
+    res = run_experiment(scenario, 0.3, model, schemes=("olla", "ri_cqi_channel", "ri_cqi_perfect"))
+    period = scenario.csi_period_slots
+    assert len(calls) >= 16 and len(calls) % 2 == 0
+    # per period: the perfect replay, then the channel-knowing one, on the same next slots
+    for (s1, slots1, u1), (s2, slots2, u2) in zip(calls[0::2], calls[1::2]):
+        assert s1 == s2 and slots1 == slots2 == list(range(s1, s1 + len(slots1)))
+        assert 0 < len(slots1) <= period  # the run's last period may be cut short
+        assert u1.shape == u2.shape and not np.isclose(u1, u2).any()
+    assert "ri_cqi_channel" not in res.headroom
+    assert res.schemes["ri_cqi_channel"].n_updates == 0
+    alone = run_experiment(scenario, 0.3, model, schemes=("olla",))
+    np.testing.assert_array_equal(alone.schemes["olla"].throughput_bps, res.schemes["olla"].throughput_bps)
+    again = run_experiment(scenario, 0.3, model, schemes=("olla", "ri_cqi_channel"))  # seeded
+    np.testing.assert_array_equal(again.schemes["ri_cqi_channel"].throughput_bps,
+                                  res.schemes["ri_cqi_channel"].throughput_bps)
+
+
 def test_fixed_backoff_scheme_sends_its_rule_to_the_du() -> None:
     scenario = _scenario(n_ue=6, csi_period_ms=20)
     model = ModelSource(LightTuneModel(seed=1), "untrained test model")
@@ -96,15 +129,17 @@ def test_table6_references_columns_and_recovered_share() -> None:
     results = run_table6(model, n_ue=4, duration_s=0.2, seed=1, workers=1, rows=[12], snrs=("high",),
                          du_preset="sionna", references=True)
     d = results[0]
-    for key in ("cqi_backoff", "ri_cqi_hindsight"):
+    for key in ("cqi_backoff", "ri_cqi_hindsight", "ri_cqi_channel"):
         assert len(d[key]) == 3 and d[key][1] <= d[key][0] <= d[key][2]
-    g_hind = d["ri_cqi_hindsight"][0]
-    if g_hind > 0:
-        assert d["recovered_hindsight"] == pytest.approx(d["ri_cqi"][0] / g_hind)
-    else:
-        assert d["recovered_hindsight"] is None
+    for key, share in (("ri_cqi_hindsight", "recovered_hindsight"), ("ri_cqi_channel", "recovered_channel")):
+        g_ref = d[key][0]
+        if g_ref > 0:
+            assert d[share] == pytest.approx(d["ri_cqi"][0] / g_ref)
+        else:
+            assert d[share] is None
     md = table6_markdown(results, "test model", 4, 0.2)
-    assert "| fixed back-off | hindsight RI-CQI-Tune | recovered of hindsight |" in md
+    assert ("| fixed back-off | hindsight RI-CQI-Tune | recovered of hindsight "
+            "| channel-knowing RI-CQI-Tune | recovered of channel |") in md
     header = next(line for line in md.splitlines() if line.startswith("| CSI-RS"))
     row = next(line for line in md.splitlines() if line.startswith("| 10 ms"))
     assert row.count("|") == header.count("|")  # one cell per column
