@@ -200,7 +200,7 @@ class CandidateReplay:
         served_bits: int64 [M], ACKed bits of the period.
         n_slots: slots replayed.
         bler_sum: float64 [M], sum of the block error probabilities of the row's
-            transmissions (the DU's ``bler_sum``); zeros where not given.
+            transmissions (the DU's ``bler_sum``); None for a replay made without it.
     """
 
     n_ue: int
