@@ -165,7 +165,7 @@ DEFAULT_CLASS_BALANCE: float = 0.5
 """Default class-balance exponent of :func:`train_offline` (square-root inverse frequency)."""
 DEFAULT_INPUT_BINS: int = 8
 """One-hot quantile bins per feature of ``lighttune-train`` and ``scripts/train-model`` (the
-packaged offline-v8 and offline-v6, and offline-v5 before them); :func:`train_offline` itself defaults to none
+packaged offline-v9, -v8 and -v6, and offline-v5 before them); :func:`train_offline` itself defaults to none
 (the plain features)."""
 DEFAULT_INPUT_GAIN: float = 1.0
 """Input gain ``g`` of ``lighttune-train`` (offline-v6; offline-v5 had 0.1). With ``g = 0.1``

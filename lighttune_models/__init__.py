@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-BUILTIN_MODEL_FILE: str = "offline-v8.ltm"
+BUILTIN_MODEL_FILE: str = "offline-v9.ltm"
 """The packaged offline model (``modelPath: "builtin"``; README.md beside it says how it was made)."""
 
 

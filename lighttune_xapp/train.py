@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--readout", action=argparse.BooleanOptionalAction, default=False,
                    help="fit a softmax readout on the trained layers' activities; the model's label is then the "
                         "median of its distribution (lighttune_core/readout.py; offline-v7). Default off: the arg-max "
-                        "goodness of the builtin offline-v8 and of offline-v6")
+                        "goodness of the builtin offline-v9 and of offline-v8 and -v6")
     p.add_argument("--readout-l2", type=float, default=DEFAULT_READOUT_L2, metavar="L",
                    help="L2 penalty of the readout fit on standardised activities (default %(default)s)")
     p.add_argument("--readout-lr", type=float, default=DEFAULT_READOUT_LR, metavar="LR",

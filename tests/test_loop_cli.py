@@ -75,13 +75,15 @@ def test_train_model_script_refuses_bad_options_before_any_work() -> None:
                           (["--bler-curves", "ldpc"], "--bler-curves must be"),
                           (["--conditions", "all"], "--conditions must be"),
                           (["--average-tail", "1"], "--average-tail takes a fraction"),
-                          (["--extra-csi-period", "80"], "--extra-csi-period must be")):
+                          (["--extra-csi-period", "80"], "--extra-csi-period must be"),
+                          (["--extra-csi-period", "40,"], "--extra-csi-period must be"),
+                          (["--extra-csi-period", "20,40,20"], "lists a period twice")):
         done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and message in done.stderr
     shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "83,200-sample dataset" in shown.stdout and "set -e" not in shown.stdout
-    assert "offline-v8.ltm" in shown.stdout and "offline-v6.ltm" in shown.stdout and "--readout" in shown.stdout and "training curve PNG" in shown.stdout
-    assert "--average-tail F" in shown.stdout and "--extra-csi-period MS" in shown.stdout
+    assert "offline-v9.ltm" in shown.stdout and "offline-v8.ltm" in shown.stdout and "offline-v6.ltm" in shown.stdout and "--readout" in shown.stdout and "training curve PNG" in shown.stdout
+    assert "--average-tail F" in shown.stdout and "--extra-csi-period MS[,MS...]" in shown.stdout
 
 
 def test_demo_runs_the_packaged_model_and_trains_a_stand_in_only_without_it(
