@@ -670,6 +670,11 @@ def run_experiment(
             ahead.append((channel.step(), harq.harq_uniforms()))
             drawn += 1
 
+    def next_period() -> list[tuple[SlotSINR, np.ndarray]]:
+        """The next CSI period's slots and HARQ uniforms (drawn ahead; fewer at the run's end)."""
+        draw_ahead(scenario.csi_period_slots)
+        return list(ahead)[: scenario.csi_period_slots]
+
     for _ in _progress(range(n_slots), progress, f"experiment {scenario.profile}", n_slots):
         draw_ahead(1)
         slot, u = ahead.popleft()
@@ -702,13 +707,12 @@ def run_experiment(
                     log.replayed.append(expected[0])
                     log.delivered.append(np.stack([rep.n_ack, rep.n_nack, rep.served_bits]))
                     log.oracle_bits += expected[1]
-                draw_ahead(scenario.csi_period_slots)
-                replay = replay_for(s, rep, list(ahead)[: scenario.csi_period_slots])
+                replay = replay_for(s, rep, next_period())
                 log.n_candidates.append(int(replay.ue.shape[0]))
             elif s in CHANNEL_SCHEMES:  # the next period's channel, HARQ draws of its own
-                draw_ahead(scenario.csi_period_slots)
-                window = list(ahead)[: scenario.csi_period_slots]
-                replay_for(s, rep, [(w[0], blind_draws.random(n)) for w in window])
+                window = next_period()
+                own_draws = blind_draws.random((len(window), n))  # the same stream as one call per slot
+                replay_for(s, rep, [(w[0], u) for w, u in zip(window, own_draws)])
             elif s in replayed:  # hindsight: the candidates on the period that just ended
                 replay_for(s, rep, list(history)[max(0, len(history) - (out.end_slot - out.start_slot)):])
             if s in RULE_SCHEMES:
